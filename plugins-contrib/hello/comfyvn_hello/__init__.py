@@ -1,0 +1,1 @@
+"""An example ComfyVN plugin, written exactly as a third-party modder would write one."""

@@ -1,0 +1,41 @@
+"""Shared test set-up: hypothesis profiles, quiet logging, and a factory for fresh kernels."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from comfyvn import Kernel, RuntimePaths, create_kernel
+from comfyvn.log import configure_logging
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", deadline=None, max_examples=60,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("dev", deadline=None, max_examples=25,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("thorough", deadline=None, max_examples=500,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# structlog's default logger prints to stdout; route it through stdlib logging (stderr) instead.
+configure_logging(None, level="WARNING", env={})
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> RuntimePaths:
+    """Runtime roots below the test's temporary folder."""
+    return RuntimePaths.under(tmp_path / "runtime")
+
+
+@pytest.fixture
+def make_kernel(runtime: RuntimePaths) -> Callable[..., Kernel]:
+    """Build a strict kernel with exactly the plugins named, no entry points, an empty environment."""
+
+    def factory(*plugins: object, env: dict[str, str] | None = None, **kwargs: Any) -> Kernel:
+        kwargs.setdefault("strict", True)
+        return create_kernel(plugins=list(plugins), paths=runtime, env=env or {}, **kwargs)
+
+    return factory
