@@ -1,0 +1,59 @@
+"""Battle simulations per second (target: ≥ 50k/s in-process), against a bare-arithmetic baseline.
+
+Run: ``python3 -m pytest tests/bench/test_bench_battle.py --benchmark-enable -q``. The baseline is the
+formula as raw arithmetic on floats (no validation, no result objects); the ratio says what the
+real `simulate` (breakdowns, weights, RNG state) costs on top, independent of the machine's speed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from comfyvn_battle.engine import parse_stats, simulate
+
+BATCH = 2_000
+CONTENDERS = parse_stats({"team_a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2},
+                          "team_b": {"base": 10, "str": 5, "agi": 2, "weapon_tier": 1, "rng": 1.5}})
+
+
+def real_batch() -> str:
+    outcome = ""
+    for seed in range(BATCH):
+        outcome = simulate(CONTENDERS, seed).outcome
+    return outcome
+
+
+def baseline_batch() -> str:
+    fixed = [(c.name, c.fixed, c.variance) for c in CONTENDERS]
+    outcome = ""
+    for seed in range(BATCH):
+        value, best, outcome = seed, float("-inf"), ""
+        for name, base, variance in fixed:
+            value = (1664525 * value + 1013904223) % 2**32
+            total = base + (value / 2**32 * 2 - 1) * variance
+            if total > best:
+                best, outcome = total, name
+    return outcome
+
+
+def _best_of(fn: Any, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_bench_battle_baseline(benchmark: Any) -> None:
+    benchmark.group = "battle"
+    assert benchmark(baseline_batch) in {"team_a", "team_b"}
+
+
+def test_bench_battle_simulations(benchmark: Any) -> None:
+    benchmark.group = "battle"
+    assert benchmark(real_batch) in {"team_a", "team_b"}
+    real, base = _best_of(real_batch), _best_of(baseline_batch)
+    benchmark.extra_info["simulations_per_second"] = round(BATCH / real)
+    benchmark.extra_info["ratio_to_baseline"] = round(real / base, 2)
