@@ -1,0 +1,148 @@
+"""``comfyvn scenario validate|playtest``: parse options -> domain/service -> print.
+
+Exit codes: 0 fine; 1 the scenario is invalid or the trace differs from the golden one; 2 bad input
+(the root group turns a `ComfyVNError` into one line).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from comfyvn.errors import ComfyVNError
+
+from .playtest import compare_traces
+from .project import PROJECT_FILE, Project, dump_json
+from .service import ScenarioService, golden_from
+from .validation import ValidationReport, validate_project_dir, validate_scene
+from .wire import PlaytestRequest, parse_request
+
+if TYPE_CHECKING:
+    from comfyvn import Kernel
+
+__all__ = ["scenario_group"]
+
+
+def _read_json(path: Path, field: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ComfyVNError(f"cannot read {path}: {exc.strerror}", field=field, code="invalid_file") from None
+    except ValueError as exc:
+        raise ComfyVNError(f"{path} is not valid JSON: {exc}", field=field, code="invalid_json") from None
+
+
+def load_story(path: Path) -> tuple[dict[str, Any] | Project, ValidationReport]:
+    """A project folder / project.json, or a single scene file, with its validation report."""
+    if path.is_dir() or path.name == PROJECT_FILE:
+        return validate_project_dir(path)
+    scene = _read_json(path, "path")
+    return scene, validate_scene(scene)
+
+
+def _print_report(report: ValidationReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_wire(), indent=2, ensure_ascii=False))
+        return
+    for issue in (*report.errors, *report.warnings):
+        where = f"{issue.document} " if issue.document else ""
+        click.echo(f"{issue.severity}: {where}{issue.path or '/'}: {issue.message} [{issue.code}]")
+    click.echo(f"{'valid' if report.valid else 'invalid'}: {len(report.errors)} error(s), "
+               f"{len(report.warnings)} warning(s)")
+
+
+@click.group("scenario")
+def scenario_group() -> None:
+    """Scenarios: validate projects and scenes, run headless playtests."""
+
+
+@scenario_group.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print {valid, errors, warnings} as JSON.")
+def validate_cmd(path: Path, as_json: bool) -> None:
+    """Validate PATH: a project folder, its project.json, or a scene file. Exit 1 when invalid."""
+    _, report = load_story(path)
+    _print_report(report, as_json)
+    if not report.valid:
+        raise click.exceptions.Exit(1)
+
+
+@scenario_group.command("playtest")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--pov", help="POV to play (default: the project's or scene's default).")
+@click.option("--policy", type=click.Choice(["random", "first", "scripted", "explore"]), default="random",
+              show_default=True, help="random = the runner's seeded weighted pick.")
+@click.option("--choice", "choices", multiple=True, help="Scripted choice id (repeatable, in order).")
+@click.option("--variables", help="JSON object deep-merged over the variable defaults.")
+@click.option("--max-steps", type=int, default=500, show_default=True)
+@click.option("--max-depth", type=int, default=200, show_default=True, help="explore only")
+@click.option("--golden", type=click.Path(path_type=Path),
+              help="Compare with this golden trace; exit 1 on a difference.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the trace (or explore report) JSON here.")
+@click.option("--persist", is_flag=True, help="Also write the trace and a .log under <logs>/playtest/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full response JSON.")
+@click.pass_obj
+def playtest_cmd(kernel: Kernel, path: Path, seed: int, pov: str | None, policy: str, choices: tuple[str, ...],
+                 variables: str | None, max_steps: int, max_depth: int, golden: Path | None, out: Path | None,
+                 persist: bool, as_json: bool) -> None:
+    """Play PATH headless with a seed and a policy; print the digest (and the diff against --golden)."""
+    story, report = load_story(path)
+    if not report.valid:
+        _print_report(report, False)
+        raise click.exceptions.Exit(1)
+    body: dict[str, Any] = {"seed": seed, "policy": policy, "choices": list(choices), "max_steps": max_steps,
+                            "max_depth": max_depth, "persist": persist}
+    if pov is not None:
+        body["pov"] = pov
+    if variables is not None:
+        try:
+            body["variables"] = json.loads(variables)
+        except ValueError as exc:
+            raise ComfyVNError(f"--variables is not JSON: {exc}", field="variables", code="invalid_json") from None
+    if isinstance(story, Project):
+        body["project"], body["scenes"] = story.document(), story.scenes
+    else:
+        body["scene"] = story
+    response = ScenarioService(kernel).playtest(parse_request(body, PlaytestRequest))
+    result = response.get("trace") or response.get("report")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(dump_json(result), encoding="utf-8")
+    differs = False
+    if golden is not None:
+        comparison = compare_traces(result, golden_from(golden))
+        response["comparison"] = comparison.to_wire()
+        differs = not comparison.equal
+    if as_json:
+        click.echo(json.dumps(response, indent=2, ensure_ascii=False))
+    else:
+        _summary(response)
+    if differs:
+        raise click.exceptions.Exit(1)
+
+
+def _summary(response: dict[str, Any]) -> None:
+    if "report" in response:
+        report = response["report"]
+        click.echo(f"explored {report['states']} state(s) over POVs {', '.join(report['povs'])}"
+                   f"{' (truncated)' if report['truncated'] else ''}")
+        click.echo(f"visited {len(report['visited'])} node(s); unvisited: {', '.join(report['unvisited']) or 'none'}")
+        for ending in report["endings"]:
+            path = " > ".join(ending["path"])
+            click.echo(f"  ending {ending['scene_id']}:{ending['node']} [{ending['pov']}] via {path}")
+    else:
+        trace = response["trace"]
+        final = trace["final"]
+        click.echo(f"{trace['outcome']} at {final['scene_id']}:{final['node']} after {final['steps']} step(s) "
+                   f"(seed {trace['seed']}, pov {trace['pov']}, policy {trace['policy']['kind']})")
+        click.echo(f"choices: {' > '.join(s['choice'] for s in trace['steps']) or '-'}")
+    click.echo(f"digest: {response['digest']}")
+    for key in ("trace_path", "log_path"):
+        if key in response:
+            click.echo(f"{key}: {response[key]}")
+    comparison = response.get("comparison")
+    if comparison is not None:
+        click.echo("golden: equal" if comparison["equal"] else comparison["text"])

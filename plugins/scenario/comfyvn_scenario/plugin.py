@@ -1,0 +1,75 @@
+"""Hook implementations of the scenario plugin (wiring only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from comfyvn import hookimpl
+
+from . import routes
+from .cli import scenario_group
+from .service import PLAYTEST_FLAG
+
+if TYPE_CHECKING:
+    import click
+    from comfyvn import Kernel
+
+_STR_OR_NULL = {"type": ["string", "null"]}
+_ENTER = {
+    "type": "object",
+    "required": ["scene_id", "node", "pov", "variables", "history", "finished"],
+    "properties": {"scene_id": {"type": "string"}, "node": {"type": "string"}, "pov": {"type": "string"},
+                   "variables": {"type": "object"}, "finished": {"type": "boolean"},
+                   "history": {"type": "array", "items": {"type": "object", "required": ["node", "choice"]}}},
+}
+_RENDER = {
+    "type": "object",
+    "required": ["scene_id", "node", "pov", "choices", "finished"],
+    "properties": {"scene_id": {"type": "string"}, "node": {"type": "string"}, "pov": {"type": "string"},
+                   "finished": {"type": "boolean"},
+                   "choices": {"type": "array", "items": {"type": "object", "required": ["target"]}}},
+}
+_START = {
+    "type": "object",
+    "required": ["scenario_id", "seed", "policy", "pov"],
+    "properties": {"scenario_id": {"type": "string"}, "seed": {"type": "integer"},
+                   "policy": {"enum": ["first", "random", "scripted", "explore"]}, "pov": _STR_OR_NULL},
+}
+_STEP = {
+    "type": "object",
+    "required": ["index", "scene_id", "node", "choice", "to"],
+    "properties": {"index": {"type": "integer", "minimum": 0}, "scene_id": {"type": "string"},
+                   "node": {"type": "string"}, "choice": {"type": "string"},
+                   "to": {"type": "object", "required": ["scene_id", "node"]}},
+}
+_FINISHED = {
+    "type": "object",
+    "required": [*_START["required"], "digest", "steps", "outcome"],
+    "properties": {**_START["properties"], "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                   "steps": {"type": "integer", "minimum": 0},
+                   "outcome": {"enum": ["finished", "max_steps", "script_exhausted", "explored", "truncated"]}},
+}
+
+
+@hookimpl
+def register_events(register: Any) -> None:
+    register("on_scene_enter", "The runner entered a node (/api/scenario/run/step): state after its actions.", _ENTER)
+    register("on_choice_render", "The choices available to the POV at the node just entered.", _RENDER)
+    register("on_playtest_start", "A headless playtest (or explore-all) began.", _START)
+    register("on_playtest_step", "One step of a playtest: the choice taken and where it led.", _STEP)
+    register("on_playtest_finished", "A playtest ended: its trace digest, step count and outcome.", _FINISHED)
+
+
+@hookimpl
+def register_flags(register: Any) -> None:
+    register(PLAYTEST_FLAG, False, "POST /api/playtest/run: headless playtests with canonical traces.")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(scenario_group)
+
+
+@hookimpl
+def register_routes(kernel: Kernel) -> list[Any]:
+    return routes.make_routes(kernel)

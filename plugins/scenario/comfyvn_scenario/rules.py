@@ -1,0 +1,188 @@
+"""Conditions and actions over runner variables, compiled once per scenario.
+
+Variables are nested dicts that are never mutated: an action returns a new top-level dict that
+shares every branch it did not touch (copy-on-write along the dot-path). That keeps `step` pure
+and cheap -- a step copies O(path length) dicts, not the whole variable tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "MISSING",
+    "OPERATORS",
+    "Action",
+    "Condition",
+    "compile_action",
+    "compile_condition",
+    "get_path",
+    "split_key",
+]
+
+OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "not_exists")
+ACTION_TYPES = ("set", "increment", "decrement", "clear")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+Condition = Callable[[Mapping[str, Any]], bool]
+Action = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def split_key(key: str) -> tuple[str, ...]:
+    """Dot-path segments; empty segments are ignored as the original runner did (``a..b`` == ``a.b``)."""
+    return tuple(part for part in key.split(".") if part)
+
+
+def get_path(variables: Mapping[str, Any], parts: Sequence[str]) -> Any:
+    """The value at ``parts`` or `MISSING` (an intermediate that is not an object counts as missing)."""
+    current: Any = variables
+    for part in parts:
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        else:
+            return MISSING
+    return current
+
+
+def _number(value: Any) -> float | None:
+    # "gt/gte/lt/lte compare as numbers" (wire): the original used float(), so "3" compares as 3.
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def compile_condition(condition: Mapping[str, Any]) -> Condition:
+    """A predicate over variables. A missing key makes every operator false except ``not_exists``."""
+    parts = split_key(str(condition["key"]))
+    operator = condition["operator"]
+    value = condition.get("value")
+
+    if operator == "exists":
+        return lambda variables: get_path(variables, parts) is not MISSING
+    if operator == "not_exists":
+        return lambda variables: get_path(variables, parts) is MISSING
+    if operator in ("gt", "gte", "lt", "lte"):
+        bound = _number(value)
+        if bound is None:
+            return lambda variables: False
+        compare: Callable[[float, float], bool] = {
+            "gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__,
+        }[operator]
+
+        def numeric(variables: Mapping[str, Any]) -> bool:
+            current = get_path(variables, parts)
+            if current is MISSING:
+                return False
+            number = _number(current)
+            return number is not None and compare(number, bound)
+
+        return numeric
+    if operator in ("in", "not_in"):
+        negate = operator == "not_in"
+
+        def member(variables: Mapping[str, Any]) -> bool:
+            current = get_path(variables, parts)
+            if current is MISSING:
+                return False
+            if isinstance(value, str):
+                found = isinstance(current, str) and current in value
+            elif isinstance(value, list):
+                found = current in value
+            else:
+                return False
+            return found != negate
+
+        return member
+    if operator in ("eq", "neq"):
+        negate = operator == "neq"
+
+        def equal(variables: Mapping[str, Any]) -> bool:
+            current = get_path(variables, parts)
+            if current is MISSING:
+                return False
+            return (current == value) != negate
+
+        return equal
+    raise ValueError(f"unknown condition operator {operator!r}")
+
+
+def _assoc(tree: Mapping[str, Any], parts: Sequence[str], value: Any) -> dict[str, Any]:
+    new = dict(tree)
+    head = parts[0]
+    if len(parts) == 1:
+        new[head] = value
+    else:
+        child = tree.get(head)
+        new[head] = _assoc(child if isinstance(child, Mapping) else {}, parts[1:], value)
+    return new
+
+
+def _dissoc(tree: dict[str, Any], parts: Sequence[str]) -> dict[str, Any]:
+    head = parts[0]
+    if head not in tree:
+        return tree
+    if len(parts) == 1:
+        new = dict(tree)
+        del new[head]
+        return new
+    child = tree[head]
+    if not isinstance(child, dict):
+        return tree
+    updated = _dissoc(child, parts[1:])
+    if updated is child:
+        return tree
+    new = dict(tree)
+    new[head] = updated
+    return new
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number (booleans are not numbers here, unlike Python's ``isinstance(True, int)``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def compile_action(action: Mapping[str, Any]) -> Action:
+    """A function ``variables -> new variables`` (the input is never modified)."""
+    parts = split_key(str(action["key"]))
+    kind = action["type"]
+    if not parts:
+        return lambda variables: variables
+    if kind == "set":
+        value = action.get("value")
+        return lambda variables: _assoc(variables, parts, value)
+    if kind == "clear":
+        return lambda variables: _dissoc(variables, parts)
+    if kind in ("increment", "decrement"):
+        raw = action.get("amount")
+        if raw is None:
+            raw = action.get("value")
+        # A non-numeric amount falls back to 1 as in the original; the validator reports it.
+        delta: int | float = raw if is_number(raw) else 1
+        if kind == "decrement":
+            delta = -delta
+
+        def bump(variables: dict[str, Any]) -> dict[str, Any]:
+            base = get_path(variables, parts)
+            # Missing or non-numeric base counts as 0 (original behaviour); ints stay ints.
+            start = base if is_number(base) else 0
+            return _assoc(variables, parts, start + delta)
+
+        return bump
+    raise ValueError(f"unknown action type {kind!r}")
+
+
+def apply_actions(actions: Sequence[Action], variables: dict[str, Any]) -> dict[str, Any]:
+    """Run compiled actions in order."""
+    for action in actions:
+        variables = action(variables)
+    return variables
