@@ -1,0 +1,54 @@
+"""Developer sessions: ``nox -s tests`` (what CI runs), ``lint``, ``types``, ``renpy``, ``bench``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+
+def _ensure_renpy(session: nox.Session) -> None:
+    """The exporter's tests run the real Ren'Py 8 engine (Debian's ``renpy`` package)."""
+    if shutil.which("renpy") or os.path.exists("/usr/games/renpy"):
+        return
+    if os.geteuid() != 0:
+        session.error("Ren'Py is not installed: run `sudo apt-get install -y renpy` first")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "renpy", external=True)
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The whole test suite against the real engines (installs Ren'Py through apt when missing)."""
+    _ensure_renpy(session)
+    session.install("-r", "requirements-test.txt")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff over everything, then the import contracts."""
+    session.install("ruff", "-r", "requirements-test.txt")
+    session.run("ruff", "check", ".")
+    session.run("python", "-m", "pytest", "-q", "tests/test_import_contracts.py")
+
+
+@nox.session(python="3.11")
+def types(session: nox.Session) -> None:
+    """mypy --strict on the kernel."""
+    session.install("mypy", "-r", "requirements.txt")
+    session.run("mypy", "kernel/comfyvn")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The benchmarks (pytest-benchmark), with ratios against in-run baselines."""
+    _ensure_renpy(session)
+    session.install("-r", "requirements-test.txt")
+    session.run("python", "-m", "pytest", "tests/bench", "--benchmark-enable", "--benchmark-only",
+                "--benchmark-columns=min,median,mean,ops,rounds", *session.posargs)
