@@ -1,0 +1,1 @@
+"""Roleplay import: SillyTavern chats, character cards and lorebooks to ComfyVN projects."""

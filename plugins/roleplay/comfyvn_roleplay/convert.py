@@ -1,0 +1,390 @@
+"""Turn a stream of parsed messages into scenario-schema scenes, one closed scene at a time.
+
+The builder keeps only the scene being filled and the one before it (whose last nodes still need
+their jump to the next scene), so memory stays flat however long the chat is. Each message
+becomes dialogue and/or narration nodes linked in order by single choices; swipes optionally
+become a choice point whose branches meet again at the next message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
+from urllib.parse import unquote
+
+import attrs
+from comfyvn.errors import ComfyVNError
+
+from .cast import Cast
+from .dates import to_comparable
+from .models import Kind, Message, SceneBreak
+from .textproc import guess_expression, resolve_macros, split_actions, split_ooc, tidy
+
+__all__ = ["DETAIL_LEVELS", "Detail", "ImportOptions", "SceneBuilder", "background_path"]
+
+
+@attrs.frozen
+class Detail:
+    """What a detail level does (spec: Low/Medium/High drive cleanup and segmentation)."""
+
+    actions_as_narration: bool
+    max_scene_nodes: int
+    time_gap_hours: float | None
+    split_paragraphs: bool
+    unquote: bool
+    expression_cues: bool
+
+
+DETAIL_LEVELS = {
+    # low: keep messages whole, split scenes only at explicit breaks, backgrounds and a high cap.
+    "low": Detail(False, 400, None, False, False, False),
+    "medium": Detail(True, 150, 6.0, False, False, True),
+    # high: one node per paragraph, quotes dropped, tighter scenes.
+    "high": Detail(True, 60, 2.0, True, True, True),
+}
+
+
+def _level(_: Any, __: Any, value: str) -> None:
+    if value not in DETAIL_LEVELS:
+        raise ComfyVNError(f"detail_level must be one of low, medium, high (got {value!r})", field="detail_level")
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[Any, Any, str], None]:
+    def check(_: Any, attribute: Any, value: str) -> None:
+        if value not in allowed:
+            raise ComfyVNError(
+                f"{attribute.name} must be one of {', '.join(allowed)} (got {value!r})", field=attribute.name
+            )
+
+    return check
+
+
+def _positive(_: Any, attribute: Any, value: float | None) -> None:
+    # Also bounds the value: timedelta(hours=inf) would overflow mid-import.
+    if value is not None and not 0 < value <= 1_000_000:
+        raise ComfyVNError(f"{attribute.name} must be between 0 and 1000000", field=attribute.name)
+
+
+@attrs.frozen
+class ImportOptions:
+    """Conversion options; ``None`` fields take the detail level's default."""
+
+    title: str = ""
+    detail_level: str = attrs.field(default="medium", validator=_level)
+    actions_as_narration: bool | None = None
+    ooc: str = attrs.field(default="drop", validator=_choice(("keep", "drop")))
+    hidden: str = attrs.field(default="keep", validator=_choice(("keep", "drop")))
+    swipes_as_choices: bool = False
+    max_scene_nodes: int | None = attrs.field(default=None, validator=_positive)
+    time_gap_hours: float | None = attrs.field(default=None, validator=_positive)
+    user_name: str | None = None
+    use_display_text: bool = False
+    strict: bool = False
+
+    @property
+    def detail(self) -> Detail:
+        """The detail level with this import's overrides applied."""
+        base = DETAIL_LEVELS[self.detail_level]
+        return attrs.evolve(
+            base,
+            actions_as_narration=base.actions_as_narration
+            if self.actions_as_narration is None
+            else self.actions_as_narration,
+            max_scene_nodes=self.max_scene_nodes or base.max_scene_nodes,
+            time_gap_hours=self.time_gap_hours if self.time_gap_hours is not None else base.time_gap_hours,
+        )
+
+
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)]*?))\s*\)""")
+_BREAK_TEXT = re.compile(r"^\s*(?:-{3,}|\*{3,}|={3,})\s*$")
+Classifier = Callable[[str, str, Sequence[str]], "str | None"]
+
+
+def background_path(value: Any) -> str | None:
+    """``custom_background`` (CSS ``url("backgrounds/x.jpg")`` or a bare path) → ``backgrounds/x.jpg``."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    m = _CSS_URL.search(value)
+    path = (next(g for g in m.groups() if g is not None) if m else value).strip().replace("\\", "/")
+    path = unquote(path).lstrip("/")
+    return path or None
+
+
+@attrs.define
+class _Scene:
+    id: str
+    number: int
+    nodes: list[dict[str, Any]] = attrs.field(factory=list)
+    background: str | None = None
+    reason: str = "start"
+    first_line: int | None = None
+    last_line: int | None = None
+
+
+class SceneBuilder:
+    """Feed messages and breaks with :meth:`add`; closed scenes come back ready to write."""
+
+    def __init__(
+        self,
+        options: ImportOptions,
+        cast: Cast,
+        *,
+        main_character: str = "",
+        background: str | None = None,
+        classify: Classifier | None = None,
+    ) -> None:
+        self.options = options
+        self.detail = options.detail
+        self.cast = cast
+        self.main_character = main_character
+        self.classify = classify
+        self.stats: dict[str, int] = {
+            "messages": 0,
+            "nodes": 0,
+            "scenes": 0,
+            "hidden": 0,
+            "hidden_dropped": 0,
+            "system": 0,
+            "empty": 0,
+            "ooc_dropped": 0,
+            "swipe_choices": 0,
+        }
+        self._scene_count = 0
+        self._scene: _Scene | None = None
+        self._held: _Scene | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._break: str | None = None
+        self._background = background
+        self._last_date: datetime | None = None
+        self.scene_ids: list[str] = []
+
+    # -- scene bookkeeping -------------------------------------------------------------------
+    def _new_scene(self, reason: str) -> None:
+        if self._scene is not None and not self._scene.nodes:
+            # Nothing was written to the open scene (a break right after a break): reuse it.
+            self._scene.reason, self._scene.background = reason, self._background
+            return
+        if self._scene is not None:
+            self._held = self._scene
+        self._scene_count += 1
+        sid = f"scene_{self._scene_count:04d}"
+        self._scene = _Scene(id=sid, number=self._scene_count, background=self._background, reason=reason)
+
+    def _append(self, nodes: list[dict[str, Any]], line: int) -> Iterator[dict[str, Any]]:
+        """Link ``nodes`` (a chain) after the pending tails; the first node releases a held scene."""
+        scene = self._scene
+        assert scene is not None
+        for node in nodes:
+            node["id"] = f"n{len(scene.nodes) + 1:04d}"
+            scene.nodes.append(node)
+        target = nodes[0]["id"]
+        if self._held is not None:
+            target = f"{scene.id}:{target}"
+        for tail in self._pending:
+            tail["choices"] = [{"target": target}]
+        if self._held is not None:
+            yield self._render(self._held)
+            self._held = None
+        for a, b in pairwise(nodes):
+            a["choices"] = [{"target": b["id"]}]
+        self._pending = [nodes[-1]]
+        scene.first_line = scene.first_line or line
+        scene.last_line = line
+
+    def _render(self, scene: _Scene) -> dict[str, Any]:
+        self.stats["scenes"] += 1
+        self.stats["nodes"] += len(scene.nodes)
+        self.scene_ids.append(scene.id)
+        title = self.options.title or "Imported chat"
+        out: dict[str, Any] = {
+            "id": scene.id,
+            "title": f"{title} — {scene.number}",
+            "start": scene.nodes[0]["id"],
+            "nodes": scene.nodes,
+            "metadata": {
+                "roleplay": {"reason": scene.reason, "first_line": scene.first_line, "last_line": scene.last_line}
+            },
+        }
+        if scene.background:
+            out["background"] = scene.background
+        return out
+
+    # -- messages ----------------------------------------------------------------------------
+    def _text_of(self, message: Message, speaker: str | None) -> str:
+        text = message.display_text if self.options.use_display_text and message.display_text else message.text
+        char = self.cast.characters[speaker]["name"] if speaker and message.kind is Kind.CHARACTER else None
+        return resolve_macros(text, self.cast.user_name, char or self.main_character or "")
+
+    def _nodes_for_text(self, text: str, speaker: str | None, message: Message) -> list[dict[str, Any]]:
+        base_data: dict[str, Any] = {"line": message.line, "message": message.index}
+        if message.hidden:
+            base_data["hidden"] = True
+        nodes: list[dict[str, Any]] = []
+        if self.options.ooc == "drop":
+            text, ooc = split_ooc(text)
+            if ooc:
+                base_data["ooc"] = ooc
+                self.stats["ooc_dropped"] += len(ooc)
+        paragraphs = [p for p in re.split(r"\n\s*\n", text)] if self.detail.split_paragraphs else [text]
+        for paragraph in paragraphs:
+            parts = split_actions(paragraph) if self.detail.actions_as_narration else [("speech", paragraph)]
+            for kind, part in parts:
+                clean = tidy(part, unquote=self.detail.unquote and kind == "speech")
+                if not clean:
+                    continue
+                # "id" first so the written JSON reads top-down; _append fills it in.
+                if speaker is None or kind == "action":
+                    node: dict[str, Any] = {"id": "", "type": "narration", "text": clean}
+                else:
+                    node = {"id": "", "type": "dialogue", "speaker": speaker, "text": clean}
+                node["data"] = dict(base_data)
+                nodes.append(node)
+        self._stage(nodes, speaker, text)
+        return nodes
+
+    def _stage(self, nodes: list[dict[str, Any]], speaker: str | None, text: str) -> None:
+        if speaker is None:
+            return
+        labels = self.cast.labels(speaker)
+        if not labels:
+            return
+        expression = None
+        if self.classify is not None:
+            expression = self.classify(speaker, text, labels)
+        if expression is None and self.detail.expression_cues:
+            expression = guess_expression(text, labels)
+        if expression not in labels:
+            expression = self.cast.characters[speaker].get("default_expression")
+        for node in nodes:
+            if node["type"] == "dialogue":
+                node["characters"] = [{"id": speaker, "expression": expression}]
+
+    def _segment(self, message: Message) -> str | None:
+        if self._scene is None:
+            return "start"
+        if self._break:
+            reason, self._break = self._break, None
+            return reason
+        extra = message.extra.get("extra") if isinstance(message.extra.get("extra"), dict) else {}
+        bg = background_path(extra.get("background") or extra.get("bg"))
+        if bg and bg != self._background:
+            self._background = bg
+            return "background"
+        gap = self.detail.time_gap_hours
+        if gap and message.send_date is not None:
+            moment = to_comparable(message.send_date)
+            if self._last_date is not None and moment - self._last_date >= timedelta(hours=gap):
+                self._last_date = moment
+                return "time_gap"
+            self._last_date = moment
+        if len(self._scene.nodes) >= self.detail.max_scene_nodes:
+            return "max_length"
+        return None
+
+    def add(self, record: Message | SceneBreak) -> Iterator[dict[str, Any]]:
+        """Consume one record; yield any scene that this closed (ready to write)."""
+        if isinstance(record, SceneBreak):
+            self._break = "break"
+            return
+        message = record
+        self.stats["messages"] += 1
+        if message.kind is Kind.SYSTEM:
+            self.stats["system"] += 1
+            return
+        if message.hidden:
+            self.stats["hidden"] += 1
+            if self.options.hidden == "drop":
+                self.stats["hidden_dropped"] += 1
+                return
+        if _BREAK_TEXT.match(message.text):
+            self._break = "break"
+            return
+        speaker = self.cast.speaker(message)
+        swipes = [s for s in message.swipes if s.strip()]
+        if self.options.swipes_as_choices and len(set(swipes)) >= 2:
+            groups = self._swipe_groups(message, speaker)
+            if len(groups) < 2:
+                groups = None
+        else:
+            groups = None
+        nodes = self._nodes_for_text(self._text_of(message, speaker), speaker, message) if groups is None else []
+        if groups is None and not nodes:
+            if not message.image:
+                self.stats["empty"] += 1
+                return
+            nodes = [
+                {"id": "", "type": "narration", "text": "", "data": {"line": message.line, "message": message.index}}
+            ]
+        if message.image:
+            nodes[0].setdefault("data", {})["image"] = message.image
+        reason = self._segment(message)
+        if reason is not None:
+            self._new_scene(reason)
+        if groups is None:
+            yield from self._append(nodes, message.line)
+        else:
+            yield from self._append_swipes(groups, message)
+
+    def _swipe_groups(self, message: Message, speaker: str | None) -> list[tuple[int, list[dict[str, Any]], str]]:
+        groups = []
+        seen: set[str] = set()
+        for i, swipe in enumerate(message.swipes):
+            if not swipe.strip() or swipe in seen:
+                continue
+            seen.add(swipe)
+            char = self.cast.characters.get(speaker or "", {}).get("name", self.main_character)
+            text = resolve_macros(swipe, self.cast.user_name, char or "")
+            nodes = self._nodes_for_text(text, speaker, message)
+            if nodes:
+                groups.append((i, nodes, text))
+        return groups
+
+    def _append_swipes(
+        self, groups: list[tuple[int, list[dict[str, Any]], str]], message: Message
+    ) -> Iterator[dict[str, Any]]:
+        self.stats["swipe_choices"] += 1
+        selected = message.swipe_id if message.swipe_id is not None else 0
+        groups.sort(key=lambda g: g[0] != selected)  # the swipe the user kept comes first
+        menu: dict[str, Any] = {
+            "id": "",
+            "type": "choice",
+            "text": "",
+            "data": {"line": message.line, "message": message.index, "swipes": True},
+        }
+        yield from self._append([menu], message.line)
+        scene = self._scene
+        assert scene is not None
+        tails: list[dict[str, Any]] = []
+        menu["choices"] = []
+        for i, nodes, source in groups:
+            for node in nodes:
+                node["id"] = f"n{len(scene.nodes) + 1:04d}"
+                scene.nodes.append(node)
+            for a, b in pairwise(nodes):
+                a["choices"] = [{"target": b["id"]}]
+            label = " ".join(source.replace("*", "").split())
+            menu["choices"].append(
+                {
+                    "id": f"swipe{i}",
+                    "target": nodes[0]["id"],
+                    "label": label[:60] + ("…" if len(label) > 60 else ""),
+                    "metadata": {"swipe_id": i, "selected": i == selected},
+                }
+            )
+            tails.append(nodes[-1])
+        self._pending = tails
+
+    def finish(self) -> Iterator[dict[str, Any]]:
+        """Close the last scene: its final nodes end the story."""
+        for tail in self._pending:
+            tail["end"] = True
+        self._pending = []
+        if self._held is not None:
+            yield self._render(self._held)
+            self._held = None
+        if self._scene is not None and self._scene.nodes:
+            yield self._render(self._scene)
+        self._scene = None

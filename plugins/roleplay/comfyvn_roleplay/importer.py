@@ -1,0 +1,354 @@
+"""Import orchestration: store the raw upload, detect its format, parse, convert, write the project.
+
+Pure of HTTP and click: :func:`import_chat` takes paths and options and returns an
+:class:`ImportResult`. The raw upload is copied (and hashed) before any parsing, so a failed or
+partial import never loses what the user gave us.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import orjson
+from comfyvn.errors import ComfyVNError
+from comfyvn.paths import atomic_write_bytes, atomic_write_text, safe_join
+from comfyvn_scenario.project import PROJECT_FILE, SCENES_DIR, Project, dump_json
+
+from .cast import Cast, scan_sprite_folder
+from .convert import Classifier, ImportOptions, SceneBuilder, background_path
+from .json_messages import iter_json_messages
+from .lorebook import lorebook_to_dict
+from .models import Card, ChatHeader, Kind, Lorebook, Message, ParseIssue, SceneBreak
+from .st_chat import iter_st_chat
+from .text_logs import accept_speakers, iter_generic_log, iter_st_text, scan_speakers
+
+__all__ = ["FORMATS", "ImportResult", "RawUpload", "detect_format", "import_chat", "store_raw"]
+
+FORMATS = ("st_jsonl", "st_txt", "json", "text")
+REPORT_FILE = "roleplay_import.json"
+_PEEK_RECORDS = 200
+_MAX_ISSUES_LISTED = 1000
+Progress = Callable[[int], None]
+
+
+@attrs.frozen
+class RawUpload:
+    """A stored upload: content-addressed copy under ``<data>/raw`` plus its sidecar."""
+
+    path: Path
+    sha256: str
+    size: int
+    filename: str
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name or "upload").name)[:80] or "upload"
+
+
+def store_raw(raw_dir: Path, stream: IO[bytes] | bytes, filename: str, *, source: str = "upload") -> RawUpload:
+    """Copy an upload into ``raw_dir`` while hashing it; the stored name starts with the hash."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    tmp = raw_dir / f".incoming-{_safe_name(filename)}-{id(stream)}"
+    size = 0
+    with tmp.open("wb") as out:
+        if isinstance(stream, bytes):
+            digest.update(stream)
+            out.write(stream)
+            size = len(stream)
+        else:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    sha = digest.hexdigest()
+    final = raw_dir / f"{sha[:16]}-{_safe_name(filename)}"
+    tmp.replace(final)
+    sidecar = {
+        "filename": filename,
+        "sha256": sha,
+        "size": size,
+        "source": source,
+        "stored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(final.with_name(final.name + ".meta.json"), json.dumps(sidecar, indent=2) + "\n")
+    return RawUpload(path=final, sha256=sha, size=size, filename=filename)
+
+
+def detect_format(path: Path, hint: str = "") -> str:
+    """Guess the chat format from the first bytes (``hint`` "sillytavern" prefers ST's .txt export)."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("["):
+        return "json"
+    if text.startswith("{"):
+        first = text.split("\n", 1)[0].strip()
+        try:
+            if isinstance(json.loads(first), dict):
+                return "st_jsonl"
+        except ValueError:
+            pass
+        return "json"
+    if hint == "sillytavern":
+        return "st_txt"
+    return "text"
+
+
+@attrs.frozen
+class ImportResult:
+    """What an import produced: the project folder and an account of everything read."""
+
+    import_id: str
+    project_id: str
+    title: str
+    project_dir: Path
+    raw: RawUpload
+    source_format: str
+    scene_ids: tuple[str, ...]
+    stats: dict[str, int]
+    issues: tuple[ParseIssue, ...]
+    issues_total: int
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON summary (the CLI's ``--json`` and the HTTP response body)."""
+        return {
+            "import_id": self.import_id,
+            "project": {"id": self.project_id, "title": self.title, "path": str(self.project_dir)},
+            "raw": {
+                "path": str(self.raw.path),
+                "sha256": self.raw.sha256,
+                "size": self.raw.size,
+                "filename": self.raw.filename,
+            },
+            "source_format": self.source_format,
+            "scenes": [{"id": s, "scene_uid": f"{self.import_id}:{s}"} for s in self.scene_ids],
+            "stats": self.stats,
+            "skipped": [attrs.asdict(i) for i in self.issues if i.severity == "skipped"],
+            "warnings": [attrs.asdict(i) for i in self.issues if i.severity != "skipped"] + list(self.warnings),
+            "issues_total": self.issues_total,
+        }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "chat"
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        yield from fh
+
+
+def _records(
+    fmt: str,
+    path: Path,
+    *,
+    strict: bool,
+    speakers: Sequence[str],
+    user_names: Sequence[str],
+    user_name: str,
+    character_name: str,
+) -> Iterator[ChatHeader | Message | SceneBreak | ParseIssue]:
+    if fmt == "st_jsonl":
+        return iter_st_chat(_lines(path), strict=strict)
+    if fmt == "json":
+        fh = path.open("rb")
+
+        def gen() -> Iterator[ChatHeader | Message | ParseIssue]:
+            with fh:
+                yield from iter_json_messages(fh, user_name=user_name, character_name=character_name)
+
+        return gen()
+    if fmt == "st_txt":
+        counts = scan_speakers(_lines(path), block_starts_only=True)
+        accepted = set(speakers) if len(speakers) >= 2 else accept_speakers(counts, speakers)
+        return iter_st_text(_lines(path), accepted, user_names=user_names)
+    counts = scan_speakers(_lines(path), block_starts_only=False)
+    return iter_generic_log(_lines(path), accept_speakers(counts, speakers), user_names=user_names)
+
+
+def _peek_user(fmt: str, path: Path) -> str | None:
+    # Newer headers say "unused"; the persona's name is then only on the user's messages.
+    if fmt != "st_jsonl":
+        return None
+    for n, record in enumerate(iter_st_chat(_lines(path))):
+        if isinstance(record, Message) and record.kind is Kind.USER and record.name:
+            return record.name
+        if n > _PEEK_RECORDS:
+            break
+    return None
+
+
+def import_chat(
+    raw: RawUpload,
+    out_dir: Path | None,
+    *,
+    processed_root: Path | None = None,
+    options: ImportOptions,
+    fmt: str = "",
+    hint: str = "",
+    cards: Sequence[Card] = (),
+    world: Lorebook | None = None,
+    sprites_dir: Path | None = None,
+    classify: Classifier | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Parse ``raw`` and write a project folder at ``out_dir``; scenes are written as they close.
+
+    With ``out_dir`` None the project goes to ``processed_root/<import_id>`` (replacing an earlier
+    import of the same upload and title).
+
+    Raises ComfyVNError (422) when ``strict`` and a line is malformed, or when nothing usable was found.
+    """
+    fmt = fmt or detect_format(raw.path, hint)
+    if fmt not in FORMATS:
+        raise ComfyVNError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}", field="format")
+    card_names = [c.name for c in cards]
+    user_name = options.user_name or _peek_user(fmt, raw.path)
+    speakers = [n for n in [*card_names, user_name] if n]
+    records = _records(
+        fmt,
+        raw.path,
+        strict=options.strict,
+        speakers=speakers,
+        user_names=[user_name] if user_name else [],
+        user_name=user_name or "User",
+        character_name=card_names[0] if card_names else "Assistant",
+    )
+
+    first = next(records, None)
+    header = first if isinstance(first, ChatHeader) else None
+    user_name = user_name or (header.user_name if header else None) or "User"
+    main = (header.character_name if header else None) or (card_names[0] if card_names else "")
+    dated = f"{main} — {header.create_date:%Y-%m-%d %H:%M}" if main and header and header.create_date else ""
+    title = options.title or dated or main or Path(raw.filename).stem or "Imported chat"
+    options = attrs.evolve(options, title=title)
+    meta = header.metadata if header else {}
+    sprites = scan_sprite_folder(sprites_dir, card_names or [main]) if sprites_dir else {}
+    if sprites_dir and not sprites:
+        raise ComfyVNError(f"no sprite images found in {sprites_dir}", field="sprites", status=422)
+    cast = Cast(user_name=user_name, cards=cards, sprite_files=sprites)
+    background = background_path(meta.get("custom_background"))
+    bg_assets = cast.background_assets()
+    if background is None and bg_assets:
+        background = bg_assets[0].path
+    builder = SceneBuilder(options, cast, main_character=main, background=background, classify=classify)
+
+    import_id = f"{_slug(title)}-{raw.sha256[:10]}"
+    project_id = import_id
+    if out_dir is None:
+        if processed_root is None:
+            raise ValueError("import_chat needs out_dir or processed_root")
+        out_dir = processed_root / import_id
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    issues: list[ParseIssue] = []
+    issues_total = 0
+
+    def stream() -> Iterator[ChatHeader | Message | SceneBreak | ParseIssue]:
+        if first is not None and header is None:
+            yield first
+        yield from records
+
+    for record in stream():
+        if isinstance(record, ParseIssue):
+            issues_total += 1
+            if len(issues) < _MAX_ISSUES_LISTED:
+                issues.append(record)
+            continue
+        if isinstance(record, ChatHeader):
+            continue
+        for scene in builder.add(record):
+            _write_scene(out_dir, scene)
+        if progress is not None and isinstance(record, Message):
+            progress(record.line)
+    for scene in builder.finish():
+        _write_scene(out_dir, scene)
+    if not builder.scene_ids:
+        raise ComfyVNError(
+            "no messages found: nothing to import",
+            field="chat",
+            code="empty_chat",
+            status=422,
+            details={"skipped": [attrs.asdict(i) for i in issues[:20]]},
+        )
+
+    for asset in [*cast.assets, *bg_assets]:
+        target = safe_join(out_dir, asset.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if asset.data is not None:
+            target.write_bytes(asset.data)
+        elif asset.source is not None:
+            shutil.copyfile(asset.source, target)
+
+    roleplay_meta: dict[str, Any] = {
+        "import_id": import_id,
+        "source_format": fmt,
+        "raw_sha256": raw.sha256,
+        "raw_filename": raw.filename,
+        "detail_level": options.detail_level,
+        "participants": [
+            {"id": cid, "name": c["name"], "role": c.get("metadata", {}).get("role", "character")}
+            for cid, c in cast.characters.items()
+        ]
+        + [{"id": None, "name": meta.get("narrator_name") or "System", "role": "narrator"}],
+        "chat_metadata": meta,
+    }
+    if header is not None and header.create_date is not None:
+        roleplay_meta["created"] = header.create_date.isoformat()
+    books = [b for b in [world, *(c.character_book for c in cards)] if b is not None]
+    if books:
+        roleplay_meta["world"] = [lorebook_to_dict(b) for b in books]
+    document = {
+        "id": project_id,
+        "title": title,
+        "start": builder.scene_ids[0],
+        "characters": cast.characters,
+        "metadata": {"roleplay": roleplay_meta},
+    }
+    # project.json last (as save_project does) so a reader never sees a scene it lists missing.
+    project = Project(meta=document, scenes={sid: {} for sid in builder.scene_ids})
+    atomic_write_bytes(out_dir / PROJECT_FILE, dump_json(project.document()).encode("utf-8", "replace"))
+    result = ImportResult(
+        import_id=import_id,
+        project_id=project_id,
+        title=title,
+        project_dir=out_dir,
+        raw=raw,
+        source_format=fmt,
+        scene_ids=tuple(builder.scene_ids),
+        stats={**builder.stats, "issues": issues_total},
+        issues=tuple(issues),
+        issues_total=issues_total,
+        warnings=tuple(cast.warnings),
+    )
+    atomic_write_text(out_dir / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def scene_bytes(scene: dict[str, Any]) -> bytes:
+    """A scene file's bytes, identical to ``comfyvn_scenario``'s ``dump_json`` (2-space indent,
+    UTF-8, key order kept, final newline) but encoded by orjson: the stdlib's indenting encoder is
+    pure Python and was half of a large import's time."""
+    try:
+        return orjson.dumps(scene, option=orjson.OPT_INDENT_2) + b"\n"
+    except orjson.JSONEncodeError:
+        # Only for values orjson refuses (lone surrogates, huge ints): the stdlib writes them all.
+        return dump_json(scene).encode("utf-8", "replace")
+
+
+def _write_scene(out_dir: Path, scene: dict[str, Any]) -> None:
+    # Plain write, not atomic+fsync per scene: the folder is new and project.json (written last,
+    # atomically) is what makes the import visible; a crash leaves an unlisted folder, not a torn one.
+    (out_dir / SCENES_DIR).mkdir(exist_ok=True)
+    (out_dir / SCENES_DIR / f"{scene['id']}.json").write_bytes(scene_bytes(scene))

@@ -1,0 +1,243 @@
+"""HTTP surface: ``/api/roleplay/{import, preview/{scene_uid}, apply_corrections, sample_llm}``.
+
+Handlers parse the request, hand the work to :mod:`service` in a worker thread (imports are CPU
+and disk bound) and return JSON. Client mistakes raise ComfyVNError, rendered by the server plugin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from comfyvn.errors import ComfyVNError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .lorebook import parse_lorebook
+from .serialize import OPTION_FIELDS, options_from_payload
+from .service import apply_corrections, load_scene, run_import, sample_llm
+
+__all__ = ["make_routes"]
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ComfyVNError("request body is not valid JSON", field="body", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ComfyVNError("request body must be a JSON object", field="body")
+    return body
+
+
+def _card_item(item: Any, i: int) -> tuple[bytes, str]:
+    field = f"cards/{i}"
+    if isinstance(item, dict) and isinstance(item.get("data_base64"), str):
+        try:
+            return base64.b64decode(item["data_base64"], validate=True), str(item.get("filename") or "")
+        except (binascii.Error, ValueError):
+            raise ComfyVNError("data_base64 is not base64", field=f"{field}/data_base64") from None
+    if isinstance(item, dict):
+        return json.dumps(item).encode("utf-8"), ""
+    raise ComfyVNError("a card is a card object or {data_base64, filename}", field=field)
+
+
+def _from_json(body: dict[str, Any]) -> dict[str, Any]:
+    text = body.get("text", body.get("transcript"))
+    filename = body.get("filename") if isinstance(body.get("filename"), str) else ""
+    fmt = body.get("format") or ""
+    if isinstance(body.get("messages"), list):
+        data = json.dumps(body["messages"]).encode("utf-8")
+        fmt = fmt or "json"
+        filename = filename or "messages.json"
+    elif isinstance(text, str) and text.strip():
+        data = text.encode("utf-8", "replace")  # lone surrogates from \\ud800 escapes cannot be stored
+    elif isinstance(body.get("lines"), list) and all(isinstance(x, str) for x in body["lines"]):
+        data = "\n".join(body["lines"]).encode("utf-8", "replace")
+    else:
+        raise ComfyVNError("give `text` (or `transcript`), `lines` or `messages`", field="text")
+    world = body.get("world")
+    cards = body.get("cards") or []
+    if not isinstance(cards, list):
+        raise ComfyVNError("cards must be a list", field="cards")
+    if not isinstance(fmt, str):
+        raise ComfyVNError("format must be a string", field="format")
+    return {
+        "upload": data,
+        "filename": filename or "chat.txt",
+        "fmt": fmt,
+        "hint": "sillytavern" if body.get("source") == "sillytavern" else "",
+        "cards": [_card_item(c, i) for i, c in enumerate(cards)],
+        "world": parse_lorebook(world, name="world") if isinstance(world, dict) else None,
+        "options": options_from_payload(body),
+    }
+
+
+async def _from_form(form: Any) -> dict[str, Any]:
+    upload = form.get("file")
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and k in OPTION_FIELDS}
+    if isinstance(upload, UploadFile):
+        data: Any = upload.file
+        filename = upload.filename or "upload"
+    elif isinstance(form.get("text"), str) and str(form.get("text")).strip():
+        data, filename = str(form["text"]).encode("utf-8"), "chat.txt"
+    else:
+        raise ComfyVNError("multipart import needs a `file` or a `text` field", field="file")
+    cards = []
+    for item in form.getlist("card"):
+        if isinstance(item, UploadFile):
+            cards.append((await item.read(), item.filename or ""))
+    world = form.get("world")
+    world_bytes = await world.read() if isinstance(world, UploadFile) else None
+    fmt = form.get("format")
+    source = form.get("source")
+    return {
+        "upload": data,
+        "filename": filename,
+        "fmt": fmt if isinstance(fmt, str) else "",
+        "hint": "sillytavern" if source == "sillytavern" else "",
+        "cards": cards,
+        "world": world_bytes,
+        "options": options_from_payload(fields),
+    }
+
+
+def make_routes(kernel: Any) -> list[Route]:
+    """The plugin's routes, closing over ``kernel``."""
+
+    async def _run(parsed: dict[str, Any]) -> Any:
+        return await run_in_threadpool(
+            run_import,
+            kernel,
+            parsed["upload"],
+            parsed["filename"],
+            parsed["options"],
+            fmt=parsed["fmt"],
+            hint=parsed["hint"],
+            cards=parsed["cards"],
+            world=parsed["world"],
+        )
+
+    async def import_chat(request: Request) -> JSONResponse:
+        """Import a roleplay chat or log (SillyTavern JSONL/.txt, generic log, JSON messages) as a project.
+        ---
+        summary: Import a roleplay chat
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  text: {type: string, description: the chat file's content}
+                  transcript: {type: string, description: alias of text}
+                  lines: {type: array, items: {type: string}}
+                  messages: {type: array, items: {type: object}, description: "JSON message array"}
+                  filename: {type: string}
+                  format: {enum: [st_jsonl, st_txt, json, text]}
+                  source: {type: string, description: "sillytavern prefers SillyTavern's .txt reading"}
+                  cards: {type: array, items: {type: object}, description: "card objects or {data_base64, filename}"}
+                  world: {type: object, description: lorebook (world info, lorebook_v3 or character_book)}
+                  blocking:
+                    type: boolean
+                    description: accepted for compatibility; imports always finish before the response
+            multipart/form-data:
+              schema:
+                type: object
+                properties:
+                  file: {type: string, format: binary}
+                  text: {type: string}
+                  card: {type: array, items: {type: string, format: binary}}
+                  world: {type: string, format: binary}
+        responses:
+          200: {description: "import report: import_id, project, scenes[{id, scene_uid}], stats, skipped, warnings"}
+          400: {description: bad request}
+          422: {description: "unusable input (no messages, --strict failure, card without character data)"}
+        """
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            # The form owns spooled upload files; import inside it so they are closed afterwards.
+            async with request.form() as form:
+                result = await _run(await _from_form(form))
+        else:
+            result = await _run(_from_json(await _json(request)))
+        return JSONResponse({**result.to_dict(), "blocking": True})
+
+    async def preview(request: Request) -> JSONResponse:
+        """The scene JSON of an imported scene.
+        ---
+        summary: Preview an imported scene
+        parameters:
+          - {name: scene_uid, in: path, required: true, schema: {type: string}, description: "<import_id>:<scene_id>"}
+        responses:
+          200: {description: "{scene_uid, scene}"}
+          404: {description: unknown scene}
+        """
+        uid = request.path_params["scene_uid"]
+        _, scene = await run_in_threadpool(load_scene, kernel, uid)
+        return JSONResponse({"scene_uid": uid, "scene": scene})
+
+    async def corrections(request: Request) -> JSONResponse:
+        """Persist editor corrections to an imported scene (validated before saving).
+        ---
+        summary: Apply corrections
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [scene_uid]
+                properties:
+                  scene_uid: {type: string}
+                  scene: {type: object, description: the whole corrected scene}
+                  nodes:
+                    type: array
+                    items: {type: object, required: [id]}
+                    description: "patches {id, text?, speaker?, type?, characters?, background?, end?, data?}"
+        responses:
+          200: {description: "{scene_uid, nodes_changed, scene}"}
+          404: {description: unknown scene}
+          422: {description: the corrected scene does not validate; errors listed}
+        """
+        body = await _json(request)
+        uid = body.get("scene_uid")
+        if not isinstance(uid, str):
+            raise ComfyVNError("scene_uid is required", field="scene_uid")
+        result = await run_in_threadpool(apply_corrections, kernel, uid, body.get("scene"), body.get("nodes"))
+        return JSONResponse(result)
+
+    async def llm(request: Request) -> JSONResponse:
+        """Run the detail-aware LLM clean-up on an imported scene and store the final variant.
+        ---
+        summary: LLM clean-up of a scene
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [scene_uid]
+                properties:
+                  scene_uid: {type: string}
+                  detail_level: {enum: [low, medium, high]}
+        responses:
+          200: {description: "{scene_uid, llm: configured|not configured|no result, stored, scene}"}
+          404: {description: unknown scene}
+        """
+        body = await _json(request)
+        uid = body.get("scene_uid")
+        if not isinstance(uid, str):
+            raise ComfyVNError("scene_uid is required", field="scene_uid")
+        level = body.get("detail_level", "medium")
+        result = await run_in_threadpool(sample_llm, kernel, uid, level if isinstance(level, str) else "")
+        return JSONResponse(result)
+
+    return [
+        Route("/api/roleplay/import", import_chat, methods=["POST"]),
+        Route("/api/roleplay/preview/{scene_uid}", preview, methods=["GET"]),
+        Route("/api/roleplay/apply_corrections", corrections, methods=["POST"]),
+        Route("/api/roleplay/sample_llm", llm, methods=["POST"]),
+    ]

@@ -1,0 +1,272 @@
+"""Kernel glue shared by the CLI and the routes: storage layout, hooks, events, corrections.
+
+Storage below the plugin's data folder (``kernel.paths.plugin_dir("roleplay")``):
+``raw/`` uploads as received, ``processed/<import_id>/`` projects, ``processed/_index/`` where
+projects written elsewhere (CLI ``--out``) live, ``final/<import_id>/`` LLM-cleaned scenes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from comfyvn.errors import ComfyVNError, NotFound
+from comfyvn.paths import atomic_write_text, safe_join
+from comfyvn_scenario import load_project, validate_project
+from comfyvn_scenario.project import dump_json
+
+from .cards import read_card
+from .convert import ImportOptions
+from .importer import ImportResult, import_chat, store_raw
+from .lorebook import read_lorebook
+from .models import Card, Lorebook
+
+__all__ = ["EVENTS", "Storage", "apply_corrections", "classifier", "load_scene", "run_import", "sample_llm"]
+
+_IMPORT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+_SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "on_roleplay_imported": (
+        "A roleplay chat or log was imported into a project.",
+        {
+            "type": "object",
+            "required": ["import_id", "project_id", "project_path", "source_format", "scenes", "messages", "skipped"],
+            "properties": {
+                "import_id": {"type": "string"},
+                "project_id": {"type": "string"},
+                "project_path": {"type": "string"},
+                "source_format": {"type": "string"},
+                "scenes": {"type": "integer"},
+                "nodes": {"type": "integer"},
+                "messages": {"type": "integer"},
+                "skipped": {"type": "integer"},
+                "raw_sha256": {"type": "string"},
+            },
+        },
+    ),
+    "on_roleplay_corrected": (
+        "Editor corrections were applied to an imported scene.",
+        {
+            "type": "object",
+            "required": ["scene_uid", "nodes_changed"],
+            "properties": {"scene_uid": {"type": "string"}, "nodes_changed": {"type": "integer"}},
+        },
+    ),
+}
+
+
+class Storage:
+    """The plugin's folders under the kernel's data root."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.root: Path = kernel.paths.plugin_dir("roleplay")
+        self.raw = self.root / "raw"
+        self.processed = self.root / "processed"
+        self.final = self.root / "final"
+        self.index = self.processed / "_index"
+
+    def project_dir(self, import_id: str) -> Path:
+        """Where a project of ``import_id`` lives (its own folder, or the one the CLI wrote to)."""
+        if not _IMPORT_ID.match(import_id):
+            raise ComfyVNError(f"invalid import id {import_id!r}", field="scene_uid", code="invalid_scene_uid")
+        pointer = self.index / f"{import_id}.json"
+        if pointer.is_file():
+            return Path(json.loads(pointer.read_text(encoding="utf-8"))["project_dir"])
+        return self.processed / import_id
+
+    def remember(self, result: ImportResult) -> None:
+        """Record a project written outside ``processed/`` so previews and corrections find it."""
+        if result.project_dir.resolve() != (self.processed / result.import_id).resolve():
+            atomic_write_text(
+                self.index / f"{result.import_id}.json",
+                json.dumps({"project_dir": str(result.project_dir.resolve())}) + "\n",
+            )
+
+
+def classifier(kernel: Any) -> Any:
+    """The expression classifier hook as the converter's callable (None when nobody implements it)."""
+    hook = kernel.pm.hook.roleplay_classify_expression
+    if not hook.get_hookimpls():
+        return None
+
+    def classify(
+        character_id: str, text: str, labels: Sequence[str], _chars: dict[str, Any] | None = None
+    ) -> str | None:
+        return hook(character={"id": character_id}, text=text, labels=list(labels))
+
+    return classify
+
+
+def _read_bytes(item: bytes | Path, field: str) -> tuple[bytes, str]:
+    if isinstance(item, Path):
+        try:
+            return item.read_bytes(), item.name
+        except OSError as exc:
+            raise ComfyVNError(f"cannot read {item}: {exc}", field=field, code="unreadable_file") from None
+    return item, ""
+
+
+def run_import(
+    kernel: Any,
+    upload: IO[bytes] | bytes,
+    filename: str,
+    options: ImportOptions,
+    *,
+    out_dir: Path | None = None,
+    fmt: str = "",
+    hint: str = "",
+    cards: Sequence[tuple[bytes, str]] = (),
+    world: bytes | Lorebook | None = None,
+    sprites_dir: Path | None = None,
+    progress: Any = None,
+) -> ImportResult:
+    """Store the raw upload, read cards and lorebook, import, and announce ``on_roleplay_imported``."""
+    store = Storage(kernel)
+    raw = store_raw(store.raw, upload, filename)
+    parsed_cards: list[Card] = [read_card(data, filename=name) for data, name in cards]
+    book = read_lorebook(world, name="world") if isinstance(world, bytes) else world
+    result = import_chat(
+        raw,
+        out_dir,
+        processed_root=store.processed,
+        options=options,
+        fmt=fmt,
+        hint=hint,
+        cards=parsed_cards,
+        world=book,
+        sprites_dir=sprites_dir,
+        classify=classifier(kernel),
+        progress=progress,
+    )
+    store.remember(result)
+    kernel.events.emit(
+        "on_roleplay_imported",
+        {
+            "import_id": result.import_id,
+            "project_id": result.project_id,
+            "project_path": str(result.project_dir),
+            "source_format": result.source_format,
+            "scenes": len(result.scene_ids),
+            "nodes": result.stats.get("nodes", 0),
+            "messages": result.stats.get("messages", 0),
+            "skipped": sum(1 for i in result.issues if i.severity == "skipped"),
+            "raw_sha256": result.raw.sha256,
+        },
+    )
+    return result
+
+
+def split_uid(scene_uid: str) -> tuple[str, str]:
+    """``import_id:scene_id`` → its parts (400 naming ``scene_uid`` when malformed)."""
+    import_id, sep, scene_id = scene_uid.partition(":")
+    if not sep or not _IMPORT_ID.match(import_id) or not _SCENE_ID.match(scene_id):
+        raise ComfyVNError(
+            "scene_uid must look like <import_id>:<scene_id>", field="scene_uid", code="invalid_scene_uid"
+        )
+    return import_id, scene_id
+
+
+def load_scene(kernel: Any, scene_uid: str) -> tuple[Path, dict[str, Any]]:
+    """The project folder and the scene JSON of ``scene_uid`` (404 when unknown)."""
+    import_id, scene_id = split_uid(scene_uid)
+    root = Storage(kernel).project_dir(import_id)
+    path = safe_join(root, "scenes", f"{scene_id}.json", field="scene_uid")
+    if not path.is_file():
+        raise NotFound(f"no imported scene {scene_uid!r}", field="scene_uid")
+    return root, json.loads(path.read_text(encoding="utf-8"))
+
+
+def _validate(root: Path, scene: dict[str, Any]) -> list[dict[str, Any]]:
+    project = load_project(root)
+    project.scenes[scene["id"]] = scene
+    return [issue.to_wire() for issue in validate_project(project).errors]
+
+
+_EDITABLE = ("text", "speaker", "type", "characters", "background", "end", "data")
+
+
+def apply_corrections(kernel: Any, scene_uid: str, scene: Any = None, nodes: Any = None) -> dict[str, Any]:
+    """Apply editor corrections: a whole ``scene`` or ``nodes`` patches ``[{id, text?, speaker?, …}]``.
+
+    The corrected scene is validated against its project before it replaces the file (422 listing
+    the errors otherwise). Returns ``{scene_uid, nodes_changed, scene}``.
+    """
+    root, current = load_scene(kernel, scene_uid)
+    changed = 0
+    if scene is not None:
+        if not isinstance(scene, dict) or scene.get("id") != current["id"]:
+            raise ComfyVNError("scene must be an object with the same id", field="scene", code="invalid_scene")
+        changed = len(scene.get("nodes") or [])
+        current = scene
+    elif isinstance(nodes, list) and nodes:
+        by_id = {n.get("id"): n for n in current.get("nodes", []) if isinstance(n, dict)}
+        for i, patch in enumerate(nodes):
+            if not isinstance(patch, dict) or patch.get("id") not in by_id:
+                raise ComfyVNError(
+                    f"nodes[{i}] must name an existing node id", field=f"nodes/{i}/id", code="unknown_node"
+                )
+            unknown = set(patch) - {"id", *_EDITABLE}
+            if unknown:
+                raise ComfyVNError(
+                    f"nodes[{i}] cannot change {sorted(unknown)}", field=f"nodes/{i}", code="invalid_correction"
+                )
+            target = by_id[patch["id"]]
+            for key in _EDITABLE:
+                if key in patch:
+                    if patch[key] is None and key in ("speaker", "characters", "background"):
+                        target.pop(key, None)
+                    else:
+                        target[key] = patch[key]
+            changed += 1
+    else:
+        raise ComfyVNError("give `scene` or a non-empty `nodes` list", field="nodes", code="invalid_correction")
+    errors = _validate(root, current)
+    if errors:
+        raise ComfyVNError(
+            "corrected scene is not valid", field="scene", code="invalid_scene", status=422, details={"errors": errors}
+        )
+    atomic_write_text(root / "scenes" / f"{current['id']}.json", dump_json(current))
+    kernel.events.emit("on_roleplay_corrected", {"scene_uid": scene_uid, "nodes_changed": changed})
+    return {"scene_uid": scene_uid, "nodes_changed": changed, "scene": current}
+
+
+def sample_llm(kernel: Any, scene_uid: str, detail_level: str = "medium") -> dict[str, Any]:
+    """Run the LLM clean-up hook on a scene; say ``not configured`` (and return the scene) when absent."""
+    if detail_level not in ("low", "medium", "high"):
+        raise ComfyVNError("detail_level must be one of low, medium, high", field="detail_level")
+    root, scene = load_scene(kernel, scene_uid)
+    hook = kernel.pm.hook.roleplay_cleanup_scene
+    if not hook.get_hookimpls():
+        return {"scene_uid": scene_uid, "llm": "not configured", "stored": None, "scene": scene}
+    project = load_project(root)
+    result = hook(scene=scene, detail_level=detail_level, characters=project.characters)
+    if result is None:
+        return {"scene_uid": scene_uid, "llm": "no result", "stored": None, "scene": scene}
+    if not isinstance(result, dict) or result.get("id") != scene["id"]:
+        raise ComfyVNError(
+            "LLM clean-up returned a scene with another id", field="scene", code="llm_invalid", status=502
+        )
+    errors = _validate(root, result)
+    if errors:
+        raise ComfyVNError(
+            "LLM clean-up returned an invalid scene",
+            field="scene",
+            code="llm_invalid",
+            status=502,
+            details={"errors": errors},
+        )
+    import_id, scene_id = split_uid(scene_uid)
+    stored = Storage(kernel).final / import_id / f"{scene_id}.json"
+    atomic_write_text(stored, dump_json(result))
+    return {"scene_uid": scene_uid, "llm": "configured", "stored": str(stored), "scene": result}
+
+
+def read_inputs(cards: Sequence[Path], world: Path | None) -> tuple[list[tuple[bytes, str]], bytes | None]:
+    """Read card and lorebook files given on the command line."""
+    card_data = [(_read_bytes(p, "card")[0], p.name) for p in cards]
+    world_data = _read_bytes(world, "world")[0] if world is not None else None
+    return card_data, world_data

@@ -1,0 +1,117 @@
+"""Import of a 100,000-message SillyTavern chat (~50 MB; target < 5 s) against ``json.loads`` of every line.
+
+Run: ``python3 -m pytest tests/bench/test_bench_roleplay.py --benchmark-enable -q -s``. The baseline
+is the least any importer must do: decode each line with ``json.loads``. The ratio says what parsing
+into messages, conversion to scenes and writing the project cost on top; peak memory (tracemalloc,
+one separate run) shows the streaming pipeline does not hold the file several times over.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+from comfyvn_roleplay.convert import ImportOptions
+from comfyvn_roleplay.importer import RawUpload, import_chat
+
+MESSAGES = 100_000
+# Without --benchmark-enable (the plain test run) a small chat keeps the check cheap.
+SMOKE_MESSAGES = 2_000
+_WORDS = (  # noqa: SIM905
+    "the harbour light storm ledger boat rope tide salt gull lamp night quiet door tea whisky key "
+    "pier cold north bay headland rain engine office kettle father week pocket rail knuckles"
+).split()
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(n)).capitalize() + "."
+
+
+@pytest.fixture(scope="module")
+def chat(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RawUpload:
+    disabled = request.config.getoption("benchmark_disable") and not request.config.getoption("benchmark_enable")
+    count = SMOKE_MESSAGES if disabled else MESSAGES
+    rng = random.Random(7)
+    path = tmp_path_factory.mktemp("bench") / "big.jsonl"
+    header = {
+        "user_name": "Jonah",
+        "character_name": "Mira",
+        "create_date": "2024-09-28@14h05m07s",
+        "chat_metadata": {"integrity": "x"},
+    }
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(header))
+        for i in range(count):
+            user = i % 2 == 1
+            text = f"*{_sentence(rng, 6)}* {_sentence(rng, 12)}\n\n{_sentence(rng, 14)}"
+            msg: dict[str, Any] = {
+                "name": "Jonah" if user else "Mira",
+                "is_user": user,
+                "is_system": False,
+                "send_date": f"2024-9-28@{(i // 3600) % 24:02d}h{(i // 60) % 60:02d}m{i % 60:02d}s",
+                "mes": text,
+                "extra": {},
+            }
+            if not user:
+                msg["swipes"] = [text, _sentence(rng, 20)]
+                msg["swipe_id"] = 0
+                msg["extra"] = {"api": "openai", "model": "bench"}
+            fh.write("\n" + json.dumps(msg))
+    return RawUpload(path=path, sha256="0" * 64, size=path.stat().st_size, filename=f"{count}")
+
+
+def baseline(raw: RawUpload) -> int:
+    count = 0
+    with raw.path.open("rb") as fh:
+        for line in fh:
+            json.loads(line)
+            count += 1
+    return count
+
+
+def run_import(raw: RawUpload) -> int:
+    out = raw.path.parent / "project"
+    if out.exists():
+        shutil.rmtree(out)
+    result = import_chat(raw, out, options=ImportOptions())
+    return result.stats["messages"]
+
+
+def _best_of(fn: Any, arg: Any, repeats: int = 2) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_bench_roleplay_baseline_json_loads(benchmark: Any, chat: RawUpload) -> None:
+    benchmark.group = "roleplay"
+    assert benchmark.pedantic(baseline, args=(chat,), rounds=2, iterations=1) == int(chat.filename) + 1
+
+
+def test_bench_roleplay_import(benchmark: Any, chat: RawUpload) -> None:
+    benchmark.group = "roleplay"
+    assert benchmark.pedantic(run_import, args=(chat,), rounds=2, iterations=1) == int(chat.filename)
+    real, base = _best_of(run_import, chat), _best_of(baseline, chat)
+    tracemalloc.start()
+    run_import(chat)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    info = {
+        "file_mb": round(chat.size / 2**20, 1),
+        "import_s": round(real, 2),
+        "json_loads_s": round(base, 2),
+        "ratio_to_json_loads": round(real / base, 2),
+        "peak_traced_mb": round(peak / 2**20, 1),
+        "messages": int(chat.filename),
+        "messages_per_second": round(int(chat.filename) / real),
+    }
+    benchmark.extra_info.update(info)
+    print("\nroleplay import:", json.dumps(info))
