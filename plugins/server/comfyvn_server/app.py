@@ -1,0 +1,122 @@
+"""`create_app(kernel)`: the server's own routes plus every plugin's, middleware and lifespan.
+
+Composition happens once, without decorators or globals: the routes are the objects plugins return
+from ``register_routes``. A route that clashes with an earlier one (same path and method) is left
+out and reported in ``/status``, as is a plugin that returns something that is not a route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import structlog
+from comfyvn import Kernel
+from comfyvn.errors import ComfyVNError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+
+from . import bus, core
+from .errors import EXCEPTION_HANDLERS
+from .middleware import GuardMiddleware
+from .settings import ServerSettings
+from .state import ServerState
+
+__all__ = ["SERVER_EVENTS", "create_app", "declare_events"]
+
+log = structlog.get_logger("comfyvn.server")
+SERVER_PLUGIN = "server"
+SERVER_EVENTS = {bus.TEST_EVENT: ("A test envelope emitted by POST /api/modder/hooks/test.", bus.TEST_EVENT_SCHEMA)}
+
+
+def declare_events(register: Any) -> None:
+    """Declare the server's own events with a kernel ``register`` (the plugin hook uses this)."""
+    for name, (description, schema) in SERVER_EVENTS.items():
+        register(name, description, schema)
+
+
+def _route_keys(route: BaseRoute, prefix: str = "") -> list[str]:
+    if isinstance(route, Route):
+        return [f"{m} {prefix}{route.path}" for m in sorted(route.methods or {"GET"}) if m != "HEAD"]
+    if isinstance(route, WebSocketRoute):
+        return [f"WS {prefix}{route.path}"]
+    if isinstance(route, Mount):
+        keys = [key for sub in route.routes or [] for key in _route_keys(sub, prefix + route.path)]
+        return keys or [f"MOUNT {prefix}{route.path}"]
+    return []
+
+
+def _compose(state: ServerState) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+
+    def add(owner: str, route: Any) -> None:
+        if not isinstance(route, BaseRoute):
+            state.route_errors.append({"plugin": owner, "error": f"not a Starlette route: {type(route).__name__}"})
+            log.error("plugin returned a non-route", plugin=owner, type=type(route).__name__)
+            return
+        keys = _route_keys(route)
+        clashes = [key for key in keys if key in state.route_owner]
+        if clashes:
+            for key in clashes:
+                state.route_conflicts.append({"route": key, "kept": state.route_owner[key], "dropped": owner})
+            log.error("route conflict; later route left out", plugin=owner, routes=clashes)
+            return
+        for key in keys:
+            state.route_owner[key] = owner
+        routes.append(route)
+
+    # Built-in routes belong to the server plugin under whatever name it was registered with.
+    me = next((name for name, plugin in state.kernel.pm.list_name_plugin()
+               if getattr(plugin, "__name__", None) == f"{__package__}.plugin"), SERVER_PLUGIN)
+    for route in [*core.make_routes(), *bus.make_routes()]:
+        add(me, route)
+    for owner, route in state.kernel.routes():
+        add(owner, route)
+    return routes
+
+
+def create_app(kernel: Kernel, settings: ServerSettings | None = None) -> Starlette:
+    """The studio application for ``kernel``.
+
+    ``settings`` default to the environment (``COMFYVN_SERVER_HOST``/``PORT``) and the ``server``
+    section of ``comfyvn.json``. The lifespan runs ``kernel.startup()``/``shutdown()`` and the
+    webhook deliveries; off-loopback it refuses to start while no API token exists.
+    """
+    if settings is None:
+        settings = ServerSettings.resolve(env=kernel.env, config=kernel.config)
+    if kernel.events.spec(bus.TEST_EVENT) is None:
+        # The server plugin itself may not be registered (a plugin's tests compose just their routes).
+        declare_events(kernel.events.registrar(SERVER_PLUGIN))
+    state = ServerState.build(kernel, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.loopback and not state.tokens.list():
+            raise ComfyVNError(f"refusing to serve on {settings.host}: it is reachable off this machine and no "
+                               "API token exists; create one with `comfyvn tokens create --scope admin`",
+                               field="host", code="token_required")
+        async with httpx.AsyncClient(timeout=settings.webhook_timeout) as client, \
+                anyio.create_task_group() as group:
+            state.hub.closing = None  # a fresh event for this run (an app may be served more than once)
+            state.dispatcher.attach(group, client)
+            kernel.startup()
+            try:
+                yield
+            finally:
+                state.hub.closing_event().set()
+                kernel.shutdown()
+                state.dispatcher.detach()
+                group.cancel_scope.cancel()
+
+    app = Starlette(
+        routes=_compose(state),
+        middleware=[Middleware(GuardMiddleware, settings=settings, tokens=state.tokens)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    return app

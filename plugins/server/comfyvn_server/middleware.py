@@ -1,0 +1,170 @@
+"""The one outer middleware: request ids, the auth guard and the last-resort JSON 500.
+
+It is a plain ASGI callable (no ``BaseHTTPMiddleware``) because it wraps every request, including
+the ``/health`` probe whose throughput the benchmark compares with a bare Starlette app.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+import structlog
+from comfyvn.errors import ComfyVNError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import Denied, TokenStore, authorize
+from .settings import ServerSettings
+
+__all__ = ["GuardMiddleware"]
+
+log = structlog.get_logger("comfyvn.server")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+_WANTED = frozenset({b"host", b"origin", b"authorization", b"x-request-id", b"content-length"})
+
+
+def _query_token(scope: Scope) -> str | None:
+    # Browsers cannot set headers on a WebSocket handshake, so the token may come in the query.
+    tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+    return tokens[0] if tokens else None
+
+
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class PayloadTooLargeError(ComfyVNError):
+    status = 413
+    code = "payload_too_large"
+
+
+def _too_large(limit: int, request_id: str) -> dict[str, Any]:
+    return {"error": {"code": "payload_too_large", "message": f"the request body exceeds {limit} bytes",
+                      "field": "body", "request_id": request_id}}
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that stops a streamed body once it passes ``limit`` bytes (a JSON 413)."""
+    total = 0
+
+    async def receive_limited() -> Message:
+        nonlocal total
+        message = await receive()
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > limit:
+                raise PayloadTooLargeError(f"the request body exceeds {limit} bytes", field="body")
+        return message
+
+    return receive_limited
+
+
+def json_body(status: int, body: dict[str, Any], request_id: str) -> tuple[Message, Message]:
+    data = json.dumps(body).encode("utf-8")
+    start = {"type": "http.response.start", "status": status,
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                         (b"x-request-id", request_id.encode("latin-1"))]}
+    return start, {"type": "http.response.body", "body": data}
+
+
+class GuardMiddleware:
+    """Assigns ``request.state.request_id``, applies `authorize`, and turns escapes into JSON 500s."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings, tokens: TokenStore) -> None:
+        self.app = app
+        self.settings = settings
+        self.tokens = tokens
+        self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        wanted: dict[bytes, str] = {}
+        for key, value in scope["headers"]:
+            if key in _WANTED:
+                wanted[key] = value.decode("latin-1")
+        incoming = wanted.get(b"x-request-id")
+        if incoming is not None and _REQUEST_ID.match(incoming):
+            request_id = incoming
+        else:
+            # Unique per process run and cheap: a random prefix and a counter (ids need not be secret).
+            request_id = f"{self._prefix}{next(self._counter):08x}"
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id
+        server = scope.get("server")
+        token = wanted.get(b"authorization")
+        if token is not None:
+            scheme, _, rest = token.partition(" ")
+            token = rest.strip() if scheme.lower() == "bearer" else token
+        elif kind == "websocket":
+            token = _query_token(scope)
+        verdict = authorize(scope.get("method", "GET"), scope["path"], wanted.get(b"host"), wanted.get(b"origin"),
+                            token, server[0] if server else None, self.settings, self.tokens)
+        if isinstance(verdict, Denied):
+            log.info("request refused", request_id=request_id, path=scope["path"], code=verdict.code)
+            if kind == "http":
+                start, body = json_body(verdict.status, verdict.body(request_id), request_id)
+                await send(start)
+                await send(body)
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": verdict.message[:120]})
+            return
+        state["principal"] = verdict
+        tag = request_id.encode("latin-1")
+        started = False
+        peer_gone = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started, peer_gone
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", tag)]
+            elif message["type"] == "websocket.accept":
+                started = True
+            try:
+                await send(message)
+            except Exception:
+                peer_gone = True
+                raise
+
+        if kind == "http" and scope["method"] not in _NO_BODY:
+            length = wanted.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.settings.max_body_size:
+                start, body = json_body(413, _too_large(self.settings.max_body_size, request_id), request_id)
+                await send(start)
+                await send(body)
+                return
+            receive = _limited(receive, self.settings.max_body_size)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if peer_gone:
+                # The ASGI server could not deliver our response: the client left. Nothing to answer.
+                log.info("client went away", request_id=request_id, path=scope["path"])
+                return
+            # Our own bug: log the traceback with the id the client sees, answer a JSON 500, and do
+            # not re-raise (the ASGI server would log it a second time without the id).
+            log.exception("unhandled error", request_id=request_id, path=scope["path"],
+                          method=scope.get("method", "WEBSOCKET"))
+            if kind == "http" and not started:
+                start, body = json_body(500, {"error": {
+                    "code": "internal_error", "field": None, "request_id": request_id,
+                    "message": f"internal server error (request id {request_id}; the traceback is in the server log)",
+                }}, request_id)
+                await send(start)
+                await send(body)
+            elif kind == "websocket":
+                try:
+                    await send({"type": "websocket.close", "code": 1011, "reason": f"internal error {request_id}"})
+                except Exception:
+                    pass  # the socket is already gone
