@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +39,20 @@ def make_kernel(runtime: RuntimePaths) -> Callable[..., Kernel]:
         return create_kernel(plugins=list(plugins), paths=runtime, env=env or {}, **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def http_for() -> Iterator[Callable[[Kernel], Any]]:
+    """``http_for(kernel)``: a Starlette TestClient on the full server app composed from ``kernel``."""
+    from comfyvn_server import create_app
+    from starlette.testclient import TestClient
+
+    clients: list[TestClient] = []
+
+    def factory(kernel: Kernel) -> TestClient:
+        clients.append(TestClient(create_app(kernel)))
+        return clients[-1]
+
+    yield factory
+    for client in clients:
+        client.close()

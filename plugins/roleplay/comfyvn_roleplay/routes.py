@@ -235,9 +235,11 @@ def make_routes(kernel: Any) -> list[Route]:
         result = await run_in_threadpool(sample_llm, kernel, uid, level if isinstance(level, str) else "")
         return JSONResponse(result)
 
+    # The original product served these under /roleplay/…; scripts still call those paths, so both
+    # prefixes answer. Off loopback, writes to /api/roleplay need roleplay.write, the legacy ones admin.
     return [
-        Route("/api/roleplay/import", import_chat, methods=["POST"]),
-        Route("/api/roleplay/preview/{scene_uid}", preview, methods=["GET"]),
-        Route("/api/roleplay/apply_corrections", corrections, methods=["POST"]),
-        Route("/api/roleplay/sample_llm", llm, methods=["POST"]),
+        Route(f"{prefix}/roleplay/{path}", endpoint, methods=[method])
+        for prefix in ("/api", "")
+        for path, endpoint, method in (("import", import_chat, "POST"), ("preview/{scene_uid}", preview, "GET"),
+                                       ("apply_corrections", corrections, "POST"), ("sample_llm", llm, "POST"))
     ]

@@ -12,25 +12,18 @@ import pytest
 from click.testing import CliRunner
 from comfyvn import hookimpl
 from comfyvn.cli import make_cli
-from comfyvn.errors import ComfyVNError
 from comfyvn_roleplay.cards import embed_card_png
 from comfyvn_scenario import validate_project_dir
+from comfyvn_server import create_app
 from rp_fixtures import EXAMPLES, jsonl
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
 CHAT = EXAMPLES / "Mira Vale - 2024-09-28@14h05m07s.jsonl"
 
 
 def client_for(kernel: Any) -> TestClient:
-    async def on_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ComfyVNError)
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
-
-    routes = [route for _, route in kernel.routes()]
-    return TestClient(Starlette(routes=routes, exception_handlers={ComfyVNError: on_error}))
+    """The full server app (its JSON errors, auth and middleware) around the roleplay routes."""
+    return TestClient(create_app(kernel))
 
 
 def test_cli_sillytavern_with_card_world_sprites(kernel: Any, tmp_path: Path) -> None:
@@ -204,3 +197,11 @@ def test_hook_roleplay_cleanup_scene(make_kernel: Any, tmp_path: Path) -> None:
 @pytest.mark.parametrize("payload", [{"scene_uid": 3}, {"scene_uid": "a:b", "nodes": "x"}])
 def test_corrections_bad_input(kernel: Any, payload: dict) -> None:
     assert client_for(kernel).post("/api/roleplay/apply_corrections", json=payload).status_code in (400, 404)
+
+
+def test_the_original_roleplay_paths_still_answer(kernel: Any) -> None:
+    client = client_for(kernel)
+    imported = client.post("/roleplay/import", json={"text": "Alice: hi\nBob: hello", "title": "Legacy"})
+    assert imported.status_code == 200, imported.text
+    uid = imported.json()["scenes"][0]["scene_uid"]
+    assert client.get(f"/roleplay/preview/{uid}").json() == client.get(f"/api/roleplay/preview/{uid}").json()
