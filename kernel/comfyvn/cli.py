@@ -72,7 +72,7 @@ def make_cli(kernel: Kernel) -> click.Group:
         _out(as_json, {"flags": [s.as_dict() for s in states], "unknown": unknown,
                        "file_error": kernel.flags.file_error},
              [f"{s.name:<36} {'on ' if s.value else 'off'} ({s.source}, {s.owner})" for s in states]
-             + [f"{n:<36} {json.dumps(v)} (unknown: no installed plugin declares it)" for n, v in sorted(unknown.items())]
+             + [f"{n:<36} {json.dumps(v)} (unknown: no plugin declares it)" for n, v in sorted(unknown.items())]
              + ([f"warning: {kernel.flags.file_error}"] if kernel.flags.file_error else []))
 
     @flags_group.command("get")
@@ -141,7 +141,8 @@ def make_cli(kernel: Kernel) -> click.Group:
                   help="Passphrase vaults: prompt for a new passphrase (else the current one gets a new salt).")
     def secrets_rotate(new_passphrase: bool) -> None:
         """Re-encrypt the vault under a new key, keeping an encrypted backup."""
-        passphrase = click.prompt("new passphrase", hide_input=True, confirmation_prompt=True) if new_passphrase else None
+        passphrase = (click.prompt("new passphrase", hide_input=True, confirmation_prompt=True)
+                      if new_passphrase else None)
         result = kernel.secrets.rotate_key(passphrase)
         click.echo(f"rotated ({result['kdf']}): {result['secrets']} secrets re-encrypted, backup {result['backup']}")
         if passphrase:

@@ -78,7 +78,7 @@ class Subscription:
 
     bus: EventBus
     events: frozenset[str] | None
-    deliver: Callable[[Envelope], None]
+    deliver: Callable[[Envelope], Any]
 
     def close(self) -> None:
         self.bus._remove(self)
@@ -226,7 +226,7 @@ class EventBus:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _add(self, events: frozenset[str] | None, deliver: Callable[[Envelope], None]) -> Subscription:
+    def _add(self, events: frozenset[str] | None, deliver: Callable[[Envelope], Any]) -> Subscription:
         subscription = Subscription(self, events, deliver)
         with self._lock:
             self._subs = [*self._subs, subscription]

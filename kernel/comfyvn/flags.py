@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import structlog
@@ -183,7 +183,7 @@ class FeatureFlags:
 
     def document(self) -> dict[str, Any]:
         """A copy of the whole ``comfyvn.json`` as last read."""
-        return json.loads(json.dumps(self._document))
+        return cast(dict[str, Any], json.loads(json.dumps(self._document)))
 
     def set(self, name: str, value: object) -> FlagState:
         """Persist a flag atomically (other keys kept, alias keys synced); emit ``on_feature_flag_changed``.

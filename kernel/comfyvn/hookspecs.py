@@ -9,6 +9,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+
     from .events import EventRegistrar
     from .flags import FlagRegistrar
     from .kernel import Kernel

@@ -69,7 +69,8 @@ class Kernel:
             self.plugins.call_each("shutdown", kernel=self, reverse=True, on_error="log")
 
     def __enter__(self) -> Kernel:
-        return self.startup() or self
+        self.startup()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()

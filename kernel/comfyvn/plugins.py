@@ -57,7 +57,7 @@ def _dists_by_top_level() -> Mapping[str, list[str]]:
 
 
 def _distribution_of(module: str) -> tuple[str | None, str | None]:
-    dist = (_dists_by_top_level().get(module.split(".")[0]) or [None])[0]
+    dist = next(iter(_dists_by_top_level().get(module.split(".")[0]) or []), None)
     return dist, kernel_version(dist) if dist else None
 
 
@@ -163,7 +163,8 @@ class PluginSet:
     def listing(self, *, include_all: bool = False) -> list[dict[str, Any]]:
         """Loaded and failed plugins with distribution, version and hooks; ``include_all`` adds the
         kernel itself and blocked or not-allowed plugins."""
-        rows = [PluginRecord(KERNEL_NAME, "kernel", "comfyvn-kernel", kernel_version(), "comfyvn")] if include_all else []
+        kernel = PluginRecord(KERNEL_NAME, "kernel", "comfyvn-kernel", kernel_version(), "comfyvn")
+        rows = [kernel] if include_all else []
         for name in sorted(self.records):
             record = self.records[name]
             plugin = self.pm.get_plugin(name)
@@ -172,6 +173,3 @@ class PluginSet:
             if include_all or record.status in ("loaded", "failed"):
                 rows.append(record)
         return [attrs.asdict(row) for row in rows]
-
-    def loaded(self) -> list[str]:
-        return [name for name, record in self.records.items() if record.status == "loaded"]

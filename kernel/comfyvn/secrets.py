@@ -187,11 +187,11 @@ class Vault:
             raise _corrupted("unknown kdf")
         check = _unb64(document["check"], "check")
         pending = self.key_path.with_name(self.key_path.name + ".new")
-        if check != _check(key) and header == {"type": "keyfile"} and pending.exists():
-            # A rotation stopped between writing the vault and installing its new key: finish it.
-            if check == _check(new_key := _unb64(pending.read_text().strip(), "pending key")):
-                os.replace(pending, self.key_path)
-                key = new_key
+        # A rotation stopped between writing the vault and installing its new key: finish it.
+        if (check != _check(key) and header == {"type": "keyfile"} and pending.exists()
+                and check == _check(new_key := _unb64(pending.read_text().strip(), "pending key"))):
+            os.replace(pending, self.key_path)
+            key = new_key
         if check != _check(key):
             raise VaultError("the vault key does not match (wrong COMFYVN_SECRETS_KEY or key file), "
                              "or the vault file is damaged", code="vault_wrong_key")

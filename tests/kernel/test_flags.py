@@ -121,7 +121,8 @@ def test_corrupt_file_is_reported_and_never_overwritten(make_kernel: Callable[..
     assert path.read_text() == "{not json"
 
 
-def test_interrupted_set_leaves_the_old_file(make_kernel: Callable[..., Kernel], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_set_leaves_the_old_file(make_kernel: Callable[..., Kernel],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     kernel = make_kernel(Flagged())
     kernel.flags.set("enable_weather_planner", False)
     before = config_file(kernel).read_bytes()

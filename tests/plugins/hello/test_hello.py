@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import comfyvn_hello.plugin
-from pathlib import Path
 from click.testing import CliRunner
 from comfyvn import ComfyVNError, Kernel
 from comfyvn.cli import make_cli
