@@ -1,0 +1,180 @@
+"""Scenario conditions and actions as Python for ``menu … if`` clauses and ``$`` lines.
+
+The scenario semantics (comfyvn-wire.md) are kept exactly: a missing key makes every operator false
+except ``not_exists``, ``gt/gte/lt/lte`` compare as numbers, ints stay ints, ``set`` creates
+intermediate objects, ``clear`` removes. The small helpers the translations call (``cvn_get``,
+``cvn_num``, ``cvn_assoc``…) are emitted once into ``game/comfyvn_runtime.rpy`` (`RUNTIME_RPY`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from comfyvn_scenario.rules import is_number, split_key
+
+from .names import py_literal
+
+__all__ = ["RUNTIME_RPY", "action_python", "choice_condition", "condition_python"]
+
+RUNTIME_RPY = '''\
+## ComfyVN runtime helpers: scenario conditions and actions with the runner's exact semantics.
+
+init -10 python:
+
+    class CvnMissing(object):
+        """A variable that does not exist (cleared, or set by an action but never declared)."""
+
+        def __eq__(self, other):
+            return isinstance(other, CvnMissing)
+
+        def __ne__(self, other):
+            return not isinstance(other, CvnMissing)
+
+        def __hash__(self):
+            return 0
+
+        def __repr__(self):
+            return "CvnMissing()"
+
+    def cvn_is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def cvn_get(value, path):
+        for part in path:
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                return CvnMissing()
+        return value
+
+    def cvn_missing(value):
+        return isinstance(value, CvnMissing)
+
+    def cvn_num(value):
+        if isinstance(value, CvnMissing):
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    def cvn_eq(value, expected):
+        return not cvn_missing(value) and value == expected
+
+    def cvn_neq(value, expected):
+        return not cvn_missing(value) and value != expected
+
+    def cvn_cmp(value, op, bound):
+        number = cvn_num(value)
+        if number is None:
+            return False
+        if op == "gt":
+            return number > bound
+        if op == "gte":
+            return number >= bound
+        if op == "lt":
+            return number < bound
+        return number <= bound
+
+    def cvn_in(value, container, negate=False):
+        if cvn_missing(value):
+            return False
+        if isinstance(container, str):
+            found = isinstance(value, str) and value in container
+        elif isinstance(container, list):
+            found = value in container
+        else:
+            return False
+        return found != negate
+
+    def cvn_assoc(tree, path, value):
+        new = dict(tree) if isinstance(tree, dict) else dict()
+        head = path[0]
+        if len(path) == 1:
+            new[head] = value
+        else:
+            new[head] = cvn_assoc(tree.get(head) if isinstance(tree, dict) else None, path[1:], value)
+        return new
+
+    def cvn_dissoc(tree, path):
+        if not isinstance(tree, dict) or path[0] not in tree:
+            return tree
+        new = dict(tree)
+        if len(path) == 1:
+            del new[path[0]]
+        else:
+            new[path[0]] = cvn_dissoc(tree[path[0]], path[1:])
+        return new
+
+    def cvn_bump(tree, path, delta):
+        base = cvn_get(tree, path)
+        start = base if cvn_is_number(base) else 0
+        if not path:
+            return start + delta
+        return cvn_assoc(tree, path, start + delta)
+'''
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def condition_python(condition: Mapping[str, Any], variables: Mapping[str, str]) -> str:
+    """One condition object as a Python boolean expression over the exported variables."""
+    parts = split_key(str(condition.get("key", "")))
+    operator = condition.get("operator")
+    value = condition.get("value")
+    if not parts:
+        return "True" if operator == "not_exists" else "False"
+    root = variables[parts[0]]
+    getter = f"cvn_get({root}, {py_literal(list(parts[1:]))})" if len(parts) > 1 else root
+    if operator == "exists":
+        return f"not cvn_missing({getter})"
+    if operator == "not_exists":
+        return f"cvn_missing({getter})"
+    if operator in ("gt", "gte", "lt", "lte"):
+        bound = _number(value)
+        return "False" if bound is None else f"cvn_cmp({getter}, {py_literal(operator)}, {py_literal(bound)})"
+    if operator in ("in", "not_in"):
+        return f"cvn_in({getter}, {py_literal(value)}, {operator == 'not_in'})"
+    if operator in ("eq", "neq"):
+        return f"cvn_{operator}({getter}, {py_literal(value)})"
+    raise ValueError(f"unknown condition operator {operator!r}")
+
+
+def choice_condition(choice: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
+    """The ``if`` expression of a menu choice (POV visibility and every condition), or None."""
+    terms: list[str] = []
+    visible = choice.get("visible_to")
+    if isinstance(visible, str):
+        visible = [visible]
+    if visible:
+        terms.append(f"cvn_pov in {py_literal(sorted({str(v) for v in visible}))}")
+    terms.extend(condition_python(c, variables) for c in choice.get("conditions") or () if isinstance(c, Mapping))
+    return " and ".join(f"({t})" if " or " in t else t for t in terms) or None
+
+
+def action_python(action: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
+    """One action object as a Python statement (for a ``$`` line), or None when it does nothing."""
+    parts = split_key(str(action.get("key", "")))
+    if not parts:
+        return None
+    root, rest, kind = variables[parts[0]], list(parts[1:]), action.get("type")
+    if kind == "set":
+        value = py_literal(action.get("value"))
+        return f"{root} = cvn_assoc({root}, {py_literal(rest)}, {value})" if rest else f"{root} = {value}"
+    if kind == "clear":
+        return f"{root} = cvn_dissoc({root}, {py_literal(rest)})" if rest else f"{root} = CvnMissing()"
+    if kind in ("increment", "decrement"):
+        raw = action.get("amount")
+        if raw is None:
+            raw = action.get("value")
+        delta = raw if is_number(raw) else 1
+        if kind == "decrement":
+            delta = -delta
+        return f"{root} = cvn_bump({root}, {py_literal(rest)}, {py_literal(delta)})"
+    raise ValueError(f"unknown action type {kind!r}")

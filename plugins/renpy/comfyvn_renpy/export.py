@@ -1,0 +1,249 @@
+"""Project → Ren'Py project files in memory (`build_bundle`), then written, previewed or zipped.
+
+A `Bundle` is the whole export as ``relative path → bytes``; nothing here depends on the clock, the
+output folder or the machine, so the same project and options give byte-identical files (and zip).
+``generated_at`` is only set when the caller passes one (the CLI uses ``SOURCE_DATE_EPOCH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from comfyvn.errors import ComfyVNError
+from comfyvn_scenario import Project, compile_scenario, validate_project
+from comfyvn_scenario.validation import raise_for_invalid
+
+from .conditions import RUNTIME_RPY
+from .layout import Layout, build_layout, project_source_name
+from .script import Extras, ScriptWriter
+from .testcases import Testcase, derive_testcases, render_testcases
+
+__all__ = ["POV_MODES", "Bundle", "ExportOptions", "build_bundle", "digest", "manifest_bytes"]
+
+POV_MODES = ("auto", "master", "forks", "both", "disabled")
+MANIFESTS = ("export_manifest.json", "label_manifest.json")
+
+
+@attrs.frozen
+class ExportOptions:
+    """What to build. ``pov_mode``: auto (master + forks when the project has 2+ POVs), master, forks, both,
+    disabled; ``pov_switch`` False drops the in-game Switch POV menu."""
+
+    pov_mode: str = "auto"
+    pov_switch: bool = True
+    per_scene: bool = True
+    testcases: bool = False
+    bake_weather: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.pov_mode not in POV_MODES:
+            raise ComfyVNError(f"unknown POV mode {self.pov_mode!r}; use one of {', '.join(POV_MODES)}",
+                               field="pov_mode", code="invalid_pov_mode")
+
+    def to_wire(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Bundle:
+    """One export in memory: game files, manifests, warnings and what was missing."""
+
+    files: dict[str, bytes]
+    manifests: dict[str, bytes]
+    export_manifest: dict[str, Any]
+    label_manifest: dict[str, Any]
+    warnings: tuple[str, ...]
+    testcases: tuple[Testcase, ...] = ()
+
+    def all_files(self) -> dict[str, bytes]:
+        return {**self.files, **self.manifests}
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_bytes(value: Any) -> bytes:
+    """Manifests: sorted keys, 2-space indent, UTF-8, final newline (stable bytes)."""
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _pov_plan(project: Project, options: ExportOptions) -> tuple[str, bool, list[str]]:
+    """``(effective mode, menu in the master build, POVs that get a fork)``."""
+    povs = [p["id"] for p in project.povs if isinstance(p.get("id"), str)]
+    mode = options.pov_mode
+    if mode == "auto":
+        mode = "both" if len(povs) >= 2 else "disabled"
+    menu = mode in ("master", "both") and options.pov_switch and len(povs) >= 2
+    forks = povs if mode in ("forks", "both") else []
+    return mode, menu, forks
+
+
+def _game_files(writer: ScriptWriter, layout: Layout, defaults: Mapping[str, Any], per_scene: bool,
+                version: str) -> dict[str, str]:
+    scene_texts = {sid: writer.scene_file(sid) for sid in layout.project.scenes}
+    files = {
+        "game/options.rpy": writer.options_file(version),
+        "game/characters.rpy": writer.characters_file(),
+        "game/images.rpy": writer.images_file(),
+        "game/comfyvn_runtime.rpy": writer.header + RUNTIME_RPY,
+    }
+    if per_scene:
+        files["game/script.rpy"] = writer.script_file(defaults)
+        for scene_id, text in scene_texts.items():
+            files[f"game/scenes/{layout.scene_labels[scene_id]}.rpy"] = writer.header + text
+    else:
+        files["game/script.rpy"] = writer.script_file(defaults, list(scene_texts.values()))
+    return files
+
+
+def _check_extra_path(path: str) -> str:
+    clean = path.replace("\\", "/")
+    parts = clean.split("/")
+    if (clean.startswith("/") or not clean.startswith("game/") or any(p in ("", ".", "..") for p in parts)
+            or "\x00" in clean):
+        raise ComfyVNError(f"contributed file {path!r} must be a relative path below game/",
+                           field="contributions.files", code="invalid_contribution")
+    return clean
+
+
+def build_bundle(project: Project, options: ExportOptions, *, extras: Extras | None = None,
+                 extra_files: Mapping[str, bytes] | None = None, generated_at: str | None = None,
+                 gate: Mapping[str, Any] | None = None, weather_bake: Mapping[str, Any] | None = None) -> Bundle:
+    """Validate ``project`` (422 when invalid) and build the master build, its POV forks and manifests."""
+    report = validate_project(project)
+    raise_for_invalid(report)
+    layout = build_layout(project)
+    defaults = compile_scenario(project, validate=False).variables
+    mode, menu, forks = _pov_plan(project, options)
+    meta_version = project.meta.get("version")
+    version = meta_version if isinstance(meta_version, str) and meta_version else "1.0"
+    texts: dict[str, str] = {}
+    master = ScriptWriter(layout, pov=project.default_pov, pov_menu=menu, extras=extras)
+    texts.update(_game_files(master, layout, defaults, options.per_scene, version))
+    cases: list[Testcase] = []
+    if options.testcases:
+        cases = derive_testcases(project, layout, pov_menu=menu, pov=project.default_pov)
+        texts["game/tests.rpy"] = render_testcases(cases, master.header)
+    for pov in forks:
+        writer = ScriptWriter(layout, pov=pov, pov_menu=False, extras=extras)
+        for path, text in _game_files(writer, layout, defaults, options.per_scene, version).items():
+            texts[f"forks/{layout.pov_slugs[pov]}/{path}"] = text
+    files: dict[str, bytes] = {path: text.encode("utf-8") for path, text in texts.items()}
+    roots = [""] + [f"forks/{layout.pov_slugs[pov]}/" for pov in forks]
+    for dest, source in layout.files.items():
+        data = source.read_bytes()
+        for root in roots:
+            files[f"{root}{dest}"] = data
+    for path, data in (extra_files or {}).items():
+        clean = _check_extra_path(path)
+        for root in roots:
+            files[f"{root}{clean}"] = data
+    files = dict(sorted(files.items()))
+    warnings = tuple(layout.warnings) + tuple(f"{i.document or ''} {i.path}: {i.message}".strip()
+                                              for i in report.warnings)
+    export_manifest = _export_manifest(project, layout, files, mode, menu, forks, generated_at, gate)
+    label_manifest = _label_manifest(project, layout, mode, menu, forks, generated_at, weather_bake)
+    manifests = {"export_manifest.json": manifest_bytes(export_manifest),
+                 "label_manifest.json": manifest_bytes(label_manifest)}
+    return Bundle(files, manifests, export_manifest, label_manifest, warnings, tuple(cases))
+
+
+def _pov_routes(project: Project, layout: Layout, menu: bool) -> list[dict[str, Any]]:
+    routes = []
+    for pov in project.povs:
+        if not isinstance(pov.get("id"), str):
+            continue
+        pov_id = pov["id"]
+        mentioned = [layout.scene_labels[sid] for sid, scene in project.scenes.items()
+                     if any(n.get("pov") == pov_id or any(pov_id in (c.get("visible_to") or ())
+                                                           for c in n.get("choices") or ())
+                            for n in scene.get("nodes") or ())]
+        routes.append({"id": pov_id, "name": pov.get("name") or pov_id, "slug": layout.pov_slugs[pov_id],
+                       "entry_label": layout.pov_labels[pov_id] if menu else "start",
+                       "scene_labels": mentioned or list(layout.scene_labels.values())})
+    return routes
+
+
+def _export_manifest(project: Project, layout: Layout, files: Mapping[str, bytes], mode: str, menu: bool,
+                     forks: list[str], generated_at: str | None, gate: Mapping[str, Any] | None) -> dict[str, Any]:
+    def assets(kind: str) -> list[dict[str, Any]]:
+        return [{"name": i.name, "source": i.source, "path": f"game/{i.file}" if i.file else None,
+                 "placeholder": i.file is None,
+                 "sha256": digest(files[f"game/{i.file}"]) if i.file else None}
+                for i in layout.images if i.kind == kind]
+
+    rating = project.meta.get("metadata", {}).get("rating") if isinstance(project.meta.get("metadata"), dict) else None
+    return {
+        "format": "comfyvn-renpy-export", "version": 1,
+        "project": {"id": project.id, "title": project.title, "source": project_source_name(project)},
+        "timeline": None,
+        "generated_at": generated_at,
+        "output_dir": ".",
+        "script": {"path": "game/script.rpy",
+                   "labels": [{"scene_id": sid, "label": layout.scene_labels[sid],
+                               "title": scene.get("title") or sid,
+                               "povs": sorted({str(n["pov"]) for n in scene.get("nodes") or () if n.get("pov")})}
+                              for sid, scene in project.scenes.items()]},
+        "pov": {"mode": mode, "menu_enabled": menu, "default": project.default_pov,
+                "routes": _pov_routes(project, layout, menu),
+                "forks": [{"id": pov, "slug": layout.pov_slugs[pov], "path": f"forks/{layout.pov_slugs[pov]}"}
+                          for pov in forks]},
+        "variables": dict(layout.variables),
+        "characters": [{"id": cid, "define": layout.char_vars[cid], "image_tag": layout.char_tags[cid]}
+                       for cid in project.characters],
+        "assets": {"backgrounds": assets("background"), "portraits": assets("portrait"),
+                   "audio": [{"source": src, "path": f"game/{dest}", "sha256": digest(files[f"game/{dest}"])}
+                             for src, dest in layout.audio.items() if dest]},
+        "missing_assets": {k: list(v) for k, v in layout.missing.items()},
+        "rating": rating,
+        "rating_gate": dict(gate) if gate is not None else None,
+        "files": {path: digest(data) for path, data in files.items()},
+    }
+
+
+def _label_manifest(project: Project, layout: Layout, mode: str, menu: bool, forks: list[str],
+                    generated_at: str | None, weather_bake: Mapping[str, Any] | None) -> dict[str, Any]:
+    pov_labels, battle_labels = [], []
+    for (scene_id, node_id), label in layout.node_labels.items():
+        node = layout.scene_nodes(scene_id)[node_id]
+        povs = {str(node["pov"])} if node.get("pov") else set()
+        for choice in node.get("choices") or ():
+            visible = choice.get("visible_to")
+            povs.update([visible] if isinstance(visible, str) else visible or ())
+        if povs:
+            pov_labels.append({"scene_id": scene_id, "node": node_id, "label": label, "pov_ids": sorted(povs)})
+        battle = node.get("battle") or (node.get("data") or {}).get("battle")
+        if battle is not None or node.get("type") == "battle":
+            blob = json.dumps(battle, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+            battle_labels.append({"scene_id": scene_id, "node": node_id, "label": label, "hash": digest(blob)[:16]})
+    return {
+        "project": project.id, "generated_at": generated_at,
+        "weather_bake": dict(weather_bake) if weather_bake is not None else {"requested": False, "contributors": []},
+        "pov": {"mode": mode, "menu_enabled": menu, "default": project.default_pov, "forks": list(forks)},
+        "scenes": [{"scene_id": sid, "label": layout.scene_labels[sid],
+                    "nodes": {n["id"]: layout.node_labels[(sid, n["id"])] for n in scene.get("nodes") or ()}}
+                   for sid, scene in project.scenes.items()],
+        "pov_labels": pov_labels,
+        "battle_labels": battle_labels,
+    }
+
+
+def output_files(out: Path) -> dict[str, bytes]:
+    """The files a previous export wrote to ``out`` (from its export manifest), with their current bytes."""
+    manifest_path = out / "export_manifest.json"
+    try:
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, bytes] = {}
+    for path in previous.get("files", {}) if isinstance(previous, dict) else {}:
+        target = out / path
+        if isinstance(path, str) and ".." not in path.split("/") and target.is_file():
+            found[path] = target.read_bytes()
+    return found

@@ -1,0 +1,236 @@
+"""The naming and asset plan of one export: every label, variable, character, image and audio file.
+
+Built once per export, in story order, before any script text is written; the script writer only
+looks names up. Asset files are resolved below the project folder (never outside it); a missing image
+becomes a ``Solid`` placeholder and an entry in ``missing``, a missing sound is left out with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import attrs
+from comfyvn.errors import ComfyVNError
+from comfyvn.paths import safe_join
+from comfyvn_scenario import Project, split_target
+from comfyvn_scenario.rules import split_key
+
+from .names import NameRegistry, placeholder_colour, slug
+
+__all__ = ["ImageDef", "Layout", "build_layout"]
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+@attrs.frozen
+class ImageDef:
+    """``image <name> = "<file>"`` when ``file`` is set, else a ``Solid`` placeholder of ``colour``."""
+
+    name: str
+    kind: str  # background | portrait
+    source: str
+    file: str | None
+    colour: str
+    sprite: bool = False
+
+
+@attrs.define
+class Layout:
+    """Names and assets of one export (mutable only while `build_layout` fills it)."""
+
+    project: Project
+    scene_labels: dict[str, str] = attrs.Factory(dict)
+    node_labels: dict[tuple[str, str], str] = attrs.Factory(dict)
+    char_vars: dict[str, str] = attrs.Factory(dict)
+    char_tags: dict[str, str] = attrs.Factory(dict)
+    attrs_of: dict[tuple[str, str], str] = attrs.Factory(dict)
+    variables: dict[str, str] = attrs.Factory(dict)
+    backgrounds: dict[str, str] = attrs.Factory(dict)
+    images: list[ImageDef] = attrs.Factory(list)
+    audio: dict[str, str | None] = attrs.Factory(dict)
+    files: dict[str, Path] = attrs.Factory(dict)
+    warnings: list[str] = attrs.Factory(list)
+    missing: dict[str, list[str]] = attrs.Factory(lambda: {"backgrounds": [], "portraits": [], "audio": []})
+    pov_labels: dict[str, str] = attrs.Factory(dict)
+    pov_slugs: dict[str, str] = attrs.Factory(dict)
+    _node_index: dict[str, dict[str, Any]] = attrs.Factory(dict)
+
+    def node_label(self, scene_id: str, target: str) -> tuple[str | None, str]:
+        """``(other scene or None, label)`` of a choice target seen from ``scene_id``."""
+        other, node_id = split_target(target, self.scene_nodes(scene_id))
+        return other, self.node_labels[(other or scene_id, node_id)]
+
+    def scene_nodes(self, scene_id: str) -> dict[str, Any]:
+        """Node id -> node of one scene (built once per scene: choices look targets up here)."""
+        found = self._node_index.get(scene_id)
+        if found is None:
+            found = self._node_index[scene_id] = {n["id"]: n for n in self.project.scenes[scene_id]["nodes"]}
+        return found
+
+    def sprite(self, char_id: str, expression: str | None) -> str:
+        """The ``show`` name of a character's expression (``alice smile``; the bare tag when it has none)."""
+        tag = self.char_tags[char_id]
+        attr = self.attrs_of.get((char_id, expression or ""))
+        return f"{tag} {attr}" if attr else tag
+
+
+def _resolve(root: Path | None, ref: str) -> Path | None:
+    """The asset file ``ref`` names below ``root``, or None (missing, outside the project, not a file)."""
+    if root is None or not ref:
+        return None
+    try:
+        path = safe_join(root, ref)
+    except ComfyVNError:
+        return None
+    return path if path.is_file() else None
+
+
+def _nodes(project: Project) -> Iterator[tuple[str, dict[str, Any]]]:
+    for scene_id, scene in project.scenes.items():
+        for node in scene.get("nodes") or ():
+            if isinstance(node, dict):
+                yield scene_id, node
+
+
+def _var_roots(project: Project) -> list[str]:
+    """Top-level variable names in a stable order: declared ones first, then those actions/conditions use."""
+    roots: dict[str, None] = dict.fromkeys(project.variables)
+    for scene in project.scenes.values():
+        roots.update(dict.fromkeys(scene.get("variables") or {}))
+    for _scene_id, node in _nodes(project):
+        for action in node.get("actions") or ():
+            roots.update(dict.fromkeys(split_key(str(action.get("key", "")))[:1]))
+        for choice in node.get("choices") or ():
+            for item in (*(choice.get("actions") or ()), *(choice.get("conditions") or ())):
+                roots.update(dict.fromkeys(split_key(str(item.get("key", "")))[:1]))
+    return list(roots)
+
+
+def _attr_name(registry: NameRegistry, text: str) -> str:
+    base = slug(text)
+    return registry.claim(base if not base[0].isdigit() else f"x{base}")
+
+
+def build_layout(project: Project) -> Layout:
+    """Name everything (labels, variables, characters, images, audio) and plan the asset copies."""
+    layout = Layout(project)
+    root = project.root
+    labels = NameRegistry({"start", "cvn_switch_pov", "cvn_pov_menu"})
+    for scene_id, scene in project.scenes.items():
+        layout.scene_labels[scene_id] = labels.claim(f"scene_{slug(scene_id, lower=False)}")
+        for node in scene.get("nodes") or ():
+            base = f"{slug(scene_id, lower=False)}_{slug(str(node['id']), lower=False)}"
+            # A label must not start with a digit (scene ids may): prefix those.
+            layout.node_labels[(scene_id, node["id"])] = labels.claim(base if base[0].isalpha() else f"n_{base}")
+    pov_ids = [p["id"] for p in project.povs if isinstance(p.get("id"), str)]
+    pov_slug_registry = NameRegistry()
+    for pov in pov_ids:
+        layout.pov_slugs[pov] = pov_slug_registry.claim(slug(pov))
+        layout.pov_labels[pov] = labels.claim(f"pov_{slug(pov, lower=False)}")
+
+    var_registry = NameRegistry()
+    for name in _var_roots(project):
+        layout.variables[name] = var_registry.claim(f"v_{slug(name, lower=False)}")
+
+    char_registry, tag_registry = NameRegistry(), NameRegistry({"bg"})
+    for char_id, spec in project.characters.items():
+        layout.char_vars[char_id] = char_registry.claim(f"c_{slug(char_id, lower=False)}")
+        tag = slug(char_id)
+        layout.char_tags[char_id] = tag_registry.claim(tag if not tag[0].isdigit() else f"x{tag}")
+        sprites = spec.get("sprites") if isinstance(spec, dict) else None
+        sprites = sprites if isinstance(sprites, dict) else {}
+        attr_registry = NameRegistry()
+        wanted: dict[str, None] = dict.fromkeys(str(k) for k in sprites)
+        for _scene_id, node in _nodes(project):
+            for entry in node.get("characters") or ():
+                if isinstance(entry, dict) and entry.get("id") == char_id and isinstance(entry.get("expression"), str):
+                    wanted[entry["expression"]] = None
+        default = spec.get("default_expression") if isinstance(spec, dict) else None
+        if isinstance(default, str):
+            wanted[default] = None
+        for expression in wanted:
+            attr = _attr_name(attr_registry, expression)
+            layout.attrs_of[(char_id, expression)] = attr
+            _add_image(layout, root, f"{layout.char_tags[char_id]} {attr}", "portrait",
+                       str(sprites.get(expression) or ""), f"images/characters/{layout.char_tags[char_id]}_{attr}")
+        fallback = default if isinstance(default, str) else next(iter(wanted), None)
+        if fallback is not None:
+            layout.attrs_of[(char_id, "")] = layout.attrs_of[(char_id, fallback)]
+        else:
+            _add_image(layout, root, layout.char_tags[char_id], "portrait", "", None)
+
+    bg_registry = NameRegistry()
+    for ref in _background_refs(project):
+        stem = PurePosixPath(ref.replace("\\", "/")).stem or ref
+        name = _attr_name(bg_registry, stem)
+        layout.backgrounds[ref] = f"bg {name}"
+        _add_image(layout, root, f"bg {name}", "background", ref, f"images/bg/bg_{name}")
+
+    audio_registry = NameRegistry()
+    for ref, folder in _audio_refs(project):
+        found = _resolve(root, ref)
+        if found is None:
+            layout.audio[ref] = None
+            layout.missing["audio"].append(ref)
+            layout.warnings.append(f"missing audio file {ref!r}: its play/voice statements are left out")
+            continue
+        stem = slug(found.stem)
+        dest = f"{folder}/{audio_registry.claim(stem)}{found.suffix.lower()}"
+        layout.audio[ref] = dest
+        layout.files[f"game/{dest}"] = found
+    return layout
+
+
+def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str, dest_stem: str | None) -> None:
+    found = _resolve(root, ref)
+    if found is not None and dest_stem and found.suffix.lower() in IMAGE_EXTS:
+        dest = f"{dest_stem}{found.suffix.lower()}"
+        layout.files[f"game/{dest}"] = found
+        layout.images.append(ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait"))
+        return
+    layout.images.append(ImageDef(name, kind, ref, None, placeholder_colour(name), sprite=kind == "portrait"))
+    bucket = "backgrounds" if kind == "background" else "portraits"
+    label = ref or name
+    if label not in layout.missing[bucket]:
+        layout.missing[bucket].append(label)
+    layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder Solid() image")
+
+
+def _background_refs(project: Project) -> list[str]:
+    refs: dict[str, None] = {}
+    for scene in project.scenes.values():
+        if isinstance(scene.get("background"), str) and scene["background"]:
+            refs[scene["background"]] = None
+        for node in scene.get("nodes") or ():
+            if isinstance(node, dict) and isinstance(node.get("background"), str) and node["background"]:
+                refs[node["background"]] = None
+    return list(refs)
+
+
+def _audio_refs(project: Project) -> list[tuple[str, str]]:
+    refs: dict[str, str] = {}
+
+    def music(value: Any) -> None:
+        if isinstance(value, Mapping) and isinstance(value.get("track"), str) and value["track"]:
+            refs.setdefault(value["track"], "audio")
+
+    for scene in project.scenes.values():
+        music(scene.get("music"))
+        for node in scene.get("nodes") or ():
+            if not isinstance(node, dict):
+                continue
+            music(node.get("music"))
+            for sfx in node.get("sfx") or ():
+                if isinstance(sfx, Mapping) and isinstance(sfx.get("sound"), str) and sfx["sound"]:
+                    refs.setdefault(sfx["sound"], "audio")
+            if isinstance(node.get("voice"), str) and node["voice"]:
+                refs.setdefault(node["voice"], "voice")
+    return list(refs.items())
+
+
+def project_source_name(project: Project) -> str:
+    """The project folder's name (stable across machines, unlike its absolute path)."""
+    return os.path.basename(str(project.root)) if project.root is not None else project.id

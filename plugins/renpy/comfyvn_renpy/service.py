@@ -1,0 +1,172 @@
+"""The export pipeline with the kernel: flags, the gate and contribution hooks, events, then
+build → write / preview / zip → lint / distribute. CLI, HTTP routes and ``comfyvn demo`` all call
+`run_export`; they only parse input and print or serialise the result."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+from comfyvn import Kernel
+from comfyvn.errors import ComfyVNError
+from comfyvn.paths import atomic_write_bytes
+from comfyvn_scenario import Project, load_project
+
+from .engine import Engine, find_engine
+from .export import Bundle, ExportOptions, build_bundle, digest
+from .output import preview_bundle, publish_zip, write_bundle
+from .script import Extras
+
+__all__ = ["BAKE_FLAG", "ExportRequest", "check_gates", "collect_contributions", "run_export"]
+
+BAKE_FLAG = "enable_export_bake"
+PLUGIN = "renpy"
+DEFAULT_PLATFORMS = ("linux", "mac", "windows")
+
+
+@attrs.frozen
+class ExportRequest:
+    """One export: source project folder, output folder, options and the optional steps after writing."""
+
+    project: Path
+    out: Path
+    options: ExportOptions = attrs.Factory(ExportOptions)
+    dry_run: bool = False
+    publish_out: Path | None = None
+    platforms: tuple[str, ...] = DEFAULT_PLATFORMS
+    check: bool = False
+    renpy: str | None = None
+    invoke_sdk: bool = False
+    renpy_sdk: str | None = None
+
+
+def _call_each(kernel: Kernel, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call every implementation of ``hook`` separately, so answers can name the plugin that gave them."""
+    caller = getattr(kernel.pm.hook, hook, None)
+    if caller is None:
+        return []
+    answers = []
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        answer = impl.function(*[kwargs[name] for name in impl.argnames])
+        if answer is not None:
+            answers.append((impl.plugin_name, answer))
+    return answers
+
+
+def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> dict[str, Any]:
+    """Ask every ``renpy_export_gate``; raise 423 ``export_blocked`` (CLI exit 3) when any blocks."""
+    gates = getattr(kernel.pm.hook, "renpy_export_gate", None)
+    checked = len(gates.get_hookimpls()) if gates is not None else 0
+    blocked = []
+    for plugin, answer in _call_each(kernel, "renpy_export_gate", project=project, options=options):
+        reason = answer.get("reason") if isinstance(answer, dict) else str(answer)
+        blocked.append({**(answer if isinstance(answer, dict) else {}), "plugin": plugin,
+                        "reason": str(reason or "blocked")})
+    if blocked:
+        reasons = "; ".join(f"{b['plugin']}: {b['reason']}" for b in blocked)
+        raise ComfyVNError(f"export blocked by {reasons}", field="project", code="export_blocked", status=423,
+                           exit_code=3, details={"blocked_by": blocked})
+    return {"allowed": True, "checked": checked}
+
+
+def collect_contributions(kernel: Kernel, project: Project,
+                          options: dict[str, Any]) -> tuple[Extras, dict[str, bytes], list[str]]:
+    """Merge every ``renpy_export_contributions`` answer (in plugin registration order)."""
+    scene_lines: dict[str, list[str]] = {}
+    node_lines: dict[str, list[str]] = {}
+    files: dict[str, bytes] = {}
+    contributors: list[str] = []
+    for plugin, answer in _call_each(kernel, "renpy_export_contributions", project=project, options=options):
+        if not isinstance(answer, dict):
+            raise ComfyVNError(f"plugin {plugin!r} contributed {type(answer).__name__}, not an object",
+                               field="contributions", code="invalid_contribution")
+        contributors.append(plugin)
+        for key, target in (("scene_lines", scene_lines), ("node_lines", node_lines)):
+            for where, lines in (answer.get(key) or {}).items():
+                if not isinstance(lines, list) or not all(isinstance(x, str) and "\n" not in x for x in lines):
+                    raise ComfyVNError(f"plugin {plugin!r}: {key}[{where!r}] must be a list of one-line strings",
+                                       field=f"contributions.{key}", code="invalid_contribution")
+                target.setdefault(str(where), []).extend(lines)
+        for path, data in (answer.get("files") or {}).items():
+            files[str(path)] = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return Extras(scene_lines, node_lines), files, contributors
+
+
+def _generated_at() -> str | None:
+    # Reproducible by default: a timestamp only when the build asks for one (SOURCE_DATE_EPOCH convention).
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None
+
+
+def _lint_all(engine: Engine, out: Path, bundle: Bundle) -> dict[str, Any]:
+    builds = ["."] + [fork["path"] for fork in bundle.export_manifest["pov"]["forks"]]
+    results = {build: engine.lint(out / build) for build in builds}
+    return {"engine": engine.source, "command": list(engine.argv), "configured": True,
+            "ok": all(r.ok for r in results.values()),
+            "builds": {build: r.to_wire() for build, r in results.items()}}
+
+
+def run_export(kernel: Kernel, request: ExportRequest,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run one export end to end and return its JSON-ready result (see docs/renpy.md)."""
+    note = progress or (lambda _step: None)
+    options = request.options
+    if options.bake_weather:
+        kernel.flags.require(BAKE_FLAG)
+    note("load")
+    project = load_project(request.project)
+    hook_options = {**options.to_wire(), "dry_run": request.dry_run, "publish": request.publish_out is not None}
+    gate = check_gates(kernel, project, hook_options)
+    extras, extra_files, contributors = collect_contributions(kernel, project, hook_options)
+    kernel.events.emit("on_export_started", {"project": project.id, "out": str(request.out),
+                                             "dry_run": request.dry_run, "pov_mode": options.pov_mode})
+    started = time.perf_counter()
+    note("build")
+    bundle = build_bundle(project, options, extras=extras, extra_files=extra_files, generated_at=_generated_at(),
+                          gate=gate, weather_bake={"requested": options.bake_weather, "contributors": contributors})
+    result: dict[str, Any] = {
+        "ok": True, "project": project.id, "out": str(request.out), "dry_run": request.dry_run,
+        "options": options.to_wire(), "warnings": list(bundle.warnings),
+        "missing_assets": bundle.export_manifest["missing_assets"], "pov": bundle.export_manifest["pov"],
+        "files": len(bundle.files), "testcases": [c.name for c in bundle.testcases],
+    }
+    if request.dry_run:
+        note("preview")
+        result["preview"] = preview_bundle(bundle, request.out)
+    else:
+        note("write")
+        result["write"] = write_bundle(bundle, request.out)
+    if request.publish_out is not None:
+        note("publish")
+        data, manifest = publish_zip(bundle, request.platforms, version=str(project.meta.get("version") or "1.0"))
+        if not request.dry_run:
+            atomic_write_bytes(request.publish_out, data, mode=0o644)
+        result["publish"] = {"path": str(request.publish_out), "sha256": digest(data), "bytes": len(data),
+                             "written": not request.dry_run, "platforms": manifest["platforms"],
+                             "entries": len(manifest["files"]) + 1}
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    if request.check and not request.dry_run:
+        note("lint")
+        engine = find_engine(request.renpy)
+        result["check"] = (_lint_all(engine, request.out, bundle) if engine is not None else
+                           {"configured": False, "ok": None,
+                            "message": "no Ren'Py engine found (--renpy, COMFYVN_RENPY_SDK, /usr/games/renpy): "
+                                       "lint skipped"})
+    if request.invoke_sdk and not request.dry_run:
+        note("distribute")
+        engine = find_engine(request.renpy_sdk or request.renpy)
+        result["sdk"] = (engine.distribute(request.out, request.out.parent / f"{request.out.name}-dists").to_wire()
+                         if engine is not None else {"configured": False, "message": "no Ren'Py SDK found"})
+    kernel.events.emit("on_export_completed", {
+        "project": project.id, "out": str(request.out), "dry_run": request.dry_run, "files": len(bundle.files),
+        "warnings": len(bundle.warnings),
+        "missing_assets": sum(len(v) for v in bundle.export_manifest["missing_assets"].values()),
+        "published": request.publish_out is not None})
+    return result
