@@ -38,7 +38,7 @@ _MAX_TEXT = 64 * 1024 * 1024  # decompressed text budget per card: far above any
 _MAX_MEMBER = 64 * 1024 * 1024  # CHARX member size accepted (zip-bomb guard)
 
 
-class NoCharacterData(ComfyVNError):  # noqa: N818 - reads as the condition it reports
+class NoCharacterData(ComfyVNError):
     """The file is readable but holds no character card (HTTP 422, CLI exit 2)."""
 
     status = 422

@@ -88,7 +88,8 @@ def detect_format(path: Path, hint: str = "") -> str:
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
-    if text.startswith("["):
+    # A message array opens with "[{" (or "[]"); "[21:04] Kai: …" is a timestamped log line.
+    if re.match(r"\[\s*[{\]]", text):
         return "json"
     if text.startswith("{"):
         first = text.split("\n", 1)[0].strip()

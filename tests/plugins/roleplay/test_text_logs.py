@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 from comfyvn_roleplay.json_messages import iter_json_array, iter_json_messages
 from comfyvn_roleplay.models import ChatHeader, Kind, Message, ParseIssue, SceneBreak
@@ -168,3 +169,13 @@ def test_json_array_random_bytes_never_crash(data: bytes) -> None:
 def test_json_array_random_objects_never_crash(objs: list[dict]) -> None:
     for item in iter_json_messages([json.dumps(objs)]):
         assert isinstance(item, Message | ParseIssue | ChatHeader)
+
+
+def test_a_log_whose_first_line_is_timestamped_is_not_taken_for_json(tmp_path: Path) -> None:
+    from comfyvn_roleplay.importer import detect_format
+
+    log = tmp_path / "log.txt"
+    log.write_text("[21:04] Kai: hello\n[21:05] Ren: hi\n")
+    assert detect_format(log) == "text"
+    log.write_text('  [\n {"name": "Kai", "text": "hello"}]')
+    assert detect_format(log) == "json"
