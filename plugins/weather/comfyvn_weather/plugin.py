@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import routes
+from . import bake, routes
 from .cli import weather_group
 from .presets import CANONICAL
 
@@ -48,3 +48,12 @@ def register_commands(cli: click.Group) -> None:
 @hookimpl
 def register_routes(kernel: Kernel) -> list[Any]:
     return routes.make_routes(kernel)
+
+
+@hookimpl(optionalhook=True)
+def renpy_export_contributions(project: Any, options: dict[str, Any]) -> dict[str, Any] | None:
+    """``comfyvn export renpy --bake-weather``: scene lines and ``game/comfyvn_weather.rpy`` (see `bake`).
+
+    Optional: without the Ren'Py exporter there is no such hookspec, and pluggy must not reject the plugin.
+    """
+    return bake.bake_contribution(project, options)
