@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from comfyvn.errors import ComfyVNError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -17,13 +15,6 @@ if TYPE_CHECKING:
     from comfyvn import Kernel
 
 __all__ = ["make_routes"]
-
-
-async def _body(request: Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ComfyVNError("the request body is not valid JSON", field="body", code="invalid_json") from None
 
 
 def make_routes(kernel: Kernel) -> list[Route]:
@@ -59,7 +50,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
               plus seed, rng, weights, breakdown, predicted_outcome, provenance, log, narration with stats
           400: {description: invalid input; error.field names the field}
         """
-        req = parse_request(await _body(request), ResolveRequest)
+        req = parse_request(await request.json(), ResolveRequest)
         return JSONResponse(service.resolve_battle(kernel, req))
 
     async def sim(request: Request) -> JSONResponse:
@@ -92,7 +83,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           400: {description: invalid input; error.field names the field}
           403: {description: enable_battle_sim is off}
         """
-        req = parse_request(await _body(request), SimRequest)
+        req = parse_request(await request.json(), SimRequest)
         return JSONResponse(service.simulate_battle(kernel, req))
 
     async def plan(request: Request) -> JSONResponse:
@@ -122,7 +113,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           400: {description: invalid input; error.field names the field}
           403: {description: enable_battle is off}
         """
-        req = parse_request(await _body(request), PlanRequest)
+        req = parse_request(await request.json(), PlanRequest)
         return JSONResponse(service.plan_battle(kernel, req))
 
     return [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from comfyvn.errors import ComfyVNError
@@ -20,15 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["make_routes"]
 
 
-async def _body(request: Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ComfyVNError("the request body is not valid JSON", field="body", code="invalid_json") from None
-
-
 async def _optional_body(request: Request) -> Any:
-    return {} if not await request.body() else await _body(request)
+    return {} if not await request.body() else await request.json()
 
 
 def make_routes(kernel: Kernel) -> list[Route]:
@@ -52,7 +44,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{valid, errors[{path, message, code, severity, document?}], warnings[]}"}
           400: {description: body is not a JSON object}
         """
-        return JSONResponse(validate_story(await _body(request)).to_wire())
+        return JSONResponse(validate_story(await request.json()).to_wire())
 
     async def run_step(request: Request) -> JSONResponse:
         """Advance the deterministic runner one step (builds the initial state when none is given).
@@ -82,7 +74,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           422: {description: "invalid scenario, unknown node, or an unavailable choice
                 (error.available lists the choices)"}
         """
-        req = parse_request(await _body(request), StepRequest)
+        req = parse_request(await request.json(), StepRequest)
         return JSONResponse(service.run_step(req))
 
     async def save_write(request: Request) -> JSONResponse:
@@ -100,7 +92,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, save: {slot, saved_at, saved_at_iso, vars, node_pointer, seed, ...}}"}
           400: {description: a required key is missing or the slot name is unusable}
         """
-        record = service.saves.write(request.path_params["slot"], await _body(request))
+        record = service.saves.write(request.path_params["slot"], await request.json())
         return JSONResponse({"ok": True, "save": record})
 
     async def save_read(request: Request) -> JSONResponse:
@@ -169,7 +161,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, slot, pov}"}
           400: {description: slot missing or unusable}
         """
-        req = parse_request(await _body(request), PovForkRequest)
+        req = parse_request(await request.json(), PovForkRequest)
         slot = service.pov.fork(req.slot, req.pov)
         return JSONResponse({"ok": True, "slot": slot, "pov": req.pov or service.pov.snapshot()["pov"]})
 
@@ -185,7 +177,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, candidates: [{id, name, source}]}"}
           400: {description: body is not a scene or project}
         """
-        body = await _body(request)
+        body = await request.json()
         if not isinstance(body, dict):
             raise ComfyVNError("the request body must be a JSON object", field="body", code="invalid_request")
         if "project" in body:
@@ -230,7 +222,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           422: {description: invalid scenario or an unavailable scripted choice}
         """
         kernel.flags.require(PLAYTEST_FLAG)
-        req = parse_request(await _body(request), PlaytestRequest)
+        req = parse_request(await request.json(), PlaytestRequest)
         return JSONResponse(service.playtest(req))
 
     return [

@@ -5,12 +5,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import anyio
 import comfyvn_renpy.plugin as renpy_plugin
 import comfyvn_scenario.plugin as scenario_plugin
-import httpx
 import pytest
 from comfyvn import Kernel
 from comfyvn_renpy import find_demo_project, find_engine
@@ -43,26 +40,3 @@ def engine() -> Engine:
     found = find_engine()
     assert found is not None, "Ren'Py is not installed: `sudo apt-get install -y renpy` (see docs/renpy.md)"
     return found
-
-
-class Http:
-    """A synchronous HTTP client over ASGI."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                return await client.request(method, path, **kwargs)
-
-        return anyio.run(go)
-
-
-@pytest.fixture
-def http_for() -> Callable[[Kernel], Http]:
-    """``http_for(kernel)``: an HTTP client for the server app composed from ``kernel``."""
-    from comfyvn_server import create_app
-
-    return lambda kernel: Http(create_app(kernel))

@@ -10,7 +10,7 @@ import comfyvn_scenario.plugin as scenario_plugin
 import pytest
 from comfyvn import Kernel
 from comfyvn_scenario import Project, load_project
-from scenario_support import DEMO, Http, app_for
+from scenario_support import DEMO
 
 
 @pytest.fixture
@@ -38,8 +38,8 @@ def kernel(scenario_kernel: Callable[..., Kernel]) -> Kernel:
 
 
 @pytest.fixture
-def client(kernel: Kernel) -> Iterator[Http]:
-    yield Http(app_for(kernel))
+def client(kernel: Kernel, http_for: Callable[[Kernel], Any]) -> Any:
+    return http_for(kernel)
 
 
 @pytest.fixture

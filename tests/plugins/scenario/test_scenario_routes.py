@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from comfyvn import Kernel
-from scenario_support import DEMO, Http, app_for, tiny_scene
+from scenario_support import DEMO, tiny_scene
 
 
 def _demo_payload() -> dict[str, Any]:
@@ -15,7 +15,7 @@ def _demo_payload() -> dict[str, Any]:
     return {"project": project, "scenes": scenes}
 
 
-def test_validate_accepts_wrapped_bare_and_project_forms(client: Http) -> None:
+def test_validate_accepts_wrapped_bare_and_project_forms(client: Any) -> None:
     scene = tiny_scene()
     for body in ({"scene": scene}, scene, _demo_payload()):
         reply = client.post("/api/scenario/validate", json=body)
@@ -23,7 +23,7 @@ def test_validate_accepts_wrapped_bare_and_project_forms(client: Http) -> None:
         assert reply.json() == {"valid": True, "errors": [], "warnings": []}
 
 
-def test_validate_reports_pointer_paths(client: Http) -> None:
+def test_validate_reports_pointer_paths(client: Any) -> None:
     scene = tiny_scene()
     scene["nodes"][1]["choices"][0]["target"] = "nowhere"
     body = client.post("/api/scenario/validate", json={"scene": scene}).json()
@@ -32,12 +32,12 @@ def test_validate_reports_pointer_paths(client: Http) -> None:
     assert "nowhere" in body["errors"][0]["message"]
 
 
-def test_validate_rejects_non_object_body(client: Http) -> None:
+def test_validate_rejects_non_object_body(client: Any) -> None:
     reply = client.post("/api/scenario/validate", json=[1, 2])
     assert reply.status_code == 400 and reply.json()["error"]["field"] == "body"
 
 
-def test_step_reference_seed_and_events(client: Http, events: list[Any]) -> None:
+def test_step_reference_seed_and_events(client: Any, events: list[Any]) -> None:
     reply = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "seed": 7})
     assert reply.status_code == 200
     body = reply.json()
@@ -50,7 +50,7 @@ def test_step_reference_seed_and_events(client: Http, events: list[Any]) -> None
     assert events[0].payload["node"] == "a" and events[2].payload["node"] == body["state"]["current_node"]
 
 
-def test_step_with_state_and_choice(client: Http) -> None:
+def test_step_with_state_and_choice(client: Any) -> None:
     first = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "choice_id": "left"}).json()
     assert first["state"]["current_node"] == "b" and first["state"]["variables"]["gold"] == 2
     second = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "state": first["state"],
@@ -61,7 +61,7 @@ def test_step_with_state_and_choice(client: Http) -> None:
     assert again["state"] == second["state"]
 
 
-def test_unavailable_choice_lists_available(client: Http) -> None:
+def test_unavailable_choice_lists_available(client: Any) -> None:
     reply = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "choice_id": "rich"})
     assert reply.status_code == 422
     error = reply.json()["error"]
@@ -69,7 +69,7 @@ def test_unavailable_choice_lists_available(client: Http) -> None:
     assert error["available"] == ["left", "right"] and "left, right" in error["message"]
 
 
-def test_step_bad_input_names_the_field(client: Http) -> None:
+def test_step_bad_input_names_the_field(client: Any) -> None:
     cases = [
         ({"scene": tiny_scene(), "seed": "7"}, "seed"),
         ({"scene": tiny_scene(), "bogus": 1}, "bogus"),
@@ -84,14 +84,14 @@ def test_step_bad_input_names_the_field(client: Http) -> None:
         assert reply.json()["error"]["field"] == field, (body, reply.json())
 
 
-def test_step_plays_a_project(client: Http) -> None:
+def test_step_plays_a_project(client: Any) -> None:
     body = {**_demo_payload(), "seed": 3}
     reply = client.post("/api/scenario/run/step", json=body).json()
     assert reply["state"]["scene_id"] == "platform" and reply["state"]["current_node"] == "alice_greets"
     assert reply["state"]["pov"] == "alice"
 
 
-def test_saves_round_trip_and_list(client: Http, kernel: Kernel) -> None:
+def test_saves_round_trip_and_list(client: Any, kernel: Kernel) -> None:
     payload = {"vars": {"gold": 2}, "node_pointer": {"scene_id": "tiny", "node": "b"},
                "seed": {"seed": 7, "value": 1, "uses": 1}, "note": "kept"}
     reply = client.post("/api/save/My Slot!", json=payload)
@@ -107,7 +107,7 @@ def test_saves_round_trip_and_list(client: Http, kernel: Kernel) -> None:
     assert client.get("/api/save/my-slot").status_code == 404
 
 
-def test_save_missing_key_and_escape(client: Http) -> None:
+def test_save_missing_key_and_escape(client: Any) -> None:
     reply = client.post("/api/save/a", json={"vars": {}, "seed": 1})
     assert reply.status_code == 400 and reply.json()["error"]["field"] == "node_pointer"
     reply = client.post("/api/save/..%2F..%2Fetc", json={"vars": {}, "seed": 1, "node_pointer": "a"})
@@ -116,7 +116,7 @@ def test_save_missing_key_and_escape(client: Http) -> None:
         assert reply.json()["save"]["slot"] == "etc"
 
 
-def test_pov_routes(client: Http) -> None:
+def test_pov_routes(client: Any) -> None:
     assert client.get("/api/pov/get").json() == {"ok": True, "pov": "narrator", "history": []}
     assert client.post("/api/pov/set", json={"pov": "alice"}).json()["pov"] == "alice"
     assert client.get("/api/pov/get").json()["history"] == ["narrator"]
@@ -130,14 +130,14 @@ def test_pov_routes(client: Http) -> None:
     assert cands[0] == {"id": "alice", "name": "Alice", "source": "pov"}
 
 
-def test_playtest_flag_off_is_403(scenario_kernel: Any) -> None:
-    client = Http(app_for(scenario_kernel()))
+def test_playtest_flag_off_is_403(scenario_kernel: Any, http_for: Any) -> None:
+    client = http_for(scenario_kernel())
     reply = client.post("/api/playtest/run", json={"scene": tiny_scene()})
     assert reply.status_code == 403
     assert reply.json()["error"]["field"] == "enable_playtest_harness"
 
 
-def test_playtest_run_events_and_persist(client: Http, events: list[Any], kernel: Kernel) -> None:
+def test_playtest_run_events_and_persist(client: Any, events: list[Any], kernel: Kernel) -> None:
     body = client.post("/api/playtest/run", json={"scene": tiny_scene(), "seed": 7, "persist": True}).json()
     assert body["ok"] is True and body["digest"] == body["trace"]["digest"]
     names = [e.event for e in events]
@@ -151,7 +151,7 @@ def test_playtest_run_events_and_persist(client: Http, events: list[Any], kernel
     assert dry["digest"] == body["digest"] and "trace_path" not in dry
 
 
-def test_playtest_golden_and_explore(client: Http) -> None:
+def test_playtest_golden_and_explore(client: Any) -> None:
     golden = client.post("/api/playtest/run", json={"scene": tiny_scene(), "seed": 7}).json()["trace"]
     other = client.post("/api/playtest/run", json={"scene": tiny_scene(), "seed": 7, "golden": golden}).json()
     assert other["comparison"]["equal"] is True
@@ -162,7 +162,7 @@ def test_playtest_golden_and_explore(client: Http) -> None:
     assert explored["report"]["unvisited"] == []
 
 
-def test_playtest_bad_scripted_choice_names_index(client: Http) -> None:
+def test_playtest_bad_scripted_choice_names_index(client: Any) -> None:
     reply = client.post("/api/playtest/run", json={"scene": tiny_scene(), "policy": "scripted",
                                                    "choices": ["left", "nope"]})
     assert reply.status_code == 422 and reply.json()["error"]["field"] == "choices.1"
