@@ -7,6 +7,7 @@ Exit codes: 0 fine; 1 the real engine's lint (``--check``) or a demo step failed
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def export_renpy(kernel: Kernel, project: Path, out: Path, pov_mode: str, no_pov
         result = run_export(kernel, request)
         click.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
     else:
-        with click.progressbar(length=len(STEPS), label="export", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=len(STEPS), label="export", file=sys.stderr) as bar:
             result = run_export(kernel, request, progress=lambda _step: bar.update(1))
         _print_result(result)
     if result.get("check", {}).get("ok") is False:

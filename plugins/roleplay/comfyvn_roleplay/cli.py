@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,7 @@ def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | Non
         yield None
         return
     total = _count_lines(path)
-    with click.progressbar(length=total, label=f"importing {path.name}", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=total, label=f"importing {path.name}", file=sys.stderr) as bar:
         done = [0]
 
         def update(line: int) -> None:
