@@ -34,11 +34,9 @@ class RootGroup(click.Group):
 
 def _out(as_json: bool, data: Any, lines: Iterable[str]) -> None:
     """Print ``data`` as JSON for scripts, or ``lines`` for people."""
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        for line in lines:
-            click.echo(line)
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) if as_json else "\n".join(lines)
+    if text:
+        click.echo(text)
 
 
 def make_cli(kernel: Kernel) -> click.Group:

@@ -25,7 +25,8 @@ KERNEL_EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "security.secret_read": ("A secret was read from the vault or an override (never its value).", _NAMES),
     "security.secret_write": ("A secret was stored or deleted (never its value).", _NAMES),
     "security.key_rotated": ("The vault was re-encrypted under a new key; a backup was kept.",
-                             {"type": "object", "required": ["kdf", "backup"]}),}
+                             {"type": "object", "required": ["kdf", "backup"]}),
+}
 
 
 @attrs.define(eq=False)

@@ -32,10 +32,11 @@ def configure_logging(logs_dir: Path | None, *, level: str | None = None,
     numeric = logging.getLevelName((level or env.get("COMFYVN_LOG_LEVEL") or "WARNING").upper())
     numeric = numeric if isinstance(numeric, int) else logging.WARNING
     shared: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name, structlog.processors.TimeStamper(fmt="iso", utc=True), redact,]
+                         structlog.stdlib.add_logger_name, structlog.processors.TimeStamper(fmt="iso", utc=True),
+                         redact]
     structlog.configure(processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(), wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,)
+                        logger_factory=structlog.stdlib.LoggerFactory(), wrapper_class=structlog.stdlib.BoundLogger,
+                        cache_logger_on_first_use=True)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_comfyvn", False)]:
         root.removeHandler(handler)
