@@ -105,10 +105,23 @@ def _sheet(sim: Simulation) -> dict[str, Any]:
             "breakdown": [b.as_dict() for b in sim.breakdown]}
 
 
-def _emit(kernel: Kernel, event: str, response: Mapping[str, Any], narrate_flag: bool, rounds: int) -> None:
+def _narrate_into(kernel: Kernel, response: dict[str, Any], sim: Simulation, mode: str, outcome: str,
+                  req: SimRequest | ResolveRequest, context: dict[str, Any] | None) -> None:
+    nreq = _narration_request(sim, mode, outcome, req.pov, req.rounds, context)
+    response["log"] = compose_log(nreq)
+    response["narration"] = narrate(kernel, nreq)
+
+
+def _finish(kernel: Kernel, event: str, response: dict[str, Any], req: SimRequest | ResolveRequest,
+            state: dict[str, Any] | None, context: dict[str, Any] | None) -> dict[str, Any]:
+    """Attach the optional ``state``/``context`` and emit ``event`` (the state copy stays out of the event)."""
+    if state is not None:
+        response["state"] = state
+    if context is not None:
+        response["context"] = context
     payload = {k: v for k, v in response.items() if k != "state"}
-    payload.update(narrate=narrate_flag, rounds=rounds)
-    kernel.events.emit(event, payload)
+    kernel.events.emit(event, {**payload, "narrate": req.narrate, "rounds": req.rounds})
+    return response
 
 
 def simulate_battle(kernel: Kernel, req: SimRequest) -> dict[str, Any]:
@@ -121,15 +134,8 @@ def simulate_battle(kernel: Kernel, req: SimRequest) -> dict[str, Any]:
                                 "provenance": sim.provenance(seed_source=source),
                                 "log": [], "narration": None, "persisted": persisted}
     if req.narrate:
-        nreq = _narration_request(sim, "sim", sim.outcome, req.pov, req.rounds, context)
-        response["log"] = compose_log(nreq)
-        response["narration"] = narrate(kernel, nreq)
-    if state is not None:
-        response["state"] = state
-    if context is not None:
-        response["context"] = context
-    _emit(kernel, "on_battle_simulated", response, req.narrate, req.rounds)
-    return response
+        _narrate_into(kernel, response, sim, "sim", sim.outcome, req, context)
+    return _finish(kernel, "on_battle_simulated", response, req, state, context)
 
 
 def resolve_battle(kernel: Kernel, req: ResolveRequest) -> dict[str, Any]:
@@ -145,15 +151,8 @@ def resolve_battle(kernel: Kernel, req: ResolveRequest) -> dict[str, Any]:
                         provenance=sim.provenance(seed_source=source, resolved_outcome=winner),
                         log=[], narration=None)
         if req.narrate:
-            nreq = _narration_request(sim, "choice", winner, req.pov, req.rounds, context)
-            response["log"] = compose_log(nreq)
-            response["narration"] = narrate(kernel, nreq)
-    if state is not None:
-        response["state"] = state
-    if context is not None:
-        response["context"] = context
-    _emit(kernel, "on_battle_resolved", response, req.narrate, req.rounds)
-    return response
+            _narrate_into(kernel, response, sim, "choice", winner, req, context)
+    return _finish(kernel, "on_battle_resolved", response, req, state, context)
 
 
 def plan_battle(kernel: Kernel, req: PlanRequest) -> dict[str, Any]:
