@@ -22,7 +22,7 @@ from comfyvn.errors import ComfyVNError
 
 from .lorebook import parse_lorebook
 from .models import Asset, Card
-from .st_chat import coerce_text
+from .st_chat import coerce_float, coerce_text
 
 __all__ = [
     "NoCharacterData",
@@ -120,16 +120,6 @@ def _texts(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _talkativeness(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return result if result == result else None
-
-
 def _data_url(uri: str) -> bytes | None:
     head, sep, payload = uri.partition(",")
     if not sep:
@@ -217,7 +207,7 @@ def card_from_object(
         creator=coerce_text(data.get("creator")),
         character_version=coerce_text(data.get("character_version")),
         nickname=coerce_text(data.get("nickname")),
-        talkativeness=_talkativeness(extensions.get("talkativeness", obj.get("talkativeness"))),
+        talkativeness=coerce_float(extensions.get("talkativeness", obj.get("talkativeness"))),
         character_book=parse_lorebook(book, name=f"{name} lore") if isinstance(book, dict) else None,
         assets=_assets(data.get("assets"), members),
         extensions=dict(extensions),

@@ -13,7 +13,7 @@ import attrs
 from comfyvn.errors import ComfyVNError
 
 from .models import Lorebook, LoreEntry
-from .st_chat import coerce_flag, coerce_text
+from .st_chat import coerce_flag, coerce_float, coerce_text
 
 __all__ = ["lorebook_to_dict", "parse_lorebook", "read_lorebook"]
 
@@ -46,16 +46,6 @@ def _int(value: Any, default: int | None) -> int | None:
         except (ValueError, OverflowError):
             return default
     return default
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return result if result == result else None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -94,7 +84,7 @@ def _world_info_entry(uid: str, e: dict[str, Any]) -> LoreEntry:
         selective_logic=_int(e.get("selectiveLogic"), 0) or 0,
         order=_int(e.get("order"), 100) or 0,
         position=_int(e.get("position"), None),
-        probability=_float(e.get("probability")),
+        probability=coerce_float(e.get("probability")),
         depth=_int(e.get("depth"), None),
         case_sensitive=e["caseSensitive"] if isinstance(e.get("caseSensitive"), bool) else None,
         extensions=extensions,
@@ -136,7 +126,7 @@ def _book_entry(i: int, e: dict[str, Any]) -> LoreEntry:
         selective_logic=_int(_dict(e.get("extensions")).get("selectiveLogic"), 0) or 0,
         order=_int(e.get("insertion_order"), 100) or 0,
         position=e.get("position") if isinstance(e.get("position"), str | int) else None,
-        probability=_float(_dict(e.get("extensions")).get("probability")),
+        probability=coerce_float(_dict(e.get("extensions")).get("probability")),
         depth=_int(_dict(e.get("extensions")).get("depth"), None),
         case_sensitive=e["case_sensitive"] if isinstance(e.get("case_sensitive"), bool) else None,
         extensions=extensions,

@@ -25,6 +25,7 @@ __all__ = [
     "avatar_file",
     "classify",
     "coerce_flag",
+    "coerce_float",
     "coerce_text",
     "header_from_object",
     "is_header",
@@ -66,6 +67,17 @@ def coerce_flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return False
+
+
+def coerce_float(value: Any) -> float | None:
+    """A float from a number or numeric string; None for booleans, NaN and anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return result if result == result else None
 
 
 def coerce_text(value: Any) -> str:
