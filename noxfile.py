@@ -34,6 +34,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over everything, then the import contracts."""
     session.install("ruff", "-r", "requirements-test.txt")
+    session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
     session.run("python", "-m", "pytest", "-q", "tests/test_import_contracts.py")
 
@@ -50,5 +51,13 @@ def bench(session: nox.Session) -> None:
     """The benchmarks (pytest-benchmark), with ratios against in-run baselines."""
     _ensure_renpy(session)
     session.install("-r", "requirements-test.txt")
-    session.run("python", "-m", "pytest", "tests/bench", "--benchmark-enable", "--benchmark-only",
-                "--benchmark-columns=min,median,mean,ops,rounds", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/bench",
+        "--benchmark-enable",
+        "--benchmark-only",
+        "--benchmark-columns=min,median,mean,ops,rounds",
+        *session.posargs,
+    )

@@ -36,8 +36,14 @@ def members(root: Path) -> list[Member]:
             continue
         project = tomllib.loads(pyproject.read_text())["project"]
         deps = {re.split(r"[\s<>=!~\[;]", d, maxsplit=1)[0].lower() for d in project.get("dependencies", [])}
-        found.append(Member(project["name"], package_of(project["name"]), pyproject.parent,
-                            frozenset(d for d in deps if d.startswith("comfyvn"))))
+        found.append(
+            Member(
+                project["name"],
+                package_of(project["name"]),
+                pyproject.parent,
+                frozenset(d for d in deps if d.startswith("comfyvn")),
+            )
+        )
     return found
 
 
@@ -101,9 +107,12 @@ def _member(root: Path, name: str, deps: list[str], source: str) -> None:
     (folder / "pyproject.toml").write_text(f'[project]\nname = "{name}"\ndependencies = {deps!r}\n')
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("import comfyvn_alpha\n", "the kernel imports no plugin"),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import comfyvn_alpha\n", "the kernel imports no plugin"),
+    ],
+)
 def test_checker_catches_a_kernel_importing_a_plugin(tmp_path: Path, source: str, expected: str) -> None:
     _member(tmp_path, "comfyvn-kernel", [], source)
     _member(tmp_path, "comfyvn-alpha", ["comfyvn-kernel"], "import comfyvn\n")
@@ -115,8 +124,12 @@ def test_checker_catches_undeclared_server_and_cyclic_imports(tmp_path: Path) ->
     _member(tmp_path, "comfyvn-server", ["comfyvn-kernel"], "")
     _member(tmp_path, "comfyvn-alpha", ["comfyvn-kernel", "comfyvn-beta"], "from comfyvn_beta import x\n")
     _member(tmp_path, "comfyvn-beta", ["comfyvn-kernel", "comfyvn-alpha"], "")
-    _member(tmp_path, "comfyvn-gamma", ["comfyvn-kernel"],
-            "import comfyvn_alpha.domain\nfrom comfyvn_server import create_app\n")
+    _member(
+        tmp_path,
+        "comfyvn-gamma",
+        ["comfyvn-kernel"],
+        "import comfyvn_alpha.domain\nfrom comfyvn_server import create_app\n",
+    )
     found = "\n".join(violations(tmp_path))
     assert "comfyvn-gamma:comfyvn_gamma/__init__.py imports comfyvn_alpha: not declared" in found
     assert "no plugin imports the server plugin" in found

@@ -11,5 +11,14 @@ from .hookspecs import hookimpl, hookspec
 from .kernel import Kernel, create_kernel
 from .paths import RuntimePaths
 
-__all__ = ["ComfyVNError", "Conflict", "FeatureDisabled", "Kernel", "NotFound", "RuntimePaths", "create_kernel",
-           "hookimpl", "hookspec"]
+__all__ = [
+    "ComfyVNError",
+    "Conflict",
+    "FeatureDisabled",
+    "Kernel",
+    "NotFound",
+    "RuntimePaths",
+    "create_kernel",
+    "hookimpl",
+    "hookspec",
+]

@@ -55,8 +55,15 @@ def make_cli(kernel: Kernel) -> click.Group:
     def plugins_cmd(include_all: bool, as_json: bool) -> None:
         """List installed plugins with distribution, version, status and hooks."""
         rows = kernel.plugins.listing(include_all=include_all)
-        _out(as_json, rows, (f"{r['name']:<16} {r['status']:<11} {r['distribution'] or '-'} {r['version'] or ''}"
-                             + (f"\n{'':<16} {r['error']}" if r["error"] else "") for r in rows))
+        _out(
+            as_json,
+            rows,
+            (
+                f"{r['name']:<16} {r['status']:<11} {r['distribution'] or '-'} {r['version'] or ''}"
+                + (f"\n{'':<16} {r['error']}" if r["error"] else "")
+                for r in rows
+            ),
+        )
 
     @cli.group("flags")
     def flags_group() -> None:
@@ -67,11 +74,13 @@ def make_cli(kernel: Kernel) -> click.Group:
     def flags_list(as_json: bool) -> None:
         """Every declared flag with its value and source, and unknown names found in the file."""
         states, unknown = kernel.flags.states(), kernel.flags.unknown()
-        _out(as_json, {"flags": [s.as_dict() for s in states], "unknown": unknown,
-                       "file_error": kernel.flags.file_error},
-             [f"{s.name:<36} {'on ' if s.value else 'off'} ({s.source}, {s.owner})" for s in states]
-             + [f"{n:<36} {json.dumps(v)} (unknown: no plugin declares it)" for n, v in sorted(unknown.items())]
-             + ([f"warning: {kernel.flags.file_error}"] if kernel.flags.file_error else []))
+        _out(
+            as_json,
+            {"flags": [s.as_dict() for s in states], "unknown": unknown, "file_error": kernel.flags.file_error},
+            [f"{s.name:<36} {'on ' if s.value else 'off'} ({s.source}, {s.owner})" for s in states]
+            + [f"{n:<36} {json.dumps(v)} (unknown: no plugin declares it)" for n, v in sorted(unknown.items())]
+            + ([f"warning: {kernel.flags.file_error}"] if kernel.flags.file_error else []),
+        )
 
     @flags_group.command("get")
     @click.argument("name")
@@ -110,8 +119,9 @@ def make_cli(kernel: Kernel) -> click.Group:
         """Store a secret."""
         if from_stdin:
             value = sys.stdin.read().rstrip("\n")
-        kernel.secrets.set(provider, field, value if value is not None else
-                           click.prompt(f"{provider}.{field}", hide_input=True))
+        kernel.secrets.set(
+            provider, field, value if value is not None else click.prompt(f"{provider}.{field}", hide_input=True)
+        )
         click.echo(f"stored {provider}.{field}")
 
     @secrets_group.command("get")
@@ -135,12 +145,16 @@ def make_cli(kernel: Kernel) -> click.Group:
         click.echo(f"deleted {provider}.{field}")
 
     @secrets_group.command("rotate")
-    @click.option("--new-passphrase", is_flag=True,
-                  help="Passphrase vaults: prompt for a new passphrase (else the current one gets a new salt).")
+    @click.option(
+        "--new-passphrase",
+        is_flag=True,
+        help="Passphrase vaults: prompt for a new passphrase (else the current one gets a new salt).",
+    )
     def secrets_rotate(new_passphrase: bool) -> None:
         """Re-encrypt the vault under a new key, keeping an encrypted backup."""
-        passphrase = (click.prompt("new passphrase", hide_input=True, confirmation_prompt=True)
-                      if new_passphrase else None)
+        passphrase = (
+            click.prompt("new passphrase", hide_input=True, confirmation_prompt=True) if new_passphrase else None
+        )
         result = kernel.secrets.rotate_key(passphrase)
         click.echo(f"rotated ({result['kdf']}): {result['secrets']} secrets re-encrypted, backup {result['backup']}")
         if passphrase:
@@ -152,6 +166,7 @@ def make_cli(kernel: Kernel) -> click.Group:
         """Show the runtime folders (config, data, cache, logs)."""
         roots = kernel.paths.as_dict()
         _out(as_json, roots, (f"{name:<7} {value}" for name, value in roots.items()))
+
     for impl in kernel.pm.hook.register_commands.get_hookimpls():
         before = set(cli.commands)
         try:

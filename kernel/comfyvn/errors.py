@@ -15,9 +15,16 @@ class ComfyVNError(Exception):
     code: str = "invalid_request"
     exit_code: int = 2
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 status: int | None = None, exit_code: int | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        exit_code: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message, self.field, self.details = message, field, details or {}
         self.code = code or self.code
@@ -43,6 +50,9 @@ class FeatureDisabled(ComfyVNError):
     status, code = 403, "feature_disabled"
 
     def __init__(self, flag: str) -> None:
-        super().__init__(f"feature {flag!r} is disabled; enable it with `comfyvn flags set {flag} on`",
-                         field=flag, details={"flag": flag})
+        super().__init__(
+            f"feature {flag!r} is disabled; enable it with `comfyvn flags set {flag} on`",
+            field=flag,
+            details={"flag": flag},
+        )
         self.flag = flag

@@ -222,6 +222,7 @@ class EventBus:
                 await callback(env)
             except Exception:
                 log.exception("async event subscriber failed", event_name=env.event, seq=env.seq)
+
         task = loop.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -244,10 +245,12 @@ class EventBus:
         routes = self._routes
         routes[event] = tuple(s for s in self._subs if s.events is None or event in s.events)
         return routes[event]
+
     subscriber_count = property(lambda self: len(self._subs))
 
-    def history(self, since: int = 0, event: str | Iterable[str] | None = None,
-                limit: int | None = None) -> list[Envelope]:
+    def history(
+        self, since: int = 0, event: str | Iterable[str] | None = None, limit: int | None = None
+    ) -> list[Envelope]:
         """Envelopes with ``seq > since``, optionally of some events, the newest ``limit`` of them."""
         names = _frozen([event] if isinstance(event, str) else event)
         items = [e for e in list(self._history) if e.seq > since and (names is None or e.event in names)]

@@ -34,8 +34,9 @@ def parse_bool(value: object, *, field: str | None = None) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ComfyVNError(f"expected a boolean (on/off, true/false, 1/0), got {value!r}", field=field,
-                       code="invalid_boolean")
+    raise ComfyVNError(
+        f"expected a boolean (on/off, true/false, 1/0), got {value!r}", field=field, code="invalid_boolean"
+    )
 
 
 @attrs.frozen
@@ -59,8 +60,12 @@ class FlagState:
     owner = property(lambda self: self.spec.owner)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**attrs.asdict(self.spec), "aliases": list(self.spec.aliases), "value": self.value,
-                "source": self.source}
+        return {
+            **attrs.asdict(self.spec),
+            "aliases": list(self.spec.aliases),
+            "value": self.value,
+            "source": self.source,
+        }
 
 
 class FlagRegistrar:
@@ -89,8 +94,13 @@ class FlagRegistrar:
 class FeatureFlags:
     """The flag registry and its file. `refresh()` re-reads; `set()` persists atomically."""
 
-    def __init__(self, path: Path, *, env: Mapping[str, str] | None = None,
-                 emit: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        emit: Callable[[str, dict[str, Any]], Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._env = os.environ if env is None else env
         self._emit = emit
@@ -138,8 +148,9 @@ class FeatureFlags:
     def _resolve(self, spec: FlagSpec) -> FlagState:
         names = (spec.name, *spec.aliases)
         features = self._document.get("features", {})
-        candidates = [(self._env.get(f"COMFYVN_FEATURE_{n.upper()}"), "env", f"COMFYVN_FEATURE_{n.upper()}")
-                      for n in names] + [(features.get(n), "file", f"features.{n}") for n in names]
+        candidates = [
+            (self._env.get(f"COMFYVN_FEATURE_{n.upper()}"), "env", f"COMFYVN_FEATURE_{n.upper()}") for n in names
+        ] + [(features.get(n), "file", f"features.{n}") for n in names]
         for raw, source, where in candidates:
             if raw is not None:
                 try:
@@ -194,8 +205,11 @@ class FeatureFlags:
             try:
                 document = self._read_document()
             except (ValueError, OSError) as exc:
-                raise ComfyVNError(f"refusing to overwrite unreadable {self.path}: {exc}",
-                                   field="comfyvn.json", code="config_unreadable") from exc
+                raise ComfyVNError(
+                    f"refusing to overwrite unreadable {self.path}: {exc}",
+                    field="comfyvn.json",
+                    code="config_unreadable",
+                ) from exc
             features = document.setdefault("features", {})
             for key in (canonical, *[a for a in self._specs[canonical].aliases if a in features]):
                 features[key] = enabled

@@ -19,13 +19,20 @@ __all__ = ["Kernel", "create_kernel"]
 
 _NAMES = {"type": "object", "required": ["provider", "field"], "not": {"required": ["value"]}}
 KERNEL_EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
-    CHANGED_EVENT: ("A feature flag's effective value changed (by `set`, or a `refresh` that read a new value).",
-                    {"type": "object", "required": ["name", "value", "previous", "source"],
-                     "properties": {"value": {"type": "boolean"}, "source": {"enum": ["set", "refresh"]}}}),
+    CHANGED_EVENT: (
+        "A feature flag's effective value changed (by `set`, or a `refresh` that read a new value).",
+        {
+            "type": "object",
+            "required": ["name", "value", "previous", "source"],
+            "properties": {"value": {"type": "boolean"}, "source": {"enum": ["set", "refresh"]}},
+        },
+    ),
     "security.secret_read": ("A secret was read from the vault or an override (never its value).", _NAMES),
     "security.secret_write": ("A secret was stored or deleted (never its value).", _NAMES),
-    "security.key_rotated": ("The vault was re-encrypted under a new key; a backup was kept.",
-                             {"type": "object", "required": ["kdf", "backup"]}),
+    "security.key_rotated": (
+        "The vault was re-encrypted under a new key; a backup was kept.",
+        {"type": "object", "required": ["kdf", "backup"]},
+    ),
 }
 
 
@@ -77,9 +84,15 @@ class Kernel:
         self.shutdown()
 
 
-def create_kernel(plugins: Iterable[object] | None = None, *, load_entrypoints: bool | None = None,
-                  paths: RuntimePaths | None = None, env: Mapping[str, str] | None = None,
-                  strict: bool = False, history_size: int = 500) -> Kernel:
+def create_kernel(
+    plugins: Iterable[object] | None = None,
+    *,
+    load_entrypoints: bool | None = None,
+    paths: RuntimePaths | None = None,
+    env: Mapping[str, str] | None = None,
+    strict: bool = False,
+    history_size: int = 500,
+) -> Kernel:
     """Build a kernel: with ``plugins``, exactly those objects (entry points only if ``load_entrypoints``);
     else every installed entry point. ``strict`` (tests) raises on undeclared events and bad payloads."""
     env = dict(os.environ) if env is None else env

@@ -21,36 +21,49 @@ REDACTED = "***"
 
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask values whose key names a credential (``token``, ``api_key``…)."""
-    return {k: REDACTED if _SENSITIVE.search(k) and v is not None and k != "event" else v
-            for k, v in event_dict.items()}
+    return {
+        k: REDACTED if _SENSITIVE.search(k) and v is not None and k != "event" else v for k, v in event_dict.items()
+    }
 
 
-def configure_logging(logs_dir: Path | None, *, level: str | None = None,
-                      env: Mapping[str, str] | None = None) -> None:
+def configure_logging(logs_dir: Path | None, *, level: str | None = None, env: Mapping[str, str] | None = None) -> None:
     """Route structlog and stdlib logging to the console (readable) and a JSON-lines file."""
     env = os.environ if env is None else env
     numeric = logging.getLevelName((level or env.get("COMFYVN_LOG_LEVEL") or "WARNING").upper())
     numeric = numeric if isinstance(numeric, int) else logging.WARNING
-    shared: list[Any] = [structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-                         structlog.stdlib.add_logger_name, structlog.processors.TimeStamper(fmt="iso", utc=True),
-                         redact]
-    structlog.configure(processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-                        logger_factory=structlog.stdlib.LoggerFactory(), wrapper_class=structlog.stdlib.BoundLogger,
-                        cache_logger_on_first_use=True)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_comfyvn", False)]:
         root.removeHandler(handler)
         handler.close()
     meta = structlog.stdlib.ProcessorFormatter.remove_processors_meta
     handlers: list[tuple[logging.Handler, int, list[Any]]] = [
-        (logging.StreamHandler(), numeric, [meta, structlog.dev.ConsoleRenderer(colors=False)])]
+        (logging.StreamHandler(), numeric, [meta, structlog.dev.ConsoleRenderer(colors=False)])
+    ]
     if logs_dir is not None:
         try:
             logs_dir.mkdir(parents=True, exist_ok=True)
-            handlers.append((logging.handlers.RotatingFileHandler(logs_dir / "comfyvn.log", maxBytes=10 * 2**20,
-                                                                  backupCount=5, encoding="utf-8"),
-                             min(numeric, logging.INFO),
-                             [meta, structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]))
+            handlers.append(
+                (
+                    logging.handlers.RotatingFileHandler(
+                        logs_dir / "comfyvn.log", maxBytes=10 * 2**20, backupCount=5, encoding="utf-8"
+                    ),
+                    min(numeric, logging.INFO),
+                    [meta, structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
+                )
+            )
         except OSError:
             pass  # an unwritable log folder must not stop the tool
     for handler, handler_level, renderers in handlers:

@@ -44,11 +44,14 @@ class RuntimePaths:
             base = cls.under(root)
         else:
             dirs = platformdirs.PlatformDirs("comfyvn", appauthor=False)
-            base = cls(*(Path(d) for d in (dirs.user_config_dir, dirs.user_data_dir, dirs.user_cache_dir,
-                                           dirs.user_log_dir)))
-        overrides = {attr: Path(env[f"COMFYVN_{var}_DIR"]).expanduser().resolve()
-                     for attr, var in (("config", "CONFIG"), ("data", "DATA"), ("cache", "CACHE"), ("logs", "LOG"))
-                     if env.get(f"COMFYVN_{var}_DIR")}
+            base = cls(
+                *(Path(d) for d in (dirs.user_config_dir, dirs.user_data_dir, dirs.user_cache_dir, dirs.user_log_dir))
+            )
+        overrides = {
+            attr: Path(env[f"COMFYVN_{var}_DIR"]).expanduser().resolve()
+            for attr, var in (("config", "CONFIG"), ("data", "DATA"), ("cache", "CACHE"), ("logs", "LOG"))
+            if env.get(f"COMFYVN_{var}_DIR")
+        }
         return attrs.evolve(base, **overrides)
 
     def plugin_dir(self, plugin: str, kind: str = "data") -> Path:

@@ -77,8 +77,9 @@ class PluginSet:
         # Called with a failed plugin's name so registries can drop what it contributed.
         self.failure_listeners: list[Callable[[str], None]] = []
 
-    def add(self, plugin: object, name: str | None = None, *, distribution: str | None = None,
-            version: str | None = None) -> bool:
+    def add(
+        self, plugin: object, name: str | None = None, *, distribution: str | None = None, version: str | None = None
+    ) -> bool:
         """Register one plugin object (module or instance); a failure is recorded, not raised."""
         is_module = isinstance(plugin, types.ModuleType)
         module = plugin.__name__ if is_module else type(plugin).__module__  # type: ignore[attr-defined]
@@ -97,8 +98,10 @@ class PluginSet:
 
     def load_entry_points(self, env: Mapping[str, str]) -> None:
         """Load every ``comfyvn`` entry point, honouring ``COMFYVN_PLUGINS``/``COMFYVN_DISABLE_PLUGINS``."""
-        allow, block = ({p.strip() for p in env.get(var, "").split(",") if p.strip()}
-                        for var in ("COMFYVN_PLUGINS", "COMFYVN_DISABLE_PLUGINS"))
+        allow, block = (
+            {p.strip() for p in env.get(var, "").split(",") if p.strip()}
+            for var in ("COMFYVN_PLUGINS", "COMFYVN_DISABLE_PLUGINS")
+        )
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in self.records:
                 continue  # two distributions claiming one name: the first (sorted) wins
@@ -127,15 +130,18 @@ class PluginSet:
                     raise
                 self._mark_failed(name, exc)
 
-    def call_each(self, hook_name: str, *, reverse: bool = False, on_error: str = "fail",
-                  **kwargs: Any) -> list[tuple[str, Any]]:
+    def call_each(
+        self, hook_name: str, *, reverse: bool = False, on_error: str = "fail", **kwargs: Any
+    ) -> list[tuple[str, Any]]:
         """Call ``hook_name`` on each plugin separately; return ``(plugin, result)`` pairs. A failing plugin
         is unregistered (``on_error="fail"``) or only logged and noted (``"log"``)."""
         results: list[tuple[str, Any]] = []
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()  # registration order
         for impl in reversed(impls) if reverse else impls:
-            args = [(lambda v: v.factory(impl.plugin_name) if isinstance(v, per_plugin) else v)(kwargs[a])
-                    for a in impl.argnames]
+            args = [
+                (lambda v: v.factory(impl.plugin_name) if isinstance(v, per_plugin) else v)(kwargs[a])
+                for a in impl.argnames
+            ]
             try:
                 results.append((impl.plugin_name, impl.function(*args)))
             except Exception as exc:

@@ -62,8 +62,7 @@ def _canonical(document: Mapping[str, Any]) -> bytes:
 
 
 def _check(key: bytes) -> bytes:
-    return nacl.hash.blake2b(b"", key=key, person=b"comfyvn.vault.1", digest_size=16,
-                             encoder=nacl.encoding.RawEncoder)
+    return nacl.hash.blake2b(b"", key=key, person=b"comfyvn.vault.1", digest_size=16, encoder=nacl.encoding.RawEncoder)
 
 
 def env_variable(provider: str, field: str) -> str:
@@ -74,16 +73,25 @@ def env_variable(provider: str, field: str) -> str:
 def _check_names(provider: str, field: str) -> None:
     for what, value in (("provider", provider), ("field", field)):
         if not isinstance(value, str) or not _NAME.match(value):
-            raise ComfyVNError(f"invalid secret {what} name {value!r}: letters, digits, '_', '.', '-'",
-                               field=what, code="invalid_secret_name")
+            raise ComfyVNError(
+                f"invalid secret {what} name {value!r}: letters, digits, '_', '.', '-'",
+                field=what,
+                code="invalid_secret_name",
+            )
 
 
 class Vault:
     """Encrypted provider secrets. Thread-safe; each operation re-reads the file."""
 
-    def __init__(self, config_dir: Path, *, env: Mapping[str, str] | None = None,
-                 emit: Callable[[str, dict[str, Any]], Any] | None = None, audit_path: Path | None = None,
-                 kdf_limits: tuple[int, int] = (_ARGON.OPSLIMIT_INTERACTIVE, _ARGON.MEMLIMIT_INTERACTIVE)) -> None:
+    def __init__(
+        self,
+        config_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        emit: Callable[[str, dict[str, Any]], Any] | None = None,
+        audit_path: Path | None = None,
+        kdf_limits: tuple[int, int] = (_ARGON.OPSLIMIT_INTERACTIVE, _ARGON.MEMLIMIT_INTERACTIVE),
+    ) -> None:
         self.path = Path(config_dir) / "comfyvn.secrets.json"
         self.key_path = Path(config_dir) / "comfyvn.secrets.key"
         self.backup_dir = Path(config_dir) / "secrets-backups"
@@ -98,8 +106,9 @@ class Vault:
         value, source = self._env.get(env_variable(provider, field)), "env"
         if value is None:
             value, source = self._open()[0].get(provider, {}).get(field), "vault"
-        self._audit("security.secret_read", provider=provider, field=field,
-                    source=source if value is not None else "missing")
+        self._audit(
+            "security.secret_read", provider=provider, field=field, source=source if value is not None else "missing"
+        )
         return value
 
     def set(self, provider: str, field: str, value: str) -> None:
@@ -130,11 +139,16 @@ class Vault:
     def list(self) -> list[dict[str, str]]:
         """Provider and field names with their source (``vault``, ``vault+env`` or ``env``), never values."""
         pairs = sorted((p, f) for p, fields in self._open()[0].items() for f in fields)
-        listed = [{"provider": p, "field": f, "source": "vault+env" if env_variable(p, f) in self._env else "vault"}
-                  for p, f in pairs]
+        listed = [
+            {"provider": p, "field": f, "source": "vault+env" if env_variable(p, f) in self._env else "vault"}
+            for p, f in pairs
+        ]
         known = {env_variable(p, f) for p, f in pairs}
-        return listed + [{"provider": "", "field": "", "source": "env", "variable": name}
-                         for name in sorted(self._env) if name.startswith("COMFYVN_SECRET_") and name not in known]
+        return listed + [
+            {"provider": "", "field": "", "source": "env", "variable": name}
+            for name in sorted(self._env)
+            if name.startswith("COMFYVN_SECRET_") and name not in known
+        ]
 
     def rotate_key(self, new_passphrase: str | None = None) -> dict[str, Any]:
         """Re-encrypt under a new key (``new_passphrase``, a new salt, or a new key file); back up the old
@@ -174,9 +188,14 @@ class Vault:
             document = json.loads(raw.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
             raise _corrupted("not JSON") from None
-        if (not isinstance(document, dict) or set(document) != {"format", "version", "kdf", "check", "box"}
-                or document["format"] != FORMAT or document["version"] != 1 or not isinstance(document["kdf"], dict)
-                or _canonical(document) != raw):
+        if (
+            not isinstance(document, dict)
+            or set(document) != {"format", "version", "kdf", "check", "box"}
+            or document["format"] != FORMAT
+            or document["version"] != 1
+            or not isinstance(document["kdf"], dict)
+            or _canonical(document) != raw
+        ):
             raise _corrupted("unexpected structure")
         header = document["kdf"]
         if header.get("type") == "argon2id":
@@ -188,13 +207,19 @@ class Vault:
         check = _unb64(document["check"], "check")
         pending = self.key_path.with_name(self.key_path.name + ".new")
         # A rotation stopped between writing the vault and installing its new key: finish it.
-        if (check != _check(key) and header == {"type": "keyfile"} and pending.exists()
-                and check == _check(new_key := _unb64(pending.read_text().strip(), "pending key"))):
+        if (
+            check != _check(key)
+            and header == {"type": "keyfile"}
+            and pending.exists()
+            and check == _check(new_key := _unb64(pending.read_text().strip(), "pending key"))
+        ):
             os.replace(pending, self.key_path)
             key = new_key
         if check != _check(key):
-            raise VaultError("the vault key does not match (wrong COMFYVN_SECRETS_KEY or key file), "
-                             "or the vault file is damaged", code="vault_wrong_key")
+            raise VaultError(
+                "the vault key does not match (wrong COMFYVN_SECRETS_KEY or key file), or the vault file is damaged",
+                code="vault_wrong_key",
+            )
         try:
             data = json.loads(nacl.secret.SecretBox(key).decrypt(_unb64(document["box"], "box")).decode("utf-8"))
         except (nacl.exceptions.CryptoError, ValueError):
@@ -220,8 +245,13 @@ class Vault:
 
     def _derive(self, passphrase: str, header: Mapping[str, Any]) -> bytes:
         salt, ops, mem = _unb64(header.get("salt"), "salt"), header.get("opslimit"), header.get("memlimit")
-        if (len(salt) != _ARGON.SALTBYTES or not isinstance(ops, int) or not isinstance(mem, int)
-                or not _ARGON.OPSLIMIT_MIN <= ops <= _ARGON.OPSLIMIT_MAX or not _ARGON.MEMLIMIT_MIN <= mem <= 2**32):
+        if (
+            len(salt) != _ARGON.SALTBYTES
+            or not isinstance(ops, int)
+            or not isinstance(mem, int)
+            or not _ARGON.OPSLIMIT_MIN <= ops <= _ARGON.OPSLIMIT_MAX
+            or not _ARGON.MEMLIMIT_MIN <= mem <= 2**32
+        ):
             raise _corrupted("bad kdf parameters")
         cache_key = (passphrase, salt, ops, mem)
         if cache_key not in self._derived:  # Argon2id is deliberately slow: keep the current key only

@@ -13,8 +13,12 @@ from typing import Any
 from comfyvn_battle.engine import parse_stats, simulate
 
 BATCH = 2_000
-CONTENDERS = parse_stats({"team_a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2},
-                          "team_b": {"base": 10, "str": 5, "agi": 2, "weapon_tier": 1, "rng": 1.5}})
+CONTENDERS = parse_stats(
+    {
+        "team_a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2},
+        "team_b": {"base": 10, "str": 5, "agi": 2, "weapon_tier": 1, "rng": 1.5},
+    }
+)
 
 
 def real_batch() -> str:
@@ -35,7 +39,6 @@ def baseline_batch() -> str:
             if total > best:
                 best, outcome = total, name
     return outcome
-
 
 
 def test_bench_battle_baseline(benchmark: Any) -> None:

@@ -25,21 +25,43 @@ def generated_project() -> Project:
         for n in range(NODES):
             last = n == NODES - 1
             target = f"s{s + 1}:n0" if last and s + 1 < SCENES else f"n{min(n + 1, NODES - 1)}"
-            choices = [] if last and s + 1 == SCENES else [
-                {"id": "a", "label": f"Go on [{n}] 100%", "target": target,
-                 "actions": [{"type": "increment", "key": "score"}]},
-                {"id": "b", "label": "Loop \"back\"", "target": f"n{max(n - 1, 0)}",
-                 "conditions": [{"key": "score", "operator": "gte", "value": 3}]}]
-            node: dict[str, Any] = {"id": f"n{n}", "type": "dialogue", "speaker": "hero",
-                                    "text": f"Line {n} of scene {s}: {{quotes}} \"and\" [brackets]"}
+            choices = (
+                []
+                if last and s + 1 == SCENES
+                else [
+                    {
+                        "id": "a",
+                        "label": f"Go on [{n}] 100%",
+                        "target": target,
+                        "actions": [{"type": "increment", "key": "score"}],
+                    },
+                    {
+                        "id": "b",
+                        "label": 'Loop "back"',
+                        "target": f"n{max(n - 1, 0)}",
+                        "conditions": [{"key": "score", "operator": "gte", "value": 3}],
+                    },
+                ]
+            )
+            node: dict[str, Any] = {
+                "id": f"n{n}",
+                "type": "dialogue",
+                "speaker": "hero",
+                "text": f'Line {n} of scene {s}: {{quotes}} "and" [brackets]',
+            }
             if choices:
                 node["choices"] = choices
             else:
                 node["end"] = True
             nodes.append(node)
         scenes[f"s{s}"] = {"id": f"s{s}", "start": "n0", "nodes": nodes}
-    meta = {"id": "bench", "title": "Bench", "start": "s0", "variables": {"score": 0},
-            "characters": {"hero": {"name": "Hero", "color": "#336699"}}}
+    meta = {
+        "id": "bench",
+        "title": "Bench",
+        "start": "s0",
+        "variables": {"score": 0},
+        "characters": {"hero": {"name": "Hero", "color": "#336699"}},
+    }
     return Project(meta=meta, scenes=scenes)
 
 
@@ -59,9 +81,11 @@ def test_bench_export_10k_nodes(benchmark: Any, tmp_path: Path) -> None:
     started = time.perf_counter()
     validate_project(project)  # the scenario plugin's validation, which every export runs first
     validation = time.perf_counter() - started
-    print(f"\nexport of {SCENES * NODES} nodes: mean {mean:.3f} s (target < 2 s), of which "
-          f"{validation:.3f} s is comfyvn_scenario.validate_project; "
-          f"{mean / baseline:.1f}x the JSON dump baseline ({baseline:.3f} s)")
+    print(
+        f"\nexport of {SCENES * NODES} nodes: mean {mean:.3f} s (target < 2 s), of which "
+        f"{validation:.3f} s is comfyvn_scenario.validate_project; "
+        f"{mean / baseline:.1f}x the JSON dump baseline ({baseline:.3f} s)"
+    )
     engine = find_engine()
     if engine is None:
         print("lint: no Ren'Py engine installed, not measured")

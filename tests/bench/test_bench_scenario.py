@@ -27,15 +27,15 @@ def generated_scene(count: int = NODES, seed: int = 42) -> dict[str, Any]:
     for i in range(count):
         choices: list[dict[str, Any]] = [{"id": "next", "target": f"n{(i + 1) % count}", "weight": 2}]
         for j in range(rng.randint(1, 2)):
-            choice: dict[str, Any] = {"id": f"c{j}", "target": f"n{rng.randrange(count)}",
-                                      "weight": rng.choice([1, 3])}
+            choice: dict[str, Any] = {"id": f"c{j}", "target": f"n{rng.randrange(count)}", "weight": rng.choice([1, 3])}
             if rng.random() < 0.33:
                 choice["conditions"] = [{"key": "stats.steps", "operator": "gte", "value": 0}]
             if rng.random() < 0.25:
                 choice["actions"] = [{"type": "increment", "key": "stats.steps"}]
             choices.append(choice)
-        nodes.append({"id": f"n{i}", "type": "dialogue", "speaker": "narrator", "text": f"line {i}",
-                      "choices": choices})
+        nodes.append(
+            {"id": f"n{i}", "type": "dialogue", "speaker": "narrator", "text": f"line {i}", "choices": choices}
+        )
     return {"id": "bench", "start": "n0", "variables": {"stats": {"steps": 0}}, "nodes": nodes}
 
 
@@ -60,7 +60,6 @@ def baseline_walk() -> str:
     return str(node["id"])
 
 
-
 def test_bench_scenario_dict_walk_baseline(benchmark: Any) -> None:
     benchmark.group = "scenario"
     assert benchmark(baseline_walk) in BY_ID
@@ -74,5 +73,7 @@ def test_bench_scenario_runner_steps(benchmark: Any) -> None:
     benchmark.extra_info["steps_per_second"] = round(STEPS / real)
     benchmark.extra_info["baseline_steps_per_second"] = round(STEPS / base)
     benchmark.extra_info["ratio_to_baseline"] = round(real / base, 2)
-    print(f"\nrunner {STEPS / real:,.0f} steps/s; dict walk {STEPS / base:,.0f} steps/s; "
-          f"runner/baseline time ratio {real / base:.2f}")
+    print(
+        f"\nrunner {STEPS / real:,.0f} steps/s; dict walk {STEPS / base:,.0f} steps/s; "
+        f"runner/baseline time ratio {real / base:.2f}"
+    )

@@ -51,8 +51,13 @@ asyncio.run(main())
 def _start_full(runtime: Path) -> tuple[subprocess.Popen[str], int]:
     env = {**os.environ, "COMFYVN_RUNTIME_ROOT": str(runtime), "COMFYVN_SERVER_PORT": "0"}
     env.pop("COMFYVN_SERVER_HOST", None)
-    process = subprocess.Popen([sys.executable, "-c", "from comfyvn.cli import main; main()", "serve"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from comfyvn.cli import main; main()", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     state_file = runtime / "config" / "runtime_state.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -155,10 +160,18 @@ def test_health_throughput_full_app_vs_bare_starlette(benchmark: Any, servers: t
         return max(full_rates) / max(bare_rates)
 
     ratio = benchmark.pedantic(measure, rounds=1, iterations=1)
-    benchmark.extra_info.update({"full_rps": round(max(full_rates)), "bare_rps": round(max(bare_rates)),
-                                 "ratio": round(ratio, 3), "target_ratio": 0.9})
-    print(f"\n/health: full app {max(full_rates):.0f} req/s, bare Starlette {max(bare_rates):.0f} req/s, "
-          f"ratio {ratio:.3f} (target >= 0.9)")
+    benchmark.extra_info.update(
+        {
+            "full_rps": round(max(full_rates)),
+            "bare_rps": round(max(bare_rates)),
+            "ratio": round(ratio, 3),
+            "target_ratio": 0.9,
+        }
+    )
+    print(
+        f"\n/health: full app {max(full_rates):.0f} req/s, bare Starlette {max(bare_rates):.0f} req/s, "
+        f"ratio {ratio:.3f} (target >= 0.9)"
+    )
     assert ratio > 0
 
 
@@ -167,5 +180,7 @@ def test_websocket_fan_out_to_100_subscribers(benchmark: Any, servers: tuple[int
     result = benchmark.pedantic(lambda: asyncio.run(_fan_out(full_port)), rounds=1, iterations=1)
     assert result["messages"] == SUBSCRIBERS * EVENTS
     benchmark.extra_info.update({k: round(v, 3) for k, v in result.items()})
-    print(f"\nWebSocket fan-out: {SUBSCRIBERS} subscribers x {EVENTS} events = {result['messages']:.0f} messages "
-          f"in {result['seconds']:.2f}s -> {result['messages_per_s']:.0f} messages/s")
+    print(
+        f"\nWebSocket fan-out: {SUBSCRIBERS} subscribers x {EVENTS} events = {result['messages']:.0f} messages "
+        f"in {result['seconds']:.2f}s -> {result['messages_per_s']:.0f} messages/s"
+    )

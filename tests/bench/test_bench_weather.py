@@ -34,7 +34,6 @@ def store_updates() -> int:
     return store.snapshot().meta.version
 
 
-
 def test_bench_weather_baseline(benchmark: Any) -> None:
     benchmark.group = "weather"
     assert benchmark(baseline) == 64 * len(STATES)

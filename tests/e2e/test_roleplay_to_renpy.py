@@ -50,9 +50,21 @@ def kernel(make_kernel: Callable[..., Kernel]) -> Kernel:
 
 def test_the_example_chat_with_card_world_and_sprites_plays_in_renpy(kernel: Kernel, tmp_path: Path) -> None:
     project = tmp_path / "mira"
-    imported = run(kernel, "import", "sillytavern", str(CHAT), "--card", str(EXAMPLES / "Mira Vale.png"),
-                   "--world", str(EXAMPLES / "Saltmere.json"), "--sprites", str(EXAMPLES / "sprites"),
-                   "--swipes-as-choices", "--out", str(project))
+    imported = run(
+        kernel,
+        "import",
+        "sillytavern",
+        str(CHAT),
+        "--card",
+        str(EXAMPLES / "Mira Vale.png"),
+        "--world",
+        str(EXAMPLES / "Saltmere.json"),
+        "--sprites",
+        str(EXAMPLES / "sprites"),
+        "--swipes-as-choices",
+        "--out",
+        str(project),
+    )
     assert imported["stats"]["messages"] >= 10
     result = export_and_lint(kernel, project, tmp_path / "game")
     scripts = "\n".join(p.read_text() for p in (tmp_path / "game" / "game").rglob("*.rpy"))
@@ -62,8 +74,11 @@ def test_the_example_chat_with_card_world_and_sprites_plays_in_renpy(kernel: Ker
 
 def test_a_plain_text_log_plays_in_renpy(kernel: Kernel, tmp_path: Path) -> None:
     log = tmp_path / "session.txt"
-    log.write_text('[21:04] Kai: "Quotes", back\\slashes, [brackets] and {braces} at 100%!\n'
-                   "continued on a second line\n---\nNarrator: The rain stops.\nRen - fine. 🌧️\n", encoding="utf-8")
+    log.write_text(
+        '[21:04] Kai: "Quotes", back\\slashes, [brackets] and {braces} at 100%!\n'
+        "continued on a second line\n---\nNarrator: The rain stops.\nRen - fine. 🌧️\n",
+        encoding="utf-8",
+    )
     run(kernel, "import", "text", str(log), "--out", str(tmp_path / "project"))
     export_and_lint(kernel, tmp_path / "project", tmp_path / "game")
 
@@ -74,17 +89,23 @@ texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), m
 
 @settings(max_examples=3, deadline=None)
 @given(messages=st.lists(st.tuples(speakers, texts), min_size=1, max_size=12))
-def test_generated_sillytavern_chats_play_in_renpy(tmp_path_factory: pytest.TempPathFactory,
-                                                   make_kernel: Callable[..., Kernel],
-                                                   messages: list[tuple[str, str]]) -> None:
+def test_generated_sillytavern_chats_play_in_renpy(
+    tmp_path_factory: pytest.TempPathFactory, make_kernel: Callable[..., Kernel], messages: list[tuple[str, str]]
+) -> None:
     folder = tmp_path_factory.mktemp("chat")
     lines = [json.dumps({"user_name": "You", "character_name": "Aqua", "create_date": 1674559896839})]
-    lines += [json.dumps({"name": name, "is_user": name == "You", "is_system": False, "send_date": 1674559896839 + i,
-                          "mes": text}) for i, (name, text) in enumerate(messages)]
+    lines += [
+        json.dumps(
+            {"name": name, "is_user": name == "You", "is_system": False, "send_date": 1674559896839 + i, "mes": text}
+        )
+        for i, (name, text) in enumerate(messages)
+    ]
     (folder / "chat.jsonl").write_text("\n".join(lines), encoding="utf-8")
     kernel = make_kernel(comfyvn_scenario.plugin, comfyvn_roleplay.plugin, comfyvn_renpy.plugin)
-    imported = CliRunner().invoke(make_cli(kernel), ["import", "sillytavern", str(folder / "chat.jsonl"),
-                                                     "--out", str(folder / "project"), "--json"])
+    imported = CliRunner().invoke(
+        make_cli(kernel),
+        ["import", "sillytavern", str(folder / "chat.jsonl"), "--out", str(folder / "project"), "--json"],
+    )
     if imported.exit_code != 0:  # a chat with nothing importable is refused with one clear line
         assert imported.exit_code == 2 and imported.output.startswith("error: "), imported.output
         return

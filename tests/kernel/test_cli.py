@@ -38,7 +38,8 @@ def test_bad_input_exits_2_with_one_line(make_kernel: Callable[..., Kernel]) -> 
     result = run(kernel, "flags", "set", "enable_weather_planner", "perhaps")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "error: expected a boolean (on/off, true/false, 1/0), got 'perhaps' (field: value)"]
+        "error: expected a boolean (on/off, true/false, 1/0), got 'perhaps' (field: value)"
+    ]
     missing = run(kernel, "flags", "get", "enable_nothing")
     assert missing.exit_code == 2 and missing.output.startswith("error: unknown feature flag")
 
@@ -63,8 +64,10 @@ def test_secrets_commands_never_print_values_unless_revealed(make_kernel: Callab
     assert "sk-hidden" not in shown.output and "is set (9 characters)" in shown.output
     assert run(kernel, "secrets", "get", "openai", "api_key", "--reveal").output == "sk-hidden\n"
     listed = json.loads(run(kernel, "secrets", "list", "--json").output)
-    assert listed == [{"provider": "comfyui", "field": "token", "source": "vault"},
-                      {"provider": "openai", "field": "api_key", "source": "vault"}]
+    assert listed == [
+        {"provider": "comfyui", "field": "token", "source": "vault"},
+        {"provider": "openai", "field": "api_key", "source": "vault"},
+    ]
     assert "rotated (keyfile): 2 secrets" in run(kernel, "secrets", "rotate").output
     assert run(kernel, "secrets", "get", "comfyui", "token", "--reveal").output == "tok\n"
     assert run(kernel, "secrets", "delete", "openai", "api_key").exit_code == 0

@@ -72,8 +72,9 @@ def test_history_is_bounded_and_queryable() -> None:
 
 def test_strict_bus_rejects_undeclared_events_and_bad_payloads() -> None:
     bus = EventBus(strict=True)
-    bus.registrar("test")("on_typed", "typed", {"type": "object", "required": ["n"],
-                                                "properties": {"n": {"type": "integer"}}})
+    bus.registrar("test")(
+        "on_typed", "typed", {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
+    )
     with pytest.raises(UndeclaredEvent):
         bus.emit("on_nobody_declared")
     with pytest.raises(ValueError, match="at n"):
@@ -178,8 +179,7 @@ def test_stream_receives_events_emitted_from_worker_threads() -> None:
 def test_kernel_declares_its_own_events(make_kernel: Callable[..., Kernel]) -> None:
     kernel = make_kernel()
     names = {spec.name for spec in kernel.events.specs()}
-    assert {"on_feature_flag_changed", "security.secret_read", "security.secret_write",
-            "security.key_rotated"} <= names
+    assert {"on_feature_flag_changed", "security.secret_read", "security.secret_write", "security.key_rotated"} <= names
     assert all(spec.owner == "comfyvn" for spec in kernel.events.specs())
 
 

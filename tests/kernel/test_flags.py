@@ -55,17 +55,22 @@ def test_set_persists_keeps_unknown_names_and_syncs_aliases(make_kernel: Callabl
     kernel = make_kernel(Flagged())
     path = config_file(kernel)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"server": {"port": 9}, "features": {"enable_retired_thing": True,
-                                                                   "enable_privacy_telemetry": False}}))
+    path.write_text(
+        json.dumps(
+            {"server": {"port": 9}, "features": {"enable_retired_thing": True, "enable_privacy_telemetry": False}}
+        )
+    )
     kernel.flags.refresh()
     assert kernel.flags.unknown() == {"enable_retired_thing": True}
     kernel.flags.set("enable_observability", "on")
     saved = json.loads(path.read_text())
-    assert saved == {"server": {"port": 9}, "features": {"enable_retired_thing": True,
-                                                         "enable_privacy_telemetry": True,
-                                                         "enable_observability": True}}
+    assert saved == {
+        "server": {"port": 9},
+        "features": {"enable_retired_thing": True, "enable_privacy_telemetry": True, "enable_observability": True},
+    }
     assert [e.payload for e in kernel.events.history(event="on_feature_flag_changed")] == [
-        {"name": "enable_observability", "value": True, "previous": False, "source": "set"}]
+        {"name": "enable_observability", "value": True, "previous": False, "source": "set"}
+    ]
 
 
 def test_refresh_emits_for_external_edits(make_kernel: Callable[..., Kernel]) -> None:
@@ -121,8 +126,9 @@ def test_corrupt_file_is_reported_and_never_overwritten(make_kernel: Callable[..
     assert path.read_text() == "{not json"
 
 
-def test_interrupted_set_leaves_the_old_file(make_kernel: Callable[..., Kernel],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_set_leaves_the_old_file(
+    make_kernel: Callable[..., Kernel], monkeypatch: pytest.MonkeyPatch
+) -> None:
     kernel = make_kernel(Flagged())
     kernel.flags.set("enable_weather_planner", False)
     before = config_file(kernel).read_bytes()
@@ -140,10 +146,13 @@ def test_interrupted_set_leaves_the_old_file(make_kernel: Callable[..., Kernel],
 names = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 
 
-@given(values=st.dictionaries(names, st.booleans(), min_size=1, max_size=8),
-       extra=st.dictionaries(names.map(lambda n: "x_" + n), st.integers() | st.text(max_size=5), max_size=3))
-def test_flags_round_trip_through_the_file(tmp_path_factory: pytest.TempPathFactory, values: dict[str, bool],
-                                           extra: dict[str, Any]) -> None:
+@given(
+    values=st.dictionaries(names, st.booleans(), min_size=1, max_size=8),
+    extra=st.dictionaries(names.map(lambda n: "x_" + n), st.integers() | st.text(max_size=5), max_size=3),
+)
+def test_flags_round_trip_through_the_file(
+    tmp_path_factory: pytest.TempPathFactory, values: dict[str, bool], extra: dict[str, Any]
+) -> None:
     path = tmp_path_factory.mktemp("flags") / "comfyvn.json"
     path.write_text(json.dumps({"features": extra}))
     flags = FeatureFlags(path, env={})

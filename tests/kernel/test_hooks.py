@@ -162,20 +162,28 @@ def test_hook_shutdown(make_kernel: Callable[..., Kernel]) -> None:
 # -- meta-tests -------------------------------------------------------------------------------
 def _hookspec_modules() -> list[tuple[str, list[str]]]:
     """(owner, hook names) for the kernel and every plugin that publishes hookspecs."""
-    found = [("kernel", [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
-                         if hasattr(f, "comfyvn_spec")])]
+    found = [
+        ("kernel", [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(f, "comfyvn_spec")])
+    ]
     for path in sorted(ROOT.glob("plugins*/*/comfyvn_*/hookspecs.py")):
         tree = ast.parse(path.read_text())
-        names = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-                 and any("hookspec" in ast.unparse(d) for d in node.decorator_list)]
+        names = [
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and any("hookspec" in ast.unparse(d) for d in node.decorator_list)
+        ]
         found.append((path.parent.name.removeprefix("comfyvn_"), names))
     return found
 
 
 def test_every_hookspec_has_a_test() -> None:
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
-    missing = [f"{owner}:{name}" for owner, names in _hookspec_modules() for name in names
-               if not re.search(rf"def test_hook_{name}\b", tests)]
+    missing = [
+        f"{owner}:{name}"
+        for owner, names in _hookspec_modules()
+        for name in names
+        if not re.search(rf"def test_hook_{name}\b", tests)
+    ]
     assert not missing, f"hooks without a test_hook_<name> test: {missing}"
 
 
@@ -186,12 +194,23 @@ def test_every_hookspec_is_documented() -> None:
         own = ROOT / "docs" / f"{owner}.md"
         return central + (own.read_text() if owner != "kernel" and own.exists() else "")
 
-    missing = [f"{owner}:{name}" for owner, names in _hookspec_modules() for name in names
-               if not re.search(rf"^##+ `?{name}\b", docs_for(owner), re.M)]
+    missing = [
+        f"{owner}:{name}"
+        for owner, names in _hookspec_modules()
+        for name in names
+        if not re.search(rf"^##+ `?{name}\b", docs_for(owner), re.M)
+    ]
     assert not missing, f"hooks without a heading in docs/plugin_hooks.md or docs/<plugin>.md: {missing}"
 
 
 def test_meta_tests_see_the_kernel_hooks() -> None:
     kernel_hooks = dict(_hookspec_modules())["kernel"]
-    assert set(kernel_hooks) == {"add_hookspecs", "register_events", "register_flags", "register_commands",
-                                 "register_routes", "startup", "shutdown"}
+    assert set(kernel_hooks) == {
+        "add_hookspecs",
+        "register_events",
+        "register_flags",
+        "register_commands",
+        "register_routes",
+        "startup",
+        "shutdown",
+    }

@@ -16,16 +16,20 @@ def test_runtime_root_sets_all_four(tmp_path: Path) -> None:
 
 
 def test_per_root_variables_win(tmp_path: Path) -> None:
-    env = {"COMFYVN_RUNTIME_ROOT": str(tmp_path / "all"), "COMFYVN_LOG_DIR": str(tmp_path / "mylogs"),
-           "COMFYVN_CONFIG_DIR": str(tmp_path / "cfg")}
+    env = {
+        "COMFYVN_RUNTIME_ROOT": str(tmp_path / "all"),
+        "COMFYVN_LOG_DIR": str(tmp_path / "mylogs"),
+        "COMFYVN_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
     paths = RuntimePaths.from_env(env)
     assert paths.logs == tmp_path / "mylogs"
     assert paths.config == tmp_path / "cfg"
     assert paths.data == tmp_path / "all" / "data"
 
 
-def test_default_roots_come_from_platformdirs_not_the_working_directory(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_roots_come_from_platformdirs_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     paths = RuntimePaths.from_env({})
     for root in (paths.config, paths.data, paths.cache, paths.logs):
@@ -65,8 +69,13 @@ def test_interrupted_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
-@given(st.lists(st.sampled_from(["..", ".", "a", "b", "/", "\\", "..\\..", "a/../..", "\x00", "~", "c/d"]),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.sampled_from(["..", ".", "a", "b", "/", "\\", "..\\..", "a/../..", "\x00", "~", "c/d"]),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_safe_join_never_escapes_its_root(parts: list[str]) -> None:
     root = Path("/tmp/comfyvn-safe-root")
     try:

@@ -21,8 +21,7 @@ def write_distribution(site: Path, dist: str, version: str, plugins: dict[str, s
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(
-        "[comfyvn]\n" + "".join(f"{name} = {name}_mod\n" for name in plugins))
+    (info / "entry_points.txt").write_text("[comfyvn]\n" + "".join(f"{name} = {name}_mod\n" for name in plugins))
     for name, source in plugins.items():
         (site / f"{name}_mod.py").write_text(textwrap.dedent(source))
 
@@ -49,8 +48,9 @@ BAD_HOOK = """
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "site"
-    write_distribution(site, "comfyvn-testplugins", "3.1.4",
-                       {"goodplug": GOOD, "brokenplug": BROKEN_IMPORT, "typoplug": BAD_HOOK})
+    write_distribution(
+        site, "comfyvn-testplugins", "3.1.4", {"goodplug": GOOD, "brokenplug": BROKEN_IMPORT, "typoplug": BAD_HOOK}
+    )
     monkeypatch.syspath_prepend(str(site))
     return site
 
@@ -92,10 +92,19 @@ def test_cli_plugins_all_json_lists_distribution_version_and_failures(site: Path
 
 
 def test_installed_comfyvn_command_lists_hello_and_a_failing_plugin(site: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "COMFYVN_RUNTIME_ROOT": str(tmp_path / "rt")}
-    out = subprocess.run([sys.executable, "-m", "comfyvn", "plugins", "--all", "--json"], env=env,
-                         capture_output=True, text=True, timeout=120, check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "COMFYVN_RUNTIME_ROOT": str(tmp_path / "rt"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "comfyvn", "plugins", "--all", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     rows = {row["name"]: row for row in json.loads(out.stdout)}
     assert rows["hello"]["distribution"] == "comfyvn-hello" and rows["hello"]["version"]
     assert rows["brokenplug"]["status"] == "failed"
@@ -124,7 +133,9 @@ def test_a_plugin_failing_in_register_commands_loses_only_its_commands(make_kern
 
 
 def test_no_plugin_manager_at_import_time() -> None:
-    code = ("import gc, pluggy, comfyvn, comfyvn.cli; "
-            "print(sum(isinstance(o, pluggy.PluginManager) for o in gc.get_objects()))")
+    code = (
+        "import gc, pluggy, comfyvn, comfyvn.cli; "
+        "print(sum(isinstance(o, pluggy.PluginManager) for o in gc.get_objects()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"

@@ -24,8 +24,9 @@ def vault_at(folder: Path, **env: str) -> Vault:
 
 
 @given(secrets=st.dictionaries(st.tuples(ident, ident), st.text(max_size=40), min_size=1, max_size=6))
-def test_vault_round_trips_arbitrary_unicode(tmp_path_factory: pytest.TempPathFactory,
-                                             secrets: dict[tuple[str, str], str]) -> None:
+def test_vault_round_trips_arbitrary_unicode(
+    tmp_path_factory: pytest.TempPathFactory, secrets: dict[tuple[str, str], str]
+) -> None:
     folder = tmp_path_factory.mktemp("vault")
     vault = vault_at(folder)
     for (provider, field), value in secrets.items():
@@ -42,11 +43,13 @@ def test_vault_round_trips_arbitrary_unicode(tmp_path_factory: pytest.TempPathFa
             assert value.encode() not in box
 
 
-@given(secrets=st.dictionaries(st.tuples(ident, ident), st.text(max_size=20), min_size=1, max_size=5),
-       rotations=st.integers(1, 7))
-def test_rotation_keeps_every_value_and_at_most_five_backups(tmp_path_factory: pytest.TempPathFactory,
-                                                             secrets: dict[tuple[str, str], str],
-                                                             rotations: int) -> None:
+@given(
+    secrets=st.dictionaries(st.tuples(ident, ident), st.text(max_size=20), min_size=1, max_size=5),
+    rotations=st.integers(1, 7),
+)
+def test_rotation_keeps_every_value_and_at_most_five_backups(
+    tmp_path_factory: pytest.TempPathFactory, secrets: dict[tuple[str, str], str], rotations: int
+) -> None:
     folder = tmp_path_factory.mktemp("vault")
     vault = vault_at(folder)
     for (provider, field), value in secrets.items():
@@ -72,8 +75,9 @@ def test_rotation_keeps_every_value_and_at_most_five_backups(tmp_path_factory: p
 
 
 @given(position=st.integers(min_value=0), flip=st.integers(1, 255))
-def test_tampering_with_any_byte_is_detected_and_the_file_left_alone(tmp_path_factory: pytest.TempPathFactory,
-                                                                     position: int, flip: int) -> None:
+def test_tampering_with_any_byte_is_detected_and_the_file_left_alone(
+    tmp_path_factory: pytest.TempPathFactory, position: int, flip: int
+) -> None:
     folder = tmp_path_factory.mktemp("vault")
     vault = vault_at(folder)
     vault.set("openai", "api_key", "sk-secret-value")
@@ -131,8 +135,7 @@ def test_audit_never_carries_values(make_kernel: Callable[..., Kernel], caplog: 
     kernel.secrets.delete("openai", "api_key")
     audit = (kernel.paths.logs / "secrets_audit.jsonl").read_text()
     actions = [json.loads(line)["event"] for line in audit.splitlines()]
-    assert actions == ["security.secret_write", "security.secret_read", "security.key_rotated",
-                       "security.secret_write"]
+    assert actions == ["security.secret_write", "security.secret_read", "security.key_rotated", "security.secret_write"]
     events = kernel.events.history()
     assert [e.event for e in events] == actions
     assert secret not in audit + json.dumps([e.as_dict() for e in events]) + caplog.text
@@ -154,8 +157,9 @@ def test_interrupted_vault_write_leaves_old_file(tmp_path: Path, monkeypatch: py
     assert vault_at(tmp_path).get("p", "f") == "old"
 
 
-def test_rotation_interrupted_before_key_install_is_finished_on_next_open(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rotation_interrupted_before_key_install_is_finished_on_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     vault = vault_at(tmp_path)
     vault.set("p", "f", "value")
     real_replace = os.replace

@@ -18,9 +18,15 @@ FLAG = "enable_hello_shout"
 
 @hookimpl
 def register_events(register: Any) -> None:
-    register(EVENT, "Someone was greeted by the hello plugin.",
-             {"type": "object", "required": ["name", "text"],
-              "properties": {"name": {"type": "string"}, "text": {"type": "string"}}})
+    register(
+        EVENT,
+        "Someone was greeted by the hello plugin.",
+        {
+            "type": "object",
+            "required": ["name", "text"],
+            "properties": {"name": {"type": "string"}, "text": {"type": "string"}},
+        },
+    )
 
 
 @hookimpl

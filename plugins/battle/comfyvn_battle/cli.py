@@ -46,8 +46,9 @@ def _stats(stats: str | None, contenders: tuple[str, ...]) -> Any:
                 raise ValueError(item)
             table[name] = float(base)
         except ValueError:
-            raise ComfyVNError(f"--contender {item!r}: expected NAME=BASE", field="contender",
-                               code="invalid_request") from None
+            raise ComfyVNError(
+                f"--contender {item!r}: expected NAME=BASE", field="contender", code="invalid_request"
+            ) from None
     return table
 
 
@@ -71,9 +72,15 @@ def _show(result: dict[str, Any], as_json: bool) -> None:
 
 _stats_option = click.option(
     "--stats",
-    help="Contenders as JSON, or @file.json: {name: number | {base, str, agi, weapon_tier, status_mod, rng}}.")
-_contender_option = click.option("--contender", "contenders", multiple=True, metavar="NAME=BASE",
-                                 help="A contender with only a base value (repeatable).")
+    help="Contenders as JSON, or @file.json: {name: number | {base, str, agi, weapon_tier, status_mod, rng}}.",
+)
+_contender_option = click.option(
+    "--contender",
+    "contenders",
+    multiple=True,
+    metavar="NAME=BASE",
+    help="A contender with only a base value (repeatable).",
+)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the full JSON response.")
 
 
@@ -91,14 +98,23 @@ def battle_group() -> None:
 @click.option("--narrate/--no-narrate", default=False, show_default=True)
 @_json_option
 @click.pass_obj
-def sim_cmd(kernel: Kernel, stats: str | None, contenders: tuple[str, ...], seed: int | None, rounds: int,
-            pov: str | None, narrate: bool, as_json: bool) -> None:
+def sim_cmd(
+    kernel: Kernel,
+    stats: str | None,
+    contenders: tuple[str, ...],
+    seed: int | None,
+    rounds: int,
+    pov: str | None,
+    narrate: bool,
+    as_json: bool,
+) -> None:
     """Let the formula decide (needs the enable_battle_sim flag)."""
     table = _stats(stats, contenders)
     if table is None:
         raise ComfyVNError("give --stats or at least one --contender", field="stats", code="empty_contenders")
-    req = parse_request(_drop_none({"stats": table, "seed": seed, "rounds": rounds, "pov": pov,
-                                    "narrate": narrate}), SimRequest)
+    req = parse_request(
+        _drop_none({"stats": table, "seed": seed, "rounds": rounds, "pov": pov, "narrate": narrate}), SimRequest
+    )
     _show(service.simulate_battle(kernel, req), as_json)
 
 
@@ -113,12 +129,33 @@ def sim_cmd(kernel: Kernel, stats: str | None, contenders: tuple[str, ...], seed
 @click.option("--narrate/--no-narrate", default=True, show_default=True)
 @_json_option
 @click.pass_obj
-def resolve_cmd(kernel: Kernel, winner: str, stats: str | None, contenders: tuple[str, ...], seed: int | None,
-                rounds: int, pov: str | None, state: str | None, narrate: bool, as_json: bool) -> None:
+def resolve_cmd(
+    kernel: Kernel,
+    winner: str,
+    stats: str | None,
+    contenders: tuple[str, ...],
+    seed: int | None,
+    rounds: int,
+    pov: str | None,
+    state: str | None,
+    narrate: bool,
+    as_json: bool,
+) -> None:
     """Commit WINNER as the battle outcome (an editor's pick)."""
-    req = parse_request(_drop_none({"winner": winner, "stats": _stats(stats, contenders), "seed": seed,
-                                    "rounds": rounds, "pov": pov, "state": _json_arg(state, "state"),
-                                    "narrate": narrate}), ResolveRequest)
+    req = parse_request(
+        _drop_none(
+            {
+                "winner": winner,
+                "stats": _stats(stats, contenders),
+                "seed": seed,
+                "rounds": rounds,
+                "pov": pov,
+                "state": _json_arg(state, "state"),
+                "narrate": narrate,
+            }
+        ),
+        ResolveRequest,
+    )
     _show(service.resolve_battle(kernel, req), as_json)
 
 
@@ -128,10 +165,10 @@ def resolve_cmd(kernel: Kernel, winner: str, stats: str | None, contenders: tupl
 @click.option("--pov")
 @click.option("--world", "world", multiple=True, metavar="KEY=VALUE", help="World facts to echo (repeatable).")
 @click.pass_obj
-def plan_cmd(kernel: Kernel, contenders: tuple[str, ...], rounds: int, pov: str | None,
-             world: tuple[str, ...]) -> None:
+def plan_cmd(kernel: Kernel, contenders: tuple[str, ...], rounds: int, pov: str | None, world: tuple[str, ...]) -> None:
     """Print the setup/engagement/resolution timeline for CONTENDERS as JSON."""
     facts = dict(item.partition("=")[::2] for item in world)
-    req = parse_request(_drop_none({"contenders": list(contenders), "rounds": rounds, "pov": pov,
-                                    "world": facts or None}), PlanRequest)
+    req = parse_request(
+        _drop_none({"contenders": list(contenders), "rounds": rounds, "pov": pov, "world": facts or None}), PlanRequest
+    )
     click.echo(json.dumps(service.plan_battle(kernel, req), indent=2, sort_keys=True, ensure_ascii=False))

@@ -51,12 +51,17 @@ _OUT_DIGITS = 6
 # Wire key -> (attribute, may be negative). Both spellings of the original are accepted.
 _STAT_KEYS: dict[str, tuple[str, bool]] = {
     "base": ("base", False),
-    "str": ("strength", False), "strength": ("strength", False),
-    "agi": ("agility", False), "agility": ("agility", False),
-    "weapon_tier": ("weapon_tier", False), "weapon": ("weapon_tier", False),
+    "str": ("strength", False),
+    "strength": ("strength", False),
+    "agi": ("agility", False),
+    "agility": ("agility", False),
+    "weapon_tier": ("weapon_tier", False),
+    "weapon": ("weapon_tier", False),
     # status_mod is a buff or a debuff, so it alone may be negative.
-    "status_mod": ("status_mod", True), "status": ("status_mod", True),
-    "rng": ("variance", False), "rng_variance": ("variance", False),
+    "status_mod": ("status_mod", True),
+    "status": ("status_mod", True),
+    "rng": ("variance", False),
+    "rng_variance": ("variance", False),
 }
 
 
@@ -75,8 +80,13 @@ class Contender:
     @property
     def fixed(self) -> float:
         """The total without the jitter."""
-        return (self.base + self.strength * STRENGTH_COEF + self.agility * AGILITY_COEF
-                + self.weapon_tier * WEAPON_COEF + self.status_mod)
+        return (
+            self.base
+            + self.strength * STRENGTH_COEF
+            + self.agility * AGILITY_COEF
+            + self.weapon_tier * WEAPON_COEF
+            + self.status_mod
+        )
 
 
 @attrs.frozen
@@ -104,9 +114,12 @@ class Breakdown:
             "name": self.name,
             "total": round(self.total, _OUT_DIGITS),
             "components": {
-                "base": round(c.base, _OUT_DIGITS), "strength": round(c.strength, _OUT_DIGITS),
-                "agility": round(c.agility, _OUT_DIGITS), "weapon_tier": round(c.weapon_tier, _OUT_DIGITS),
-                "status_mod": round(c.status_mod, _OUT_DIGITS), "rng": round(c.rng, _OUT_DIGITS),
+                "base": round(c.base, _OUT_DIGITS),
+                "strength": round(c.strength, _OUT_DIGITS),
+                "agility": round(c.agility, _OUT_DIGITS),
+                "weapon_tier": round(c.weapon_tier, _OUT_DIGITS),
+                "status_mod": round(c.status_mod, _OUT_DIGITS),
+                "rng": round(c.rng, _OUT_DIGITS),
             },
         }
 
@@ -147,8 +160,7 @@ def _number(value: Any, field: str, *, allow_negative: bool) -> float:
     if not math.isfinite(number):
         raise ComfyVNError(f"{field} must be a finite number", field=field, code="invalid_stats")
     if number < 0 and not allow_negative:
-        raise ComfyVNError(f"{field} must not be negative (got {value})", field=field,
-                           code="negative_stat")
+        raise ComfyVNError(f"{field} must not be negative (got {value})", field=field, code="negative_stat")
     return number
 
 
@@ -160,11 +172,14 @@ def _contender(name: str, raw: Any, field: str) -> Contender:
             if spec is None:
                 raise ComfyVNError(
                     f"unknown stat {key!r} for {name!r}; expected one of {sorted(_STAT_KEYS)}",
-                    field=f"{field}.{key}", code="invalid_stats")
+                    field=f"{field}.{key}",
+                    code="invalid_stats",
+                )
             attribute, allow_negative = spec
             if attribute in values:
-                raise ComfyVNError(f"{name!r} gives {attribute} twice (two spellings)",
-                                   field=f"{field}.{key}", code="invalid_stats")
+                raise ComfyVNError(
+                    f"{name!r} gives {attribute} twice (two spellings)", field=f"{field}.{key}", code="invalid_stats"
+                )
             values[attribute] = _number(value, f"{field}.{key}", allow_negative=allow_negative)
         return Contender(name=name, **values)
     return Contender(name=name, base=_number(raw, field, allow_negative=False))
@@ -182,15 +197,15 @@ def parse_stats(raw: Any, field: str = "stats") -> tuple[Contender, ...]:
     if not raw:
         raise ComfyVNError(f"{field} needs at least one contender", field=field, code="empty_contenders")
     if len(raw) > MAX_CONTENDERS:
-        raise ComfyVNError(f"{field} has more than {MAX_CONTENDERS} contenders", field=field,
-                           code="invalid_stats")
+        raise ComfyVNError(f"{field} has more than {MAX_CONTENDERS} contenders", field=field, code="invalid_stats")
     seen: set[str] = set()
     contenders = []
     for key, value in raw.items():
         name = key.strip() if isinstance(key, str) else ""
         if not name:
-            raise ComfyVNError("contender names must be non-empty strings", field=f"{field}.{key}",
-                               code="invalid_stats")
+            raise ComfyVNError(
+                "contender names must be non-empty strings", field=f"{field}.{key}", code="invalid_stats"
+            )
         if name.lower() in seen:
             raise ComfyVNError(f"duplicate contender {name!r}", field=f"{field}.{key}", code="invalid_stats")
         seen.add(name.lower())
@@ -225,8 +240,9 @@ def simulate(contenders: Sequence[Contender], seed: int) -> Simulation:
     return Simulation(winner, seed, RngState(seed, value, len(rows)), weights, tuple(rows))
 
 
-def resolve_state(state: Any, winner: str, *, persist: bool,
-                  field: str = "state") -> tuple[dict[str, Any] | None, bool]:
+def resolve_state(
+    state: Any, winner: str, *, persist: bool, field: str = "state"
+) -> tuple[dict[str, Any] | None, bool]:
     """A deep copy of a scenario ``state`` with ``variables.battle_outcome`` set when ``persist``.
 
     The input is never mutated. Returns ``(state copy or None, persisted)``.
@@ -242,8 +258,6 @@ def resolve_state(state: Any, winner: str, *, persist: bool,
     if variables is None:
         variables = working["variables"] = {}
     if not isinstance(variables, dict):
-        raise ComfyVNError(f"{field}.variables must be an object", field=f"{field}.variables",
-                           code="invalid_state")
+        raise ComfyVNError(f"{field}.variables must be an object", field=f"{field}.variables", code="invalid_state")
     variables[VARIABLE_KEY] = winner
     return working, True
-

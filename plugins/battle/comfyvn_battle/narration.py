@@ -127,8 +127,7 @@ def compose_log(request: NarrationRequest, turns: int | None = None) -> list[dic
         index = (index + 1) % len(bank) if index == previous else index
         previous = index
         template = bank[index]
-        entries.append({"turn": turn, "pov": request.pov,
-                        "text": template.format(winner=winner, opponent=opponent)})
+        entries.append({"turn": turn, "pov": request.pov, "text": template.format(winner=winner, opponent=opponent)})
     return entries
 
 
@@ -150,12 +149,18 @@ def template_narration(request: NarrationRequest) -> dict[str, Any]:
     engagement = compose_log(request, turns=min(max(request.rounds, 2), MAX_BEATS - 2))
     speaker = request.pov if request.pov in request.contenders else DEFAULT_POV
     winner = _short(request.outcome)
-    closing = (f"The fight is decided: {winner} wins." if request.mode == "choice"
-               else f"By the numbers and the roll, {winner} carries the battle.")
-    beats = [{"speaker": DEFAULT_POV, "text": _opening(request.contenders, request.outcome),
-              "sfx": "sfx/battle/clash_start"}]
-    beats += [{"speaker": speaker, "text": entry["text"], "sfx": _ENGAGE_SFX[i % len(_ENGAGE_SFX)]}
-              for i, entry in enumerate(engagement)]
+    closing = (
+        f"The fight is decided: {winner} wins."
+        if request.mode == "choice"
+        else f"By the numbers and the roll, {winner} carries the battle."
+    )
+    beats = [
+        {"speaker": DEFAULT_POV, "text": _opening(request.contenders, request.outcome), "sfx": "sfx/battle/clash_start"}
+    ]
+    beats += [
+        {"speaker": speaker, "text": entry["text"], "sfx": _ENGAGE_SFX[i % len(_ENGAGE_SFX)]}
+        for i, entry in enumerate(engagement)
+    ]
     beats.append({"speaker": DEFAULT_POV, "text": closing, "sfx": "sfx/battle/victory"})
     # Long names can push the pack's 800-character budget; shed middle beats, never the ends.
     while len(beats) > MIN_BEATS and sum(len(b["text"]) for b in beats) >= MAX_CHARS:
@@ -180,8 +185,13 @@ def check_narration(candidate: Any, outcome: str) -> str | None:
     if not isinstance(beats, list) or not MIN_BEATS <= len(beats) <= MAX_BEATS:
         return f"narration needs {MIN_BEATS}-{MAX_BEATS} beats"
     for index, beat in enumerate(beats):
-        if not (isinstance(beat, Mapping) and isinstance(beat.get("speaker"), str) and beat["speaker"]
-                and isinstance(beat.get("text"), str) and beat["text"].strip()):
+        if not (
+            isinstance(beat, Mapping)
+            and isinstance(beat.get("speaker"), str)
+            and beat["speaker"]
+            and isinstance(beat.get("text"), str)
+            and beat["text"].strip()
+        ):
             return f"beats[{index}] needs a non-empty speaker and text"
         if "sfx" in beat and not isinstance(beat["sfx"], str):
             return f"beats[{index}].sfx must be a string"

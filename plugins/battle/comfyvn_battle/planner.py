@@ -39,20 +39,40 @@ class BattlePlan:
         resolve_start = engage_start + self.rounds * ROUND_SECONDS
         world = dict(self.world)
         return [
-            {"id": "setup", "start": 0.0, "duration": SETUP_SECONDS, "steps": [
-                {"action": "establish", "world": world},
-                {"action": "introduce", "contenders": list(self.contenders)},
-            ]},
-            {"id": "engagement", "start": engage_start, "duration": self.rounds * ROUND_SECONDS, "steps": [
-                {"action": "exchange", "round": r, "start": engage_start + (r - 1) * ROUND_SECONDS,
-                 "duration": ROUND_SECONDS, "pov": self.pov}
-                for r in range(1, self.rounds + 1)
-            ]},
-            {"id": "resolution", "start": resolve_start, "duration": RESOLUTION_SECONDS, "steps": [
-                {"action": "decide", "choice": "/api/battle/resolve", "sim": "/api/battle/sim"},
-                {"action": "set_variable", "key": f"variables.{VARIABLE_KEY}"},
-                {"action": "narrate", "beats": {"min": MIN_BEATS, "max": MAX_BEATS}},
-            ]},
+            {
+                "id": "setup",
+                "start": 0.0,
+                "duration": SETUP_SECONDS,
+                "steps": [
+                    {"action": "establish", "world": world},
+                    {"action": "introduce", "contenders": list(self.contenders)},
+                ],
+            },
+            {
+                "id": "engagement",
+                "start": engage_start,
+                "duration": self.rounds * ROUND_SECONDS,
+                "steps": [
+                    {
+                        "action": "exchange",
+                        "round": r,
+                        "start": engage_start + (r - 1) * ROUND_SECONDS,
+                        "duration": ROUND_SECONDS,
+                        "pov": self.pov,
+                    }
+                    for r in range(1, self.rounds + 1)
+                ],
+            },
+            {
+                "id": "resolution",
+                "start": resolve_start,
+                "duration": RESOLUTION_SECONDS,
+                "steps": [
+                    {"action": "decide", "choice": "/api/battle/resolve", "sim": "/api/battle/sim"},
+                    {"action": "set_variable", "key": f"variables.{VARIABLE_KEY}"},
+                    {"action": "narrate", "beats": {"min": MIN_BEATS, "max": MAX_BEATS}},
+                ],
+            },
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,26 +95,30 @@ class BattlePlan:
 def contender_names(stats: Any, contenders: Sequence[str] | None) -> tuple[str, ...]:
     """Names from ``stats`` (validated as for a roll) or from a plain ``contenders`` list."""
     if stats is not None and contenders is not None:
-        raise ComfyVNError("give either stats or contenders, not both", field="contenders",
-                           code="invalid_request")
+        raise ComfyVNError("give either stats or contenders, not both", field="contenders", code="invalid_request")
     if stats is not None:
         return tuple(c.name for c in parse_stats(stats))
     if not contenders:
-        raise ComfyVNError("a battle plan needs at least one contender", field="contenders",
-                           code="empty_contenders")
+        raise ComfyVNError("a battle plan needs at least one contender", field="contenders", code="empty_contenders")
     names: list[str] = []
     for index, raw in enumerate(contenders):
         name = raw.strip()
         if not name or name.lower() in {n.lower() for n in names}:
-            raise ComfyVNError("contender names must be non-empty and unique",
-                               field=f"contenders[{index}]", code="invalid_request")
+            raise ComfyVNError(
+                "contender names must be non-empty and unique", field=f"contenders[{index}]", code="invalid_request"
+            )
         names.append(name)
     return tuple(names)
 
 
-def build_plan(names: Sequence[str], *, pov: str | None, rounds: int,
-               world: Mapping[str, str] | None = None, scene_id: str | None = None,
-               node_id: str | None = None) -> BattlePlan:
+def build_plan(
+    names: Sequence[str],
+    *,
+    pov: str | None,
+    rounds: int,
+    world: Mapping[str, str] | None = None,
+    scene_id: str | None = None,
+    node_id: str | None = None,
+) -> BattlePlan:
     """A `BattlePlan`; ``world`` (location, weather, time_of_day, …) is echoed sorted by key."""
-    return BattlePlan(tuple(names), pov or DEFAULT_POV, rounds, tuple(sorted((world or {}).items())),
-                      scene_id, node_id)
+    return BattlePlan(tuple(names), pov or DEFAULT_POV, rounds, tuple(sorted((world or {}).items())), scene_id, node_id)

@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from .narration import NarrationRequest
 
 _NUMBER_MAP = {"type": "object", "additionalProperties": {"type": "number"}}
-_RNG = {"type": "object", "required": ["seed", "value", "uses"],
-        "properties": {"seed": {"type": "integer"}, "value": {"type": "integer"}, "uses": {"type": "integer"}}}
+_RNG = {
+    "type": "object",
+    "required": ["seed", "value", "uses"],
+    "properties": {"seed": {"type": "integer"}, "value": {"type": "integer"}, "uses": {"type": "integer"}},
+}
 _ROLL = {
     "weights": _NUMBER_MAP,
     "rng": _RNG,
@@ -42,9 +45,14 @@ SIMULATED_SCHEMA: dict[str, Any] = {
 RESOLVED_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["outcome", "vars", "persisted", "editor_prompt", "formula", "narrate", "rounds"],
-    "properties": {"outcome": {"type": "string"}, "vars": {"type": "object", "required": ["battle_outcome"]},
-                   "editor_prompt": {"const": "Pick winner"}, "formula": {"type": "string"},
-                   "predicted_outcome": {"type": "string"}, **_ROLL},
+    "properties": {
+        "outcome": {"type": "string"},
+        "vars": {"type": "object", "required": ["battle_outcome"]},
+        "editor_prompt": {"const": "Pick winner"},
+        "formula": {"type": "string"},
+        "predicted_outcome": {"type": "string"},
+        **_ROLL,
+    },
 }
 
 
@@ -55,18 +63,23 @@ def add_hookspecs(pm: pluggy.PluginManager) -> None:
 
 @hookimpl
 def register_events(register: Any) -> None:
-    register("on_battle_simulated",
-             "The formula decided a battle (/api/battle/sim or `comfyvn battle sim`): the response without state.",
-             SIMULATED_SCHEMA)
-    register("on_battle_resolved",
-             "An editor resolved a battle (/api/battle/resolve, `comfyvn battle resolve`): the response without state.",
-             RESOLVED_SCHEMA)
+    register(
+        "on_battle_simulated",
+        "The formula decided a battle (/api/battle/sim or `comfyvn battle sim`): the response without state.",
+        SIMULATED_SCHEMA,
+    )
+    register(
+        "on_battle_resolved",
+        "An editor resolved a battle (/api/battle/resolve, `comfyvn battle resolve`): the response without state.",
+        RESOLVED_SCHEMA,
+    )
 
 
 @hookimpl
 def register_flags(register: Any) -> None:
-    register(SIM_FLAG, True,
-             "Allow POST /api/battle/sim (and /simulate, `comfyvn battle sim`): the formula decides battles.")
+    register(
+        SIM_FLAG, True, "Allow POST /api/battle/sim (and /simulate, `comfyvn battle sim`): the formula decides battles."
+    )
     register(PLAN_FLAG, True, "Allow POST /api/battle/plan: battle timelines for Studio panels and exporters.")
 
 

@@ -86,34 +86,65 @@ def _roll(kernel: Kernel, stats: Any, seed: int | None) -> tuple[Simulation, str
     contenders = parse_stats(stats)
     chosen, source = choose_seed(seed, kernel.env)
     sim = simulate(contenders, chosen)
-    log.debug("battle roll", seed=chosen, seed_source=source, rng=sim.rng.as_dict(),
-              totals={b.name: b.total for b in sim.breakdown}, outcome=sim.outcome)
+    log.debug(
+        "battle roll",
+        seed=chosen,
+        seed_source=source,
+        rng=sim.rng.as_dict(),
+        totals={b.name: b.total for b in sim.breakdown},
+        outcome=sim.outcome,
+    )
     return sim, source
 
 
-def _narration_request(sim: Simulation, mode: str, outcome: str, pov: str | None, rounds: int,
-                       context: dict[str, Any] | None) -> NarrationRequest:
+def _narration_request(
+    sim: Simulation, mode: str, outcome: str, pov: str | None, rounds: int, context: dict[str, Any] | None
+) -> NarrationRequest:
     return NarrationRequest(
-        mode=mode, outcome=outcome, contenders=tuple(b.name for b in sim.breakdown),
-        pov=pov or DEFAULT_POV, rounds=rounds, seed=sim.seed, rng=sim.rng, weights=sim.weights,
-        breakdown=tuple(b.as_dict() for b in sim.breakdown), context=context or {},
+        mode=mode,
+        outcome=outcome,
+        contenders=tuple(b.name for b in sim.breakdown),
+        pov=pov or DEFAULT_POV,
+        rounds=rounds,
+        seed=sim.seed,
+        rng=sim.rng,
+        weights=sim.weights,
+        breakdown=tuple(b.as_dict() for b in sim.breakdown),
+        context=context or {},
     )
 
 
 def _sheet(sim: Simulation) -> dict[str, Any]:
-    return {"seed": sim.seed, "rng": sim.rng.as_dict(), "weights": sim.weights_dict(),
-            "breakdown": [b.as_dict() for b in sim.breakdown]}
+    return {
+        "seed": sim.seed,
+        "rng": sim.rng.as_dict(),
+        "weights": sim.weights_dict(),
+        "breakdown": [b.as_dict() for b in sim.breakdown],
+    }
 
 
-def _narrate_into(kernel: Kernel, response: dict[str, Any], sim: Simulation, mode: str, outcome: str,
-                  req: SimRequest | ResolveRequest, context: dict[str, Any] | None) -> None:
+def _narrate_into(
+    kernel: Kernel,
+    response: dict[str, Any],
+    sim: Simulation,
+    mode: str,
+    outcome: str,
+    req: SimRequest | ResolveRequest,
+    context: dict[str, Any] | None,
+) -> None:
     nreq = _narration_request(sim, mode, outcome, req.pov, req.rounds, context)
     response["log"] = compose_log(nreq)
     response["narration"] = narrate(kernel, nreq)
 
 
-def _finish(kernel: Kernel, event: str, response: dict[str, Any], req: SimRequest | ResolveRequest,
-            state: dict[str, Any] | None, context: dict[str, Any] | None) -> dict[str, Any]:
+def _finish(
+    kernel: Kernel,
+    event: str,
+    response: dict[str, Any],
+    req: SimRequest | ResolveRequest,
+    state: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+) -> dict[str, Any]:
     """Attach the optional ``state``/``context`` and emit ``event`` (the state copy stays out of the event)."""
     if state is not None:
         response["state"] = state
@@ -130,9 +161,15 @@ def simulate_battle(kernel: Kernel, req: SimRequest) -> dict[str, Any]:
     sim, source = _roll(kernel, req.stats, req.seed)
     context = _context(req.scene_id, req.node_id, req.pov)
     state, persisted = resolve_state(req.state, sim.outcome, persist=req.persist_state)
-    response: dict[str, Any] = {"outcome": sim.outcome, **_sheet(sim), "formula": FORMULA,
-                                "provenance": sim.provenance(seed_source=source),
-                                "log": [], "narration": None, "persisted": persisted}
+    response: dict[str, Any] = {
+        "outcome": sim.outcome,
+        **_sheet(sim),
+        "formula": FORMULA,
+        "provenance": sim.provenance(seed_source=source),
+        "log": [],
+        "narration": None,
+        "persisted": persisted,
+    }
     if req.narrate:
         _narrate_into(kernel, response, sim, "sim", sim.outcome, req, context)
     return _finish(kernel, "on_battle_simulated", response, req, state, context)
@@ -143,13 +180,22 @@ def resolve_battle(kernel: Kernel, req: ResolveRequest) -> dict[str, Any]:
     winner = req.winner.strip()
     context = _context(req.scene_id, req.node_id, req.pov)
     state, persisted = resolve_state(req.state, winner, persist=req.persist_state)
-    response: dict[str, Any] = {"outcome": winner, "vars": {VARIABLE_KEY: winner}, "persisted": persisted,
-                                "editor_prompt": EDITOR_PROMPT, "formula": FORMULA}
+    response: dict[str, Any] = {
+        "outcome": winner,
+        "vars": {VARIABLE_KEY: winner},
+        "persisted": persisted,
+        "editor_prompt": EDITOR_PROMPT,
+        "formula": FORMULA,
+    }
     if req.stats is not None:
         sim, source = _roll(kernel, req.stats, req.seed)
-        response.update(_sheet(sim), predicted_outcome=sim.outcome,
-                        provenance=sim.provenance(seed_source=source, resolved_outcome=winner),
-                        log=[], narration=None)
+        response.update(
+            _sheet(sim),
+            predicted_outcome=sim.outcome,
+            provenance=sim.provenance(seed_source=source, resolved_outcome=winner),
+            log=[],
+            narration=None,
+        )
         if req.narrate:
             _narrate_into(kernel, response, sim, "choice", winner, req, context)
     return _finish(kernel, "on_battle_resolved", response, req, state, context)
@@ -159,7 +205,7 @@ def plan_battle(kernel: Kernel, req: PlanRequest) -> dict[str, Any]:
     """``/api/battle/plan``: the timeline plus which battle features are on (``enable_battle``)."""
     kernel.flags.require(PLAN_FLAG)
     names = contender_names(req.stats, req.contenders)
-    plan = build_plan(names, pov=req.pov, rounds=req.rounds, world=req.world,
-                      scene_id=req.scene_id, node_id=req.node_id)
-    return {"plan": plan.as_dict(),
-            "feature": {PLAN_FLAG: True, SIM_FLAG: kernel.flags.is_enabled(SIM_FLAG)}}
+    plan = build_plan(
+        names, pov=req.pov, rounds=req.rounds, world=req.world, scene_id=req.scene_id, node_id=req.node_id
+    )
+    return {"plan": plan.as_dict(), "feature": {PLAN_FLAG: True, SIM_FLAG: kernel.flags.is_enabled(SIM_FLAG)}}

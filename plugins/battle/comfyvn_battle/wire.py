@@ -32,6 +32,7 @@ def _strict(kind: type, *allowed: type) -> Any:
             expected = "a number" if kind is float else kind.__name__
             raise _InvalidValueError(f"expected {expected}, got {type(value).__name__}")
         return kind(value)
+
     return hook
 
 

@@ -12,5 +12,18 @@ from .export import Bundle, ExportOptions, build_bundle
 from .output import preview_bundle, publish_zip, write_bundle
 from .service import ExportRequest, run_export
 
-__all__ = ["Bundle", "Engine", "ExportOptions", "ExportRequest", "LintResult", "build_bundle", "find_demo_project",
-           "find_engine", "preview_bundle", "publish_zip", "run_demo", "run_export", "write_bundle"]
+__all__ = [
+    "Bundle",
+    "Engine",
+    "ExportOptions",
+    "ExportRequest",
+    "LintResult",
+    "build_bundle",
+    "find_demo_project",
+    "find_engine",
+    "preview_bundle",
+    "publish_zip",
+    "run_demo",
+    "run_export",
+    "write_bundle",
+]

@@ -39,12 +39,16 @@ def _print_result(result: dict[str, Any]) -> None:
                 if entry.get("diff"):
                     click.echo(entry["diff"])
         summary = result["preview"]["summary"]
-        click.echo(f"dry run: {summary['new']} new, {summary['modified']} modified, "
-                   f"{summary['unchanged']} unchanged, {summary['removed']} removed (nothing written)")
+        click.echo(
+            f"dry run: {summary['new']} new, {summary['modified']} modified, "
+            f"{summary['unchanged']} unchanged, {summary['removed']} removed (nothing written)"
+        )
     else:
         write = result["write"]
-        click.echo(f"exported {result['project']} to {result['out']}: {result['files']} files "
-                   f"({write['written']} written, {write['unchanged']} unchanged) in {result['seconds']} s")
+        click.echo(
+            f"exported {result['project']} to {result['out']}: {result['files']} files "
+            f"({write['written']} written, {write['unchanged']} unchanged) in {result['seconds']} s"
+        )
     if result["testcases"]:
         click.echo(f"testcases: {', '.join(result['testcases'])} (renpy <dir> test <name>)")
     if "publish" in result:
@@ -80,22 +84,48 @@ def _print_result(result: dict[str, Any]) -> None:
 @click.option("--renpy-sdk", help="Ren'Py SDK folder for --invoke-sdk.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def export_renpy(kernel: Kernel, project: Path, out: Path, pov_mode: str, no_pov_switch: bool, no_per_scene: bool,
-                 testcases: bool, bake_weather: bool, dry_run: bool, publish: bool, publish_out: Path | None,
-                 platforms: tuple[str, ...], check: bool, renpy_path: str | None, invoke_sdk: bool,
-                 renpy_sdk: str | None, as_json: bool) -> None:
+def export_renpy(
+    kernel: Kernel,
+    project: Path,
+    out: Path,
+    pov_mode: str,
+    no_pov_switch: bool,
+    no_per_scene: bool,
+    testcases: bool,
+    bake_weather: bool,
+    dry_run: bool,
+    publish: bool,
+    publish_out: Path | None,
+    platforms: tuple[str, ...],
+    check: bool,
+    renpy_path: str | None,
+    invoke_sdk: bool,
+    renpy_sdk: str | None,
+    as_json: bool,
+) -> None:
     """Export PROJECT (a project folder) to a Ren'Py 8 project under --out."""
     from comfyvn.errors import ComfyVNError
 
     if publish and publish_out is None:
         raise ComfyVNError("--publish needs --publish-out FILE.zip", field="publish_out", code="missing_option")
     request = ExportRequest(
-        project=project, out=out.resolve(),
-        options=ExportOptions(pov_mode=pov_mode, pov_switch=not no_pov_switch, per_scene=not no_per_scene,
-                              testcases=testcases, bake_weather=bake_weather),
-        dry_run=dry_run, publish_out=publish_out.resolve() if publish and publish_out else None,
-        platforms=platforms or DEFAULT_PLATFORMS, check=check, renpy=renpy_path, invoke_sdk=invoke_sdk,
-        renpy_sdk=renpy_sdk)
+        project=project,
+        out=out.resolve(),
+        options=ExportOptions(
+            pov_mode=pov_mode,
+            pov_switch=not no_pov_switch,
+            per_scene=not no_per_scene,
+            testcases=testcases,
+            bake_weather=bake_weather,
+        ),
+        dry_run=dry_run,
+        publish_out=publish_out.resolve() if publish and publish_out else None,
+        platforms=platforms or DEFAULT_PLATFORMS,
+        check=check,
+        renpy=renpy_path,
+        invoke_sdk=invoke_sdk,
+        renpy_sdk=renpy_sdk,
+    )
     if as_json:
         result = run_export(kernel, request)
         click.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
@@ -109,17 +139,23 @@ def export_renpy(kernel: Kernel, project: Path, out: Path, pov_mode: str, no_pov
 
 @click.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), help="Where the game goes (default: the data folder).")
-@click.option("--project", "project", type=click.Path(exists=True, path_type=Path),
-              help="Another project instead of the bundled example.")
+@click.option(
+    "--project",
+    "project",
+    type=click.Path(exists=True, path_type=Path),
+    help="Another project instead of the bundled example.",
+)
 @click.option("--renpy", "renpy_path", help="Ren'Py launcher or SDK folder.")
 @click.option("--play", is_flag=True, help="Start the game when the pipeline succeeds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the step results as JSON.")
 @click.pass_obj
-def demo_command(kernel: Kernel, out: Path | None, project: Path | None, renpy_path: str | None, play: bool,
-                 as_json: bool) -> None:
+def demo_command(
+    kernel: Kernel, out: Path | None, project: Path | None, renpy_path: str | None, play: bool, as_json: bool
+) -> None:
     """Take the bundled example through the pipeline: validate, playtest, export to Ren'Py, lint, play."""
-    report = run_demo(kernel, out=out, project=project, renpy=renpy_path,
-                      echo=None if as_json else click.echo, play=play)
+    report = run_demo(
+        kernel, out=out, project=project, renpy=renpy_path, echo=None if as_json else click.echo, play=play
+    )
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
     if not report["ok"]:

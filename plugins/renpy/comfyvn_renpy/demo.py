@@ -33,20 +33,32 @@ def find_demo_project(env: dict[str, str] | None = None) -> Path:
     for candidate in candidates:
         if (candidate / "project.json").is_file():
             return candidate
-    raise NotFound("the example project was not found; pass --project DIR or set COMFYVN_DEMO_PROJECT",
-                   field="project", code="demo_not_found")
+    raise NotFound(
+        "the example project was not found; pass --project DIR or set COMFYVN_DEMO_PROJECT",
+        field="project",
+        code="demo_not_found",
+    )
 
 
-def run_demo(kernel: Kernel, *, out: Path | None = None, project: Path | None = None, renpy: str | None = None,
-             echo: Callable[[str], Any] | None = None, play: bool = False) -> dict[str, Any]:
+def run_demo(
+    kernel: Kernel,
+    *,
+    out: Path | None = None,
+    project: Path | None = None,
+    renpy: str | None = None,
+    echo: Callable[[str], Any] | None = None,
+    play: bool = False,
+) -> dict[str, Any]:
     """Run every step, printing one line each through ``echo``; returns ``{ok, steps, out, play}``."""
     say = echo or (lambda _line: None)
     source = project or find_demo_project()
     steps: dict[str, Any] = {}
     loaded, report = validate_project_dir(source)
     steps["validate"] = {"ok": report.valid, "errors": len(report.errors), "warnings": len(report.warnings)}
-    say(f"1/4 validate  {source}: {'valid' if report.valid else 'INVALID'}, {len(report.errors)} error(s), "
-        f"{len(report.warnings)} warning(s)")
+    say(
+        f"1/4 validate  {source}: {'valid' if report.valid else 'INVALID'}, {len(report.errors)} error(s), "
+        f"{len(report.warnings)} warning(s)"
+    )
     if not report.valid:
         for issue in report.errors:
             say(f"    {issue.document or ''} {issue.path}: {issue.message}")
@@ -54,18 +66,34 @@ def run_demo(kernel: Kernel, *, out: Path | None = None, project: Path | None = 
 
     tour = explore(loaded)
     trace = run_playtest(loaded, seed=7)
-    steps["playtest"] = {"ok": not tour.unvisited, "endings": len(tour.data["endings"]), "states": tour.data["states"],
-                         "unvisited": tour.unvisited, "seed": 7, "outcome": trace.data["outcome"],
-                         "digest": trace.digest}
-    say(f"2/4 playtest  {len(tour.data['endings'])} endings over {len(tour.data['povs'])} POV(s), "
+    steps["playtest"] = {
+        "ok": not tour.unvisited,
+        "endings": len(tour.data["endings"]),
+        "states": tour.data["states"],
+        "unvisited": tour.unvisited,
+        "seed": 7,
+        "outcome": trace.data["outcome"],
+        "digest": trace.digest,
+    }
+    say(
+        f"2/4 playtest  {len(tour.data['endings'])} endings over {len(tour.data['povs'])} POV(s), "
         f"{'every node visited' if not tour.unvisited else 'unvisited: ' + ', '.join(tour.unvisited)}; "
-        f"seed 7 run: {trace.data['outcome']} after {trace.data['final']['steps']} steps ({trace.digest[:12]})")
+        f"seed 7 run: {trace.data['outcome']} after {trace.data['final']['steps']} steps ({trace.digest[:12]})"
+    )
 
     target = (out or kernel.paths.plugin_dir("renpy") / "demo" / (loaded.id or "demo")).resolve()
-    result = run_export(kernel, ExportRequest(project=source, out=target, options=ExportOptions(testcases=True),
-                                              check=True, renpy=renpy))
-    steps["export"] = {"ok": True, "out": str(target), "files": result["files"], "seconds": result["seconds"],
-                       "warnings": result["warnings"], "testcases": result["testcases"]}
+    result = run_export(
+        kernel,
+        ExportRequest(project=source, out=target, options=ExportOptions(testcases=True), check=True, renpy=renpy),
+    )
+    steps["export"] = {
+        "ok": True,
+        "out": str(target),
+        "files": result["files"],
+        "seconds": result["seconds"],
+        "warnings": result["warnings"],
+        "testcases": result["testcases"],
+    }
     forks = ", ".join(f["path"] for f in result["pov"]["forks"]) or "none"
     say(f"3/4 export    {result['files']} files to {target} in {result['seconds']} s (POV forks: {forks})")
 
@@ -75,8 +103,10 @@ def run_demo(kernel: Kernel, *, out: Path | None = None, project: Path | None = 
         say(f"4/4 lint      skipped: {check['message']}")
     else:
         for build, lint in check["builds"].items():
-            say(f"4/4 lint      {build}: {'clean' if lint['ok'] else 'PROBLEMS'} "
-                f"({check['engine']} Ren'Py, {lint['seconds']} s)")
+            say(
+                f"4/4 lint      {build}: {'clean' if lint['ok'] else 'PROBLEMS'} "
+                f"({check['engine']} Ren'Py, {lint['seconds']} s)"
+            )
             for problem in lint["problems"]:
                 say(f"    {problem}")
     engine = find_engine(renpy)
@@ -91,9 +121,12 @@ def run_demo(kernel: Kernel, *, out: Path | None = None, project: Path | None = 
         say(f"Play it:        {how}")
         say(f"Test it:        {how} test {result['testcases'][0]}" if result["testcases"] else "")
     else:
-        say("Play it with Ren'Py 8 (https://www.renpy.org): open that folder in the launcher, or "
-            "`sudo apt-get install renpy` and run `comfyvn demo` again")
+        say(
+            "Play it with Ren'Py 8 (https://www.renpy.org): open that folder in the launcher, or "
+            "`sudo apt-get install renpy` and run `comfyvn demo` again"
+        )
     if play and ok and engine is not None:
-        subprocess.run(engine.command(str(target)), env=engine.environment(os.environ.get("SDL_VIDEODRIVER", "x11")),
-                       check=False)
+        subprocess.run(
+            engine.command(str(target)), env=engine.environment(os.environ.get("SDL_VIDEODRIVER", "x11")), check=False
+        )
     return {"ok": ok, "steps": steps, "out": str(target), "play": how}

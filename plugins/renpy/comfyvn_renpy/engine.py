@@ -48,8 +48,13 @@ class LintResult:
     run: RunResult
 
     def to_wire(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": list(self.problems), "returncode": self.run.returncode,
-                "seconds": round(self.run.seconds, 3), "output": self.run.stdout[-4000:] + self.run.stderr[-4000:]}
+        return {
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "returncode": self.run.returncode,
+            "seconds": round(self.run.seconds, 3),
+            "output": self.run.stdout[-4000:] + self.run.stderr[-4000:],
+        }
 
 
 @attrs.frozen
@@ -75,8 +80,16 @@ class Engine:
         command = self.command(*args)
         started = time.perf_counter()
         try:
-            done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout,
-                                  env=self.environment(video), cwd=cwd, check=False)
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+                env=self.environment(video),
+                cwd=cwd,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
             err = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
@@ -108,8 +121,9 @@ class Engine:
         if self.launcher_dir is None:
             return RunResult(tuple(self.argv), 127, "", "this Ren'Py installation has no launcher folder", 0.0)
         destination.mkdir(parents=True, exist_ok=True)
-        return self.run([str(self.launcher_dir), "distribute", str(project), "--destination", str(destination)],
-                        timeout=timeout)
+        return self.run(
+            [str(self.launcher_dir), "distribute", str(project), "--destination", str(destination)], timeout=timeout
+        )
 
 
 def _from_path(path: Path, source: str) -> Engine | None:
@@ -127,8 +141,9 @@ def _from_path(path: Path, source: str) -> Engine | None:
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
         real = path.resolve()
         launcher = real.parent / "launcher"
-        return Engine((python, str(path)), {"PYTHONPATH": str(SITE_DIR)}, source,
-                      launcher if launcher.is_dir() else None)
+        return Engine(
+            (python, str(path)), {"PYTHONPATH": str(SITE_DIR)}, source, launcher if launcher.is_dir() else None
+        )
     return Engine((str(path),), {}, source, launcher_dir)
 
 

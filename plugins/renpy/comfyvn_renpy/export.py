@@ -42,8 +42,11 @@ class ExportOptions:
 
     def __attrs_post_init__(self) -> None:
         if self.pov_mode not in POV_MODES:
-            raise ComfyVNError(f"unknown POV mode {self.pov_mode!r}; use one of {', '.join(POV_MODES)}",
-                               field="pov_mode", code="invalid_pov_mode")
+            raise ComfyVNError(
+                f"unknown POV mode {self.pov_mode!r}; use one of {', '.join(POV_MODES)}",
+                field="pov_mode",
+                code="invalid_pov_mode",
+            )
 
     def to_wire(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -84,8 +87,9 @@ def _pov_plan(project: Project, options: ExportOptions) -> tuple[str, bool, list
     return mode, menu, forks
 
 
-def _game_files(writer: ScriptWriter, layout: Layout, defaults: Mapping[str, Any], per_scene: bool,
-                version: str) -> dict[str, str]:
+def _game_files(
+    writer: ScriptWriter, layout: Layout, defaults: Mapping[str, Any], per_scene: bool, version: str
+) -> dict[str, str]:
     scene_texts = {sid: writer.scene_file(sid) for sid in layout.project.scenes}
     files = {
         "game/options.rpy": writer.options_file(version),
@@ -105,16 +109,30 @@ def _game_files(writer: ScriptWriter, layout: Layout, defaults: Mapping[str, Any
 def _check_extra_path(path: str) -> str:
     clean = path.replace("\\", "/")
     parts = clean.split("/")
-    if (clean.startswith("/") or not clean.startswith("game/") or any(p in ("", ".", "..") for p in parts)
-            or "\x00" in clean):
-        raise ComfyVNError(f"contributed file {path!r} must be a relative path below game/",
-                           field="contributions.files", code="invalid_contribution")
+    if (
+        clean.startswith("/")
+        or not clean.startswith("game/")
+        or any(p in ("", ".", "..") for p in parts)
+        or "\x00" in clean
+    ):
+        raise ComfyVNError(
+            f"contributed file {path!r} must be a relative path below game/",
+            field="contributions.files",
+            code="invalid_contribution",
+        )
     return clean
 
 
-def build_bundle(project: Project, options: ExportOptions, *, extras: Extras | None = None,
-                 extra_files: Mapping[str, bytes] | None = None, generated_at: str | None = None,
-                 gate: Mapping[str, Any] | None = None, weather_bake: Mapping[str, Any] | None = None) -> Bundle:
+def build_bundle(
+    project: Project,
+    options: ExportOptions,
+    *,
+    extras: Extras | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
+    generated_at: str | None = None,
+    gate: Mapping[str, Any] | None = None,
+    weather_bake: Mapping[str, Any] | None = None,
+) -> Bundle:
     """Validate ``project`` (422 when invalid) and build the master build, its POV forks and manifests."""
     report = validate_project(project)
     raise_for_invalid(report)
@@ -145,12 +163,15 @@ def build_bundle(project: Project, options: ExportOptions, *, extras: Extras | N
         for root in roots:
             files[f"{root}{clean}"] = data
     files = dict(sorted(files.items()))
-    warnings = tuple(layout.warnings) + tuple(f"{i.document or ''} {i.path}: {i.message}".strip()
-                                              for i in report.warnings)
+    warnings = tuple(layout.warnings) + tuple(
+        f"{i.document or ''} {i.path}: {i.message}".strip() for i in report.warnings
+    )
     export_manifest = _export_manifest(project, layout, files, mode, menu, forks, generated_at, gate)
     label_manifest = _label_manifest(project, layout, mode, menu, forks, generated_at, weather_bake)
-    manifests = {"export_manifest.json": manifest_bytes(export_manifest),
-                 "label_manifest.json": manifest_bytes(label_manifest)}
+    manifests = {
+        "export_manifest.json": manifest_bytes(export_manifest),
+        "label_manifest.json": manifest_bytes(label_manifest),
+    }
     return Bundle(files, manifests, export_manifest, label_manifest, warnings, tuple(cases))
 
 
@@ -160,46 +181,92 @@ def _pov_routes(project: Project, layout: Layout, menu: bool) -> list[dict[str, 
         if not isinstance(pov.get("id"), str):
             continue
         pov_id = pov["id"]
-        mentioned = [layout.scene_labels[sid] for sid, scene in project.scenes.items()
-                     if any(n.get("pov") == pov_id or any(pov_id in (c.get("visible_to") or ())
-                                                           for c in n.get("choices") or ())
-                            for n in scene.get("nodes") or ())]
-        routes.append({"id": pov_id, "name": pov.get("name") or pov_id, "slug": layout.pov_slugs[pov_id],
-                       "entry_label": layout.pov_labels[pov_id] if menu else "start",
-                       "scene_labels": mentioned or list(layout.scene_labels.values())})
+        mentioned = [
+            layout.scene_labels[sid]
+            for sid, scene in project.scenes.items()
+            if any(
+                n.get("pov") == pov_id or any(pov_id in (c.get("visible_to") or ()) for c in n.get("choices") or ())
+                for n in scene.get("nodes") or ()
+            )
+        ]
+        routes.append(
+            {
+                "id": pov_id,
+                "name": pov.get("name") or pov_id,
+                "slug": layout.pov_slugs[pov_id],
+                "entry_label": layout.pov_labels[pov_id] if menu else "start",
+                "scene_labels": mentioned or list(layout.scene_labels.values()),
+            }
+        )
     return routes
 
 
-def _export_manifest(project: Project, layout: Layout, files: Mapping[str, bytes], mode: str, menu: bool,
-                     forks: list[str], generated_at: str | None, gate: Mapping[str, Any] | None) -> dict[str, Any]:
+def _export_manifest(
+    project: Project,
+    layout: Layout,
+    files: Mapping[str, bytes],
+    mode: str,
+    menu: bool,
+    forks: list[str],
+    generated_at: str | None,
+    gate: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     def assets(kind: str) -> list[dict[str, Any]]:
-        return [{"name": i.name, "source": i.source, "path": f"game/{i.file}" if i.file else None,
-                 "placeholder": i.file is None,
-                 "sha256": digest(files[f"game/{i.file}"]) if i.file else None}
-                for i in layout.images if i.kind == kind]
+        return [
+            {
+                "name": i.name,
+                "source": i.source,
+                "path": f"game/{i.file}" if i.file else None,
+                "placeholder": i.file is None,
+                "sha256": digest(files[f"game/{i.file}"]) if i.file else None,
+            }
+            for i in layout.images
+            if i.kind == kind
+        ]
 
     rating = project.meta.get("metadata", {}).get("rating") if isinstance(project.meta.get("metadata"), dict) else None
     return {
-        "format": "comfyvn-renpy-export", "version": 1,
+        "format": "comfyvn-renpy-export",
+        "version": 1,
         "project": {"id": project.id, "title": project.title, "source": project_source_name(project)},
         "timeline": None,
         "generated_at": generated_at,
         "output_dir": ".",
-        "script": {"path": "game/script.rpy",
-                   "labels": [{"scene_id": sid, "label": layout.scene_labels[sid],
-                               "title": scene.get("title") or sid,
-                               "povs": sorted({str(n["pov"]) for n in scene.get("nodes") or () if n.get("pov")})}
-                              for sid, scene in project.scenes.items()]},
-        "pov": {"mode": mode, "menu_enabled": menu, "default": project.default_pov,
-                "routes": _pov_routes(project, layout, menu),
-                "forks": [{"id": pov, "slug": layout.pov_slugs[pov], "path": f"forks/{layout.pov_slugs[pov]}"}
-                          for pov in forks]},
+        "script": {
+            "path": "game/script.rpy",
+            "labels": [
+                {
+                    "scene_id": sid,
+                    "label": layout.scene_labels[sid],
+                    "title": scene.get("title") or sid,
+                    "povs": sorted({str(n["pov"]) for n in scene.get("nodes") or () if n.get("pov")}),
+                }
+                for sid, scene in project.scenes.items()
+            ],
+        },
+        "pov": {
+            "mode": mode,
+            "menu_enabled": menu,
+            "default": project.default_pov,
+            "routes": _pov_routes(project, layout, menu),
+            "forks": [
+                {"id": pov, "slug": layout.pov_slugs[pov], "path": f"forks/{layout.pov_slugs[pov]}"} for pov in forks
+            ],
+        },
         "variables": dict(layout.variables),
-        "characters": [{"id": cid, "define": layout.char_vars[cid], "image_tag": layout.char_tags[cid]}
-                       for cid in project.characters],
-        "assets": {"backgrounds": assets("background"), "portraits": assets("portrait"),
-                   "audio": [{"source": src, "path": f"game/{dest}", "sha256": digest(files[f"game/{dest}"])}
-                             for src, dest in layout.audio.items() if dest]},
+        "characters": [
+            {"id": cid, "define": layout.char_vars[cid], "image_tag": layout.char_tags[cid]}
+            for cid in project.characters
+        ],
+        "assets": {
+            "backgrounds": assets("background"),
+            "portraits": assets("portrait"),
+            "audio": [
+                {"source": src, "path": f"game/{dest}", "sha256": digest(files[f"game/{dest}"])}
+                for src, dest in layout.audio.items()
+                if dest
+            ],
+        },
         "missing_assets": {k: list(v) for k, v in layout.missing.items()},
         "rating": rating,
         "rating_gate": dict(gate) if gate is not None else None,
@@ -207,8 +274,15 @@ def _export_manifest(project: Project, layout: Layout, files: Mapping[str, bytes
     }
 
 
-def _label_manifest(project: Project, layout: Layout, mode: str, menu: bool, forks: list[str],
-                    generated_at: str | None, weather_bake: Mapping[str, Any] | None) -> dict[str, Any]:
+def _label_manifest(
+    project: Project,
+    layout: Layout,
+    mode: str,
+    menu: bool,
+    forks: list[str],
+    generated_at: str | None,
+    weather_bake: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     pov_labels, battle_labels = [], []
     for (scene_id, node_id), label in layout.node_labels.items():
         node = layout.scene_nodes(scene_id)[node_id]
@@ -223,12 +297,18 @@ def _label_manifest(project: Project, layout: Layout, mode: str, menu: bool, for
             blob = json.dumps(battle, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
             battle_labels.append({"scene_id": scene_id, "node": node_id, "label": label, "hash": digest(blob)[:16]})
     return {
-        "project": project.id, "generated_at": generated_at,
+        "project": project.id,
+        "generated_at": generated_at,
         "weather_bake": dict(weather_bake) if weather_bake is not None else {"requested": False, "contributors": []},
         "pov": {"mode": mode, "menu_enabled": menu, "default": project.default_pov, "forks": list(forks)},
-        "scenes": [{"scene_id": sid, "label": layout.scene_labels[sid],
-                    "nodes": {n["id"]: layout.node_labels[(sid, n["id"])] for n in scene.get("nodes") or ()}}
-                   for sid, scene in project.scenes.items()],
+        "scenes": [
+            {
+                "scene_id": sid,
+                "label": layout.scene_labels[sid],
+                "nodes": {n["id"]: layout.node_labels[(sid, n["id"])] for n in scene.get("nodes") or ()},
+            }
+            for sid, scene in project.scenes.items()
+        ],
         "pov_labels": pov_labels,
         "battle_labels": battle_labels,
     }

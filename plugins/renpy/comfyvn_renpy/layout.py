@@ -154,8 +154,14 @@ def build_layout(project: Project) -> Layout:
         for expression in wanted:
             attr = _attr_name(attr_registry, expression)
             layout.attrs_of[(char_id, expression)] = attr
-            _add_image(layout, root, f"{layout.char_tags[char_id]} {attr}", "portrait",
-                       str(sprites.get(expression) or ""), f"images/characters/{layout.char_tags[char_id]}_{attr}")
+            _add_image(
+                layout,
+                root,
+                f"{layout.char_tags[char_id]} {attr}",
+                "portrait",
+                str(sprites.get(expression) or ""),
+                f"images/characters/{layout.char_tags[char_id]}_{attr}",
+            )
         fallback = default if isinstance(default, str) else next(iter(wanted), None)
         if fallback is not None:
             layout.attrs_of[(char_id, "")] = layout.attrs_of[(char_id, fallback)]

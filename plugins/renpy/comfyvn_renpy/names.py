@@ -25,9 +25,40 @@ __all__ = [
 
 # Words the Ren'Py parser treats specially: never a label, image tag or image attribute.
 IMAGE_KEYWORDS = frozenset(
-    ["as", "at", "behind", "call", "expression", "hide", "if", "in", "image", "init", "jump", "menu", "onlayer",
-     "python", "return", "scene", "show", "with", "while", "zorder", "transform", "define", "default", "label",
-     "screen", "style", "testcase", "translate", "pass", "elif", "else"])
+    [
+        "as",
+        "at",
+        "behind",
+        "call",
+        "expression",
+        "hide",
+        "if",
+        "in",
+        "image",
+        "init",
+        "jump",
+        "menu",
+        "onlayer",
+        "python",
+        "return",
+        "scene",
+        "show",
+        "with",
+        "while",
+        "zorder",
+        "transform",
+        "define",
+        "default",
+        "label",
+        "screen",
+        "style",
+        "testcase",
+        "translate",
+        "pass",
+        "elif",
+        "else",
+    ]
+)
 _NOT_WORD = re.compile(r"[^0-9a-z_]+")
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z_]+")
 

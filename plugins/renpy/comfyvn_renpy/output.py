@@ -74,16 +74,21 @@ def preview_bundle(bundle: Bundle, out: Path, *, max_diff_lines: int = 40) -> di
     previous = output_files(out)
     removed = sorted(set(previous) - set(bundle.files))
     counts = {status: sum(1 for e in files if e["status"] == status) for status in ("new", "modified", "unchanged")}
-    return {"files": files, "manifests": _entries(bundle.manifests, out, max_diff_lines), "removed": removed,
-            "summary": {**counts, "removed": len(removed)}, "label_manifest": bundle.label_manifest,
-            "missing_assets": bundle.export_manifest["missing_assets"]}
+    return {
+        "files": files,
+        "manifests": _entries(bundle.manifests, out, max_diff_lines),
+        "removed": removed,
+        "summary": {**counts, "removed": len(removed)},
+        "label_manifest": bundle.label_manifest,
+        "missing_assets": bundle.export_manifest["missing_assets"],
+    }
 
 
 def _zip_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = 3  # unix, so the permission bits below are honoured
-    info.external_attr = (0o100644 << 16)
+    info.external_attr = 0o100644 << 16
     archive.writestr(info, data, compresslevel=9)
 
 
@@ -99,8 +104,14 @@ def publish_zip(bundle: Bundle, platforms: Sequence[str], *, version: str) -> tu
             f"Build the {name} distribution with the Ren'Py SDK (launcher > Build Distributions, or\n"
             f"`renpy.sh launcher distribute <this folder> --package {name}`) and put the result in this folder.\n"
         ).encode()
-    manifest = {"format": "comfyvn-publish", "version": 1, "project": project, "build_version": version,
-                "platforms": names, "files": {path: digest(data) for path, data in sorted(entries.items())}}
+    manifest = {
+        "format": "comfyvn-publish",
+        "version": 1,
+        "project": project,
+        "build_version": version,
+        "platforms": names,
+        "files": {path: digest(data) for path, data in sorted(entries.items())},
+    }
     entries["publish_manifest.json"] = manifest_bytes(manifest)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -18,15 +18,25 @@ if TYPE_CHECKING:
 _STARTED = {
     "type": "object",
     "required": ["project", "out", "dry_run", "pov_mode"],
-    "properties": {"project": {"type": "string"}, "out": {"type": "string"}, "dry_run": {"type": "boolean"},
-                   "pov_mode": {"enum": ["auto", "master", "forks", "both", "disabled"]}},
+    "properties": {
+        "project": {"type": "string"},
+        "out": {"type": "string"},
+        "dry_run": {"type": "boolean"},
+        "pov_mode": {"enum": ["auto", "master", "forks", "both", "disabled"]},
+    },
 }
 _COMPLETED = {
     "type": "object",
     "required": ["project", "out", "dry_run", "files", "warnings", "missing_assets", "published"],
-    "properties": {"project": {"type": "string"}, "out": {"type": "string"}, "dry_run": {"type": "boolean"},
-                   "files": {"type": "integer", "minimum": 0}, "warnings": {"type": "integer", "minimum": 0},
-                   "missing_assets": {"type": "integer", "minimum": 0}, "published": {"type": "boolean"}},
+    "properties": {
+        "project": {"type": "string"},
+        "out": {"type": "string"},
+        "dry_run": {"type": "boolean"},
+        "files": {"type": "integer", "minimum": 0},
+        "warnings": {"type": "integer", "minimum": 0},
+        "missing_assets": {"type": "integer", "minimum": 0},
+        "published": {"type": "boolean"},
+    },
 }
 
 

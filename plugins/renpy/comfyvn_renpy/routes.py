@@ -32,12 +32,12 @@ _BOOLS = ("pov_switch", "per_scene", "testcases", "bake_weather", "dry_run", "pu
 def project_dir(kernel: Kernel, name: Any, field: str = "project") -> Path:
     """The project folder ``name`` below ``<data>/projects`` (400 for bad names, 404 when missing)."""
     if not isinstance(name, str) or not name.strip():
-        raise ComfyVNError("project must be a non-empty string (a folder below <data>/projects)", field=field,
-                           code="invalid_project")
+        raise ComfyVNError(
+            "project must be a non-empty string (a folder below <data>/projects)", field=field, code="invalid_project"
+        )
     folder = safe_join(kernel.paths.data / "projects", name, field=field)
     if not (folder / "project.json").is_file():
-        raise NotFound(f"no project {name!r} (looked for {folder}/project.json)", field=field,
-                       code="project_not_found")
+        raise NotFound(f"no project {name!r} (looked for {folder}/project.json)", field=field, code="project_not_found")
     return folder
 
 
@@ -55,19 +55,25 @@ def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> Expor
         raise ComfyVNError(f"pov_mode must be one of {', '.join(POV_MODES)}", field="pov_mode", code="invalid_pov_mode")
     platforms = body.get("platforms", list(DEFAULT_PLATFORMS))
     if not (isinstance(platforms, list) and all(isinstance(p, str) and p.isidentifier() for p in platforms)):
-        raise ComfyVNError("platforms must be a list of names like \"linux\"", field="platforms",
-                           code="invalid_type")
+        raise ComfyVNError('platforms must be a list of names like "linux"', field="platforms", code="invalid_type")
     source = project_dir(kernel, body.get("project"))
     name = source.name
     root = kernel.paths.plugin_dir("renpy")
     return ExportRequest(
-        project=source, out=safe_join(root, "exports", name, field="project"),
-        options=ExportOptions(pov_mode=pov_mode, pov_switch=body.get("pov_switch", True),
-                              per_scene=body.get("per_scene", True), testcases=body.get("testcases", False),
-                              bake_weather=body.get("bake_weather", False)),
+        project=source,
+        out=safe_join(root, "exports", name, field="project"),
+        options=ExportOptions(
+            pov_mode=pov_mode,
+            pov_switch=body.get("pov_switch", True),
+            per_scene=body.get("per_scene", True),
+            testcases=body.get("testcases", False),
+            bake_weather=body.get("bake_weather", False),
+        ),
         dry_run=body.get("dry_run", False) if dry_run is None else dry_run,
         publish_out=safe_join(root, "publish", f"{name}.zip", field="project") if body.get("publish") else None,
-        platforms=tuple(platforms), check=body.get("check", False))
+        platforms=tuple(platforms),
+        check=body.get("check", False),
+    )
 
 
 def make_routes(kernel: Kernel) -> list[Route]:
@@ -133,5 +139,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
         req = _request(kernel, params, dry_run=True)
         return JSONResponse(await run_in_threadpool(run_export, kernel, req))
 
-    return [Route("/api/export/renpy", export, methods=["POST"]),
-            Route("/api/export/renpy/preview", preview, methods=["GET"])]
+    return [
+        Route("/api/export/renpy", export, methods=["POST"]),
+        Route("/api/export/renpy/preview", preview, methods=["GET"]),
+    ]

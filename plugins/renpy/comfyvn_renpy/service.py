@@ -65,17 +65,25 @@ def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> di
     blocked = []
     for plugin, answer in _call_each(kernel, "renpy_export_gate", project=project, options=options):
         reason = answer.get("reason") if isinstance(answer, dict) else str(answer)
-        blocked.append({**(answer if isinstance(answer, dict) else {}), "plugin": plugin,
-                        "reason": str(reason or "blocked")})
+        blocked.append(
+            {**(answer if isinstance(answer, dict) else {}), "plugin": plugin, "reason": str(reason or "blocked")}
+        )
     if blocked:
         reasons = "; ".join(f"{b['plugin']}: {b['reason']}" for b in blocked)
-        raise ComfyVNError(f"export blocked by {reasons}", field="project", code="export_blocked", status=423,
-                           exit_code=3, details={"blocked_by": blocked})
+        raise ComfyVNError(
+            f"export blocked by {reasons}",
+            field="project",
+            code="export_blocked",
+            status=423,
+            exit_code=3,
+            details={"blocked_by": blocked},
+        )
     return {"allowed": True, "checked": checked}
 
 
-def collect_contributions(kernel: Kernel, project: Project,
-                          options: dict[str, Any]) -> tuple[Extras, dict[str, bytes], list[str]]:
+def collect_contributions(
+    kernel: Kernel, project: Project, options: dict[str, Any]
+) -> tuple[Extras, dict[str, bytes], list[str]]:
     """Merge every ``renpy_export_contributions`` answer (in plugin registration order)."""
     scene_lines: dict[str, list[str]] = {}
     node_lines: dict[str, list[str]] = {}
@@ -83,14 +91,20 @@ def collect_contributions(kernel: Kernel, project: Project,
     contributors: list[str] = []
     for plugin, answer in _call_each(kernel, "renpy_export_contributions", project=project, options=options):
         if not isinstance(answer, dict):
-            raise ComfyVNError(f"plugin {plugin!r} contributed {type(answer).__name__}, not an object",
-                               field="contributions", code="invalid_contribution")
+            raise ComfyVNError(
+                f"plugin {plugin!r} contributed {type(answer).__name__}, not an object",
+                field="contributions",
+                code="invalid_contribution",
+            )
         contributors.append(plugin)
         for key, target in (("scene_lines", scene_lines), ("node_lines", node_lines)):
             for where, lines in (answer.get(key) or {}).items():
                 if not isinstance(lines, list) or not all(isinstance(x, str) and "\n" not in x for x in lines):
-                    raise ComfyVNError(f"plugin {plugin!r}: {key}[{where!r}] must be a list of one-line strings",
-                                       field=f"contributions.{key}", code="invalid_contribution")
+                    raise ComfyVNError(
+                        f"plugin {plugin!r}: {key}[{where!r}] must be a list of one-line strings",
+                        field=f"contributions.{key}",
+                        code="invalid_contribution",
+                    )
                 target.setdefault(str(where), []).extend(lines)
         for path, data in (answer.get("files") or {}).items():
             files[str(path)] = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -108,13 +122,16 @@ def _generated_at() -> str | None:
 def _lint_all(engine: Engine, out: Path, bundle: Bundle) -> dict[str, Any]:
     builds = ["."] + [fork["path"] for fork in bundle.export_manifest["pov"]["forks"]]
     results = {build: engine.lint(out / build) for build in builds}
-    return {"engine": engine.source, "command": list(engine.argv), "configured": True,
-            "ok": all(r.ok for r in results.values()),
-            "builds": {build: r.to_wire() for build, r in results.items()}}
+    return {
+        "engine": engine.source,
+        "command": list(engine.argv),
+        "configured": True,
+        "ok": all(r.ok for r in results.values()),
+        "builds": {build: r.to_wire() for build, r in results.items()},
+    }
 
 
-def run_export(kernel: Kernel, request: ExportRequest,
-               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one export end to end and return its JSON-ready result (see docs/renpy.md)."""
     note = progress or (lambda _step: None)
     options = request.options
@@ -125,17 +142,32 @@ def run_export(kernel: Kernel, request: ExportRequest,
     hook_options = {**options.to_wire(), "dry_run": request.dry_run, "publish": request.publish_out is not None}
     gate = check_gates(kernel, project, hook_options)
     extras, extra_files, contributors = collect_contributions(kernel, project, hook_options)
-    kernel.events.emit("on_export_started", {"project": project.id, "out": str(request.out),
-                                             "dry_run": request.dry_run, "pov_mode": options.pov_mode})
+    kernel.events.emit(
+        "on_export_started",
+        {"project": project.id, "out": str(request.out), "dry_run": request.dry_run, "pov_mode": options.pov_mode},
+    )
     started = time.perf_counter()
     note("build")
-    bundle = build_bundle(project, options, extras=extras, extra_files=extra_files, generated_at=_generated_at(),
-                          gate=gate, weather_bake={"requested": options.bake_weather, "contributors": contributors})
+    bundle = build_bundle(
+        project,
+        options,
+        extras=extras,
+        extra_files=extra_files,
+        generated_at=_generated_at(),
+        gate=gate,
+        weather_bake={"requested": options.bake_weather, "contributors": contributors},
+    )
     result: dict[str, Any] = {
-        "ok": True, "project": project.id, "out": str(request.out), "dry_run": request.dry_run,
-        "options": options.to_wire(), "warnings": list(bundle.warnings),
-        "missing_assets": bundle.export_manifest["missing_assets"], "pov": bundle.export_manifest["pov"],
-        "files": len(bundle.files), "testcases": [c.name for c in bundle.testcases],
+        "ok": True,
+        "project": project.id,
+        "out": str(request.out),
+        "dry_run": request.dry_run,
+        "options": options.to_wire(),
+        "warnings": list(bundle.warnings),
+        "missing_assets": bundle.export_manifest["missing_assets"],
+        "pov": bundle.export_manifest["pov"],
+        "files": len(bundle.files),
+        "testcases": [c.name for c in bundle.testcases],
     }
     if request.dry_run:
         note("preview")
@@ -148,25 +180,45 @@ def run_export(kernel: Kernel, request: ExportRequest,
         data, manifest = publish_zip(bundle, request.platforms, version=str(project.meta.get("version") or "1.0"))
         if not request.dry_run:
             atomic_write_bytes(request.publish_out, data, mode=0o644)
-        result["publish"] = {"path": str(request.publish_out), "sha256": digest(data), "bytes": len(data),
-                             "written": not request.dry_run, "platforms": manifest["platforms"],
-                             "entries": len(manifest["files"]) + 1}
+        result["publish"] = {
+            "path": str(request.publish_out),
+            "sha256": digest(data),
+            "bytes": len(data),
+            "written": not request.dry_run,
+            "platforms": manifest["platforms"],
+            "entries": len(manifest["files"]) + 1,
+        }
     result["seconds"] = round(time.perf_counter() - started, 3)
     if request.check and not request.dry_run:
         note("lint")
         engine = find_engine(request.renpy)
-        result["check"] = (_lint_all(engine, request.out, bundle) if engine is not None else
-                           {"configured": False, "ok": None,
-                            "message": "no Ren'Py engine found (--renpy, COMFYVN_RENPY_SDK, /usr/games/renpy): "
-                                       "lint skipped"})
+        result["check"] = (
+            _lint_all(engine, request.out, bundle)
+            if engine is not None
+            else {
+                "configured": False,
+                "ok": None,
+                "message": "no Ren'Py engine found (--renpy, COMFYVN_RENPY_SDK, /usr/games/renpy): lint skipped",
+            }
+        )
     if request.invoke_sdk and not request.dry_run:
         note("distribute")
         engine = find_engine(request.renpy_sdk or request.renpy)
-        result["sdk"] = (engine.distribute(request.out, request.out.parent / f"{request.out.name}-dists").to_wire()
-                         if engine is not None else {"configured": False, "message": "no Ren'Py SDK found"})
-    kernel.events.emit("on_export_completed", {
-        "project": project.id, "out": str(request.out), "dry_run": request.dry_run, "files": len(bundle.files),
-        "warnings": len(bundle.warnings),
-        "missing_assets": sum(len(v) for v in bundle.export_manifest["missing_assets"].values()),
-        "published": request.publish_out is not None})
+        result["sdk"] = (
+            engine.distribute(request.out, request.out.parent / f"{request.out.name}-dists").to_wire()
+            if engine is not None
+            else {"configured": False, "message": "no Ren'Py SDK found"}
+        )
+    kernel.events.emit(
+        "on_export_completed",
+        {
+            "project": project.id,
+            "out": str(request.out),
+            "dry_run": request.dry_run,
+            "files": len(bundle.files),
+            "warnings": len(bundle.warnings),
+            "missing_assets": sum(len(v) for v in bundle.export_manifest["missing_assets"].values()),
+            "published": request.publish_out is not None,
+        },
+    )
     return result

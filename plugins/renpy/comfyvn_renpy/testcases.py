@@ -54,8 +54,9 @@ def _node(project: Project, scene_id: str, node_id: str) -> Mapping[str, Any]:
     return next(n for n in project.scenes[scene_id]["nodes"] if n["id"] == node_id)
 
 
-def _case(project: Project, layout: Layout, trace: Mapping[str, Any], name: str, pov_menu: bool,
-          pov_names: Mapping[str, str]) -> Testcase | None:
+def _case(
+    project: Project, layout: Layout, trace: Mapping[str, Any], name: str, pov_menu: bool, pov_names: Mapping[str, str]
+) -> Testcase | None:
     lines: list[str] = []
     if pov_menu:
         pattern = _pattern(pov_names[trace["pov"]])
@@ -88,8 +89,7 @@ def _case(project: Project, layout: Layout, trace: Mapping[str, Any], name: str,
     return Testcase(name, trace["pov"], tuple(s["choice"] for s in trace["steps"]), label, tuple(lines))
 
 
-def derive_testcases(project: Project, layout: Layout, *, pov_menu: bool, pov: str,
-                     limit: int = 16) -> list[Testcase]:
+def derive_testcases(project: Project, layout: Layout, *, pov_menu: bool, pov: str, limit: int = 16) -> list[Testcase]:
     """One testcase per (POV, ending) that explore reaches, at most ``limit``, in a stable order."""
     pov_names = {p["id"]: str(p.get("name") or p["id"]) for p in project.povs if isinstance(p.get("id"), str)}
     povs = list(pov_names) if pov_menu else [pov]

@@ -240,6 +240,10 @@ def make_routes(kernel: Any) -> list[Route]:
     return [
         Route(f"{prefix}/roleplay/{path}", endpoint, methods=[method])
         for prefix in ("/api", "")
-        for path, endpoint, method in (("import", import_chat, "POST"), ("preview/{scene_uid}", preview, "GET"),
-                                       ("apply_corrections", corrections, "POST"), ("sample_llm", llm, "POST"))
+        for path, endpoint, method in (
+            ("import", import_chat, "POST"),
+            ("preview/{scene_uid}", preview, "GET"),
+            ("apply_corrections", corrections, "POST"),
+            ("sample_llm", llm, "POST"),
+        )
     ]

@@ -49,8 +49,9 @@ def _print_report(report: ValidationReport, as_json: bool) -> None:
     for issue in (*report.errors, *report.warnings):
         where = f"{issue.document} " if issue.document else ""
         click.echo(f"{issue.severity}: {where}{issue.path or '/'}: {issue.message} [{issue.code}]")
-    click.echo(f"{'valid' if report.valid else 'invalid'}: {len(report.errors)} error(s), "
-               f"{len(report.warnings)} warning(s)")
+    click.echo(
+        f"{'valid' if report.valid else 'invalid'}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    )
 
 
 @click.group("scenario")
@@ -73,28 +74,52 @@ def validate_cmd(path: Path, as_json: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--pov", help="POV to play (default: the project's or scene's default).")
-@click.option("--policy", type=click.Choice(["random", "first", "scripted", "explore"]), default="random",
-              show_default=True, help="random = the runner's seeded weighted pick.")
+@click.option(
+    "--policy",
+    type=click.Choice(["random", "first", "scripted", "explore"]),
+    default="random",
+    show_default=True,
+    help="random = the runner's seeded weighted pick.",
+)
 @click.option("--choice", "choices", multiple=True, help="Scripted choice id (repeatable, in order).")
 @click.option("--variables", help="JSON object deep-merged over the variable defaults.")
 @click.option("--max-steps", type=int, default=500, show_default=True)
 @click.option("--max-depth", type=int, default=200, show_default=True, help="explore only")
-@click.option("--golden", type=click.Path(path_type=Path),
-              help="Compare with this golden trace; exit 1 on a difference.")
+@click.option(
+    "--golden", type=click.Path(path_type=Path), help="Compare with this golden trace; exit 1 on a difference."
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Write the trace (or explore report) JSON here.")
 @click.option("--persist", is_flag=True, help="Also write the trace and a .log under <logs>/playtest/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full response JSON.")
 @click.pass_obj
-def playtest_cmd(kernel: Kernel, path: Path, seed: int, pov: str | None, policy: str, choices: tuple[str, ...],
-                 variables: str | None, max_steps: int, max_depth: int, golden: Path | None, out: Path | None,
-                 persist: bool, as_json: bool) -> None:
+def playtest_cmd(
+    kernel: Kernel,
+    path: Path,
+    seed: int,
+    pov: str | None,
+    policy: str,
+    choices: tuple[str, ...],
+    variables: str | None,
+    max_steps: int,
+    max_depth: int,
+    golden: Path | None,
+    out: Path | None,
+    persist: bool,
+    as_json: bool,
+) -> None:
     """Play PATH headless with a seed and a policy; print the digest (and the diff against --golden)."""
     story, report = load_story(path)
     if not report.valid:
         _print_report(report, False)
         raise click.exceptions.Exit(1)
-    body: dict[str, Any] = {"seed": seed, "policy": policy, "choices": list(choices), "max_steps": max_steps,
-                            "max_depth": max_depth, "persist": persist}
+    body: dict[str, Any] = {
+        "seed": seed,
+        "policy": policy,
+        "choices": list(choices),
+        "max_steps": max_steps,
+        "max_depth": max_depth,
+        "persist": persist,
+    }
     if pov is not None:
         body["pov"] = pov
     if variables is not None:
@@ -127,8 +152,10 @@ def playtest_cmd(kernel: Kernel, path: Path, seed: int, pov: str | None, policy:
 def _summary(response: dict[str, Any]) -> None:
     if "report" in response:
         report = response["report"]
-        click.echo(f"explored {report['states']} state(s) over POVs {', '.join(report['povs'])}"
-                   f"{' (truncated)' if report['truncated'] else ''}")
+        click.echo(
+            f"explored {report['states']} state(s) over POVs {', '.join(report['povs'])}"
+            f"{' (truncated)' if report['truncated'] else ''}"
+        )
         click.echo(f"visited {len(report['visited'])} node(s); unvisited: {', '.join(report['unvisited']) or 'none'}")
         for ending in report["endings"]:
             path = " > ".join(ending["path"])
@@ -136,8 +163,10 @@ def _summary(response: dict[str, Any]) -> None:
     else:
         trace = response["trace"]
         final = trace["final"]
-        click.echo(f"{trace['outcome']} at {final['scene_id']}:{final['node']} after {final['steps']} step(s) "
-                   f"(seed {trace['seed']}, pov {trace['pov']}, policy {trace['policy']['kind']})")
+        click.echo(
+            f"{trace['outcome']} at {final['scene_id']}:{final['node']} after {final['steps']} step(s) "
+            f"(seed {trace['seed']}, pov {trace['pov']}, policy {trace['policy']['kind']})"
+        )
         click.echo(f"choices: {' > '.join(s['choice'] for s in trace['steps']) or '-'}")
     click.echo(f"digest: {response['digest']}")
     for key in ("trace_path", "log_path"):

@@ -20,8 +20,16 @@ from comfyvn.errors import ComfyVNError
 from .project import Project
 from .runner import RunState, Scenario, compile_scenario, initial_state, step
 
-__all__ = ["POLICIES", "ExploreReport", "Trace", "TraceDiff", "canonical_json", "compare_traces", "explore",
-           "run_playtest"]
+__all__ = [
+    "POLICIES",
+    "ExploreReport",
+    "Trace",
+    "TraceDiff",
+    "canonical_json",
+    "compare_traces",
+    "explore",
+    "run_playtest",
+]
 
 POLICIES = ("first", "random", "scripted")
 TRACE_FORMAT = "comfyvn-playtest-trace"
@@ -42,8 +50,11 @@ def _describe(source: Mapping[str, Any] | Project | Scenario) -> dict[str, Any]:
     if isinstance(source, Scenario):
         source = source.source
     if isinstance(source, Project):
-        return {"kind": "project", "id": source.id,
-                "digest": digest_of({"project": source.document(), "scenes": source.scenes})}
+        return {
+            "kind": "project",
+            "id": source.id,
+            "digest": digest_of({"project": source.document(), "scenes": source.scenes}),
+        }
     return {"kind": "scene", "id": source.get("id"), "digest": digest_of(source)}
 
 
@@ -59,13 +70,25 @@ class Trace:
 
 
 def _snapshot(state: RunState) -> dict[str, Any]:
-    return {"scene_id": state.scene_id, "node": state.node_id, "variables": state.variables,
-            "rng": state.rng.to_wire(), "finished": state.finished}
+    return {
+        "scene_id": state.scene_id,
+        "node": state.node_id,
+        "variables": state.variables,
+        "rng": state.rng.to_wire(),
+        "finished": state.finished,
+    }
 
 
-def run_playtest(source: Mapping[str, Any] | Project | Scenario, *, seed: int = 0, pov: str | None = None,
-                 variables: Mapping[str, Any] | None = None, policy: str = "random",
-                 choices: Sequence[str] = (), max_steps: int = DEFAULT_MAX_STEPS) -> Trace:
+def run_playtest(
+    source: Mapping[str, Any] | Project | Scenario,
+    *,
+    seed: int = 0,
+    pov: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    policy: str = "random",
+    choices: Sequence[str] = (),
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> Trace:
     """Play ``source`` headless from its start and return the trace.
 
     Stops when the run finishes, after ``max_steps`` steps (``outcome: max_steps``) or, for a
@@ -73,8 +96,11 @@ def run_playtest(source: Mapping[str, Any] | Project | Scenario, *, seed: int = 
     choice that is unavailable raises a 422 naming ``choices.<index>`` and listing the available ones.
     """
     if policy not in POLICIES:
-        raise ComfyVNError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)} (or explore)",
-                           field="policy", code="invalid_policy")
+        raise ComfyVNError(
+            f"unknown policy {policy!r}; use one of {', '.join(POLICIES)} (or explore)",
+            field="policy",
+            code="invalid_policy",
+        )
     if max_steps < 0:
         raise ComfyVNError("max_steps must be >= 0", field="max_steps", code="invalid_bound")
     scenario = compile_scenario(source)
@@ -104,17 +130,28 @@ def run_playtest(source: Mapping[str, Any] | Project | Scenario, *, seed: int = 
                 exc.field = f"choices.{len(steps)}"
             raise
         previous, state = state, result.state
-        steps.append({"index": len(steps), "scene_id": previous.scene_id, "node": previous.node_id,
-                      "choice": state.history[0][2] if state.history else None, "available": available,
-                      "to": {"scene_id": state.scene_id, "node": state.node_id},
-                      "rng": state.rng.to_wire(), "variables": state.variables})
+        steps.append(
+            {
+                "index": len(steps),
+                "scene_id": previous.scene_id,
+                "node": previous.node_id,
+                "choice": state.history[0][2] if state.history else None,
+                "available": available,
+                "to": {"scene_id": state.scene_id, "node": state.node_id},
+                "rng": state.rng.to_wire(),
+                "variables": state.variables,
+            }
+        )
     data = {
-        "format": TRACE_FORMAT, "version": 1,
+        "format": TRACE_FORMAT,
+        "version": 1,
         "scenario": _describe(scenario),
-        "seed": state.rng.seed, "pov": state.pov,
+        "seed": state.rng.seed,
+        "pov": state.pov,
         "policy": {"kind": policy, **({"choices": script} if policy == "scripted" else {})},
         "max_steps": max_steps,
-        "initial": initial, "steps": steps,
+        "initial": initial,
+        "steps": steps,
         "final": {**_snapshot(state), "steps": len(steps)},
         "outcome": outcome,
     }
@@ -154,9 +191,15 @@ def _default_povs(scenario: Scenario) -> list[str]:
     return povs
 
 
-def explore(source: Mapping[str, Any] | Project | Scenario, *, seed: int = 0, povs: Sequence[str] | None = None,
-            variables: Mapping[str, Any] | None = None, max_depth: int = 200,
-            max_states: int = 20_000) -> ExploreReport:
+def explore(
+    source: Mapping[str, Any] | Project | Scenario,
+    *,
+    seed: int = 0,
+    povs: Sequence[str] | None = None,
+    variables: Mapping[str, Any] | None = None,
+    max_depth: int = 200,
+    max_states: int = 20_000,
+) -> ExploreReport:
     """Take every available choice at every state (depth-first), for each POV (default: every declared
     POV, or for a scene its default POV plus every ``visible_to`` id). States already seen (same node,
     variables and POV) are not walked twice. ``truncated`` tells when a bound stopped the walk."""
@@ -191,14 +234,17 @@ def explore(source: Mapping[str, Any] | Project | Scenario, *, seed: int = 0, po
                 stack.append((nxt.state, nxt.choices, (*path, choice.key)))
     order = [(s, n) for s, nodes in scenario.nodes.items() for n in nodes]
     data = {
-        "format": "comfyvn-playtest-explore", "version": 1,
-        "scenario": _describe(scenario), "seed": seed, "povs": pov_list,
+        "format": "comfyvn-playtest-explore",
+        "version": 1,
+        "scenario": _describe(scenario),
+        "seed": seed,
+        "povs": pov_list,
         "bounds": {"max_depth": max_depth, "max_states": max_states},
-        "states": len(seen_states), "truncated": truncated,
+        "states": len(seen_states),
+        "truncated": truncated,
         "visited": [label(s, n) for s, n in order if (s, n) in visited],
         "unvisited": [label(s, n) for s, n in order if (s, n) not in visited],
-        "endings": [{"pov": p, "scene_id": s, "node": n, "path": path}
-                    for (p, s, n), path in sorted(endings.items())],
+        "endings": [{"pov": p, "scene_id": s, "node": n, "path": path} for (p, s, n), path in sorted(endings.items())],
     }
     text = canonical_json(data)
     return ExploreReport(json.loads(text), hashlib.sha256(text.encode("utf-8")).hexdigest())
@@ -214,8 +260,12 @@ class TraceDiff:
     text: str
 
     def to_wire(self) -> dict[str, Any]:
-        return {"equal": self.equal, "differences": list(self.differences),
-                "first_divergent_step": self.first_divergent_step, "text": self.text}
+        return {
+            "equal": self.equal,
+            "differences": list(self.differences),
+            "first_divergent_step": self.first_divergent_step,
+            "text": self.text,
+        }
 
 
 def _walk(expected: Any, actual: Any, path: str, out: list[dict[str, Any]]) -> None:
@@ -230,8 +280,14 @@ def _walk(expected: Any, actual: Any, path: str, out: list[dict[str, Any]]) -> N
                 _walk(expected[key], actual[key], sub, out)
     elif isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
-            out.append({"path": path, "message": f"length {len(actual)} instead of {len(expected)}",
-                        "expected": len(expected), "actual": len(actual)})
+            out.append(
+                {
+                    "path": path,
+                    "message": f"length {len(actual)} instead of {len(expected)}",
+                    "expected": len(expected),
+                    "actual": len(actual),
+                }
+            )
         for index, (exp, act) in enumerate(zip(expected, actual, strict=False)):
             _walk(exp, act, f"{path}/{index}", out)
     elif type(expected) is not type(actual) or expected != actual:
@@ -244,8 +300,9 @@ def _plain(trace: Trace | ExploreReport | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def compare_traces(actual: Trace | Mapping[str, Any], golden: Trace | Mapping[str, Any], *,
-                   max_lines: int = 200) -> TraceDiff:
+def compare_traces(
+    actual: Trace | Mapping[str, Any], golden: Trace | Mapping[str, Any], *, max_lines: int = 200
+) -> TraceDiff:
     """Compare a trace with a golden one. ``text`` starts with a one-line summary (the first step
     whose choice or node differs) followed by a unified diff of the pretty JSON."""
     act, exp = _plain(actual), _plain(golden)
@@ -264,14 +321,23 @@ def compare_traces(actual: Trace | Mapping[str, Any], golden: Trace | Mapping[st
         exp_step = exp_steps[first_step] if first_step < len(exp_steps) else None
         act_step = act_steps[first_step] if first_step < len(act_steps) else None
         prefix = f"/steps/{first_step}/"
-        fields = sorted({d["path"][len(prefix):].split("/")[0] for d in differences if d["path"].startswith(prefix)})
-        summary.append(f"first divergence at step {first_step} ({', '.join(fields) or 'missing step'}): "
-                       f"expected {_step_text(exp_step)}, got {_step_text(act_step)}")
+        fields = sorted({d["path"][len(prefix) :].split("/")[0] for d in differences if d["path"].startswith(prefix)})
+        summary.append(
+            f"first divergence at step {first_step} ({', '.join(fields) or 'missing step'}): "
+            f"expected {_step_text(exp_step)}, got {_step_text(act_step)}"
+        )
     else:
         summary.append(f"first difference at {differences[0]['path']}")
-    diff_lines = list(difflib.unified_diff(json.dumps(exp, indent=2, sort_keys=True).splitlines(),
-                                           json.dumps(act, indent=2, sort_keys=True).splitlines(),
-                                           "golden", "actual", n=2, lineterm=""))
+    diff_lines = list(
+        difflib.unified_diff(
+            json.dumps(exp, indent=2, sort_keys=True).splitlines(),
+            json.dumps(act, indent=2, sort_keys=True).splitlines(),
+            "golden",
+            "actual",
+            n=2,
+            lineterm="",
+        )
+    )
     if len(diff_lines) > max_lines:
         diff_lines = [*diff_lines[:max_lines], f"... ({len(diff_lines) - max_lines} more diff lines)"]
     return TraceDiff(False, tuple(differences), first_step, "\n".join(summary + diff_lines))

@@ -18,36 +18,56 @@ _STR_OR_NULL = {"type": ["string", "null"]}
 _ENTER = {
     "type": "object",
     "required": ["scene_id", "node", "pov", "variables", "history", "finished"],
-    "properties": {"scene_id": {"type": "string"}, "node": {"type": "string"}, "pov": {"type": "string"},
-                   "variables": {"type": "object"}, "finished": {"type": "boolean"},
-                   "history": {"type": "array", "items": {"type": "object", "required": ["node", "choice"]}}},
+    "properties": {
+        "scene_id": {"type": "string"},
+        "node": {"type": "string"},
+        "pov": {"type": "string"},
+        "variables": {"type": "object"},
+        "finished": {"type": "boolean"},
+        "history": {"type": "array", "items": {"type": "object", "required": ["node", "choice"]}},
+    },
 }
 _RENDER = {
     "type": "object",
     "required": ["scene_id", "node", "pov", "choices", "finished"],
-    "properties": {"scene_id": {"type": "string"}, "node": {"type": "string"}, "pov": {"type": "string"},
-                   "finished": {"type": "boolean"},
-                   "choices": {"type": "array", "items": {"type": "object", "required": ["target"]}}},
+    "properties": {
+        "scene_id": {"type": "string"},
+        "node": {"type": "string"},
+        "pov": {"type": "string"},
+        "finished": {"type": "boolean"},
+        "choices": {"type": "array", "items": {"type": "object", "required": ["target"]}},
+    },
 }
 _START = {
     "type": "object",
     "required": ["scenario_id", "seed", "policy", "pov"],
-    "properties": {"scenario_id": {"type": "string"}, "seed": {"type": "integer"},
-                   "policy": {"enum": ["first", "random", "scripted", "explore"]}, "pov": _STR_OR_NULL},
+    "properties": {
+        "scenario_id": {"type": "string"},
+        "seed": {"type": "integer"},
+        "policy": {"enum": ["first", "random", "scripted", "explore"]},
+        "pov": _STR_OR_NULL,
+    },
 }
 _STEP = {
     "type": "object",
     "required": ["index", "scene_id", "node", "choice", "to"],
-    "properties": {"index": {"type": "integer", "minimum": 0}, "scene_id": {"type": "string"},
-                   "node": {"type": "string"}, "choice": {"type": "string"},
-                   "to": {"type": "object", "required": ["scene_id", "node"]}},
+    "properties": {
+        "index": {"type": "integer", "minimum": 0},
+        "scene_id": {"type": "string"},
+        "node": {"type": "string"},
+        "choice": {"type": "string"},
+        "to": {"type": "object", "required": ["scene_id", "node"]},
+    },
 }
 _FINISHED = {
     "type": "object",
     "required": [*_START["required"], "digest", "steps", "outcome"],
-    "properties": {**_START["properties"], "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                   "steps": {"type": "integer", "minimum": 0},
-                   "outcome": {"enum": ["finished", "max_steps", "script_exhausted", "explored", "truncated"]}},
+    "properties": {
+        **_START["properties"],
+        "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "steps": {"type": "integer", "minimum": 0},
+        "outcome": {"enum": ["finished", "max_steps", "script_exhausted", "explored", "truncated"]},
+    },
 }
 
 

@@ -36,8 +36,21 @@ FORMAT_VERSION = 1
 DEFAULT_POV = "narrator"
 SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # project.json keys written first, in this order; the rest follow in the order the author gave them.
-_KEY_ORDER = ("format", "format_version", "id", "title", "description", "author", "start", "scenes",
-              "default_pov", "povs", "characters", "variables", "metadata")
+_KEY_ORDER = (
+    "format",
+    "format_version",
+    "id",
+    "title",
+    "description",
+    "author",
+    "start",
+    "scenes",
+    "default_pov",
+    "povs",
+    "characters",
+    "variables",
+    "metadata",
+)
 
 
 @attrs.frozen
@@ -139,8 +152,11 @@ def _read_json(path: Path, label: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ComfyVNError(f"{label} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                           field=label, code="invalid_json") from None
+        raise ComfyVNError(
+            f"{label} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            field=label,
+            code="invalid_json",
+        ) from None
 
 
 def _project_root(path: str | os.PathLike[str]) -> Path:
@@ -162,14 +178,12 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         raise ComfyVNError("project.json must be a JSON object", field=PROJECT_FILE, code="invalid_project")
     order = document.get("scenes")
     if not isinstance(order, list) or not all(isinstance(s, str) for s in order):
-        raise ComfyVNError("project.json `scenes` must be a list of scene ids", field="scenes",
-                           code="invalid_project")
+        raise ComfyVNError("project.json `scenes` must be a list of scene ids", field="scenes", code="invalid_project")
     scenes: dict[str, dict[str, Any]] = {}
     for index, scene_id in enumerate(order):
         field = f"scenes/{index}"
         if not SCENE_ID.match(scene_id):
-            raise ComfyVNError(f"scene id {scene_id!r} is not a valid file name", field=field,
-                               code="invalid_scene_id")
+            raise ComfyVNError(f"scene id {scene_id!r} is not a valid file name", field=field, code="invalid_scene_id")
         relative = f"{SCENES_DIR}/{scene_id}.json"
         scene = _read_json(safe_join(root, SCENES_DIR, f"{scene_id}.json", field=field), relative)
         if not isinstance(scene, dict):
@@ -189,11 +203,15 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
     root = _project_root(path)
     for index, (scene_id, scene) in enumerate(project.scenes.items()):
         if not SCENE_ID.match(scene_id):
-            raise ComfyVNError(f"scene id {scene_id!r} is not a valid file name", field=f"scenes/{index}",
-                               code="invalid_scene_id")
+            raise ComfyVNError(
+                f"scene id {scene_id!r} is not a valid file name", field=f"scenes/{index}", code="invalid_scene_id"
+            )
         if scene.get("id") != scene_id:
-            raise ComfyVNError(f"scene keyed {scene_id!r} has id {scene.get('id')!r}",
-                               field=f"scenes/{index}", code="scene_id_mismatch")
+            raise ComfyVNError(
+                f"scene keyed {scene_id!r} has id {scene.get('id')!r}",
+                field=f"scenes/{index}",
+                code="scene_id_mismatch",
+            )
         atomic_write_text(safe_join(root, SCENES_DIR, f"{scene_id}.json"), dump_json(scene))
     atomic_write_text(root / PROJECT_FILE, dump_json(project.document()))
     return root
@@ -214,15 +232,17 @@ def project_from_payload(document: Any, scenes: Any, *, field: str = "project") 
     elif isinstance(scenes, list) and all(isinstance(s, dict) for s in scenes):
         items = [(str(s.get("id", "")), s) for s in scenes]
     else:
-        raise ComfyVNError("project scenes must be a list of scene objects or an id -> scene object",
-                           field="scenes", code="invalid_project")
+        raise ComfyVNError(
+            "project scenes must be a list of scene objects or an id -> scene object",
+            field="scenes",
+            code="invalid_project",
+        )
     collected: dict[str, dict[str, Any]] = {}
     for index, (scene_id, scene) in enumerate(items):
         if not isinstance(scene, dict):
             raise ComfyVNError("a scene must be a JSON object", field=f"scenes/{index}", code="invalid_scene")
         if scene_id in collected:
-            raise ComfyVNError(f"duplicate scene id {scene_id!r}", field=f"scenes/{index}/id",
-                               code="duplicate_scene")
+            raise ComfyVNError(f"duplicate scene id {scene_id!r}", field=f"scenes/{index}/id", code="duplicate_scene")
         collected[scene_id] = scene
     meta = {k: v for k, v in document.items() if k != "scenes"}
     order = document.get("scenes")

@@ -56,8 +56,7 @@ class Rng:
         if not _is_int(value):
             raise ComfyVNError("rng.value must be an integer", field=f"{field}.value", code="invalid_state")
         if not _is_int(uses) or uses < 0:
-            raise ComfyVNError("rng.uses must be a non-negative integer", field=f"{field}.uses",
-                               code="invalid_state")
+            raise ComfyVNError("rng.uses must be a non-negative integer", field=f"{field}.uses", code="invalid_state")
         return cls(seed % MOD, value % MOD, uses)
 
 

@@ -76,7 +76,10 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
         if bound is None:
             return lambda variables: False
         compare: Callable[[float, float], bool] = {
-            "gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__,
+            "gt": float.__gt__,
+            "gte": float.__ge__,
+            "lt": float.__lt__,
+            "lte": float.__le__,
         }[operator]
 
         def numeric(variables: Mapping[str, Any]) -> bool:

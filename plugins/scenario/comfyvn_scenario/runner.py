@@ -65,7 +65,8 @@ class Node:
     def available(self, variables: Mapping[str, Any], pov: str) -> list[Choice]:
         """Choices visible to ``pov`` with weight > 0 and every condition true, in scene order."""
         return [
-            c for c in self.choices
+            c
+            for c in self.choices
             if c.weight > 0
             and (c.visible_to is None or pov in c.visible_to)
             and all(cond(variables) for cond in c.conditions)
@@ -158,8 +159,15 @@ def deep_override(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[
 class Scenario:
     """A compiled scene or project: what `step` runs. Build it with `compile_scenario` and reuse it."""
 
-    def __init__(self, source: Mapping[str, Any] | Project, scenes: Mapping[str, Mapping[str, Any]], *,
-                 start: tuple[str, str], variables: dict[str, Any], default_pov: str) -> None:
+    def __init__(
+        self,
+        source: Mapping[str, Any] | Project,
+        scenes: Mapping[str, Mapping[str, Any]],
+        *,
+        start: tuple[str, str],
+        variables: dict[str, Any],
+        default_pov: str,
+    ) -> None:
         self.source = source
         project = source if isinstance(source, Project) else None
         self.project = project
@@ -168,14 +176,14 @@ class Scenario:
         self.variables = variables
         self.default_pov = default_pov
         self.nodes: dict[str, dict[str, Node]] = {
-            scene_id: {raw["id"]: Node(scene_id, raw) for raw in scene["nodes"]}
-            for scene_id, scene in scenes.items()
+            scene_id: {raw["id"]: Node(scene_id, raw) for raw in scene["nodes"]} for scene_id, scene in scenes.items()
         }
         self.scene_starts = {scene_id: str(scene["start"]) for scene_id, scene in scenes.items()}
         for scene_id, scene_nodes in self.nodes.items():
             for node in scene_nodes.values():
-                node.choices = tuple(Choice(raw, self._resolve(scene_id, raw["target"]))
-                                     for raw in node.raw.get("choices") or ())
+                node.choices = tuple(
+                    Choice(raw, self._resolve(scene_id, raw["target"])) for raw in node.raw.get("choices") or ()
+                )
 
     def _resolve(self, scene_id: str, target: str) -> Node:
         local = self.nodes[scene_id]
@@ -186,12 +194,15 @@ class Scenario:
         """The compiled node, or a 422 naming the field."""
         scene_nodes = self.nodes.get(scene_id)
         if scene_nodes is None:
-            raise ComfyVNError(f"unknown scene {scene_id!r}", field="state.scene_id", code="unknown_scene",
-                               status=422)
+            raise ComfyVNError(f"unknown scene {scene_id!r}", field="state.scene_id", code="unknown_scene", status=422)
         found = scene_nodes.get(node_id)
         if found is None:
-            raise ComfyVNError(f"unknown node {node_id!r} in scene {scene_id!r}", field="state.current_node",
-                               code="unknown_node", status=422)
+            raise ComfyVNError(
+                f"unknown node {node_id!r} in scene {scene_id!r}",
+                field="state.current_node",
+                code="unknown_node",
+                status=422,
+            )
         return found
 
 
@@ -219,13 +230,18 @@ def compile_scenario(source: Mapping[str, Any] | Project | Scenario, *, validate
     if not (isinstance(pov, str) and pov.strip()):
         metadata = source.get("metadata")
         pov = metadata.get("default_pov") if isinstance(metadata, Mapping) else None
-    return Scenario(source, {scene_id: source}, start=(scene_id, str(source["start"])),
-                    variables=copy.deepcopy(dict(source.get("variables") or {})),
-                    default_pov=pov.strip() if isinstance(pov, str) and pov.strip() else DEFAULT_POV)
+    return Scenario(
+        source,
+        {scene_id: source},
+        start=(scene_id, str(source["start"])),
+        variables=copy.deepcopy(dict(source.get("variables") or {})),
+        default_pov=pov.strip() if isinstance(pov, str) and pov.strip() else DEFAULT_POV,
+    )
 
 
-def initial_state(scenario: Scenario, *, seed: int | None = None, pov: str | None = None,
-                  variables: Mapping[str, Any] | None = None) -> StepResult:
+def initial_state(
+    scenario: Scenario, *, seed: int | None = None, pov: str | None = None, variables: Mapping[str, Any] | None = None
+) -> StepResult:
     """The state before any step: at the start node, its actions applied, history ``[{start, null}]``."""
     scene_id, node_id = scenario.start
     node = scenario.node(scene_id, node_id)
@@ -233,8 +249,9 @@ def initial_state(scenario: Scenario, *, seed: int | None = None, pov: str | Non
     pov = pov or scenario.default_pov
     values = apply_actions(node.actions, base)
     choices = [] if node.end else node.available(values, pov)
-    state = RunState(scene_id, node_id, values, ((scene_id, node_id, None), None),
-                     Rng.from_seed(seed or 0), not choices, pov)
+    state = RunState(
+        scene_id, node_id, values, ((scene_id, node_id, None), None), Rng.from_seed(seed or 0), not choices, pov
+    )
     return StepResult(state, node, choices, scenario.multi_scene)
 
 
@@ -256,7 +273,11 @@ def _advance(scenario: Scenario, state: RunState, choice_id: str | None, pov: st
             keys = [c.key for c in available]
             raise ComfyVNError(
                 f"choice {choice_id!r} is not available at node {node.id!r}; available: {', '.join(keys)}",
-                field="choice_id", code="choice_unavailable", status=422, details={"available": keys})
+                field="choice_id",
+                code="choice_unavailable",
+                status=422,
+                details={"available": keys},
+            )
     else:
         # The original draws even when one choice is available; so do we, to keep RNG states equal.
         r, rng = rng.draw()
@@ -264,14 +285,25 @@ def _advance(scenario: Scenario, state: RunState, choice_id: str | None, pov: st
     target = choice.target
     variables = apply_actions(target.actions, apply_actions(choice.actions, state.variables))
     choices = [] if target.end else target.available(variables, state.pov)
-    new_state = RunState(target.scene_id, target.id, variables,
-                         ((state.scene_id, node.id, choice.key), state.history),
-                         rng, target.end or not choices, state.pov)
+    new_state = RunState(
+        target.scene_id,
+        target.id,
+        variables,
+        ((state.scene_id, node.id, choice.key), state.history),
+        rng,
+        target.end or not choices,
+        state.pov,
+    )
     return StepResult(new_state, target, choices, scenario.multi_scene)
 
 
-def step(source: Mapping[str, Any] | Project | Scenario, state: RunState | Mapping[str, Any] | None = None,
-         choice_id: str | None = None, seed: int | None = None, pov: str | None = None) -> StepResult:
+def step(
+    source: Mapping[str, Any] | Project | Scenario,
+    state: RunState | Mapping[str, Any] | None = None,
+    choice_id: str | None = None,
+    seed: int | None = None,
+    pov: str | None = None,
+) -> StepResult:
     """Advance one step (wire semantics). ``state=None`` builds the initial state and steps once.
 
     ``source`` is a scene dict, a `Project` or a compiled `Scenario` (compile once when stepping
@@ -285,8 +317,12 @@ def step(source: Mapping[str, Any] | Project | Scenario, state: RunState | Mappi
     if not isinstance(state, RunState):
         state = state_from_wire(scenario, state, seed=seed)
     if seed is not None and int(seed) % 2**32 != state.rng.seed:
-        raise ComfyVNError(f"state already carries rng seed {state.rng.seed}; drop `seed` or start a new state",
-                           field="seed", code="seed_mismatch", status=409)
+        raise ComfyVNError(
+            f"state already carries rng seed {state.rng.seed}; drop `seed` or start a new state",
+            field="seed",
+            code="seed_mismatch",
+            status=409,
+        )
     return _advance(scenario, state, choice_id, pov)
 
 
@@ -301,8 +337,7 @@ def state_from_wire(scenario: Scenario, raw: Any, *, seed: int | None = None, fi
     default_node = start_node if scene_id == start_scene else scenario.scene_starts.get(scene_id, start_node)
     node_id = raw.get("current_node") or default_node
     if not isinstance(node_id, str):
-        raise ComfyVNError("state.current_node must be a string", field=f"{field}.current_node",
-                           code="invalid_state")
+        raise ComfyVNError("state.current_node must be a string", field=f"{field}.current_node", code="invalid_state")
     scenario.node(scene_id, node_id)
     variables = raw.get("variables", {})
     if not isinstance(variables, Mapping):
@@ -312,10 +347,16 @@ def state_from_wire(scenario: Scenario, raw: Any, *, seed: int | None = None, fi
     if not isinstance(entries, list):
         raise ComfyVNError("state.history must be a list", field=f"{field}.history", code="invalid_state")
     for index, entry in enumerate(entries):
-        if not (isinstance(entry, Mapping) and isinstance(entry.get("node"), str)
-                and (entry.get("choice") is None or isinstance(entry.get("choice"), str))):
-            raise ComfyVNError("history entries are {node: str, choice: str|null}",
-                               field=f"{field}.history.{index}", code="invalid_state")
+        if not (
+            isinstance(entry, Mapping)
+            and isinstance(entry.get("node"), str)
+            and (entry.get("choice") is None or isinstance(entry.get("choice"), str))
+        ):
+            raise ComfyVNError(
+                "history entries are {node: str, choice: str|null}",
+                field=f"{field}.history.{index}",
+                code="invalid_state",
+            )
         history = ((str(entry.get("scene_id") or scene_id), entry["node"], entry.get("choice")), history)
     rng_raw = raw.get("rng")
     rng = Rng.from_wire(rng_raw, field=f"{field}.rng") if rng_raw is not None else Rng.from_seed(seed or 0)
@@ -325,5 +366,6 @@ def state_from_wire(scenario: Scenario, raw: Any, *, seed: int | None = None, fi
     pov = raw.get("pov")
     if pov is not None and not isinstance(pov, str):
         raise ComfyVNError("state.pov must be a string", field=f"{field}.pov", code="invalid_state")
-    return RunState(scene_id, node_id, copy.deepcopy(dict(variables)), history, rng, finished,
-                    pov or scenario.default_pov)
+    return RunState(
+        scene_id, node_id, copy.deepcopy(dict(variables)), history, rng, finished, pov or scenario.default_pov
+    )

@@ -36,8 +36,9 @@ def normalize_slot(raw: Any, *, field: str = "slot") -> str:
     slot = _OUTSIDE.sub("-", raw.strip().lower().replace(" ", "-")).strip("-_")
     slot = slot[:MAX_SLOT].strip("-_")
     if not slot:
-        raise ComfyVNError(f"slot {raw!r} has no usable characters (allowed: a-z 0-9 _ -)", field=field,
-                           code="invalid_slot")
+        raise ComfyVNError(
+            f"slot {raw!r} has no usable characters (allowed: a-z 0-9 _ -)", field=field, code="invalid_slot"
+        )
     return slot
 
 
@@ -86,8 +87,9 @@ class SaveStore:
         except FileNotFoundError:
             raise NotFound(f"no save in slot {name!r}", field="slot", code="save_not_found") from None
         except (OSError, ValueError) as exc:
-            raise ComfyVNError(f"save {name!r} cannot be read: {exc}", field="slot", code="corrupt_save",
-                               status=422) from None
+            raise ComfyVNError(
+                f"save {name!r} cannot be read: {exc}", field="slot", code="corrupt_save", status=422
+            ) from None
         if not isinstance(data, dict):
             raise ComfyVNError(f"save {name!r} is not a JSON object", field="slot", code="corrupt_save", status=422)
         return data
@@ -117,8 +119,9 @@ class SaveStore:
             if not isinstance(data, dict):
                 continue
             saved_at = data.get("saved_at") if isinstance(data.get("saved_at"), int) else 0
-            entries.append({"slot": path.stem, "saved_at": saved_at,
-                            "saved_at_iso": data.get("saved_at_iso"), "size_bytes": size})
+            entries.append(
+                {"slot": path.stem, "saved_at": saved_at, "saved_at_iso": data.get("saved_at_iso"), "size_bytes": size}
+            )
         entries.sort(key=lambda e: (-e["saved_at"], e["slot"]))
         return entries
 
@@ -147,8 +150,9 @@ def state_from_save(scenario: Scenario, record: Mapping[str, Any]) -> RunState:
         scene_id, sep, node = pointer.partition(":")
         pointer = {"scene_id": scene_id, "node": node} if sep else {"scene_id": None, "node": pointer}
     if not isinstance(pointer, Mapping):
-        raise ComfyVNError("node_pointer must be {scene_id, node} or a node id", field="node_pointer",
-                           code="invalid_save")
+        raise ComfyVNError(
+            "node_pointer must be {scene_id, node} or a node id", field="node_pointer", code="invalid_save"
+        )
     wire = {
         "scene_id": pointer.get("scene_id"),
         "current_node": pointer.get("node"),

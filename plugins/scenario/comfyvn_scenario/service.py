@@ -60,12 +60,27 @@ class ScenarioService:
     def _emit_enter(self, result: StepResult) -> None:
         state = result.state
         wire = state.to_wire(with_scene=result.multi_scene)
-        self.kernel.events.emit("on_scene_enter", {
-            "scene_id": state.scene_id, "node": state.node_id, "pov": state.pov, "variables": wire["variables"],
-            "history": wire["history"], "finished": state.finished})
-        self.kernel.events.emit("on_choice_render", {
-            "scene_id": state.scene_id, "node": state.node_id, "pov": state.pov, "finished": state.finished,
-            "choices": [dict(c.raw) for c in result.choices]})
+        self.kernel.events.emit(
+            "on_scene_enter",
+            {
+                "scene_id": state.scene_id,
+                "node": state.node_id,
+                "pov": state.pov,
+                "variables": wire["variables"],
+                "history": wire["history"],
+                "finished": state.finished,
+            },
+        )
+        self.kernel.events.emit(
+            "on_choice_render",
+            {
+                "scene_id": state.scene_id,
+                "node": state.node_id,
+                "pov": state.pov,
+                "finished": state.finished,
+                "choices": [dict(c.raw) for c in result.choices],
+            },
+        )
 
     def run_step(self, req: StepRequest) -> dict[str, Any]:
         """One wire step; emits ``on_scene_enter``/``on_choice_render`` for every node entered."""
@@ -89,33 +104,77 @@ class ScenarioService:
         """Run a playtest (or explore-all) and emit its events; persist when asked, unless ``dry_run``.
         The HTTP route checks `PLAYTEST_FLAG` first; the CLI is a local tool and does not."""
         if req.policy not in (*POLICIES, "explore"):
-            raise ComfyVNError(f"unknown policy {req.policy!r}; use one of {', '.join((*POLICIES, 'explore'))}",
-                               field="policy", code="invalid_policy")
+            raise ComfyVNError(
+                f"unknown policy {req.policy!r}; use one of {', '.join((*POLICIES, 'explore'))}",
+                field="policy",
+                code="invalid_policy",
+            )
         story = story_of(req.scene, req.project, req.scenes)
         scenario = compile_scenario(story)
-        provenance = {"plugin": "comfyvn-scenario", "version": _version(), "policy": req.policy, "seed": req.seed,
-                      "prompt_packs": req.prompt_packs, "workflow": req.workflow}
-        start_payload = {"scenario_id": str(scenario.start[0]), "seed": req.seed, "policy": req.policy,
-                         "pov": req.pov}
+        provenance = {
+            "plugin": "comfyvn-scenario",
+            "version": _version(),
+            "policy": req.policy,
+            "seed": req.seed,
+            "prompt_packs": req.prompt_packs,
+            "workflow": req.workflow,
+        }
+        start_payload = {"scenario_id": str(scenario.start[0]), "seed": req.seed, "policy": req.policy, "pov": req.pov}
         self.kernel.events.emit("on_playtest_start", start_payload)
         if req.policy == "explore":
-            report = explore(scenario, seed=req.seed, povs=req.povs or ([req.pov] if req.pov else None),
-                             variables=req.variables, max_depth=req.max_depth, max_states=req.max_states)
-            self.kernel.events.emit("on_playtest_finished", {
-                **start_payload, "digest": report.digest, "steps": report.data["states"],
-                "outcome": "truncated" if report.data["truncated"] else "explored"})
+            report = explore(
+                scenario,
+                seed=req.seed,
+                povs=req.povs or ([req.pov] if req.pov else None),
+                variables=req.variables,
+                max_depth=req.max_depth,
+                max_states=req.max_states,
+            )
+            self.kernel.events.emit(
+                "on_playtest_finished",
+                {
+                    **start_payload,
+                    "digest": report.digest,
+                    "steps": report.data["states"],
+                    "outcome": "truncated" if report.data["truncated"] else "explored",
+                },
+            )
             return {"ok": True, "digest": report.digest, "report": report.to_wire(), "provenance": provenance}
-        trace = run_playtest(scenario, seed=req.seed, pov=req.pov, variables=req.variables, policy=req.policy,
-                             choices=req.choices, max_steps=req.max_steps)
+        trace = run_playtest(
+            scenario,
+            seed=req.seed,
+            pov=req.pov,
+            variables=req.variables,
+            policy=req.policy,
+            choices=req.choices,
+            max_steps=req.max_steps,
+        )
         for entry in trace.data["steps"]:
-            self.kernel.events.emit("on_playtest_step", {
-                "index": entry["index"], "scene_id": entry["scene_id"], "node": entry["node"],
-                "choice": entry["choice"], "to": entry["to"]})
-        self.kernel.events.emit("on_playtest_finished", {
-            **start_payload, "digest": trace.digest, "steps": len(trace.data["steps"]),
-            "outcome": trace.data["outcome"]})
-        response: dict[str, Any] = {"ok": True, "digest": trace.digest, "trace": trace.to_wire(),
-                                    "provenance": provenance}
+            self.kernel.events.emit(
+                "on_playtest_step",
+                {
+                    "index": entry["index"],
+                    "scene_id": entry["scene_id"],
+                    "node": entry["node"],
+                    "choice": entry["choice"],
+                    "to": entry["to"],
+                },
+            )
+        self.kernel.events.emit(
+            "on_playtest_finished",
+            {
+                **start_payload,
+                "digest": trace.digest,
+                "steps": len(trace.data["steps"]),
+                "outcome": trace.data["outcome"],
+            },
+        )
+        response: dict[str, Any] = {
+            "ok": True,
+            "digest": trace.digest,
+            "trace": trace.to_wire(),
+            "provenance": provenance,
+        }
         if req.golden is not None:
             response["comparison"] = compare_traces(trace, req.golden).to_wire()
         if req.persist and not req.dry_run:
@@ -132,12 +191,18 @@ class ScenarioService:
             name = "scene"
         stem = f"{name}-seed{trace.data['seed']}-{trace.digest[:12]}"
         trace_path = atomic_write_text(folder / f"{stem}.json", dump_json(trace.to_wire()))
-        lines = [f"playtest {scenario_id} seed={trace.data['seed']} pov={trace.data['pov']} "
-                 f"policy={trace.data['policy']['kind']} digest={trace.digest}"]
-        lines += [f"step {s['index']}: {s['scene_id']}:{s['node']} --{s['choice']}--> "
-                  f"{s['to']['scene_id']}:{s['to']['node']} rng={s['rng']['value']}" for s in trace.data["steps"]]
-        lines.append(f"outcome {trace.data['outcome']} at {trace.data['final']['scene_id']}:"
-                     f"{trace.data['final']['node']}")
+        lines = [
+            f"playtest {scenario_id} seed={trace.data['seed']} pov={trace.data['pov']} "
+            f"policy={trace.data['policy']['kind']} digest={trace.digest}"
+        ]
+        lines += [
+            f"step {s['index']}: {s['scene_id']}:{s['node']} --{s['choice']}--> "
+            f"{s['to']['scene_id']}:{s['to']['node']} rng={s['rng']['value']}"
+            for s in trace.data["steps"]
+        ]
+        lines.append(
+            f"outcome {trace.data['outcome']} at {trace.data['final']['scene_id']}:{trace.data['final']['node']}"
+        )
         log_path = atomic_write_text(folder / f"{stem}.log", "\n".join(lines) + "\n")
         return {"trace_path": str(trace_path), "log_path": str(log_path)}
 
@@ -148,11 +213,13 @@ def golden_from(value: Mapping[str, Any] | Path) -> dict[str, Any]:
         try:
             data = json.loads(value.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ComfyVNError(f"cannot read golden trace {value}: {exc.strerror}", field="golden",
-                               code="invalid_file") from None
+            raise ComfyVNError(
+                f"cannot read golden trace {value}: {exc.strerror}", field="golden", code="invalid_file"
+            ) from None
         except ValueError as exc:
-            raise ComfyVNError(f"golden trace {value} is not JSON: {exc}", field="golden",
-                               code="invalid_json") from None
+            raise ComfyVNError(
+                f"golden trace {value} is not JSON: {exc}", field="golden", code="invalid_json"
+            ) from None
     else:
         data = dict(value)
     if not isinstance(data, dict):

@@ -17,8 +17,15 @@ from comfyvn.errors import ComfyVNError
 
 from .project import Project, project_from_payload
 
-__all__ = ["PlaytestRequest", "PovForkRequest", "PovSetRequest", "StepRequest", "converter", "parse_request",
-           "story_of"]
+__all__ = [
+    "PlaytestRequest",
+    "PovForkRequest",
+    "PovSetRequest",
+    "StepRequest",
+    "converter",
+    "parse_request",
+    "story_of",
+]
 
 T = TypeVar("T")
 _AT = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$")
@@ -34,6 +41,7 @@ def _strict(kind: type, *allowed: type) -> Any:
             expected = "a number" if kind is float else kind.__name__
             raise _InvalidValueError(f"expected {expected}, got {type(value).__name__}")
         return kind(value)
+
     return hook
 
 

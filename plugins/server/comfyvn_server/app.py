@@ -70,8 +70,14 @@ def _compose(state: ServerState) -> list[BaseRoute]:
         routes.append(route)
 
     # Built-in routes belong to the server plugin under whatever name it was registered with.
-    me = next((name for name, plugin in state.kernel.pm.list_name_plugin()
-               if getattr(plugin, "__name__", None) == f"{__package__}.plugin"), SERVER_PLUGIN)
+    me = next(
+        (
+            name
+            for name, plugin in state.kernel.pm.list_name_plugin()
+            if getattr(plugin, "__name__", None) == f"{__package__}.plugin"
+        ),
+        SERVER_PLUGIN,
+    )
     for route in [*core.make_routes(), *bus.make_routes()]:
         add(me, route)
     for owner, route in state.kernel.routes():
@@ -96,11 +102,13 @@ def create_app(kernel: Kernel, settings: ServerSettings | None = None) -> Starle
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not settings.loopback and not state.tokens.list():
-            raise ComfyVNError(f"refusing to serve on {settings.host}: it is reachable off this machine and no "
-                               "API token exists; create one with `comfyvn tokens create --scope admin`",
-                               field="host", code="token_required")
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout) as client, \
-                anyio.create_task_group() as group:
+            raise ComfyVNError(
+                f"refusing to serve on {settings.host}: it is reachable off this machine and no "
+                "API token exists; create one with `comfyvn tokens create --scope admin`",
+                field="host",
+                code="token_required",
+            )
+        async with httpx.AsyncClient(timeout=settings.webhook_timeout) as client, anyio.create_task_group() as group:
             state.hub.closing = None  # a fresh event for this run (an app may be served more than once)
             state.dispatcher.attach(group, client)
             kernel.startup()

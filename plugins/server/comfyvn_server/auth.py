@@ -88,31 +88,42 @@ class TokenStore:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
             records = {
-                row["id"]: TokenRecord(row["id"], row.get("name", ""), tuple(row["scopes"]), row["hash"],
-                                       float(row.get("created", 0)))
+                row["id"]: TokenRecord(
+                    row["id"], row.get("name", ""), tuple(row["scopes"]), row["hash"], float(row.get("created", 0))
+                )
                 for row in document["tokens"]
             }
         except (ValueError, KeyError, TypeError) as exc:
-            raise ComfyVNError(f"token file {self.path} is damaged: {exc}", field="server_tokens.json",
-                               code="tokens_unreadable", status=500) from None
+            raise ComfyVNError(
+                f"token file {self.path} is damaged: {exc}",
+                field="server_tokens.json",
+                code="tokens_unreadable",
+                status=500,
+            ) from None
         self._cache = (stat.st_mtime, stat.st_size, records)
         return records
 
     def _save(self, records: dict[str, TokenRecord]) -> None:
-        rows = [{"id": r.id, "name": r.name, "scopes": list(r.scopes), "hash": r.hash, "created": r.created}
-                for r in sorted(records.values(), key=lambda r: r.created)]
+        rows = [
+            {"id": r.id, "name": r.name, "scopes": list(r.scopes), "hash": r.hash, "created": r.created}
+            for r in sorted(records.values(), key=lambda r: r.created)
+        ]
         atomic_write_json(self.path, {"version": 1, "tokens": rows}, mode=0o600)
         self._cache = None
 
     def create(self, scopes: list[str] | tuple[str, ...], name: str = "") -> tuple[str, TokenRecord]:
         """Make a token; returns ``(token, record)``. The token itself is never stored."""
         if not scopes:
-            raise ComfyVNError("a token needs at least one scope (e.g. --scope admin)", field="scope",
-                               code="invalid_scope")
+            raise ComfyVNError(
+                "a token needs at least one scope (e.g. --scope admin)", field="scope", code="invalid_scope"
+            )
         for scope in scopes:
             if not isinstance(scope, str) or not _SCOPE.match(scope):
-                raise ComfyVNError(f"invalid scope {scope!r}: use 'admin' or '<area>.<action>' like 'assets.write'",
-                                   field="scope", code="invalid_scope")
+                raise ComfyVNError(
+                    f"invalid scope {scope!r}: use 'admin' or '<area>.<action>' like 'assets.write'",
+                    field="scope",
+                    code="invalid_scope",
+                )
         with self._lock:
             records = dict(self._load())
             token_id = secrets.token_hex(6)
@@ -157,7 +168,7 @@ def _host_name(host_header: str) -> str:
     """The host part of a Host header (``[::1]:8001`` -> ``::1``), lower-cased."""
     value = host_header.strip().lower()
     if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
+        return value[1 : value.find("]")] if "]" in value else value
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
@@ -180,8 +191,16 @@ def _origin_authority(origin: str) -> str | None:
 ANONYMOUS = Principal(None, frozenset())
 
 
-def authorize(method: str, path: str, host: str | None, origin: str | None, token: str | None,
-              server_host: str | None, settings: ServerSettings, tokens: TokenStore) -> Denied | Principal:
+def authorize(
+    method: str,
+    path: str,
+    host: str | None,
+    origin: str | None,
+    token: str | None,
+    server_host: str | None,
+    settings: ServerSettings,
+    tokens: TokenStore,
+) -> Denied | Principal:
     """Decide whether a request may proceed.
 
     Loopback mode: Host must name this machine (blocks DNS rebinding) and a browser Origin must be
@@ -191,16 +210,29 @@ def authorize(method: str, path: str, host: str | None, origin: str | None, toke
     """
     if host and settings.loopback and not _is_local_host(host):
         name = _host_name(host)
-        if not (is_loopback(name) or name in settings.allowed_hosts
-                or (server_host is not None and name == server_host.lower())):
-            return Denied(403, "host_refused", f"Host {host!r} is not this server (DNS rebinding guard); "
-                          "add it to server.allowed_hosts if it is yours", "Host")
+        if not (
+            is_loopback(name)
+            or name in settings.allowed_hosts
+            or (server_host is not None and name == server_host.lower())
+        ):
+            return Denied(
+                403,
+                "host_refused",
+                f"Host {host!r} is not this server (DNS rebinding guard); "
+                "add it to server.allowed_hosts if it is yours",
+                "Host",
+            )
     if origin is not None:
         authority = _origin_authority(origin)
         same_origin = authority is not None and host is not None and authority == host.strip().lower()
         if not same_origin and origin.lower().rstrip("/") not in settings.allowed_origins:
-            return Denied(403, "origin_refused", f"Origin {origin!r} may not call this server "
-                          "(cross-site request guard); add it to server.allowed_origins if it is yours", "Origin")
+            return Denied(
+                403,
+                "origin_refused",
+                f"Origin {origin!r} may not call this server "
+                "(cross-site request guard); add it to server.allowed_origins if it is yours",
+                "Origin",
+            )
     principal = ANONYMOUS
     if token is not None:
         record = tokens.verify(token)
@@ -210,8 +242,13 @@ def authorize(method: str, path: str, host: str | None, origin: str | None, toke
     if settings.loopback or path in OPEN_PATHS:
         return principal
     if principal.token_id is None:
-        return Denied(401, "auth_required", "this server is reachable off-loopback: send "
-                      "'Authorization: Bearer <token>' (create one with `comfyvn tokens create`)", "Authorization")
+        return Denied(
+            401,
+            "auth_required",
+            "this server is reachable off-loopback: send "
+            "'Authorization: Bearer <token>' (create one with `comfyvn tokens create`)",
+            "Authorization",
+        )
     if method not in _READ_METHODS:
         scope = required_scope(path)
         if scope not in principal.scopes and "admin" not in principal.scopes:

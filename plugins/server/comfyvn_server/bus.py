@@ -29,11 +29,22 @@ __all__ = ["TEST_EVENT", "TEST_EVENT_SCHEMA", "make_routes"]
 
 log = structlog.get_logger("comfyvn.server.bus")
 TEST_EVENT = "on_modder_test"
-TEST_EVENT_SCHEMA = {"type": "object", "required": ["message"],
-                     "properties": {"message": {"type": "string"}, "data": {}}}
-ENVELOPE_SCHEMA = {"type": "object", "required": ["event", "payload", "ts", "seq"],
-             "properties": {"event": {"type": "string"}, "payload": {"type": "object"}, "ts": {"type": "number"},
-                            "seq": {"type": "integer"}, "topic": {"type": "string"}}}
+TEST_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}, "data": {}},
+}
+ENVELOPE_SCHEMA = {
+    "type": "object",
+    "required": ["event", "payload", "ts", "seq"],
+    "properties": {
+        "event": {"type": "string"},
+        "payload": {"type": "object"},
+        "ts": {"type": "number"},
+        "seq": {"type": "integer"},
+        "topic": {"type": "string"},
+    },
+}
 
 
 def _state(conn: Request | WebSocket) -> ServerState:
@@ -62,8 +73,7 @@ def event_names(raw: str | None, bus: EventBus, field: str = "events") -> list[s
     names = [part.strip() for part in raw.split(",") if part.strip()]
     for name in names:
         if bus.spec(name) is None:
-            raise ComfyVNError(f"unknown event {name!r} (see GET /api/modder/hooks)", field=field,
-                               code="unknown_event")
+            raise ComfyVNError(f"unknown event {name!r} (see GET /api/modder/hooks)", field=field, code="unknown_event")
     return names or None
 
 
@@ -71,8 +81,9 @@ async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object (bad JSON -> 400 via the error handlers; non-object -> 400)."""
     body = await request.json()
     if not isinstance(body, dict):
-        raise ComfyVNError(f"the request body must be a JSON object, got {type(body).__name__}", field="body",
-                           code="invalid_body")
+        raise ComfyVNError(
+            f"the request body must be a JSON object, got {type(body).__name__}", field="body", code="invalid_body"
+        )
     return body
 
 
@@ -104,13 +115,20 @@ async def hooks_index(request: Request) -> JSONResponse:
     limit = int_param(request, "limit", 50, 0, 500)
     specs = [s.as_dict() for s in bus.specs() if names is None or s.name in names]
     history = [e.as_dict() for e in bus.history(event=names, limit=limit)]
-    return JSONResponse({
-        "events": specs, "history": history,
-        "webhooks": [_webhook_view(state, h) for h in state.webhooks.list()],
-        "websocket": {"path": "/api/modder/hooks/ws", "clients": state.hub.clients,
-                      "queue": state.settings.ws_queue, "heartbeat": state.settings.ws_heartbeat,
-                      "dropped_total": state.hub.dropped_total},
-    })
+    return JSONResponse(
+        {
+            "events": specs,
+            "history": history,
+            "webhooks": [_webhook_view(state, h) for h in state.webhooks.list()],
+            "websocket": {
+                "path": "/api/modder/hooks/ws",
+                "clients": state.hub.clients,
+                "queue": state.settings.ws_queue,
+                "heartbeat": state.settings.ws_heartbeat,
+                "dropped_total": state.hub.dropped_total,
+            },
+        }
+    )
 
 
 async def hooks_history(request: Request) -> JSONResponse:
@@ -155,8 +173,9 @@ async def hooks_test(request: Request) -> JSONResponse:
         raise ComfyVNError(f"unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0], code="unknown_field")
     message = body.get("message", "test")
     if not isinstance(message, str) or len(message) > 1000:
-        raise ComfyVNError("message must be a string of at most 1000 characters", field="message",
-                           code="invalid_message")
+        raise ComfyVNError(
+            "message must be a string of at most 1000 characters", field="message", code="invalid_message"
+        )
     payload: dict[str, Any] = {"message": message}
     if "data" in body:
         payload["data"] = body["data"]
@@ -215,8 +234,17 @@ async def hooks_ws(websocket: WebSocket) -> None:
 async def _pump(websocket: WebSocket, stream: Any, state: ServerState, names: list[str] | None) -> None:
     settings, hub = state.settings, state.hub
     try:
-        await websocket.send_text(json.dumps({"topic": "ready", "events": names, "queue": settings.ws_queue,
-                                              "heartbeat": settings.ws_heartbeat, "ts": time.time()}))
+        await websocket.send_text(
+            json.dumps(
+                {
+                    "topic": "ready",
+                    "events": names,
+                    "queue": settings.ws_queue,
+                    "heartbeat": settings.ws_heartbeat,
+                    "ts": time.time(),
+                }
+            )
+        )
         while True:
             envelope = None
             with anyio.move_on_after(settings.ws_heartbeat):
@@ -294,8 +322,9 @@ async def webhooks_delete(request: Request) -> JSONResponse:
         body = await json_object(request)
         extra = set(body) - {"id", "url"}
         if extra or not ({"id", "url"} & set(body)):
-            raise ComfyVNError("name the webhook with 'id' or 'url'", field=sorted(extra)[0] if extra else "id",
-                               code="invalid_body")
+            raise ComfyVNError(
+                "name the webhook with 'id' or 'url'", field=sorted(extra)[0] if extra else "id", code="invalid_body"
+            )
         for key in ("id", "url"):
             if key in body and not isinstance(body[key], str):
                 raise ComfyVNError(f"{key} must be a string", field=key, code="invalid_body")
@@ -331,4 +360,3 @@ def make_routes() -> list[Any]:
         Route("/api/modder/hooks/webhooks/{id}", webhooks_delete, methods=["DELETE"]),
         WebSocketRoute("/api/modder/hooks/ws", hooks_ws),
     ]
-

@@ -17,8 +17,12 @@ __all__ = ["serve_command", "tokens_group"]
 
 @click.command("serve")
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1, or COMFYVN_SERVER_HOST).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port (default 8001, or COMFYVN_SERVER_PORT; 0 picks a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port (default 8001, or COMFYVN_SERVER_PORT; 0 picks a free one).",
+)
 @click.option("--reload", is_flag=True, help="Restart the worker when source files change (development).")
 @click.pass_obj
 def serve_command(kernel: Kernel, host: str | None, port: int | None, reload: bool) -> None:
@@ -39,8 +43,13 @@ def tokens_group() -> None:
 
 
 @tokens_group.command("create")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              help="A scope such as 'admin', 'flags.write' or 'modder.write' (repeatable).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="A scope such as 'admin', 'flags.write' or 'modder.write' (repeatable).",
+)
 @click.option("--name", default="", help="A label to recognise the token by.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -51,8 +60,7 @@ def tokens_create(kernel: Kernel, scopes: tuple[str, ...], name: str, as_json: b
         click.echo(json.dumps({"token": token, **record.public()}, indent=2, sort_keys=True))
         return
     click.echo(token)
-    click.echo(f"id {record.id}, scopes {', '.join(record.scopes)} — store it now: it cannot be shown again",
-               err=True)
+    click.echo(f"id {record.id}, scopes {', '.join(record.scopes)} — store it now: it cannot be shown again", err=True)
 
 
 @tokens_group.command("list")

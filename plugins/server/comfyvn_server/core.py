@@ -65,19 +65,30 @@ async def status(request: Request) -> JSONResponse:
     """
     state = _state(request)
     kernel = state.kernel
-    plugins = [{"name": row["name"], "status": row["status"], "version": row["version"], "error": row["error"]}
-               for row in kernel.plugins.listing()]
+    plugins = [
+        {"name": row["name"], "status": row["status"], "version": row["version"], "error": row["error"]}
+        for row in kernel.plugins.listing()
+    ]
     try:
         kernel_version: str | None = metadata.version("comfyvn-kernel")
     except metadata.PackageNotFoundError:
         kernel_version = None
-    return JSONResponse({
-        "status": "ok", "version": server_version(), "kernel_version": kernel_version,
-        "started_at": state.started_at, "uptime_s": round(time.time() - state.started_at, 3),
-        "base_url": state.settings.base_url, "loopback": state.settings.loopback, "plugins": plugins,
-        "websocket_clients": state.hub.clients, "webhooks": len(state.webhooks.list()),
-        "route_conflicts": state.route_conflicts, "route_errors": state.route_errors,
-    })
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": server_version(),
+            "kernel_version": kernel_version,
+            "started_at": state.started_at,
+            "uptime_s": round(time.time() - state.started_at, 3),
+            "base_url": state.settings.base_url,
+            "loopback": state.settings.loopback,
+            "plugins": plugins,
+            "websocket_clients": state.hub.clients,
+            "webhooks": len(state.webhooks.list()),
+            "route_conflicts": state.route_conflicts,
+            "route_errors": state.route_errors,
+        }
+    )
 
 
 async def plugins_json(request: Request) -> JSONResponse:
@@ -115,8 +126,9 @@ async def flags_get(request: Request) -> JSONResponse:
                        unknown: {type: object}, file_error: {type: [string, 'null']}}}}}
     """
     flags = _state(request).kernel.flags
-    return JSONResponse({"flags": [s.as_dict() for s in flags.states()], "unknown": flags.unknown(),
-                         "file_error": flags.file_error})
+    return JSONResponse(
+        {"flags": [s.as_dict() for s in flags.states()], "unknown": flags.unknown(), "file_error": flags.file_error}
+    )
 
 
 async def flags_set(request: Request) -> JSONResponse:
@@ -136,7 +148,7 @@ async def flags_set(request: Request) -> JSONResponse:
     flags = _state(request).kernel.flags
     body = await json_object(request)
     if not body:
-        raise ComfyVNError("name at least one flag: {\"enable_x\": true}", field="body", code="invalid_body")
+        raise ComfyVNError('name at least one flag: {"enable_x": true}', field="body", code="invalid_body")
     values = {}
     for name, value in body.items():
         flags.get(name)  # unknown names are a 404 naming the flag, before anything is written

@@ -22,13 +22,22 @@ from starlette.websockets import WebSocket
 __all__ = ["EXCEPTION_HANDLERS", "error_body", "field_of"]
 
 _EXTRA = re.compile(r"^extra fields found \((.*)\)$")
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
-               415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+}
 
 
-def error_body(code: str, message: str, field: str | None, request_id: str | None,
-               **details: Any) -> dict[str, Any]:
+def error_body(code: str, message: str, field: str | None, request_id: str | None, **details: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field, "request_id": request_id, **details}}
 
 
@@ -37,8 +46,9 @@ def _request_id(conn: HTTPConnection) -> str | None:
     return request_id
 
 
-async def _respond(conn: HTTPConnection, status: int, body: dict[str, Any],
-                   headers: dict[str, str] | None = None) -> JSONResponse | None:
+async def _respond(
+    conn: HTTPConnection, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse | None:
     if isinstance(conn, WebSocket):
         # Before accept this becomes an HTTP 403 on the handshake; after it, a policy close.
         await conn.close(code=1008, reason=body["error"]["message"][:120])
@@ -64,8 +74,9 @@ async def on_comfyvn_error(conn: HTTPConnection, exc: Exception) -> JSONResponse
 
 async def on_bad_json(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
     detail = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-    return await _respond(conn, 400, error_body("invalid_json", f"the request body is not valid JSON{detail}",
-                                                "body", _request_id(conn)))
+    return await _respond(
+        conn, 400, error_body("invalid_json", f"the request body is not valid JSON{detail}", "body", _request_id(conn))
+    )
 
 
 async def on_validation(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
@@ -79,8 +90,11 @@ async def on_validation(conn: HTTPConnection, exc: Exception) -> JSONResponse | 
         # Name the unexpected key itself rather than the object that holds it.
         name = extra.group(1).split(",")[0].strip()
         field = f"{field}.{name}" if field else name
-    return await _respond(conn, 422, error_body("validation_error", "; ".join(messages) or str(exc), field,
-                                                _request_id(conn), errors=messages))
+    return await _respond(
+        conn,
+        422,
+        error_body("validation_error", "; ".join(messages) or str(exc), field, _request_id(conn), errors=messages),
+    )
 
 
 async def on_http(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:

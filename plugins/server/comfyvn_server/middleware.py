@@ -44,8 +44,14 @@ class PayloadTooLargeError(ComfyVNError):
 
 
 def _too_large(limit: int, request_id: str) -> dict[str, Any]:
-    return {"error": {"code": "payload_too_large", "message": f"the request body exceeds {limit} bytes",
-                      "field": "body", "request_id": request_id}}
+    return {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"the request body exceeds {limit} bytes",
+            "field": "body",
+            "request_id": request_id,
+        }
+    }
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
@@ -66,9 +72,15 @@ def _limited(receive: Receive, limit: int) -> Receive:
 
 def json_body(status: int, body: dict[str, Any], request_id: str) -> tuple[Message, Message]:
     data = json.dumps(body).encode("utf-8")
-    start = {"type": "http.response.start", "status": status,
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                         (b"x-request-id", request_id.encode("latin-1"))]}
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            (b"x-request-id", request_id.encode("latin-1")),
+        ],
+    }
     return start, {"type": "http.response.body", "body": data}
 
 
@@ -108,8 +120,16 @@ class GuardMiddleware:
             token = rest.strip() if scheme.lower() == "bearer" else token
         elif kind == "websocket":
             token = _query_token(scope)
-        verdict = authorize(scope.get("method", "GET"), scope["path"], wanted.get(b"host"), wanted.get(b"origin"),
-                            token, server[0] if server else None, self.settings, self.tokens)
+        verdict = authorize(
+            scope.get("method", "GET"),
+            scope["path"],
+            wanted.get(b"host"),
+            wanted.get(b"origin"),
+            token,
+            server[0] if server else None,
+            self.settings,
+            self.tokens,
+        )
         if isinstance(verdict, Denied):
             log.info("request refused", request_id=request_id, path=scope["path"], code=verdict.code)
             if kind == "http":
@@ -154,13 +174,24 @@ class GuardMiddleware:
                 return
             # Our own bug: log the traceback with the id the client sees, answer a JSON 500, and do
             # not re-raise (the ASGI server would log it a second time without the id).
-            log.exception("unhandled error", request_id=request_id, path=scope["path"],
-                          method=scope.get("method", "WEBSOCKET"))
+            log.exception(
+                "unhandled error", request_id=request_id, path=scope["path"], method=scope.get("method", "WEBSOCKET")
+            )
             if kind == "http" and not started:
-                start, body = json_body(500, {"error": {
-                    "code": "internal_error", "field": None, "request_id": request_id,
-                    "message": f"internal server error (request id {request_id}; the traceback is in the server log)",
-                }}, request_id)
+                start, body = json_body(
+                    500,
+                    {
+                        "error": {
+                            "code": "internal_error",
+                            "field": None,
+                            "request_id": request_id,
+                            "message": (
+                                f"internal server error (request id {request_id}; the traceback is in the server log)"
+                            ),
+                        }
+                    },
+                    request_id,
+                )
                 await send(start)
                 await send(body)
             elif kind == "websocket":

@@ -22,10 +22,20 @@ __all__ = ["ERROR_SCHEMA", "build_openapi", "route_operations"]
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
-        "request_id": {"type": ["string", "null"]}}}},
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+                "request_id": {"type": ["string", "null"]},
+            },
+        }
+    },
 }
 _ERROR_RESPONSE = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _DEFAULT_ERRORS = {
@@ -34,17 +44,44 @@ _DEFAULT_ERRORS = {
 }
 COMPONENTS: dict[str, Any] = {
     "Error": ERROR_SCHEMA,
-    "Envelope": {"type": "object", "required": ["event", "payload", "ts", "seq"], "properties": {
-        "topic": {"type": "string"}, "event": {"type": "string"}, "payload": {"type": "object"},
-        "ts": {"type": "number"}, "seq": {"type": "integer"}}},
-    "Webhook": {"type": "object", "required": ["id", "url", "events", "hmac"], "properties": {
-        "id": {"type": "string"}, "url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
-        "hmac": {"type": "boolean"}, "description": {"type": "string"}, "created": {"type": "number"},
-        "status": {"type": ["object", "null"]}, "delivering": {"type": "boolean"}}},
-    "Flag": {"type": "object", "required": ["name", "value", "source"], "properties": {
-        "name": {"type": "string"}, "value": {"type": "boolean"}, "source": {"enum": ["default", "file", "env"]},
-        "default": {"type": "boolean"}, "description": {"type": "string"}, "owner": {"type": "string"},
-        "aliases": {"type": "array", "items": {"type": "string"}}}},
+    "Envelope": {
+        "type": "object",
+        "required": ["event", "payload", "ts", "seq"],
+        "properties": {
+            "topic": {"type": "string"},
+            "event": {"type": "string"},
+            "payload": {"type": "object"},
+            "ts": {"type": "number"},
+            "seq": {"type": "integer"},
+        },
+    },
+    "Webhook": {
+        "type": "object",
+        "required": ["id", "url", "events", "hmac"],
+        "properties": {
+            "id": {"type": "string"},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string"}},
+            "hmac": {"type": "boolean"},
+            "description": {"type": "string"},
+            "created": {"type": "number"},
+            "status": {"type": ["object", "null"]},
+            "delivering": {"type": "boolean"},
+        },
+    },
+    "Flag": {
+        "type": "object",
+        "required": ["name", "value", "source"],
+        "properties": {
+            "name": {"type": "string"},
+            "value": {"type": "boolean"},
+            "source": {"enum": ["default", "file", "env"]},
+            "default": {"type": "boolean"},
+            "description": {"type": "string"},
+            "owner": {"type": "string"},
+            "aliases": {"type": "array", "items": {"type": "string"}},
+        },
+    },
 }
 
 
@@ -100,8 +137,7 @@ def _normalise(operation: dict[str, Any], path: str, method: str, websocket: boo
         operation["x-websocket"] = True
         responses.setdefault("101", {"description": "switching to the WebSocket protocol"})
     elif not any(code.startswith("2") for code in responses):
-        responses["200"] = {"description": "success",
-                            "content": {"application/json": {"schema": {"type": "object"}}}}
+        responses["200"] = {"description": "success", "content": {"application/json": {"schema": {"type": "object"}}}}
     for code, description in _DEFAULT_ERRORS.items():
         if code not in responses:
             responses[code] = {"description": description, **copy.deepcopy(_ERROR_RESPONSE)}
@@ -112,8 +148,9 @@ def _normalise(operation: dict[str, Any], path: str, method: str, websocket: boo
         operation["x-request-body"] = "none documented"
 
 
-def build_openapi(routes: Iterable[BaseRoute], owners: Mapping[str, str] | None = None, *,
-                  version: str = "0") -> dict[str, Any]:
+def build_openapi(
+    routes: Iterable[BaseRoute], owners: Mapping[str, str] | None = None, *, version: str = "0"
+) -> dict[str, Any]:
     """The OpenAPI document of ``routes``; ``owners`` maps ``"METHOD path"`` to the contributing plugin."""
     owners = owners or {}
     paths: dict[str, dict[str, Any]] = {}
@@ -133,9 +170,14 @@ def build_openapi(routes: Iterable[BaseRoute], owners: Mapping[str, str] | None 
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "ComfyVN Studio", "version": version,
-                 "description": "Generated from the routes every installed plugin registers."},
+        "info": {
+            "title": "ComfyVN Studio",
+            "version": version,
+            "description": "Generated from the routes every installed plugin registers.",
+        },
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": copy.deepcopy(COMPONENTS),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": copy.deepcopy(COMPONENTS),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -28,8 +28,15 @@ from .auth import TokenStore
 from .settings import ServerSettings
 from .state import TOKENS_FILE
 
-__all__ = ["RUNTIME_STATE", "app_from_environment", "bind_socket", "hypercorn_config", "run", "serve_app",
-           "write_runtime_state"]
+__all__ = [
+    "RUNTIME_STATE",
+    "app_from_environment",
+    "bind_socket",
+    "hypercorn_config",
+    "run",
+    "serve_app",
+    "write_runtime_state",
+]
 
 RUNTIME_STATE = "runtime_state.json"
 
@@ -41,8 +48,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock = socket.create_server((name, port), family=family, reuse_port=False, backlog=1024)
     except OSError as exc:
-        raise ComfyVNError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="port",
-                           code="bind_failed") from None
+        raise ComfyVNError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="port", code="bind_failed"
+        ) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -58,8 +66,9 @@ def hypercorn_config(fd: int, *, graceful_timeout: float = 3.0) -> Config:
     return config
 
 
-async def serve_app(app: Any, sock: socket.socket, shutdown_trigger: Callable[[], Awaitable[Any]],
-                    *, graceful_timeout: float = 3.0) -> None:
+async def serve_app(
+    app: Any, sock: socket.socket, shutdown_trigger: Callable[[], Awaitable[Any]], *, graceful_timeout: float = 3.0
+) -> None:
     """Serve ``app`` on ``sock`` until ``shutdown_trigger`` returns; hypercorn takes the socket over."""
     config = hypercorn_config(sock.detach(), graceful_timeout=graceful_timeout)
     state = getattr(getattr(app, "state", None), "server", None)
@@ -75,21 +84,30 @@ async def serve_app(app: Any, sock: socket.socket, shutdown_trigger: Callable[[]
 
 def write_runtime_state(config_dir: Path, settings: ServerSettings, *, running: bool) -> Path:
     """Record the connectable URL of this server for the GUI, scripts and parallel launchers."""
-    return atomic_write_json(Path(config_dir) / RUNTIME_STATE, {
-        "base_url": settings.base_url, "host": settings.host, "port": settings.port, "pid": os.getpid(),
-        "running": running, "updated_at": time.time(),
-    })
+    return atomic_write_json(
+        Path(config_dir) / RUNTIME_STATE,
+        {
+            "base_url": settings.base_url,
+            "host": settings.host,
+            "port": settings.port,
+            "pid": os.getpid(),
+            "running": running,
+            "updated_at": time.time(),
+        },
+    )
 
 
 def _require_token_off_loopback(kernel: Kernel, settings: ServerSettings) -> None:
     if not settings.loopback and not TokenStore(kernel.paths.config / TOKENS_FILE).list():
-        raise ComfyVNError(f"refusing to serve on {settings.host}: it is reachable off this machine and no API "
-                           "token exists; create one with `comfyvn tokens create --scope admin`",
-                           field="host", code="token_required")
+        raise ComfyVNError(
+            f"refusing to serve on {settings.host}: it is reachable off this machine and no API "
+            "token exists; create one with `comfyvn tokens create --scope admin`",
+            field="host",
+            code="token_required",
+        )
 
 
-def run(kernel: Kernel, settings: ServerSettings, *, reload: bool = False,
-        echo: Callable[[str], None] = print) -> None:
+def run(kernel: Kernel, settings: ServerSettings, *, reload: bool = False, echo: Callable[[str], None] = print) -> None:
     """``comfyvn serve``: bind, record the URL, serve until SIGINT/SIGTERM, record that it stopped."""
     _require_token_off_loopback(kernel, settings)
     if reload:
@@ -101,8 +119,9 @@ def run(kernel: Kernel, settings: ServerSettings, *, reload: bool = False,
     asyncio.run(_serve_until_signal(kernel, app, sock, settings, echo))
 
 
-async def _serve_until_signal(kernel: Kernel, app: Starlette, sock: socket.socket, settings: ServerSettings,
-                              echo: Callable[[str], None]) -> None:
+async def _serve_until_signal(
+    kernel: Kernel, app: Starlette, sock: socket.socket, settings: ServerSettings, echo: Callable[[str], None]
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -133,8 +152,9 @@ def _run_reloading(kernel: Kernel, settings: ServerSettings, echo: Callable[[str
     from hypercorn.run import run as hypercorn_run
 
     if settings.port == 0:
-        raise ComfyVNError("--reload needs a fixed port (workers restart on the same one)", field="port",
-                           code="invalid_port")
+        raise ComfyVNError(
+            "--reload needs a fixed port (workers restart on the same one)", field="port", code="invalid_port"
+        )
     os.environ["COMFYVN_SERVER_HOST"], os.environ["COMFYVN_SERVER_PORT"] = settings.host, str(settings.port)
     config = Config()
     host = settings.host.strip("[]")

@@ -70,14 +70,16 @@ class ServerSettings:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @classmethod
-    def resolve(cls, *, env: Mapping[str, str] | None = None, config: Mapping[str, Any] | None = None,
-                **explicit: Any) -> ServerSettings:
+    def resolve(
+        cls, *, env: Mapping[str, str] | None = None, config: Mapping[str, Any] | None = None, **explicit: Any
+    ) -> ServerSettings:
         """Settings from explicit values (``None`` means unset), the environment, then config."""
         env = env or {}
         section = (config or {}).get("server") or {}
         if not isinstance(section, Mapping):
-            raise ComfyVNError("the 'server' section of comfyvn.json must be an object", field="server",
-                               code="invalid_config")
+            raise ComfyVNError(
+                "the 'server' section of comfyvn.json must be an object", field="server", code="invalid_config"
+            )
         values: dict[str, Any] = {}
         for field in attrs.fields(cls):
             if field.name in section:
@@ -102,8 +104,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             try:
                 number = int(value)
             except (TypeError, ValueError):
-                raise ComfyVNError(f"{name} must be an integer, got {value!r}", field=field,
-                                   code="invalid_setting") from None
+                raise ComfyVNError(
+                    f"{name} must be an integer, got {value!r}", field=field, code="invalid_setting"
+                ) from None
             low, high = (0, 65535) if name == "port" else (0 if name == "webhook_retries" else 1, 2**31)
             if not low <= number <= high:
                 raise ComfyVNError(f"{name} must be between {low} and {high}", field=field, code="invalid_setting")

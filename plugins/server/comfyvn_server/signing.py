@@ -36,7 +36,7 @@ def verify_signature(public_key_b64: str, timestamp: str, body: bytes, header: s
         return False
     try:
         key = nacl.signing.VerifyKey(base64.b64decode(public_key_b64, validate=True))
-        key.verify(signed_message(timestamp, body), base64.b64decode(header[len(SIGNATURE_PREFIX):], validate=True))
+        key.verify(signed_message(timestamp, body), base64.b64decode(header[len(SIGNATURE_PREFIX) :], validate=True))
     except (ValueError, nacl.exceptions.BadSignatureError, nacl.exceptions.TypeError):
         return False
     return True

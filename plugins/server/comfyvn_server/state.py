@@ -68,6 +68,11 @@ class ServerState:
     def build(cls, kernel: Kernel, settings: ServerSettings) -> ServerState:
         signer = Signer(kernel.secrets)
         registry = WebhookRegistry(kernel.paths.plugin_dir("server", "config") / "webhooks.json", kernel.secrets)
-        return cls(kernel=kernel, settings=settings, tokens=TokenStore(kernel.paths.config / TOKENS_FILE),
-                   webhooks=registry, signer=signer,
-                   dispatcher=WebhookDispatcher(kernel.events, registry, signer, settings))
+        return cls(
+            kernel=kernel,
+            settings=settings,
+            tokens=TokenStore(kernel.paths.config / TOKENS_FILE),
+            webhooks=registry,
+            signer=signer,
+            dispatcher=WebhookDispatcher(kernel.events, registry, signer, settings),
+        )

@@ -59,8 +59,14 @@ class Webhook:
     created: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "url": self.url, "events": list(self.events), "hmac": self.hmac,
-                "description": self.description, "created": self.created}
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "hmac": self.hmac,
+            "description": self.description,
+            "created": self.created,
+        }
 
 
 @attrs.define
@@ -113,8 +119,9 @@ def validate_spec(spec: WebhookSpec, bus: EventBus) -> None:
         raise ComfyVNError("url must be an absolute http:// or https:// URL", field="url", code="invalid_url")
     for index, name in enumerate(spec.events):
         if bus.spec(name) is None:
-            raise ComfyVNError(f"unknown event {name!r} (see GET /api/modder/hooks)", field=f"events[{index}]",
-                               code="unknown_event")
+            raise ComfyVNError(
+                f"unknown event {name!r} (see GET /api/modder/hooks)", field=f"events[{index}]", code="unknown_event"
+            )
     if spec.secret is not None and not 16 <= len(spec.secret) <= 256:
         raise ComfyVNError("a legacy HMAC secret must be 16 to 256 characters", field="secret", code="invalid_secret")
     if len(spec.description) > 500:
@@ -139,8 +146,17 @@ class WebhookRegistry:
         except (ValueError, KeyError, TypeError) as exc:
             log.error("webhook registrations unreadable; starting with none", path=str(self.path), error=str(exc))
             return {}
-        return {row["id"]: Webhook(row["id"], row["url"], tuple(row["events"]), bool(row["hmac"]),
-                                   row.get("description", ""), float(row["created"])) for row in rows}
+        return {
+            row["id"]: Webhook(
+                row["id"],
+                row["url"],
+                tuple(row["events"]),
+                bool(row["hmac"]),
+                row.get("description", ""),
+                float(row["created"]),
+            )
+            for row in rows
+        }
 
     def _write(self) -> None:
         atomic_write_json(self.path, {"version": 1, "webhooks": [h.as_dict() for h in self.list()]})
@@ -164,10 +180,19 @@ class WebhookRegistry:
         with self._lock:
             for hook in self._hooks.values():
                 if hook.url == spec.url and set(hook.events) == set(spec.events):
-                    raise Conflict(f"{spec.url} is already registered for these events as {hook.id}", field="url",
-                                   code="duplicate_webhook")
-            hook = Webhook(f"wh_{secrets.token_hex(6)}", spec.url, tuple(dict.fromkeys(spec.events)),
-                           spec.secret is not None, spec.description, time.time())
+                    raise Conflict(
+                        f"{spec.url} is already registered for these events as {hook.id}",
+                        field="url",
+                        code="duplicate_webhook",
+                    )
+            hook = Webhook(
+                f"wh_{secrets.token_hex(6)}",
+                spec.url,
+                tuple(dict.fromkeys(spec.events)),
+                spec.secret is not None,
+                spec.description,
+                time.time(),
+            )
             if spec.secret is not None:
                 self._vault.set(VAULT_PROVIDER, _secret_field(hook.id), spec.secret)
                 self._secrets[hook.id] = spec.secret
@@ -262,17 +287,25 @@ class WebhookDispatcher:
     async def deliver(self, hook: Webhook, envelope: Envelope, status: DeliveryStatus) -> bool:
         """POST one envelope, retrying transport errors, 408/425/429 and 5xx; record the outcome."""
         assert self._client is not None
-        body = json.dumps({"topic": f"modder.{envelope.event}", **envelope.as_dict(), "webhook_id": hook.id},
-                          separators=(",", ":"), default=str).encode("utf-8")
+        body = json.dumps(
+            {"topic": f"modder.{envelope.event}", **envelope.as_dict(), "webhook_id": hook.id},
+            separators=(",", ":"),
+            default=str,
+        ).encode("utf-8")
         delivery = uuid.uuid4().hex
         status.last_seq = envelope.seq
         for attempt in range(self.settings.webhook_retries + 1):
             timestamp = str(int(time.time()))
             try:
-                headers = {"Content-Type": "application/json", "User-Agent": "comfyvn-server",
-                           "X-ComfyVN-Event": envelope.event, "X-ComfyVN-Delivery": delivery,
-                           "X-ComfyVN-Webhook-Id": hook.id, "X-ComfyVN-Timestamp": timestamp,
-                           "X-ComfyVN-Signature": self.signer.sign(timestamp, body)}
+                headers = {
+                    "Content-Type": "application/json",
+                    "User-Agent": "comfyvn-server",
+                    "X-ComfyVN-Event": envelope.event,
+                    "X-ComfyVN-Delivery": delivery,
+                    "X-ComfyVN-Webhook-Id": hook.id,
+                    "X-ComfyVN-Timestamp": timestamp,
+                    "X-ComfyVN-Signature": self.signer.sign(timestamp, body),
+                }
                 secret = self.registry.secret(hook)
             except ComfyVNError as exc:
                 # Never send unsigned: a receiver must be able to trust every delivery it accepts.
@@ -305,6 +338,12 @@ class WebhookDispatcher:
                 await anyio.sleep(delay)
         status.state, status.next_retry_at = "failing", None
         status.failed += 1
-        log.warning("webhook delivery gave up", webhook=hook.id, url=hook.url, seq=envelope.seq,
-                    error=status.last_error, attempts=self.settings.webhook_retries + 1)
+        log.warning(
+            "webhook delivery gave up",
+            webhook=hook.id,
+            url=hook.url,
+            seq=envelope.seq,
+            error=status.last_error,
+            attempts=self.settings.webhook_retries + 1,
+        )
         return False

@@ -49,19 +49,29 @@ def list_cmd(as_json: bool) -> None:
 
 @themes_group.command("apply")
 @click.argument("theme")
-@click.option("--character", "characters", multiple=True, metavar="ID[:ROLE]",
-              help="Restyle this character, optionally with a template role (repeatable).")
+@click.option(
+    "--character",
+    "characters",
+    multiple=True,
+    metavar="ID[:ROLE]",
+    help="Restyle this character, optionally with a template role (repeatable).",
+)
 @click.option("--current", help="The current plan as JSON (or @file) to diff against.")
 @click.option("--scene-id")
 @click.pass_obj
-def apply_cmd(kernel: Kernel, theme: str, characters: tuple[str, ...], current: str | None,
-              scene_id: str | None) -> None:
+def apply_cmd(
+    kernel: Kernel, theme: str, characters: tuple[str, ...], current: str | None, scene_id: str | None
+) -> None:
     """Print the plan delta (JSON) that applies THEME; nothing is rendered."""
     people: dict[str, Any] = {}
     for item in characters:
         ident, _, role = item.partition(":")
         people[ident] = {"role": role} if role else {}
-    body: dict[str, Any] = {"theme": theme, "characters": people or None, "current": _current(current),
-                            "scene_id": scene_id}
+    body: dict[str, Any] = {
+        "theme": theme,
+        "characters": people or None,
+        "current": _current(current),
+        "scene_id": scene_id,
+    }
     result = service.apply(kernel, parse_apply({k: v for k, v in body.items() if v is not None}))
     click.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))

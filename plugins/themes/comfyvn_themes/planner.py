@@ -56,14 +56,20 @@ class PlanDelta:
     def as_dict(self) -> dict[str, Any]:
         """``{theme, checksum, mutations[], counts, unchanged, warnings}``."""
         mutations = [m.as_dict() for m in self.mutations]
-        canonical = json.dumps({"theme": self.theme, "mutations": mutations}, sort_keys=True,
-                               separators=(",", ":"), ensure_ascii=False)
+        canonical = json.dumps(
+            {"theme": self.theme, "mutations": mutations}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
         counts: dict[str, int] = {}
         for m in self.mutations:
             counts[m.target] = counts.get(m.target, 0) + 1
-        return {"theme": self.theme, "checksum": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-                "mutations": mutations, "counts": counts, "unchanged": self.unchanged,
-                "warnings": list(self.warnings)}
+        return {
+            "theme": self.theme,
+            "checksum": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            "mutations": mutations,
+            "counts": counts,
+            "unchanged": self.unchanged,
+            "warnings": list(self.warnings),
+        }
 
 
 def find_template(name: str, field: str = "theme") -> ThemeTemplate:
@@ -72,8 +78,7 @@ def find_template(name: str, field: str = "theme") -> ThemeTemplate:
     for template in TEMPLATES.values():
         if key in (template.id, template.label.lower()):
             return template
-    raise NotFound(f"unknown theme {name!r}; expected one of {sorted(TEMPLATES)}", field=field,
-                   code="unknown_theme")
+    raise NotFound(f"unknown theme {name!r}; expected one of {sorted(TEMPLATES)}", field=field, code="unknown_theme")
 
 
 def _style(template: ThemeTemplate, person: CharacterRequest, warnings: list[str]) -> CharacterStyle:
@@ -82,13 +87,16 @@ def _style(template: ThemeTemplate, person: CharacterRequest, warnings: list[str
         if person.role in template.roles:
             style = template.roles[person.role]
         else:
-            warnings.append(f"characters.{person.id}.role: theme {template.id!r} has no {person.role!r} look; "
-                            f"using its default (roles: {', '.join(sorted(template.roles))})")
+            warnings.append(
+                f"characters.{person.id}.role: theme {template.id!r} has no {person.role!r} look; "
+                f"using its default (roles: {', '.join(sorted(template.roles))})"
+            )
     return attrs.evolve(style, **dict(person.overrides)) if person.overrides else style
 
 
-def _targets(template: ThemeTemplate, characters: Sequence[CharacterRequest],
-             warnings: list[str]) -> list[tuple[str, tuple[str, ...], Any]]:
+def _targets(
+    template: ThemeTemplate, characters: Sequence[CharacterRequest], warnings: list[str]
+) -> list[tuple[str, tuple[str, ...], Any]]:
     t = template
     rows: list[tuple[str, tuple[str, ...], Any]] = [
         ("theme", ("theme",), t.id),
@@ -123,14 +131,16 @@ def _lookup(current: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def apply_theme(template: ThemeTemplate, characters: Sequence[CharacterRequest] = (),
-                current: Mapping[str, Any] | None = None) -> PlanDelta:
+def apply_theme(
+    template: ThemeTemplate, characters: Sequence[CharacterRequest] = (), current: Mapping[str, Any] | None = None
+) -> PlanDelta:
     """The plan delta that turns ``current`` (or an empty plan) into ``template``'s look."""
     seen: set[str] = set()
     for person in characters:
         if person.id in seen:
-            raise ComfyVNError(f"character {person.id!r} listed twice", field=f"characters.{person.id}",
-                               code="invalid_request")
+            raise ComfyVNError(
+                f"character {person.id!r} listed twice", field=f"characters.{person.id}", code="invalid_request"
+            )
         seen.add(person.id)
     warnings: list[str] = []
     mutations = []

@@ -16,15 +16,22 @@ if TYPE_CHECKING:
 APPLIED_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["theme", "checksum", "mutations", "scene_id"],
-    "properties": {"theme": {"type": "string"}, "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                   "mutations": {"type": "integer", "minimum": 0}, "scene_id": {"type": ["string", "null"]}},
+    "properties": {
+        "theme": {"type": "string"},
+        "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "mutations": {"type": "integer", "minimum": 0},
+        "scene_id": {"type": ["string", "null"]},
+    },
 }
 
 
 @hookimpl
 def register_events(register: Any) -> None:
-    register("on_theme_applied", "A theme plan delta was computed (POST /api/themes/apply or `comfyvn themes apply`).",
-             APPLIED_SCHEMA)
+    register(
+        "on_theme_applied",
+        "A theme plan delta was computed (POST /api/themes/apply or `comfyvn themes apply`).",
+        APPLIED_SCHEMA,
+    )
 
 
 @hookimpl

@@ -23,10 +23,21 @@ def apply(kernel: Kernel, req: ApplyRequest) -> dict[str, Any]:
     """``{theme, label, plan_delta, renders_triggered: false, scene_id?}``; emits ``on_theme_applied``."""
     template = find_template(req.theme)
     delta = apply_theme(template, parse_characters(req.characters), req.current).as_dict()
-    response: dict[str, Any] = {"theme": template.id, "label": template.label, "plan_delta": delta,
-                                "renders_triggered": False}
+    response: dict[str, Any] = {
+        "theme": template.id,
+        "label": template.label,
+        "plan_delta": delta,
+        "renders_triggered": False,
+    }
     if req.scene_id is not None:
         response["scene_id"] = req.scene_id
-    kernel.events.emit("on_theme_applied", {"theme": template.id, "checksum": delta["checksum"],
-                                            "mutations": len(delta["mutations"]), "scene_id": req.scene_id})
+    kernel.events.emit(
+        "on_theme_applied",
+        {
+            "theme": template.id,
+            "checksum": delta["checksum"],
+            "mutations": len(delta["mutations"]),
+            "scene_id": req.scene_id,
+        },
+    )
     return response

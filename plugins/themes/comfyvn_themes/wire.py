@@ -82,8 +82,9 @@ def parse_characters(raw: Any) -> tuple[CharacterRequest, ...]:
             raise _fail(f"{where}.overrides", "expected an object")
         for name, value in overrides.items():
             if name not in CHARACTER_FIELDS:
-                raise _fail(f"{where}.overrides.{name}",
-                            f"unknown field {name!r}; expected one of {list(CHARACTER_FIELDS)}")
+                raise _fail(
+                    f"{where}.overrides.{name}", f"unknown field {name!r}; expected one of {list(CHARACTER_FIELDS)}"
+                )
             if not isinstance(value, str):
                 raise _fail(f"{where}.overrides.{name}", "expected str")
         people.append(CharacterRequest(key.strip(), role, tuple(sorted(overrides.items()))))

@@ -31,8 +31,19 @@ from comfyvn.errors import ComfyVNError
 from .planner import WeatherPlan, WorldState, compile_plan, merge_state
 from .presets import FIELDS
 
-__all__ = ["AUDIO_EXTS", "FX_TAG", "OUTPUT", "TAG", "AssetIndex", "SceneState", "Sound", "bake_contribution",
-           "overlay_colour", "render_contribution", "scene_states"]
+__all__ = [
+    "AUDIO_EXTS",
+    "FX_TAG",
+    "OUTPUT",
+    "TAG",
+    "AssetIndex",
+    "SceneState",
+    "Sound",
+    "bake_contribution",
+    "overlay_colour",
+    "render_contribution",
+    "scene_states",
+]
 
 OUTPUT = "game/comfyvn_weather.rpy"
 TAG = "cvn_weather"
@@ -71,15 +82,24 @@ def _one_line(text: object) -> str:
 
 def _parse_state(raw: Any, where: str) -> tuple[WorldState, tuple[str, ...]]:
     if not isinstance(raw, Mapping):
-        raise ComfyVNError(f"{where} must be an object {{time_of_day, weather, ambience}}, got {type(raw).__name__}",
-                           field=where, code="invalid_weather_state")
+        raise ComfyVNError(
+            f"{where} must be an object {{time_of_day, weather, ambience}}, got {type(raw).__name__}",
+            field=where,
+            code="invalid_weather_state",
+        )
     for key, value in raw.items():
         if key not in FIELDS:
-            raise ComfyVNError(f"{where}: unknown field {key!r}; expected one of {list(FIELDS)}",
-                               field=f"{where}.{key}", code="invalid_weather_state")
+            raise ComfyVNError(
+                f"{where}: unknown field {key!r}; expected one of {list(FIELDS)}",
+                field=f"{where}.{key}",
+                code="invalid_weather_state",
+            )
         if value is not None and not isinstance(value, str):
-            raise ComfyVNError(f"{where}.{key} must be a string, got {type(value).__name__}",
-                               field=f"{where}.{key}", code="invalid_weather_state")
+            raise ComfyVNError(
+                f"{where}.{key} must be a string, got {type(value).__name__}",
+                field=f"{where}.{key}",
+                code="invalid_weather_state",
+            )
     return merge_state(WorldState(), raw)
 
 
@@ -101,7 +121,7 @@ def scene_states(project: Any) -> list[SceneState]:
     if project_md.get("weather") is not None:
         fallback = _parse_state(project_md["weather"], "project.metadata.weather")
     found = []
-    for scene_id, scene in (scenes.items() if isinstance(scenes, Mapping) else ()):
+    for scene_id, scene in scenes.items() if isinstance(scenes, Mapping) else ():
         scene_md = _metadata(scene)
         if "weather" in scene_md:
             if scene_md["weather"] is None:
@@ -112,8 +132,7 @@ def scene_states(project: Any) -> list[SceneState]:
             (state, warnings), source = fallback, "project"
         else:
             continue
-        found.append(SceneState(str(scene_id), source, state,
-                                tuple(f"scene {str(scene_id)!r}: {w}" for w in warnings)))
+        found.append(SceneState(str(scene_id), source, state, tuple(f"scene {str(scene_id)!r}: {w}" for w in warnings)))
     return found
 
 
@@ -129,8 +148,12 @@ class AssetIndex:
         inside = root.resolve() if root is not None else None
         for path in sorted(assets.rglob("*")):
             # Only real audio files that stay inside the project (a symlink could point anywhere).
-            if (path.suffix.lower() in AUDIO_EXTS and path.is_file() and inside is not None
-                    and path.resolve().is_relative_to(inside)):
+            if (
+                path.suffix.lower() in AUDIO_EXTS
+                and path.is_file()
+                and inside is not None
+                and path.resolve().is_relative_to(inside)
+            ):
                 self._by_stem.setdefault(path.stem.lower(), []).append(path)
 
     def find(self, ref: str) -> Sound | None:
@@ -142,8 +165,13 @@ class AssetIndex:
             return None
         assets = self.root / "assets"
         exact = [p for p in candidates if p.relative_to(assets).as_posix() == wanted.as_posix()]
-        best = exact[0] if exact else sorted(
-            candidates, key=lambda p: (p.suffix.lower() != wanted.suffix.lower(), p.relative_to(assets).as_posix()))[0]
+        best = (
+            exact[0]
+            if exact
+            else sorted(
+                candidates, key=lambda p: (p.suffix.lower() != wanted.suffix.lower(), p.relative_to(assets).as_posix())
+            )[0]
+        )
         return Sound(best, f"{AUDIO_DIR}/{wanted.stem.lower()}{best.suffix.lower()}")
 
 
@@ -185,16 +213,22 @@ def _particles(plan: WeatherPlan) -> str | None:
     if p.type == "rain":
         drift = round(40 + 100 * (p.noise or 0.0))
         sprite = f'Solid("{tint}aa", xysize=(2, {round(22 * scale)}))'
-        return (f"SnowBlossom({sprite}, count={count}, border=40, xspeed=(-{drift}, -20), yspeed=(700, 950), "
-                f"start=0, fast=True)")
+        return (
+            f"SnowBlossom({sprite}, count={count}, border=40, xspeed=(-{drift}, -20), yspeed=(700, 950), "
+            f"start=0, fast=True)"
+        )
     if p.type == "snow":
         side = max(2, round(6 * scale))
-        return (f'SnowBlossom(Solid("#ffffffdd", xysize=({side}, {side})), count={count}, border=20, '
-                f"xspeed=(-25, 25), yspeed=(40, 110), start=0, fast=True)")
+        return (
+            f'SnowBlossom(Solid("#ffffffdd", xysize=({side}, {side})), count={count}, border=20, '
+            f"xspeed=(-25, 25), yspeed=(40, 110), start=0, fast=True)"
+        )
     # Fog: wide, faint banks drifting in from the sides.
     alpha = round(0x40 * (p.density if p.density is not None else 0.5) + 0x10)
-    return (f'SnowBlossom(Solid("{tint}{alpha:02x}", xysize=(420, 180)), count={count}, border=420, '
-            f"xspeed=(12, 36), yspeed=(-6, 6), start=0, fast=True, horizontal=True)")
+    return (
+        f'SnowBlossom(Solid("{tint}{alpha:02x}", xysize=(420, 180)), count={count}, border=420, '
+        f"xspeed=(12, 36), yspeed=(-6, 6), start=0, fast=True, horizontal=True)"
+    )
 
 
 def _transition(plan: WeatherPlan) -> tuple[str, str]:
@@ -210,8 +244,12 @@ def _volume(gain_db: float) -> float:
     return round(min(1.0, 10 ** (gain_db / 20)), 3)
 
 
-def render_contribution(project_id: str, scenes: Iterable[SceneState], sounds: Mapping[str, Sound | None],
-                        audio: Mapping[str, bytes] | None = None) -> dict[str, Any] | None:
+def render_contribution(
+    project_id: str,
+    scenes: Iterable[SceneState],
+    sounds: Mapping[str, Sound | None],
+    audio: Mapping[str, bytes] | None = None,
+) -> dict[str, Any] | None:
     """The contribution for ``scenes`` (pure). ``sounds`` maps each loop/one-shot ref to the file found for
     it (None: absent); ``audio`` maps a found file's dest to its bytes. None when no scene is baked."""
     baked = list(scenes)
@@ -236,27 +274,40 @@ def render_contribution(project_id: str, scenes: Iterable[SceneState], sounds: M
         else:
             # No file for this plan's loop: say so, and stop the previous scene's loop rather than keep it.
             lines.append(f"stop sound fadeout {sfx.fade_out!r}")
-            warnings.append(f"scene {scene.scene_id!r}: no ambience file for {sfx.loop!r} below assets/ "
-                            f"(any of {', '.join(PurePosixPath(str(sfx.loop)).stem + e for e in AUDIO_EXTS)}); "
-                            "its play sound line is left out")
+            warnings.append(
+                f"scene {scene.scene_id!r}: no ambience file for {sfx.loop!r} below assets/ "
+                f"(any of {', '.join(PurePosixPath(str(sfx.loop)).stem + e for e in AUDIO_EXTS)}); "
+                "its play sound line is left out"
+            )
         for shot in sfx.one_shots:
             found = sounds.get(shot)
             if found is not None:
                 lines.append(f'play audio "{found.dest}"')
             else:
-                warnings.append(f"scene {scene.scene_id!r}: no sound file for {shot!r} below assets/; "
-                                "its play audio line is left out")
+                warnings.append(
+                    f"scene {scene.scene_id!r}: no sound file for {shot!r} below assets/; "
+                    "its play audio line is left out"
+                )
         scene_lines[scene.scene_id] = lines
-    return {"files": {OUTPUT: _rpy_file(project_id, baked, plans, warnings), **dict(sorted((audio or {}).items()))},
-            "scene_lines": scene_lines, "warnings": warnings}
+    return {
+        "files": {OUTPUT: _rpy_file(project_id, baked, plans, warnings), **dict(sorted((audio or {}).items()))},
+        "scene_lines": scene_lines,
+        "warnings": warnings,
+    }
 
 
 def _rpy_file(project_id: str, baked: list[SceneState], plans: Mapping[str, WeatherPlan], warnings: list[str]) -> str:
-    out = [f"## Generated by ComfyVN (weather plugin) for project {_one_line(project_id)}: weather baked with "
-           "--bake-weather.", "## Do not edit: change the scenes' metadata.weather and export again.", "##"]
+    out = [
+        f"## Generated by ComfyVN (weather plugin) for project {_one_line(project_id)}: weather baked with "
+        "--bake-weather.",
+        "## Do not edit: change the scenes' metadata.weather and export again.",
+        "##",
+    ]
     for scene in baked:
-        out.append(f"## scene {_one_line(scene.scene_id)}: {plans[scene.attribute].scene.summary['description']} "
-                   f"({scene.source} metadata) -> {TAG} {scene.attribute}")
+        out.append(
+            f"## scene {_one_line(scene.scene_id)}: {plans[scene.attribute].scene.summary['description']} "
+            f"({scene.source} metadata) -> {TAG} {scene.attribute}"
+        )
     out += [f"## warning: {_one_line(w)}" for w in warnings]
     out.append("")
     for name, expression in sorted(dict(_transition(plan) for plan in plans.values()).items()):

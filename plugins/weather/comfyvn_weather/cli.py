@@ -29,12 +29,10 @@ def weather_group() -> None:
 @click.option("--ambience", help="calm, tense, mystic, energetic, melancholic (or an alias).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full plan as JSON.")
 @click.pass_obj
-def plan_cmd(kernel: Kernel, time_of_day: str | None, weather: str | None, ambience: str | None,
-             as_json: bool) -> None:
+def plan_cmd(kernel: Kernel, time_of_day: str | None, weather: str | None, ambience: str | None, as_json: bool) -> None:
     """Compile a world state into a plan (stateless: version 0, no timestamp)."""
     kernel.flags.require(FLAG)
-    state, warnings = merge_state(WorldState(), {"time_of_day": time_of_day, "weather": weather,
-                                                 "ambience": ambience})
+    state, warnings = merge_state(WorldState(), {"time_of_day": time_of_day, "weather": weather, "ambience": ambience})
     plan = plan_to_dict(compile_plan(state, warnings))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -56,5 +54,10 @@ def plan_cmd(kernel: Kernel, time_of_day: str | None, weather: str | None, ambie
 @weather_group.command("presets")
 def presets_cmd() -> None:
     """Print canonical values, defaults and aliases as JSON."""
-    click.echo(json.dumps({"values": {k: list(v) for k, v in CANONICAL.items()}, "defaults": DEFAULTS,
-                           "aliases": ALIASES}, indent=2, sort_keys=True))
+    click.echo(
+        json.dumps(
+            {"values": {k: list(v) for k, v in CANONICAL.items()}, "defaults": DEFAULTS, "aliases": ALIASES},
+            indent=2,
+            sort_keys=True,
+        )
+    )

@@ -18,8 +18,21 @@ from comfyvn.errors import ComfyVNError
 
 from .presets import ALIASES, AMBIENCE, CANONICAL, DEFAULTS, FIELDS, TIME_OF_DAY, WEATHER
 
-__all__ = ["Layer", "LightRig", "Lut", "Meta", "Particles", "ScenePlan", "Sfx", "Transition", "WeatherPlan",
-           "WorldState", "canonical_value", "compile_plan", "merge_state"]
+__all__ = [
+    "Layer",
+    "LightRig",
+    "Lut",
+    "Meta",
+    "Particles",
+    "ScenePlan",
+    "Sfx",
+    "Transition",
+    "WeatherPlan",
+    "WorldState",
+    "canonical_value",
+    "compile_plan",
+    "merge_state",
+]
 
 _SEPARATORS = re.compile(r"[\s\-]+")
 
@@ -135,8 +148,9 @@ def canonical_value(field: str, raw: Any) -> tuple[str, str | None]:
     A non-string raises `ComfyVNError` naming the field (a type error is not a fallback case).
     """
     if not isinstance(raw, str):
-        raise ComfyVNError(f"{field} must be a string, got {type(raw).__name__}", field=field,
-                           code="invalid_weather_state")
+        raise ComfyVNError(
+            f"{field} must be a string, got {type(raw).__name__}", field=field, code="invalid_weather_state"
+        )
     cleaned = _SEPARATORS.sub("_", raw.strip().lower())
     value = ALIASES[field].get(cleaned, cleaned)
     if value in CANONICAL[field]:
@@ -154,8 +168,9 @@ def merge_state(current: WorldState, partial: Mapping[str, Any]) -> tuple[WorldS
     warnings = []
     for key in partial:
         if key not in FIELDS:
-            raise ComfyVNError(f"unknown field {key!r}; expected one of {list(FIELDS)}", field=str(key),
-                               code="invalid_weather_state")
+            raise ComfyVNError(
+                f"unknown field {key!r}; expected one of {list(FIELDS)}", field=str(key), code="invalid_weather_state"
+            )
     for key in FIELDS:
         raw = partial.get(key)
         if raw is None:
@@ -170,21 +185,35 @@ def _clamp(value: float, low: float, high: float) -> float:
     return round(max(low, min(high, value)), 3)
 
 
-def compile_plan(state: WorldState, warnings: tuple[str, ...] = (), *, version: int = 0,
-                 updated_at: str | None = None) -> WeatherPlan:
+def compile_plan(
+    state: WorldState, warnings: tuple[str, ...] = (), *, version: int = 0, updated_at: str | None = None
+) -> WeatherPlan:
     """The presentation plan for ``state``; equal states give equal plans (and equal hashes)."""
     tod, wx, amb = TIME_OF_DAY[state.time_of_day], WEATHER[state.weather], AMBIENCE[state.ambience]
     suffix = f"{state.time_of_day}_{state.weather}"
     overlay_intensity = _clamp(wx.intensity + amb.overlay_gain, 0.0, 1.0)
     layers = [
         Layer(f"base_{state.time_of_day}", "base", tod.background, 1.0, tint=tod.sky_tint),
-        Layer(f"{wx.overlay}_{state.time_of_day}", "weather", f"weather/{wx.overlay}_{state.time_of_day}.png",
-              overlay_intensity, blend=wx.blend, tint=amb.tint or wx.tint),
+        Layer(
+            f"{wx.overlay}_{state.time_of_day}",
+            "weather",
+            f"weather/{wx.overlay}_{state.time_of_day}.png",
+            overlay_intensity,
+            blend=wx.blend,
+            tint=amb.tint or wx.tint,
+        ),
     ]
     if wx.depth_mask:
         # Fog and storms read as depth: a multiply mask keeps the far plane hazier than the near one.
-        layers.append(Layer(f"{wx.overlay}_depth", "depth_mask", f"weather/{wx.overlay}_depth.png",
-                            _clamp(overlay_intensity * 0.6, 0.05, 0.9), blend="multiply"))
+        layers.append(
+            Layer(
+                f"{wx.overlay}_depth",
+                "depth_mask",
+                f"weather/{wx.overlay}_depth.png",
+                _clamp(overlay_intensity * 0.6, 0.05, 0.9),
+                blend="multiply",
+            )
+        )
     exposure = _clamp(tod.exposure + wx.exposure + amb.exposure_bias, -1.0, 0.5)
     rig = LightRig(
         key=_clamp(tod.key + wx.contrast * 0.25, 0.05, 1.0),
@@ -195,8 +224,12 @@ def compile_plan(state: WorldState, warnings: tuple[str, ...] = (), *, version: 
         contrast=_clamp(1.0 + wx.contrast, 0.5, 1.5),
         saturation=_clamp(amb.saturation + wx.contrast * 0.5, 0.4, 1.3),
     )
-    lut = Lut(f"lut_{suffix}", f"luts/{suffix}.cube", amb.tint or wx.tint,
-              _clamp(wx.intensity * 0.6 + amb.overlay_gain * 0.3, 0.0, 1.0))
+    lut = Lut(
+        f"lut_{suffix}",
+        f"luts/{suffix}.cube",
+        amb.tint or wx.tint,
+        _clamp(wx.intensity * 0.6 + amb.overlay_gain * 0.3, 0.0, 1.0),
+    )
     summary = {
         "background": tod.background,
         "overlay": layers[1].texture,
@@ -204,17 +237,41 @@ def compile_plan(state: WorldState, warnings: tuple[str, ...] = (), *, version: 
         "description": f"{state.time_of_day}, {state.weather}, {state.ambience}",
     }
     duration = _clamp(amb.duration, 0.3, 3.0)
-    transition = Transition(wx.transition, duration, amb.ease,
-                            _clamp(wx.exposure + amb.exposure_bias, -1.0, 0.5),
-                            _clamp(amb.sfx_fade, 0.2, 3.0), _clamp(duration * 0.6, 0.2, 1.8))
+    transition = Transition(
+        wx.transition,
+        duration,
+        amb.ease,
+        _clamp(wx.exposure + amb.exposure_bias, -1.0, 0.5),
+        _clamp(amb.sfx_fade, 0.2, 3.0),
+        _clamp(duration * 0.6, 0.2, 1.8),
+    )
     particles = None
     if wx.particle is not None:
         p = wx.particle
-        particles = Particles(p.type, p.spawn_rate, _clamp(p.intensity + amb.particle_gain, 0.0, 1.0),
-                              f"{state.weather}_{state.time_of_day}", p.size, p.noise, p.density)
+        particles = Particles(
+            p.type,
+            p.spawn_rate,
+            _clamp(p.intensity + amb.particle_gain, 0.0, 1.0),
+            f"{state.weather}_{state.time_of_day}",
+            p.size,
+            p.noise,
+            p.density,
+        )
     fade = _clamp(amb.sfx_fade, 0.2, 3.0)
-    sfx = Sfx(wx.loop, _clamp(wx.gain_db - amb.overlay_gain * 4, -24.0, 6.0),
-              (state.weather, state.ambience, state.time_of_day), fade, fade, _clamp(fade * 1.2, 0.2, 3.6),
-              wx.one_shots)
-    return WeatherPlan(state, ScenePlan(tuple(layers), rig, lut, True, summary), transition, particles, sfx,
-                       Meta(state.hash, warnings, version, updated_at))
+    sfx = Sfx(
+        wx.loop,
+        _clamp(wx.gain_db - amb.overlay_gain * 4, -24.0, 6.0),
+        (state.weather, state.ambience, state.time_of_day),
+        fade,
+        fade,
+        _clamp(fade * 1.2, 0.2, 3.6),
+        wx.one_shots,
+    )
+    return WeatherPlan(
+        state,
+        ScenePlan(tuple(layers), rig, lut, True, summary),
+        transition,
+        particles,
+        sfx,
+        Meta(state.hash, warnings, version, updated_at),
+    )

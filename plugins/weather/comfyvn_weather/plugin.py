@@ -18,14 +18,22 @@ PLAN_EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["state", "summary", "transition", "particles", "meta"],
     "properties": {
-        "state": {"type": "object", "required": list(CANONICAL),
-                  "properties": {k: {"enum": list(v)} for k, v in CANONICAL.items()}},
+        "state": {
+            "type": "object",
+            "required": list(CANONICAL),
+            "properties": {k: {"enum": list(v)} for k, v in CANONICAL.items()},
+        },
         "summary": {"type": "object", "required": ["background", "overlay", "lut"]},
         "transition": {"type": "object", "required": ["type", "duration", "ease", "exposure_shift"]},
         "particles": {"type": ["object", "null"]},
-        "meta": {"type": "object", "required": ["hash", "warnings", "version", "updated_at"],
-                 "properties": {"version": {"type": "integer", "minimum": 0},
-                                "warnings": {"type": "array", "items": {"type": "string"}}}},
+        "meta": {
+            "type": "object",
+            "required": ["hash", "warnings", "version", "updated_at"],
+            "properties": {
+                "version": {"type": "integer", "minimum": 0},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
+        },
     },
 }
 

@@ -26,8 +26,13 @@ log = structlog.get_logger("comfyvn.weather.routes")
 
 def event_payload(plan: dict[str, Any]) -> dict[str, Any]:
     """The ``on_weather_plan`` payload: ``{state, summary, transition, particles, meta}``."""
-    return {"state": plan["state"], "summary": plan["scene"]["summary"], "transition": plan["transition"],
-            "particles": plan["particles"], "meta": plan["meta"]}
+    return {
+        "state": plan["state"],
+        "summary": plan["scene"]["summary"],
+        "transition": plan["transition"],
+        "particles": plan["particles"],
+        "meta": plan["meta"],
+    }
 
 
 def make_routes(kernel: Kernel, store: WeatherPlanStore | None = None) -> list[Route]:
@@ -76,9 +81,13 @@ def make_routes(kernel: Kernel, store: WeatherPlanStore | None = None) -> list[R
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ComfyVNError("the request body is not valid JSON", field="body", code="invalid_json") from None
         plan = plan_to_dict(store.update(parse_state_update(body)))
-        log.info("weather plan updated", hash=plan["meta"]["hash"], version=plan["meta"]["version"],
-                 exposure_shift=plan["transition"]["exposure_shift"],
-                 particles=(plan["particles"] or {}).get("type"))
+        log.info(
+            "weather plan updated",
+            hash=plan["meta"]["hash"],
+            version=plan["meta"]["version"],
+            exposure_shift=plan["transition"]["exposure_shift"],
+            particles=(plan["particles"] or {}).get("type"),
+        )
         kernel.events.emit("on_weather_plan", event_payload(plan))
         return JSONResponse(plan)
 
@@ -100,8 +109,9 @@ def make_routes(kernel: Kernel, store: WeatherPlanStore | None = None) -> list[R
         responses:
           200: {description: "{values{time_of_day, weather, ambience}, defaults, aliases}"}
         """
-        return JSONResponse({"values": {k: list(v) for k, v in CANONICAL.items()}, "defaults": DEFAULTS,
-                             "aliases": ALIASES})
+        return JSONResponse(
+            {"values": {k: list(v) for k, v in CANONICAL.items()}, "defaults": DEFAULTS, "aliases": ALIASES}
+        )
 
     return [
         Route("/api/weather/state", read_state, methods=["GET"], name="weather_state"),

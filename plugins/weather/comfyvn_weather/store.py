@@ -34,8 +34,14 @@ class WeatherPlanStore:
         self._record(self._plan)
 
     def _record(self, plan: WeatherPlan) -> None:
-        self._history.append({"version": plan.meta.version, "updated_at": plan.meta.updated_at,
-                              "hash": plan.meta.hash, "state": plan.state.as_dict()})
+        self._history.append(
+            {
+                "version": plan.meta.version,
+                "updated_at": plan.meta.updated_at,
+                "hash": plan.meta.hash,
+                "state": plan.state.as_dict(),
+            }
+        )
 
     def snapshot(self) -> WeatherPlan:
         """The current plan (immutable, safe to share)."""
@@ -46,8 +52,7 @@ class WeatherPlanStore:
         """Merge ``partial`` over the current state and store the new plan (version + 1)."""
         with self._lock:
             state, warnings = merge_state(self._plan.state, partial)
-            self._plan = compile_plan(state, warnings, version=self._plan.meta.version + 1,
-                                      updated_at=self._clock())
+            self._plan = compile_plan(state, warnings, version=self._plan.meta.version + 1, updated_at=self._clock())
             self._record(self._plan)
             return self._plan
 

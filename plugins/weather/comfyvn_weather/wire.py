@@ -20,8 +20,7 @@ __all__ = ["converter", "parse_state_update", "plan_to_dict"]
 
 converter = cattrs.Converter()
 for _cls in (Layer, Particles, Sfx):
-    converter.register_unstructure_hook(
-        _cls, make_dict_unstructure_fn(_cls, converter, _cattrs_omit_if_default=True))
+    converter.register_unstructure_hook(_cls, make_dict_unstructure_fn(_cls, converter, _cattrs_omit_if_default=True))
 
 
 def plan_to_dict(plan: WeatherPlan) -> dict[str, Any]:
@@ -46,8 +45,11 @@ def parse_state_update(body: Any) -> Mapping[str, Any]:
     if "state" in body:
         others = sorted(k for k in body if k != "state")
         if others:
-            raise ComfyVNError(f"send either {{state: {{...}}}} or top-level values, not both ({others[0]})",
-                               field=others[0], code="invalid_request")
+            raise ComfyVNError(
+                f"send either {{state: {{...}}}} or top-level values, not both ({others[0]})",
+                field=others[0],
+                code="invalid_request",
+            )
         inner = body["state"]
         if not isinstance(inner, dict):
             raise ComfyVNError("state must be an object", field="state", code="invalid_request")
@@ -56,10 +58,13 @@ def parse_state_update(body: Any) -> Mapping[str, Any]:
         prefix = ""
     for key, value in body.items():
         if key not in FIELDS:
-            raise ComfyVNError(f"unknown field {key!r}; expected one of {list(FIELDS)}", field=f"{prefix}{key}",
-                               code="invalid_request")
+            raise ComfyVNError(
+                f"unknown field {key!r}; expected one of {list(FIELDS)}", field=f"{prefix}{key}", code="invalid_request"
+            )
         if value is not None and not isinstance(value, str):
-            raise ComfyVNError(f"{prefix}{key} must be a string, got {type(value).__name__}",
-                               field=f"{prefix}{key}", code="invalid_request")
+            raise ComfyVNError(
+                f"{prefix}{key} must be a string, got {type(value).__name__}",
+                field=f"{prefix}{key}",
+                code="invalid_request",
+            )
     return {str(key): value for key, value in body.items()}
-

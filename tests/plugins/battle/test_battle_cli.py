@@ -44,11 +44,13 @@ def test_plan_prints_json(battle_kernel: Callable[..., Kernel]) -> None:
 
 def test_bad_input_is_one_line_and_exit_2(battle_kernel: Callable[..., Kernel]) -> None:
     kernel = battle_kernel()
-    for args, field in [(["battle", "sim", "--stats", '{"a": {"str": -1}}'], "stats.a.str"),
-                        (["battle", "sim"], "stats"),
-                        (["battle", "sim", "--contender", "a"], "contender"),
-                        (["battle", "sim", "--stats", "{"], "stats"),
-                        (["battle", "resolve", "a", "--rounds", "0"], "rounds")]:
+    for args, field in [
+        (["battle", "sim", "--stats", '{"a": {"str": -1}}'], "stats.a.str"),
+        (["battle", "sim"], "stats"),
+        (["battle", "sim", "--contender", "a"], "contender"),
+        (["battle", "sim", "--stats", "{"], "stats"),
+        (["battle", "resolve", "a", "--rounds", "0"], "rounds"),
+    ]:
         code, _, err = run(kernel, *args)
         assert code == 2, args
         assert f"(field: {field})" in err and len(err.strip().splitlines()) == 1

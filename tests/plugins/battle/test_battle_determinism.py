@@ -20,14 +20,24 @@ def digest(case: dict[str, Any]) -> str:
     """Everything the battle domain derives from one (stats, seed, pov, rounds) case, hashed."""
     contenders = parse_stats(case["stats"])
     sim = simulate(contenders, case["seed"])
-    request = NarrationRequest(mode="sim", outcome=sim.outcome, contenders=tuple(c.name for c in contenders),
-                               pov=case["pov"], rounds=case["rounds"], seed=sim.seed, rng=sim.rng,
-                               weights=sim.weights)
+    request = NarrationRequest(
+        mode="sim",
+        outcome=sim.outcome,
+        contenders=tuple(c.name for c in contenders),
+        pov=case["pov"],
+        rounds=case["rounds"],
+        seed=sim.seed,
+        rng=sim.rng,
+        weights=sim.weights,
+    )
     out = {
-        "breakdown": [b.as_dict() for b in sim.breakdown], "weights": sim.weights_dict(),
-        "rng": sim.rng.as_dict(), "outcome": sim.outcome,
+        "breakdown": [b.as_dict() for b in sim.breakdown],
+        "weights": sim.weights_dict(),
+        "rng": sim.rng.as_dict(),
+        "outcome": sim.outcome,
         "provenance": sim.provenance(seed_source="request"),
-        "log": compose_log(request), "narration": template_narration(request),
+        "log": compose_log(request),
+        "narration": template_narration(request),
         "plan": build_plan([c.name for c in contenders], pov=case["pov"], rounds=case["rounds"]).as_dict(),
     }
     return hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
@@ -42,12 +52,33 @@ print(json.dumps([digest(case) for case in json.load(sys.stdin)]))
 
 stat = st.floats(min_value=0, max_value=100, allow_nan=False)
 names = st.text(alphabet="abcdefghijKLM _-é", min_size=1, max_size=10).filter(str.strip)
-tables = st.dictionaries(names, stat | st.fixed_dictionaries({"base": stat}, optional={
-    "str": stat, "agi": stat, "weapon_tier": stat, "status_mod": st.floats(-5, 5), "rng": st.floats(0, 10)}),
-    min_size=1, max_size=5).filter(lambda d: len({k.strip().lower() for k in d}) == len(d))
-cases = st.lists(st.builds(lambda s, seed, pov, rounds: {"stats": s, "seed": seed, "pov": pov, "rounds": rounds},
-                           tables, st.integers(0, 2**64 - 1), st.sampled_from(["narrator", "x"]),
-                           st.integers(1, 8)), min_size=1, max_size=15)
+tables = st.dictionaries(
+    names,
+    stat
+    | st.fixed_dictionaries(
+        {"base": stat},
+        optional={
+            "str": stat,
+            "agi": stat,
+            "weapon_tier": stat,
+            "status_mod": st.floats(-5, 5),
+            "rng": st.floats(0, 10),
+        },
+    ),
+    min_size=1,
+    max_size=5,
+).filter(lambda d: len({k.strip().lower() for k in d}) == len(d))
+cases = st.lists(
+    st.builds(
+        lambda s, seed, pov, rounds: {"stats": s, "seed": seed, "pov": pov, "rounds": rounds},
+        tables,
+        st.integers(0, 2**64 - 1),
+        st.sampled_from(["narrator", "x"]),
+        st.integers(1, 8),
+    ),
+    min_size=1,
+    max_size=15,
+)
 
 
 @settings(max_examples=3)
@@ -58,6 +89,13 @@ def test_hashes_are_identical_across_processes(batch: list[dict[str, Any]]) -> N
     assert mine == [digest(case) for case in batch]
     # A different hash seed in the child catches any dependence on set or dict iteration order.
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    child = subprocess.run([sys.executable, "-c", CHILD.format(here=here)], input=json.dumps(batch),
-                           capture_output=True, text=True, env=env, timeout=120, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.format(here=here)],
+        input=json.dumps(batch),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     assert json.loads(child.stdout) == mine

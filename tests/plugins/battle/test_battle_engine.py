@@ -31,8 +31,7 @@ def test_reference_value_from_the_wire() -> None:
 
 
 def test_formula_and_breakdown_match_the_wire() -> None:
-    stats = {"team_a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2, "status_mod": -1, "rng": 0.5},
-             "team_b": 10}
+    stats = {"team_a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2, "status_mod": -1, "rng": 0.5}, "team_b": 10}
     sim = simulate(parse_stats(stats), 404)
     v1, v2 = lcg_draws(404, 2)
     j1, j2 = (v1 / M * 2 - 1) * 0.5, (v2 / M * 2 - 1) * 1.0
@@ -42,13 +41,20 @@ def test_formula_and_breakdown_match_the_wire() -> None:
     assert rows["team_a"].total == pytest.approx(total_a, abs=1e-12)
     assert rows["team_b"].total == pytest.approx(total_b, abs=1e-12)
     assert rows["team_a"].as_dict()["components"] == {
-        "base": 12.0, "strength": 4.0, "agility": 1.5, "weapon_tier": 1.5, "status_mod": -1.0,
-        "rng": round(j1, 6)}
+        "base": 12.0,
+        "strength": 4.0,
+        "agility": 1.5,
+        "weapon_tier": 1.5,
+        "status_mod": -1.0,
+        "rng": round(j1, 6),
+    }
     assert sim.outcome == ("team_a" if total_a > total_b else "team_b")
     low = min(total_a, total_b)
     norm = (total_a - low + 1) + (total_b - low + 1)
-    assert sim.weights_dict() == {"team_a": round((total_a - low + 1) / norm, 6),
-                                  "team_b": round((total_b - low + 1) / norm, 6)}
+    assert sim.weights_dict() == {
+        "team_a": round((total_a - low + 1) / norm, 6),
+        "team_b": round((total_b - low + 1) / norm, 6),
+    }
     assert sim.rng.as_dict() == {"seed": 404, "value": v2, "uses": 2}
 
 
@@ -67,8 +73,9 @@ def test_ties_go_to_the_first_name_case_insensitively() -> None:
     assert sim.outcome == "amy"
 
 
-@pytest.mark.parametrize("key", ["base", "str", "strength", "agi", "agility", "weapon_tier", "weapon", "rng",
-                                 "rng_variance"])
+@pytest.mark.parametrize(
+    "key", ["base", "str", "strength", "agi", "agility", "weapon_tier", "weapon", "rng", "rng_variance"]
+)
 def test_negative_stats_are_rejected_naming_the_field(key: str) -> None:
     with pytest.raises(ComfyVNError) as info:
         parse_stats({"hero": {key: -1}})
@@ -81,12 +88,22 @@ def test_status_mod_may_be_negative() -> None:
     assert parse_stats({"hero": {"status_mod": -3}})[0].status_mod == -3.0
 
 
-@pytest.mark.parametrize(("stats", "field"), [
-    ({}, "stats"), ([], "stats"), (5, "stats"), ({"a": "strong"}, "stats.a"), ({"a": True}, "stats.a"),
-    ({"a": {"luck": 1}}, "stats.a.luck"), ({"a": {"str": 1, "strength": 2}}, "stats.a.strength"),
-    ({"a": 1, "A": 2}, "stats.A"), ({" ": 1}, "stats. "), ({"a": float("nan")}, "stats.a"),
-    ({"a": {"agi": "3"}}, "stats.a.agi"),
-])
+@pytest.mark.parametrize(
+    ("stats", "field"),
+    [
+        ({}, "stats"),
+        ([], "stats"),
+        (5, "stats"),
+        ({"a": "strong"}, "stats.a"),
+        ({"a": True}, "stats.a"),
+        ({"a": {"luck": 1}}, "stats.a.luck"),
+        ({"a": {"str": 1, "strength": 2}}, "stats.a.strength"),
+        ({"a": 1, "A": 2}, "stats.A"),
+        ({" ": 1}, "stats. "),
+        ({"a": float("nan")}, "stats.a"),
+        ({"a": {"agi": "3"}}, "stats.a.agi"),
+    ],
+)
 def test_invalid_stats_name_the_field(stats: Any, field: str) -> None:
     with pytest.raises(ComfyVNError) as info:
         parse_stats(stats)
@@ -96,7 +113,8 @@ def test_invalid_stats_name_the_field(stats: Any, field: str) -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=10)
+    max_leaves=10,
+)
 
 
 @given(json_values)
@@ -111,12 +129,20 @@ def test_fuzzed_stats_either_parse_or_raise_a_client_error(raw: Any) -> None:
 
 
 stat_value = st.floats(min_value=0, max_value=1000, allow_nan=False)
-contender_stats = st.fixed_dictionaries({}, optional={
-    "base": stat_value, "str": stat_value, "agi": stat_value, "weapon_tier": stat_value,
-    "status_mod": st.floats(min_value=-100, max_value=100), "rng": st.floats(min_value=0, max_value=50)})
-stats_tables = st.dictionaries(st.text(min_size=1, max_size=12).filter(str.strip), contender_stats | stat_value,
-                               min_size=1, max_size=6).filter(
-    lambda d: len({k.strip().lower() for k in d}) == len(d))
+contender_stats = st.fixed_dictionaries(
+    {},
+    optional={
+        "base": stat_value,
+        "str": stat_value,
+        "agi": stat_value,
+        "weapon_tier": stat_value,
+        "status_mod": st.floats(min_value=-100, max_value=100),
+        "rng": st.floats(min_value=0, max_value=50),
+    },
+)
+stats_tables = st.dictionaries(
+    st.text(min_size=1, max_size=12).filter(str.strip), contender_stats | stat_value, min_size=1, max_size=6
+).filter(lambda d: len({k.strip().lower() for k in d}) == len(d))
 
 
 @given(stats_tables, st.integers(min_value=0, max_value=2**64 - 1))

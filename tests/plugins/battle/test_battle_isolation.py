@@ -20,8 +20,9 @@ PROBES = {
 
 
 @pytest.mark.parametrize("blocked", list(PROBES), ids=lambda m: m.__name__.split(".")[0])
-def test_blocking_one_plugin_leaves_the_others_working(make_kernel: Callable[..., Kernel],
-                                                       http_for: Callable[[Kernel], Any], blocked: Any) -> None:
+def test_blocking_one_plugin_leaves_the_others_working(
+    make_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Any], blocked: Any
+) -> None:
     kept = [plugin for plugin in PROBES if plugin is not blocked]
     kernel = make_kernel(*kept)
     assert all(record.status == "loaded" for record in kernel.plugins.records.values())

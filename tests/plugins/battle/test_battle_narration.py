@@ -15,21 +15,40 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 
-def request_for(stats: dict[str, Any], seed: int, *, pov: str = "narrator", rounds: int = 3,
-                mode: str = "sim", outcome: str | None = None) -> NarrationRequest:
+def request_for(
+    stats: dict[str, Any],
+    seed: int,
+    *,
+    pov: str = "narrator",
+    rounds: int = 3,
+    mode: str = "sim",
+    outcome: str | None = None,
+) -> NarrationRequest:
     sim = simulate(parse_stats(stats), seed)
-    return NarrationRequest(mode=mode, outcome=outcome or sim.outcome,
-                            contenders=tuple(b.name for b in sim.breakdown), pov=pov, rounds=rounds,
-                            seed=seed, rng=sim.rng, weights=sim.weights)
+    return NarrationRequest(
+        mode=mode,
+        outcome=outcome or sim.outcome,
+        contenders=tuple(b.name for b in sim.breakdown),
+        pov=pov,
+        rounds=rounds,
+        seed=seed,
+        rng=sim.rng,
+        weights=sim.weights,
+    )
 
 
 names = st.text(min_size=1, max_size=60).filter(str.strip).map(str.strip)
 
 
-@given(st.lists(names, min_size=1, max_size=6, unique_by=str.lower), st.integers(0, 2**32 - 1),
-       st.integers(1, 50), st.sampled_from(["sim", "choice"]))
-def test_template_narration_keeps_the_prompt_pack_contract(people: list[str], seed: int, rounds: int,
-                                                           mode: str) -> None:
+@given(
+    st.lists(names, min_size=1, max_size=6, unique_by=str.lower),
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 50),
+    st.sampled_from(["sim", "choice"]),
+)
+def test_template_narration_keeps_the_prompt_pack_contract(
+    people: list[str], seed: int, rounds: int, mode: str
+) -> None:
     request = request_for({name: 10 for name in people}, seed, rounds=rounds, mode=mode, pov=people[0])
     narration = template_narration(request)
     assert check_narration(narration, request.outcome) is None
@@ -60,15 +79,26 @@ def test_pov_picks_first_person_lines() -> None:
     assert winner["beats"][1:-1] != loser["beats"][1:-1]
 
 
-@pytest.mark.parametrize(("candidate", "problem"), [
-    (None, "object"), ({"outcome": "b"}, "differs"),
-    ({"outcome": "a", "beats": [{"speaker": "n", "text": "x"}] * 3, "vars_patch": {"battle_outcome": "a"}}, "4-8"),
-    ({"outcome": "a", "beats": [{"speaker": "n", "text": "x" * 300}] * 4,
-      "vars_patch": {"battle_outcome": "a"}}, "800"),
-    ({"outcome": "a", "beats": [{"speaker": "n", "text": "x"}] * 4,
-      "vars_patch": {"battle_outcome": "b"}}, "vars_patch"),
-    ({"outcome": "a", "beats": [{"speaker": "", "text": "x"}] * 4, "vars_patch": {"battle_outcome": "a"}}, "speaker"),
-])
+@pytest.mark.parametrize(
+    ("candidate", "problem"),
+    [
+        (None, "object"),
+        ({"outcome": "b"}, "differs"),
+        ({"outcome": "a", "beats": [{"speaker": "n", "text": "x"}] * 3, "vars_patch": {"battle_outcome": "a"}}, "4-8"),
+        (
+            {"outcome": "a", "beats": [{"speaker": "n", "text": "x" * 300}] * 4, "vars_patch": {"battle_outcome": "a"}},
+            "800",
+        ),
+        (
+            {"outcome": "a", "beats": [{"speaker": "n", "text": "x"}] * 4, "vars_patch": {"battle_outcome": "b"}},
+            "vars_patch",
+        ),
+        (
+            {"outcome": "a", "beats": [{"speaker": "", "text": "x"}] * 4, "vars_patch": {"battle_outcome": "a"}},
+            "speaker",
+        ),
+    ],
+)
 def test_check_narration_explains_contract_breaks(candidate: Any, problem: str) -> None:
     assert problem in (check_narration(candidate, "a") or "")
 
@@ -77,8 +107,12 @@ class GoodNarrator:
     @hookimpl
     def narrate_battle(self, request: NarrationRequest) -> dict[str, Any]:
         beats = [{"speaker": "narrator", "text": f"beat {i} for {request.outcome}"} for i in range(5)]
-        return {"outcome": request.outcome, "beats": beats, "vars_patch": {"battle_outcome": request.outcome},
-                "source": "llm"}
+        return {
+            "outcome": request.outcome,
+            "beats": beats,
+            "vars_patch": {"battle_outcome": request.outcome},
+            "source": "llm",
+        }
 
 
 class LyingNarrator:
@@ -104,8 +138,9 @@ def test_hook_narrate_battle(battle_kernel: Callable[..., Kernel]) -> None:
 
 
 @pytest.mark.parametrize("narrator", [LyingNarrator(), BrokenNarrator()])
-def test_a_contract_breaking_narrator_falls_back_to_the_template(battle_kernel: Callable[..., Kernel],
-                                                                 narrator: object) -> None:
+def test_a_contract_breaking_narrator_falls_back_to_the_template(
+    battle_kernel: Callable[..., Kernel], narrator: object
+) -> None:
     kernel = battle_kernel(narrator)
     result = service.simulate_battle(kernel, parse_request(SIM, SimRequest))
     assert result["narration"]["source"] == "template"
@@ -115,15 +150,34 @@ def test_a_contract_breaking_narrator_falls_back_to_the_template(battle_kernel: 
 
 
 json_leaf = st.none() | st.booleans() | st.integers(-5, 2**65) | st.floats() | st.text(max_size=6)
-json_any = st.recursive(json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c,
-                                                                                         max_size=3), max_leaves=8)
-bodies = st.dictionaries(st.sampled_from(["winner", "stats", "seed", "state", "persist_state", "pov", "narrate",
-                                          "rounds", "scene_id", "node_id", "extra"]), json_any, max_size=6)
+json_any = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=8
+)
+bodies = st.dictionaries(
+    st.sampled_from(
+        [
+            "winner",
+            "stats",
+            "seed",
+            "state",
+            "persist_state",
+            "pov",
+            "narrate",
+            "rounds",
+            "scene_id",
+            "node_id",
+            "extra",
+        ]
+    ),
+    json_any,
+    max_size=6,
+)
 
 
 @given(bodies)
-def test_fuzzed_requests_succeed_or_fail_as_client_errors(battle_kernel: Callable[..., Kernel],
-                                                          body: dict[str, Any]) -> None:
+def test_fuzzed_requests_succeed_or_fail_as_client_errors(
+    battle_kernel: Callable[..., Kernel], body: dict[str, Any]
+) -> None:
     from comfyvn.errors import ComfyVNError
     from comfyvn_battle.wire import ResolveRequest
 

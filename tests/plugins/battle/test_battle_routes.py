@@ -28,8 +28,10 @@ def test_resolve_without_stats_is_the_editor_pick(client: Http) -> None:
 
 
 def test_resolve_with_stats_adds_the_roll_sheet(client: Http) -> None:
-    body = client.post("/api/battle/resolve", json={"winner": "team_b", "stats": STATS, "seed": 404,
-                                                    "scene_id": "s1", "node_id": "n2", "pov": "team_b"}).json()
+    body = client.post(
+        "/api/battle/resolve",
+        json={"winner": "team_b", "stats": STATS, "seed": 404, "scene_id": "s1", "node_id": "n2", "pov": "team_b"},
+    ).json()
     assert body["editor_prompt"] == "Pick winner" and body["outcome"] == "team_b"
     assert body["seed"] == 404 and body["rng"]["uses"] == 2
     assert body["predicted_outcome"] in STATS and set(body["weights"]) == set(STATS)
@@ -47,8 +49,18 @@ def test_sim_and_its_alias_give_the_same_answer(client: Http) -> None:
     sim = client.post("/api/battle/sim", json=request).json()
     alias = client.post("/api/battle/simulate", json=request).json()
     assert sim == alias
-    assert set(sim) >= {"outcome", "seed", "weights", "rng", "breakdown", "formula", "provenance", "log",
-                        "narration", "persisted"}
+    assert set(sim) >= {
+        "outcome",
+        "seed",
+        "weights",
+        "rng",
+        "breakdown",
+        "formula",
+        "provenance",
+        "log",
+        "narration",
+        "persisted",
+    }
     assert sim["provenance"]["seed_source"] == "request" and len(sim["log"]) == 4
     assert [row["name"] for row in sim["breakdown"]] == ["team_a", "team_b"]
     assert set(sim["breakdown"][0]["components"]) == {"base", "strength", "agility", "weapon_tier", "status_mod", "rng"}
@@ -59,8 +71,9 @@ def test_sim_narrates_only_when_asked(client: Http) -> None:
     assert body["narration"] is None and body["log"] == []
 
 
-def test_sim_seed_comes_from_the_environment_then_random(battle_kernel: Callable[..., Kernel],
-        http_for: Callable[[Kernel], Http]) -> None:
+def test_sim_seed_comes_from_the_environment_then_random(
+    battle_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Http]
+) -> None:
     seeded = http_for(battle_kernel(env={"COMFYVN_BATTLE_SEED": "77"}))
     first = seeded.post("/api/battle/sim", json={"stats": STATS}).json()
     assert first["seed"] == 77 and first["provenance"]["seed_source"] == "env"
@@ -74,17 +87,20 @@ def test_sim_persists_only_when_asked(client: Http) -> None:
     state = {"variables": {}}
     kept = client.post("/api/battle/sim", json={"stats": STATS, "seed": 3, "state": state}).json()
     assert kept["persisted"] is False and kept["state"] == state
-    stored = client.post("/api/battle/sim", json={"stats": STATS, "seed": 3, "state": state,
-                                                  "persist_state": True}).json()
+    stored = client.post(
+        "/api/battle/sim", json={"stats": STATS, "seed": 3, "state": state, "persist_state": True}
+    ).json()
     assert stored["persisted"] is True and stored["state"]["variables"]["battle_outcome"] == stored["outcome"]
 
 
-def test_flags_gate_sim_and_plan(battle_kernel: Callable[..., Kernel],
-        http_for: Callable[[Kernel], Http]) -> None:
+def test_flags_gate_sim_and_plan(battle_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Http]) -> None:
     kernel = battle_kernel(env={"COMFYVN_FEATURE_ENABLE_BATTLE_SIM": "0", "COMFYVN_FEATURE_ENABLE_BATTLE": "0"})
     http = http_for(kernel)
-    for path, body in [("/api/battle/sim", {"stats": STATS}), ("/api/battle/simulate", {"stats": STATS}),
-                       ("/api/battle/plan", {"contenders": ["a"]})]:
+    for path, body in [
+        ("/api/battle/sim", {"stats": STATS}),
+        ("/api/battle/simulate", {"stats": STATS}),
+        ("/api/battle/plan", {"contenders": ["a"]}),
+    ]:
         response = http.post(path, json=body)
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "feature_disabled"
@@ -104,8 +120,9 @@ def test_plan_is_a_deterministic_three_phase_timeline(client: Http) -> None:
     assert other["plan"]["hash"] != plan["hash"]
 
 
-def test_events_carry_the_response_without_state(battle_kernel: Callable[..., Kernel],
-        http_for: Callable[[Kernel], Http]) -> None:
+def test_events_carry_the_response_without_state(
+    battle_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Http]
+) -> None:
     kernel = battle_kernel()
     seen: list[Any] = []
     kernel.events.subscribe(seen.append, events=["on_battle_simulated", "on_battle_resolved"])
@@ -119,26 +136,29 @@ def test_events_carry_the_response_without_state(battle_kernel: Callable[..., Ke
     assert seen[1].payload["editor_prompt"] == "Pick winner"
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/api/battle/resolve", {}, "winner"),
-    ("/api/battle/resolve", {"winner": ""}, "winner"),
-    ("/api/battle/resolve", {"winner": 3}, "winner"),
-    ("/api/battle/resolve", {"winner": "a", "narrate": "yes"}, "narrate"),
-    ("/api/battle/resolve", {"winner": "a", "turbo": True}, "turbo"),
-    ("/api/battle/resolve", {"winner": "a", "stats": {"a": {"str": -2}}}, "stats.a.str"),
-    ("/api/battle/resolve", {"winner": "a", "state": []}, "state"),
-    ("/api/battle/sim", {}, "stats"),
-    ("/api/battle/sim", {"stats": {}}, "stats"),
-    ("/api/battle/sim", {"stats": {"a": 1}, "seed": "7"}, "seed"),
-    ("/api/battle/sim", {"stats": {"a": 1}, "seed": -1}, "seed"),
-    ("/api/battle/sim", {"stats": {"a": 1}, "rounds": 0}, "rounds"),
-    ("/api/battle/sim", {"stats": {"a": {"agility": "fast"}}}, "stats.a.agility"),
-    ("/api/battle/simulate", {"stats": {"a": -1}}, "stats.a"),
-    ("/api/battle/plan", {}, "contenders"),
-    ("/api/battle/plan", {"contenders": ["a", "A"]}, "contenders[1]"),
-    ("/api/battle/plan", {"contenders": ["a"], "world": {"weather": 1}}, "world['weather']"),
-    ("/api/battle/sim", [1, 2], "body"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/battle/resolve", {}, "winner"),
+        ("/api/battle/resolve", {"winner": ""}, "winner"),
+        ("/api/battle/resolve", {"winner": 3}, "winner"),
+        ("/api/battle/resolve", {"winner": "a", "narrate": "yes"}, "narrate"),
+        ("/api/battle/resolve", {"winner": "a", "turbo": True}, "turbo"),
+        ("/api/battle/resolve", {"winner": "a", "stats": {"a": {"str": -2}}}, "stats.a.str"),
+        ("/api/battle/resolve", {"winner": "a", "state": []}, "state"),
+        ("/api/battle/sim", {}, "stats"),
+        ("/api/battle/sim", {"stats": {}}, "stats"),
+        ("/api/battle/sim", {"stats": {"a": 1}, "seed": "7"}, "seed"),
+        ("/api/battle/sim", {"stats": {"a": 1}, "seed": -1}, "seed"),
+        ("/api/battle/sim", {"stats": {"a": 1}, "rounds": 0}, "rounds"),
+        ("/api/battle/sim", {"stats": {"a": {"agility": "fast"}}}, "stats.a.agility"),
+        ("/api/battle/simulate", {"stats": {"a": -1}}, "stats.a"),
+        ("/api/battle/plan", {}, "contenders"),
+        ("/api/battle/plan", {"contenders": ["a", "A"]}, "contenders[1]"),
+        ("/api/battle/plan", {"contenders": ["a"], "world": {"weather": 1}}, "world['weather']"),
+        ("/api/battle/sim", [1, 2], "body"),
+    ],
+)
 def test_invalid_input_is_a_4xx_naming_the_field(client: Http, path: str, body: Any, field: str) -> None:
     response = client.post(path, json=body)
     assert response.status_code == 400, response.text

@@ -61,23 +61,33 @@ def observed_rate(stats: dict[str, object], name: str) -> float:
 
 def test_the_closed_form_agrees_with_integration() -> None:
     for d, va, vb in [(0.0, 1.0, 1.0), (0.5, 1.0, 1.0), (0.7, 2.0, 0.5), (-1.2, 1.5, 3.0), (5.0, 1.0, 1.0)]:
-        assert p_first_wins_exact(d, va, vb) == pytest.approx(
-            p_wins_numeric([d, 0.0], [va, vb], 0), abs=1e-6)
+        assert p_first_wins_exact(d, va, vb) == pytest.approx(p_wins_numeric([d, 0.0], [va, vb], 0), abs=1e-6)
     assert p_first_wins_exact(0.5, 1.0, 1.0) == pytest.approx(0.71875)
 
 
 # The fixed parts are worked out by hand from the formula, not taken from the code under test.
-@pytest.mark.parametrize(("stats", "d", "va", "vb"), [
-    # Equal sides: a coin flip.
-    ({"a": {"base": 10}, "b": {"base": 10}}, 0.0, 1.0, 1.0),
-    # 12 + 4*1.0 + 3*0.5 + 2*0.75 = 19 vs 10 + 5*1.0 + 2*0.5 + 1*0.75 = 16.75, wide jitter.
-    ({"a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2, "rng": 2.5},
-      "b": {"base": 10, "str": 5, "agi": 2, "weapon_tier": 1, "rng": 2.0}}, 2.25, 2.5, 2.0),
-    # A status debuff and unequal variances: 10 - 0.6 = 9.4 vs 9 + 1*0.5 = 9.5.
-    ({"a": {"base": 10, "status_mod": -0.6, "rng": 1.0}, "b": {"base": 9, "agi": 1, "rng": 0.4}}, -0.1, 1.0, 0.4),
-])
-def test_two_contender_win_rate_matches_the_analytic_probability(stats: dict[str, object], d: float, va: float,
-                                                                 vb: float) -> None:
+@pytest.mark.parametrize(
+    ("stats", "d", "va", "vb"),
+    [
+        # Equal sides: a coin flip.
+        ({"a": {"base": 10}, "b": {"base": 10}}, 0.0, 1.0, 1.0),
+        # 12 + 4*1.0 + 3*0.5 + 2*0.75 = 19 vs 10 + 5*1.0 + 2*0.5 + 1*0.75 = 16.75, wide jitter.
+        (
+            {
+                "a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2, "rng": 2.5},
+                "b": {"base": 10, "str": 5, "agi": 2, "weapon_tier": 1, "rng": 2.0},
+            },
+            2.25,
+            2.5,
+            2.0,
+        ),
+        # A status debuff and unequal variances: 10 - 0.6 = 9.4 vs 9 + 1*0.5 = 9.5.
+        ({"a": {"base": 10, "status_mod": -0.6, "rng": 1.0}, "b": {"base": 9, "agi": 1, "rng": 0.4}}, -0.1, 1.0, 0.4),
+    ],
+)
+def test_two_contender_win_rate_matches_the_analytic_probability(
+    stats: dict[str, object], d: float, va: float, vb: float
+) -> None:
     p = p_first_wins_exact(d, va, vb)
     assert 0.05 < p < 0.95  # cases where the bound is informative
     sigma = math.sqrt(p * (1 - p) / N)

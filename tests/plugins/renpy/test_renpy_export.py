@@ -48,7 +48,8 @@ def test_say_string_round_trips_through_the_renpy_parser_rules(text: str) -> Non
     got = _unescape(literal)
     # Ren'Py collapses whitespace runs; compare after the same collapse, control characters decoded.
     assert re.sub(r"[^\S\n]+", " ", got) == expected.replace("\ud800", "\ufffd") or any(
-        0xD800 <= ord(c) <= 0xDFFF for c in text)
+        0xD800 <= ord(c) <= 0xDFFF for c in text
+    )
 
 
 def test_say_string_escapes_in_the_documented_order() -> None:
@@ -65,13 +66,16 @@ def test_registry_names_are_unique_and_stable(bases: list[str]) -> None:
 
 def test_demo_bundle_labels_are_valid_unique_and_every_jump_resolves(demo_project: Path) -> None:
     bundle = build_bundle(load_project(demo_project), ExportOptions())
-    script = "\n".join(data.decode() for path, data in bundle.files.items()
-                       if path.endswith(".rpy") and not path.startswith("forks/"))
+    script = "\n".join(
+        data.decode() for path, data in bundle.files.items() if path.endswith(".rpy") and not path.startswith("forks/")
+    )
     labels = re.findall(r"^label (\S+):", script, re.M)
     assert len(labels) == len(set(labels)) and all(_LABEL.match(label) for label in labels)
     assert set(re.findall(r"\bjump (\S+)", script)) <= set(labels)
-    assert "define c_alice = Character('Alice', color='#e07a5f', image='alice')" in bundle.files[
-        "game/characters.rpy"].decode()
+    assert (
+        "define c_alice = Character('Alice', color='#e07a5f', image='alice')"
+        in bundle.files["game/characters.rpy"].decode()
+    )
     assert bundle.export_manifest["pov"]["mode"] == "both"
     assert [f["path"] for f in bundle.export_manifest["pov"]["forks"]] == ["forks/alice", "forks/bob"]
     assert "forks/bob/game/script.rpy" in bundle.files
@@ -113,8 +117,9 @@ def test_same_input_gives_identical_bytes_and_zip(demo_project: Path, tmp_path: 
         assert {i.external_attr >> 16 for i in archive.infolist()} == {0o100644}
 
 
-def test_dry_run_after_a_one_line_edit_reports_exactly_that_file(renpy_kernel: Callable[..., Kernel],
-                                                                  demo_project: Path, tmp_path: Path) -> None:
+def test_dry_run_after_a_one_line_edit_reports_exactly_that_file(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path
+) -> None:
     kernel, out, forked = renpy_kernel(), tmp_path / "game_out", tmp_path / "forked"
     master = ExportOptions(pov_mode="master")
     run_export(kernel, ExportRequest(project=demo_project, out=out, options=master))
@@ -127,8 +132,10 @@ def test_dry_run_after_a_one_line_edit_reports_exactly_that_file(renpy_kernel: C
     # With POV forks the same scene file exists once per build, and only those copies change.
     forks = run_export(kernel, ExportRequest(project=demo_project, out=forked, dry_run=True))["preview"]
     assert [e["path"] for e in forks["files"] if e["status"] != "unchanged"] == [
-        "forks/alice/game/scenes/scene_night_train.rpy", "forks/bob/game/scenes/scene_night_train.rpy",
-        "game/scenes/scene_night_train.rpy"]
+        "forks/alice/game/scenes/scene_night_train.rpy",
+        "forks/bob/game/scenes/scene_night_train.rpy",
+        "game/scenes/scene_night_train.rpy",
+    ]
     diff = next(e["diff"] for e in preview["files"] if e["status"] == "modified")
     assert '-    c_bob "Pancakes. You\'re paying."' in diff and '+    c_bob "Waffles. You\'re paying."' in diff
     assert "Pancakes" in (out / "game/scenes/scene_night_train.rpy").read_text()  # nothing written
@@ -156,9 +163,11 @@ class Weather:
     def renpy_export_contributions(self, project: Any, options: dict[str, Any]) -> dict[str, Any] | None:
         if not options["bake_weather"]:
             return None
-        return {"files": {"game/weather.rpy": "define weather_kind = 'rain'\n"},
-                "scene_lines": {"night_train": ["$ renpy.notify('rain')"]},
-                "node_lines": {"platform:arrival": ["play sound 'audio/coins.wav'"]}}
+        return {
+            "files": {"game/weather.rpy": "define weather_kind = 'rain'\n"},
+            "scene_lines": {"night_train": ["$ renpy.notify('rain')"]},
+            "node_lines": {"platform:arrival": ["play sound 'audio/coins.wav'"]},
+        }
 
 
 def test_hook_renpy_export_gate(renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path) -> None:
@@ -173,18 +182,25 @@ def test_hook_renpy_export_gate(renpy_kernel: Callable[..., Kernel], demo_projec
     assert result.exit_code == 3 and "not acknowledged" in result.output
 
 
-def test_hook_renpy_export_contributions(renpy_kernel: Callable[..., Kernel], demo_project: Path,
-                                        tmp_path: Path) -> None:
+def test_hook_renpy_export_contributions(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path
+) -> None:
     kernel = renpy_kernel(Weather())
     plain = run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "a"))
     assert not (tmp_path / "a/game/weather.rpy").exists() and plain["ok"]
-    run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "b",
-                                     options=ExportOptions(bake_weather=True, pov_mode="disabled")))
+    run_export(
+        kernel,
+        ExportRequest(
+            project=demo_project, out=tmp_path / "b", options=ExportOptions(bake_weather=True, pov_mode="disabled")
+        ),
+    )
     assert (tmp_path / "b/game/weather.rpy").read_text() == "define weather_kind = 'rain'\n"
     scene = (tmp_path / "b/game/scenes/scene_night_train.rpy").read_text()
     assert "    $ renpy.notify('rain')\n    jump night_train_carriage" in scene
-    assert "label platform_arrival:\n    play sound 'audio/coins.wav'" in (
-        tmp_path / "b/game/scenes/scene_platform.rpy").read_text()
+    assert (
+        "label platform_arrival:\n    play sound 'audio/coins.wav'"
+        in (tmp_path / "b/game/scenes/scene_platform.rpy").read_text()
+    )
     label_manifest = json.loads((tmp_path / "b/label_manifest.json").read_text())
     assert label_manifest["weather_bake"] == {"requested": True, "contributors": ["weather"]}
 
@@ -193,8 +209,9 @@ def test_bake_weather_needs_its_flag(renpy_kernel: Callable[..., Kernel], demo_p
     kernel = renpy_kernel(env={"COMFYVN_FLAG_ENABLE_EXPORT_BAKE": "0"})
     kernel.flags.set("enable_export_bake", False)
     with pytest.raises(Exception) as caught:
-        run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "o",
-                                         options=ExportOptions(bake_weather=True)))
+        run_export(
+            kernel, ExportRequest(project=demo_project, out=tmp_path / "o", options=ExportOptions(bake_weather=True))
+        )
     assert caught.value.status == 403  # type: ignore[attr-defined]
 
 
@@ -206,11 +223,26 @@ def test_events_are_emitted(renpy_kernel: Callable[..., Kernel], demo_project: P
     assert seen == ["on_export_started", "on_export_completed"]
 
 
-def test_cli_export_json_dry_run_and_publish(renpy_kernel: Callable[..., Kernel], demo_project: Path,
-                                            tmp_path: Path) -> None:
+def test_cli_export_json_dry_run_and_publish(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path
+) -> None:
     cli, out = make_cli(renpy_kernel()), tmp_path / "game"
-    result = CliRunner().invoke(cli, ["export", "renpy", str(demo_project), "--out", str(out), "--json", "--publish",
-                                      "--publish-out", str(tmp_path / "g.zip"), "--platform", "linux"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "renpy",
+            str(demo_project),
+            "--out",
+            str(out),
+            "--json",
+            "--publish",
+            "--publish-out",
+            str(tmp_path / "g.zip"),
+            "--platform",
+            "linux",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["publish"]["platforms"] == ["linux"] and (tmp_path / "g.zip").is_file()
@@ -228,8 +260,9 @@ def test_invalid_project_is_a_422(renpy_kernel: Callable[..., Kernel], demo_proj
     assert caught.value.status == 422  # type: ignore[attr-defined]
 
 
-def test_routes_export_preview_and_path_safety(renpy_kernel: Callable[..., Kernel], demo_project: Path,
-                                               http_for: Callable[..., Any]) -> None:
+def test_routes_export_preview_and_path_safety(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, http_for: Callable[..., Any]
+) -> None:
     kernel = renpy_kernel()
     import shutil
 
@@ -241,17 +274,23 @@ def test_routes_export_preview_and_path_safety(renpy_kernel: Callable[..., Kerne
     assert out == kernel.paths.data / "plugins" / "renpy" / "exports" / "demo" and (out / "game/script.rpy").is_file()
     preview = http.request("GET", "/api/export/renpy/preview", params={"project": "demo", "pov_mode": "master"})
     assert preview.status_code == 200 and preview.json()["preview"]["summary"]["modified"] == 0
-    for body, field in (({"project": "../../etc"}, "project"), ({"project": "/etc"}, "project"),
-                        ({"project": "demo", "dry_run": "yes"}, "dry_run"), ({"project": "demo", "x": 1}, "x"),
-                        ({"project": "demo", "pov_mode": "all"}, "pov_mode"), ([], "body")):
+    for body, field in (
+        ({"project": "../../etc"}, "project"),
+        ({"project": "/etc"}, "project"),
+        ({"project": "demo", "dry_run": "yes"}, "dry_run"),
+        ({"project": "demo", "x": 1}, "x"),
+        ({"project": "demo", "pov_mode": "all"}, "pov_mode"),
+        ([], "body"),
+    ):
         answer = http.request("POST", "/api/export/renpy", json=body)
         assert answer.status_code == 400 and answer.json()["error"]["field"] == field, (body, answer.text)
     assert http.request("POST", "/api/export/renpy", content=b"{").status_code == 400
     assert http.request("POST", "/api/export/renpy", json={"project": "nope"}).status_code == 404
 
 
-def test_route_gate_is_a_423(renpy_kernel: Callable[..., Kernel], demo_project: Path,
-                             http_for: Callable[..., Any]) -> None:
+def test_route_gate_is_a_423(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, http_for: Callable[..., Any]
+) -> None:
     kernel = renpy_kernel(Blocker())
     import shutil
 

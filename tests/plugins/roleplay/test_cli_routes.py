@@ -169,8 +169,18 @@ class _Cleaner:
 def _import_with(kernel: Any, out: Path) -> Any:
     result = CliRunner().invoke(
         make_cli(kernel),
-        ["import", "sillytavern", str(CHAT), "--card", str(EXAMPLES / "Mira Vale.json"),
-         "--sprites", str(EXAMPLES / "sprites"), "--out", str(out), "--json"],
+        [
+            "import",
+            "sillytavern",
+            str(CHAT),
+            "--card",
+            str(EXAMPLES / "Mira Vale.json"),
+            "--sprites",
+            str(EXAMPLES / "sprites"),
+            "--out",
+            str(out),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     return result

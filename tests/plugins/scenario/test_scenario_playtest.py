@@ -22,8 +22,10 @@ def test_trace_is_canonical_and_digest_matches(demo: Project) -> None:
 
 
 def test_same_digest_in_another_process() -> None:
-    code = ("from comfyvn_scenario import load_project; from comfyvn_scenario.playtest import run_playtest;"
-            f"print(run_playtest(load_project({str(DEMO)!r}), seed=1234).digest)")
+    code = (
+        "from comfyvn_scenario import load_project; from comfyvn_scenario.playtest import run_playtest;"
+        f"print(run_playtest(load_project({str(DEMO)!r}), seed=1234).digest)"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "987"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == run_playtest(load_project(DEMO), seed=1234).digest
@@ -62,9 +64,15 @@ def test_explore_visits_every_node_of_the_demo(demo: Project) -> None:
 
 
 def test_explore_bounds_report_truncation() -> None:
-    loop = {"id": "loop", "start": "a", "variables": {"n": 0}, "nodes": [
-        {"id": "a", "choices": [{"target": "a", "actions": [{"type": "increment", "key": "n"}]}, {"target": "b"}]},
-        {"id": "b", "end": True}]}
+    loop = {
+        "id": "loop",
+        "start": "a",
+        "variables": {"n": 0},
+        "nodes": [
+            {"id": "a", "choices": [{"target": "a", "actions": [{"type": "increment", "key": "n"}]}, {"target": "b"}]},
+            {"id": "b", "end": True},
+        ],
+    }
     report = explore(loop, max_depth=5)
     assert report.data["truncated"] is True and "b" in report.visited
 

@@ -23,16 +23,27 @@ def scenes(draw: st.DrawFn) -> dict[str, Any]:
     count = draw(st.integers(1, 10))
     ids = [f"n{i}" for i in range(count)]
     condition = st.one_of(
-        st.builds(lambda k, op, v: {"key": k, "operator": op, "value": v}, st.sampled_from(NUMERIC),
-                  st.sampled_from(["eq", "neq", "gt", "gte", "lt", "lte"]), st.integers(-2, 5)),
-        st.builds(lambda op, v: {"key": "flags.met", "operator": op, "value": v},
-                  st.sampled_from(["eq", "neq"]), st.booleans()),
+        st.builds(
+            lambda k, op, v: {"key": k, "operator": op, "value": v},
+            st.sampled_from(NUMERIC),
+            st.sampled_from(["eq", "neq", "gt", "gte", "lt", "lte"]),
+            st.integers(-2, 5),
+        ),
+        st.builds(
+            lambda op, v: {"key": "flags.met", "operator": op, "value": v},
+            st.sampled_from(["eq", "neq"]),
+            st.booleans(),
+        ),
         st.builds(lambda op: {"key": "gold", "operator": op}, st.sampled_from(["exists", "not_exists"])),
         st.builds(lambda v: {"key": "hp", "operator": "in", "value": v}, st.lists(st.integers(0, 5), max_size=3)),
     )
     action = st.one_of(
-        st.builds(lambda t, k, a: {"type": t, "key": k, "amount": a}, st.sampled_from(["increment", "decrement"]),
-                  st.sampled_from(NUMERIC), st.integers(1, 3)),
+        st.builds(
+            lambda t, k, a: {"type": t, "key": k, "amount": a},
+            st.sampled_from(["increment", "decrement"]),
+            st.sampled_from(NUMERIC),
+            st.integers(1, 3),
+        ),
         st.builds(lambda v: {"type": "set", "key": "flags.met", "value": v}, st.booleans()),
         st.builds(lambda k, v: {"type": "set", "key": k, "value": v}, st.sampled_from(NUMERIC), st.integers(0, 4)),
     )
@@ -43,8 +54,11 @@ def scenes(draw: st.DrawFn) -> dict[str, Any]:
             node["actions"] = draw(st.lists(action, max_size=2))
         choices = []
         for j in range(draw(st.integers(0, 3))):
-            choice: dict[str, Any] = {"id": f"c{j}", "target": draw(st.sampled_from(ids)),
-                                      "weight": draw(st.sampled_from([0, 0.5, 1, 2, 3]))}
+            choice: dict[str, Any] = {
+                "id": f"c{j}",
+                "target": draw(st.sampled_from(ids)),
+                "weight": draw(st.sampled_from([0, 0.5, 1, 2, 3])),
+            }
             if draw(st.booleans()):
                 choice["conditions"] = draw(st.lists(condition, max_size=2))
             if draw(st.booleans()):
@@ -81,8 +95,9 @@ def test_runner_never_crashes_and_same_seed_same_trace(scene: dict[str, Any], se
 
 
 @given(scenes(), seeds, povs, st.integers(0, 15), st.integers(1, 15))
-def test_save_restore_continue_equals_continue(scene: dict[str, Any], seed: int, pov: str | None,
-                                               before: int, after: int) -> None:
+def test_save_restore_continue_equals_continue(
+    scene: dict[str, Any], seed: int, pov: str | None, before: int, after: int
+) -> None:
     scenario = compile_scenario(scene)
     state = initial_state(scenario, seed=seed, pov=pov).state
     for _ in range(before):
@@ -153,9 +168,11 @@ def test_invalid_edits_are_rejected_at_the_edit(scene: dict[str, Any], edit: str
     assert path in [issue.path for issue in report.errors], report.to_wire()
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                     max_size=3), max_leaves=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
 
 
 @given(scenes(), st.data())

@@ -53,8 +53,9 @@ def test_step_reference_seed_and_events(client: Any, events: list[Any]) -> None:
 def test_step_with_state_and_choice(client: Any) -> None:
     first = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "choice_id": "left"}).json()
     assert first["state"]["current_node"] == "b" and first["state"]["variables"]["gold"] == 2
-    second = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "state": first["state"],
-                                                         "choice": "c"}).json()
+    second = client.post(
+        "/api/scenario/run/step", json={"scene": tiny_scene(), "state": first["state"], "choice": "c"}
+    ).json()
     assert second["finished"] is True and second["choices"] == []
     assert second["state"]["history"][-1] == {"node": "b", "choice": "c"}
     again = client.post("/api/scenario/run/step", json={"scene": tiny_scene(), "state": second["state"]}).json()
@@ -92,8 +93,12 @@ def test_step_plays_a_project(client: Any) -> None:
 
 
 def test_saves_round_trip_and_list(client: Any, kernel: Kernel) -> None:
-    payload = {"vars": {"gold": 2}, "node_pointer": {"scene_id": "tiny", "node": "b"},
-               "seed": {"seed": 7, "value": 1, "uses": 1}, "note": "kept"}
+    payload = {
+        "vars": {"gold": 2},
+        "node_pointer": {"scene_id": "tiny", "node": "b"},
+        "seed": {"seed": 7, "value": 1, "uses": 1},
+        "note": "kept",
+    }
     reply = client.post("/api/save/My Slot!", json=payload)
     assert reply.status_code == 200
     save = reply.json()["save"]
@@ -146,8 +151,9 @@ def test_playtest_run_events_and_persist(client: Any, events: list[Any], kernel:
     assert events[-1].payload["digest"] == body["digest"]
     trace_file = kernel.paths.logs / "playtest" / body["trace_path"].rsplit("/", 1)[-1]
     assert json.loads(trace_file.read_text())["digest"] == body["digest"]
-    dry = client.post("/api/playtest/run", json={"scene": tiny_scene(), "seed": 7, "persist": True,
-                                                 "dry_run": True}).json()
+    dry = client.post(
+        "/api/playtest/run", json={"scene": tiny_scene(), "seed": 7, "persist": True, "dry_run": True}
+    ).json()
     assert dry["digest"] == body["digest"] and "trace_path" not in dry
 
 
@@ -155,16 +161,19 @@ def test_playtest_golden_and_explore(client: Any) -> None:
     golden = client.post("/api/playtest/run", json={"scene": tiny_scene(), "seed": 7}).json()["trace"]
     other = client.post("/api/playtest/run", json={"scene": tiny_scene(), "seed": 7, "golden": golden}).json()
     assert other["comparison"]["equal"] is True
-    diff = client.post("/api/playtest/run", json={"scene": tiny_scene(), "policy": "scripted",
-                                                  "choices": ["left", "c"], "golden": golden}).json()
+    diff = client.post(
+        "/api/playtest/run",
+        json={"scene": tiny_scene(), "policy": "scripted", "choices": ["left", "c"], "golden": golden},
+    ).json()
     assert diff["comparison"]["equal"] is False
     explored = client.post("/api/playtest/run", json={**_demo_payload(), "policy": "explore"}).json()
     assert explored["report"]["unvisited"] == []
 
 
 def test_playtest_bad_scripted_choice_names_index(client: Any) -> None:
-    reply = client.post("/api/playtest/run", json={"scene": tiny_scene(), "policy": "scripted",
-                                                   "choices": ["left", "nope"]})
+    reply = client.post(
+        "/api/playtest/run", json={"scene": tiny_scene(), "policy": "scripted", "choices": ["left", "nope"]}
+    )
     assert reply.status_code == 422 and reply.json()["error"]["field"] == "choices.1"
     reply = client.post("/api/playtest/run", json={"scene": tiny_scene(), "policy": "sideways"})
     assert reply.status_code == 400 and reply.json()["error"]["field"] == "policy"

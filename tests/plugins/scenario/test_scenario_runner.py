@@ -78,11 +78,24 @@ def test_step_never_mutates_inputs() -> None:
     assert scene == before and wire == snapshot
 
 
-@pytest.mark.parametrize(("operator", "value", "current", "expected"), [
-    ("eq", 3, 3, True), ("neq", 3, 3, False), ("gt", 2, 3, True), ("gte", "3", 3, True), ("lt", 2, 3, False),
-    ("lte", 3, 3.0, True), ("in", [1, 3], 3, True), ("not_in", [1, 3], 3, False), ("in", "abc", "b", True),
-    ("exists", None, 0, True), ("not_exists", None, 0, False), ("gt", "x", 3, False), ("in", 5, 3, False),
-])
+@pytest.mark.parametrize(
+    ("operator", "value", "current", "expected"),
+    [
+        ("eq", 3, 3, True),
+        ("neq", 3, 3, False),
+        ("gt", 2, 3, True),
+        ("gte", "3", 3, True),
+        ("lt", 2, 3, False),
+        ("lte", 3, 3.0, True),
+        ("in", [1, 3], 3, True),
+        ("not_in", [1, 3], 3, False),
+        ("in", "abc", "b", True),
+        ("exists", None, 0, True),
+        ("not_exists", None, 0, False),
+        ("gt", "x", 3, False),
+        ("in", 5, 3, False),
+    ],
+)
 def test_condition_operators(operator: str, value: Any, current: Any, expected: bool) -> None:
     assert compile_condition({"key": "a.b", "operator": operator, "value": value})({"a": {"b": current}}) is expected
 
@@ -116,12 +129,23 @@ def test_visible_to_filters_by_pov(demo: Project) -> None:
 def test_jump_crosses_scenes_and_pov_switch(demo: Project) -> None:
     scenario = compile_scenario(demo)
     state = initial_state(scenario, seed=1).state
-    for choice in ("look_around", "help_bags", "continue", "machine_works", "to_platform", "show_ticket",
-                   "depart", "jump_train"):
+    for choice in (
+        "look_around",
+        "help_bags",
+        "continue",
+        "machine_works",
+        "to_platform",
+        "show_ticket",
+        "depart",
+        "jump_train",
+    ):
         state = step(scenario, state, choice_id=choice).state
     assert (state.scene_id, state.node_id) == ("night_train", "carriage")
-    assert state.to_wire(with_scene=True)["history"][-1] == {"node": "to_train", "choice": "jump_train",
-                                                               "scene_id": "platform"}
+    assert state.to_wire(with_scene=True)["history"][-1] == {
+        "node": "to_train",
+        "choice": "jump_train",
+        "scene_id": "platform",
+    }
     bob = step(scenario, state, choice_id="deal_cards", pov="bob").state
     assert bob.pov == "bob" and bob.node_id == "bob_cards"
 

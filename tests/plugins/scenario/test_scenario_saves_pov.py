@@ -37,8 +37,15 @@ def test_store_write_read_list_delete(tmp_path: Path) -> None:
     clock = iter([1_700_000_000.5, 1_700_000_100.0])
     store = SaveStore(tmp_path / "saves", clock=lambda: next(clock))
     first = store.write("Alpha", {"vars": {}, "node_pointer": "a", "seed": 1, "extra": [1]})
-    assert first == {"slot": "alpha", "saved_at": 1_700_000_000_500, "saved_at_iso": "2023-11-14T22:13:20Z",
-                     "vars": {}, "node_pointer": "a", "seed": 1, "extra": [1]}
+    assert first == {
+        "slot": "alpha",
+        "saved_at": 1_700_000_000_500,
+        "saved_at_iso": "2023-11-14T22:13:20Z",
+        "vars": {},
+        "node_pointer": "a",
+        "seed": 1,
+        "extra": [1],
+    }
     store.write("beta", {"vars": {"x": 1}, "node_pointer": "b", "seed": 2})
     assert [e["slot"] for e in store.list()] == ["beta", "alpha"]
     assert store.read("ALPHA") == first
@@ -50,9 +57,14 @@ def test_store_write_read_list_delete(tmp_path: Path) -> None:
         store.delete("alpha")
 
 
-@pytest.mark.parametrize(("body", "field"), [({"node_pointer": 1, "seed": 1}, "vars"),
-                                             ({"vars": [], "node_pointer": 1, "seed": 1}, "vars"),
-                                             ({"vars": {}, "node_pointer": 1}, "seed")])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"node_pointer": 1, "seed": 1}, "vars"),
+        ({"vars": [], "node_pointer": 1, "seed": 1}, "vars"),
+        ({"vars": {}, "node_pointer": 1}, "seed"),
+    ],
+)
 def test_store_rejects_incomplete_saves(tmp_path: Path, body: dict, field: str) -> None:
     with pytest.raises(ComfyVNError) as info:
         SaveStore(tmp_path).write("s", body)
@@ -75,7 +87,10 @@ def test_pov_manager_persists_history_and_forks(tmp_path: Path) -> None:
     manager = PovManager(path)
     manager.set("alice")
     assert [manager.fork("Slot"), manager.fork("slot"), manager.fork("slot", "bob")] == [
-        "slot__pov_alice", "slot__pov_alice_2", "slot__pov_bob"]
+        "slot__pov_alice",
+        "slot__pov_alice_2",
+        "slot__pov_bob",
+    ]
     again = PovManager(path)
     assert again.snapshot() == {"pov": "alice", "history": ["narrator"]}
     assert again.fork("slot") == "slot__pov_alice_3"
@@ -90,4 +105,5 @@ def test_candidates_of_scene_and_project(demo: Project, demo_scene: dict) -> Non
     scene_ids = {c["id"]: c["source"] for c in candidates(demo_scene)}
     assert scene_ids == {"alice": "choice.visible_to", "bob": "choice.visible_to"}
     assert candidates({"cast": [{"id": "x", "name": "X"}], "nodes": "junk"}) == [
-        {"id": "x", "name": "X", "source": "cast"}]
+        {"id": "x", "name": "X", "source": "cast"}
+    ]

@@ -38,22 +38,34 @@ def test_demo_assets_exist(demo: Project) -> None:
     assert paths and all((DEMO / p).is_file() for p in paths)
 
 
-@pytest.mark.parametrize(("edit", "path", "code"), [
-    (lambda s: s.update(start="zz"), "/start", "missing_start"),
-    (lambda s: s["nodes"][1].update(id="a"), "/nodes/1/id", "duplicate_node"),
-    (lambda s: s["nodes"][1]["choices"][0].update(target="zz"), "/nodes/1/choices/0/target", "unknown_target"),
-    (lambda s: s["nodes"][0]["choices"][1].update(id="left"), "/nodes/0/choices/1/id", "duplicate_choice"),
-    (lambda s: s["nodes"][0]["choices"][2]["conditions"][0].update(key="silver"),
-     "/nodes/0/choices/2/conditions/0/key", "undeclared_variable"),
-    (lambda s: s["nodes"][0]["choices"][0].update(weight=-1), "/nodes/0/choices/0/weight", "schema_minimum"),
-    (lambda s: s["nodes"][0]["choices"][2]["conditions"][0].update(operator="like"),
-     "/nodes/0/choices/2/conditions/0/operator", "schema_enum"),
-    (lambda s: s["nodes"][2].pop("id"), "/nodes/2/id", "schema_required"),
-    (lambda s: s["nodes"][0]["choices"][0]["actions"][0].update(amount="x"),
-     "/nodes/0/choices/0/actions/0/amount", "schema_type"),
-    (lambda s: s["nodes"][0]["choices"][0].update(target="other:x"), "/nodes/0/choices/0/target", "unknown_target"),
-    (lambda s: s.update(variables={"gold": "lots"}), "/nodes/0/choices/0/actions/0/key", "non_numeric_variable"),
-])
+@pytest.mark.parametrize(
+    ("edit", "path", "code"),
+    [
+        (lambda s: s.update(start="zz"), "/start", "missing_start"),
+        (lambda s: s["nodes"][1].update(id="a"), "/nodes/1/id", "duplicate_node"),
+        (lambda s: s["nodes"][1]["choices"][0].update(target="zz"), "/nodes/1/choices/0/target", "unknown_target"),
+        (lambda s: s["nodes"][0]["choices"][1].update(id="left"), "/nodes/0/choices/1/id", "duplicate_choice"),
+        (
+            lambda s: s["nodes"][0]["choices"][2]["conditions"][0].update(key="silver"),
+            "/nodes/0/choices/2/conditions/0/key",
+            "undeclared_variable",
+        ),
+        (lambda s: s["nodes"][0]["choices"][0].update(weight=-1), "/nodes/0/choices/0/weight", "schema_minimum"),
+        (
+            lambda s: s["nodes"][0]["choices"][2]["conditions"][0].update(operator="like"),
+            "/nodes/0/choices/2/conditions/0/operator",
+            "schema_enum",
+        ),
+        (lambda s: s["nodes"][2].pop("id"), "/nodes/2/id", "schema_required"),
+        (
+            lambda s: s["nodes"][0]["choices"][0]["actions"][0].update(amount="x"),
+            "/nodes/0/choices/0/actions/0/amount",
+            "schema_type",
+        ),
+        (lambda s: s["nodes"][0]["choices"][0].update(target="other:x"), "/nodes/0/choices/0/target", "unknown_target"),
+        (lambda s: s.update(variables={"gold": "lots"}), "/nodes/0/choices/0/actions/0/key", "non_numeric_variable"),
+    ],
+)
 def test_errors_point_at_the_edit(edit: Any, path: str, code: str) -> None:
     scene = tiny_scene()
     edit(scene)
@@ -63,13 +75,17 @@ def test_errors_point_at_the_edit(edit: Any, path: str, code: str) -> None:
 
 
 def test_warnings_unreachable_trap_and_undeclared() -> None:
-    scene = {"id": "w", "start": "a", "nodes": [
-        {"id": "a", "choices": [{"target": "b"}, {"target": "c"}]},
-        {"id": "b", "choices": [{"target": "b2"}]},
-        {"id": "b2", "choices": [{"target": "b", "actions": [{"type": "set", "key": "seen", "value": True}]}]},
-        {"id": "c", "end": True, "choices": [{"target": "a"}]},
-        {"id": "island", "type": "mystery"},
-    ]}
+    scene = {
+        "id": "w",
+        "start": "a",
+        "nodes": [
+            {"id": "a", "choices": [{"target": "b"}, {"target": "c"}]},
+            {"id": "b", "choices": [{"target": "b2"}]},
+            {"id": "b2", "choices": [{"target": "b", "actions": [{"type": "set", "key": "seen", "value": True}]}]},
+            {"id": "c", "end": True, "choices": [{"target": "a"}]},
+            {"id": "island", "type": "mystery"},
+        ],
+    }
     report = validate_scene(scene)
     assert report.valid
     codes = {(i.code, i.path) for i in report.warnings}
@@ -80,8 +96,18 @@ def test_warnings_unreachable_trap_and_undeclared() -> None:
     assert not any(i.code == "trapped_cycle" and i.path == "/nodes/0" for i in report.warnings)
 
 
-@pytest.mark.parametrize("junk", [None, 3, "x", [], {"nodes": 5}, {"id": 1, "start": [], "nodes": [1, None, {}]},
-                                  {"id": "x", "start": "a", "nodes": [{"id": "a", "choices": [None, {"target": 3}]}]}])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        None,
+        3,
+        "x",
+        [],
+        {"nodes": 5},
+        {"id": 1, "start": [], "nodes": [1, None, {}]},
+        {"id": "x", "start": "a", "nodes": [{"id": "a", "choices": [None, {"target": 3}]}]},
+    ],
+)
 def test_junk_gives_a_report_not_an_exception(junk: Any) -> None:
     assert not validate_scene(junk).valid
 

@@ -48,8 +48,11 @@ class Probe:
 
     @hookimpl
     def register_events(self, register: Any) -> None:
-        register("on_probe", "A probe event.", {"type": "object", "required": ["n"],
-                                                "properties": {"n": {"type": "integer"}, "pad": {"type": "string"}}})
+        register(
+            "on_probe",
+            "A probe event.",
+            {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}, "pad": {"type": "string"}}},
+        )
 
     @hookimpl
     def register_flags(self, register: Any) -> None:
@@ -115,11 +118,13 @@ class Probe:
                 kernel.events.emit("on_probe", {"n": i})
             return JSONResponse({"emitted": n})
 
-        return [Route("/api/probe/boom", boom, methods=["POST", "GET"]),
-                Route("/api/probe/item/{id:int}", item, methods=["GET"]),
-                Route("/api/probe/character", character, methods=["POST"]),
-                Route("/api/probe/gated", gated, methods=["GET"]),
-                Route("/api/probe/burst", burst, methods=["POST"])]
+        return [
+            Route("/api/probe/boom", boom, methods=["POST", "GET"]),
+            Route("/api/probe/item/{id:int}", item, methods=["GET"]),
+            Route("/api/probe/character", character, methods=["POST"]),
+            Route("/api/probe/gated", gated, methods=["GET"]),
+            Route("/api/probe/burst", burst, methods=["POST"]),
+        ]
 
 
 @pytest.fixture

@@ -61,18 +61,26 @@ def test_verify_never_raises_on_garbage(tmp_path_factory: pytest.TempPathFactory
 @given(st.lists(st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), min_size=1, max_size=4))
 def test_required_scope_follows_the_api_area(parts: list[str]) -> None:
     assert required_scope("/api/" + "/".join(parts)) == f"{parts[0]}.write"
-    assert required_scope("/" + "/".join(parts)) == ("admin" if parts[0] != "api" or len(parts) < 2
-                                                     else f"{parts[1]}.write")
+    assert required_scope("/" + "/".join(parts)) == (
+        "admin" if parts[0] != "api" or len(parts) < 2 else f"{parts[1]}.write"
+    )
 
 
 LOOPBACK = ServerSettings()
 
 
-def check(store: TokenStore, settings: ServerSettings = LOOPBACK, *, method: str = "GET", path: str = "/api/flags",
-          host: str | None = "127.0.0.1:8001", origin: str | None = None, token: str | None = None,
-          server_host: str | None = "127.0.0.1") -> Denied | Principal:
-    return authorize(method, path, host, origin, token, server_host,
-                     settings, store)
+def check(
+    store: TokenStore,
+    settings: ServerSettings = LOOPBACK,
+    *,
+    method: str = "GET",
+    path: str = "/api/flags",
+    host: str | None = "127.0.0.1:8001",
+    origin: str | None = None,
+    token: str | None = None,
+    server_host: str | None = "127.0.0.1",
+) -> Denied | Principal:
+    return authorize(method, path, host, origin, token, server_host, settings, store)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8001", "localhost:8001", "[::1]:8001", "localhost", "app.localhost:5"])
@@ -148,8 +156,9 @@ def test_app_off_loopback_refuses_to_start_without_tokens(kernel: Kernel) -> Non
 def test_cli_tokens_create_list_revoke(kernel: Kernel) -> None:
     cli = make_cli(kernel)
     runner = CliRunner()
-    created = runner.invoke(cli, ["tokens", "create", "--scope", "assets.write", "--scope", "admin", "--name", "ci",
-                                  "--json"])
+    created = runner.invoke(
+        cli, ["tokens", "create", "--scope", "assets.write", "--scope", "admin", "--name", "ci", "--json"]
+    )
     assert created.exit_code == 0, created.output
     data = json.loads(created.output)
     assert data["scopes"] == ["assets.write", "admin"] and data["token"].startswith("cvn_")

@@ -125,16 +125,21 @@ def test_flags_api_reads_and_writes(kernel: Kernel, client: TestClient) -> None:
     assert document["features"] == {"enable_probe": False, "enable_probe_extra": True}
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({"enable_nothing": True}, 404, "name"),
-    ({"enable_probe": "yes"}, 400, "enable_probe"),
-    ({}, 400, "body"),
-    ([["enable_probe", True]], 400, "body"),
-])
-def test_flags_api_rejects_bad_input_without_writing(kernel: Kernel, client: TestClient, body: Any, status: int,
-                                                     field: str) -> None:
-    response = client.post("/api/flags", json={"enable_probe_extra": True, **body} if isinstance(body, dict)
-                           and body else body)
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"enable_nothing": True}, 404, "name"),
+        ({"enable_probe": "yes"}, 400, "enable_probe"),
+        ({}, 400, "body"),
+        ([["enable_probe", True]], 400, "body"),
+    ],
+)
+def test_flags_api_rejects_bad_input_without_writing(
+    kernel: Kernel, client: TestClient, body: Any, status: int, field: str
+) -> None:
+    response = client.post(
+        "/api/flags", json={"enable_probe_extra": True, **body} if isinstance(body, dict) and body else body
+    )
     assert response.status_code == status
     assert response.json()["error"]["field"] == field
     assert kernel.flags.is_enabled("enable_probe_extra") is False

@@ -74,9 +74,13 @@ class RawWebSocket:
         self.sock.settimeout(30)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             self.buffer += self.sock.recv(4096)
@@ -155,8 +159,9 @@ def test_hundred_subscribers_get_every_event_in_order(kernel: Kernel, live: Call
         asyncio.run(_fan_out(kernel, server, fast_count=100, events=EVENTS, pad="x" * 256))
 
 
-def test_a_stalled_subscriber_overflows_alone_without_delaying_others(kernel: Kernel,
-                                                                       live: Callable[..., LiveServer]) -> None:
+def test_a_stalled_subscriber_overflows_alone_without_delaying_others(
+    kernel: Kernel, live: Callable[..., LiveServer]
+) -> None:
     # 32 KiB envelopes: enough bytes to fill every socket and transport buffer between the server and
     # a client that stopped reading, so the server's send to it really blocks.
     with live(ws_queue=32, ws_heartbeat=5.0) as server:
@@ -165,11 +170,15 @@ def test_a_stalled_subscriber_overflows_alone_without_delaying_others(kernel: Ke
 
 
 def _serve(runtime: Path, sig: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    env = {**os.environ, "COMFYVN_RUNTIME_ROOT": str(runtime), "COMFYVN_PLUGINS": "server",
-           "COMFYVN_SERVER_PORT": "0"}
+    env = {**os.environ, "COMFYVN_RUNTIME_ROOT": str(runtime), "COMFYVN_PLUGINS": "server", "COMFYVN_SERVER_PORT": "0"}
     env.pop("COMFYVN_SERVER_HOST", None)
-    process = subprocess.Popen([sys.executable, "-c", "from comfyvn.cli import main; main()", "serve"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from comfyvn.cli import main; main()", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     state_file = runtime / "config" / "runtime_state.json"
 
     def running() -> dict[str, Any] | None:

@@ -24,8 +24,9 @@ def module_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClie
 
     from .conftest import Probe
 
-    kernel = create_kernel(plugins=[server_plugin, Probe()], paths=RuntimePaths.under(tmp_path_factory.mktemp("rt")),
-                           env={}, strict=True)
+    kernel = create_kernel(
+        plugins=[server_plugin, Probe()], paths=RuntimePaths.under(tmp_path_factory.mktemp("rt")), env={}, strict=True
+    )
     with TestClient(create_app(kernel)) as client:
         yield client
 
@@ -78,8 +79,12 @@ def test_openapi_route_serves_the_document(client: TestClient) -> None:
 
 def _operations(client: TestClient) -> list[tuple[str, str]]:
     document = client.get("/openapi.json").json()
-    return [(path, method) for path, ops in document["paths"].items() for method, op in ops.items()
-            if not op.get("x-websocket")]
+    return [
+        (path, method)
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if not op.get("x-websocket")
+    ]
 
 
 json_values = st.recursive(
@@ -87,14 +92,17 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
-segments = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
-                   max_size=12)
-query = st.dictionaries(st.sampled_from(["since", "limit", "event", "events", "all", "id", "x"]),
-                        st.text(max_size=12), max_size=3)
+segments = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"), max_size=12
+)
+query = st.dictionaries(
+    st.sampled_from(["since", "limit", "event", "events", "all", "id", "x"]), st.text(max_size=12), max_size=3
+)
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-          deadline=None)
+@settings(
+    max_examples=250, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None
+)
 @given(data=st.data())
 def test_generated_bad_requests_never_give_5xx(module_client: TestClient, data: st.DataObject) -> None:
     operations = _operations(module_client)

@@ -80,13 +80,16 @@ def test_deliveries_verify_with_only_the_public_key(fast_client: TestClient, rec
     bodies = []
     for request in receiver.requests:
         headers = request["headers"]
-        assert verify_signature(public_key, headers["X-ComfyVN-Timestamp"], request["body"],
-                                headers["X-ComfyVN-Signature"])
+        assert verify_signature(
+            public_key, headers["X-ComfyVN-Timestamp"], request["body"], headers["X-ComfyVN-Signature"]
+        )
         tampered = request["body"].replace(b'"n":', b'"n": ')
-        assert not verify_signature(public_key, headers["X-ComfyVN-Timestamp"], tampered,
-                                    headers["X-ComfyVN-Signature"])
-        assert not verify_signature(public_key, str(int(headers["X-ComfyVN-Timestamp"]) + 1), request["body"],
-                                    headers["X-ComfyVN-Signature"])
+        assert not verify_signature(
+            public_key, headers["X-ComfyVN-Timestamp"], tampered, headers["X-ComfyVN-Signature"]
+        )
+        assert not verify_signature(
+            public_key, str(int(headers["X-ComfyVN-Timestamp"]) + 1), request["body"], headers["X-ComfyVN-Signature"]
+        )
         assert headers["X-ComfyVN-Event"] == "on_probe" and headers["X-ComfyVN-Webhook-Id"] == hook["id"]
         assert "X-ComfyVN-Signature-HMAC" not in headers
         bodies.append(json.loads(request["body"]))
@@ -96,8 +99,9 @@ def test_deliveries_verify_with_only_the_public_key(fast_client: TestClient, rec
     assert status["state"] == "ok" and status["last_status"] == 200 and status["failed"] == 0
 
 
-def test_legacy_hmac_is_added_and_the_secret_never_shown(kernel: Kernel, fast_client: TestClient,
-                                                         receiver: Receiver) -> None:
+def test_legacy_hmac_is_added_and_the_secret_never_shown(
+    kernel: Kernel, fast_client: TestClient, receiver: Receiver
+) -> None:
     secret = "s3cret-shared-key-123"
     hook = fast_client.post("/api/modder/hooks/webhooks", json={"url": receiver.url, "secret": secret}).json()
     assert hook["hmac"] is True and secret not in json.dumps(hook)
@@ -134,8 +138,9 @@ def test_receiver_down_is_retried_and_the_failure_shows(fast_client: TestClient)
 def test_server_errors_are_retried_but_client_errors_are_not(fast_client: TestClient) -> None:
     with Receiver(status=503) as flaky, Receiver(status=400) as rejecting:
         first = fast_client.post("/api/modder/hooks/webhooks", json={"url": flaky.url, "events": ["on_probe"]}).json()
-        second = fast_client.post("/api/modder/hooks/webhooks",
-                                  json={"url": rejecting.url, "events": ["on_probe"]}).json()
+        second = fast_client.post(
+            "/api/modder/hooks/webhooks", json={"url": rejecting.url, "events": ["on_probe"]}
+        ).json()
         fast_client.post("/api/probe/burst", json={"n": 1})
         flaky_status = wait_for(lambda: (s := _status(fast_client, first["id"]))["failed"] == 1 and s)
         rejected_status = wait_for(lambda: (s := _status(fast_client, second["id"]))["failed"] == 1 and s)
@@ -146,11 +151,15 @@ def test_server_errors_are_retried_but_client_errors_are_not(fast_client: TestCl
 
 def test_registration_validation_and_deletion(fast_client: TestClient, receiver: Receiver) -> None:
     post = fast_client.post
-    bad = [({"url": "ftp://x"}, 400, "url"), ({"url": "not a url"}, 400, "url"), ({"events": []}, 422, "url"),
-           ({"url": receiver.url, "events": ["nope"]}, 400, "events[0]"),
-           ({"url": receiver.url, "events": "on_probe"}, 422, "events"),
-           ({"url": receiver.url, "secret": "short"}, 400, "secret"),
-           ({"url": receiver.url, "extra": 1}, 422, "extra")]
+    bad = [
+        ({"url": "ftp://x"}, 400, "url"),
+        ({"url": "not a url"}, 400, "url"),
+        ({"events": []}, 422, "url"),
+        ({"url": receiver.url, "events": ["nope"]}, 400, "events[0]"),
+        ({"url": receiver.url, "events": "on_probe"}, 422, "events"),
+        ({"url": receiver.url, "secret": "short"}, 400, "secret"),
+        ({"url": receiver.url, "extra": 1}, 422, "extra"),
+    ]
     for body, status, field in bad:
         response = post("/api/modder/hooks/webhooks", json=body)
         assert (response.status_code, response.json()["error"]["field"]) == (status, field), body

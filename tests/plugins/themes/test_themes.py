@@ -21,9 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 Http = Any
-WEATHER_VALUES = {"time_of_day": {"dawn", "day", "dusk", "night"},
-                  "weather": {"clear", "overcast", "rain", "storm", "snow", "fog"},
-                  "mood": {"calm", "tense", "mystic", "energetic", "melancholic"}}
+WEATHER_VALUES = {
+    "time_of_day": {"dawn", "day", "dusk", "night"},
+    "weather": {"clear", "overcast", "rain", "storm", "snow", "fog"},
+    "mood": {"calm", "tense", "mystic", "energetic", "melancholic"},
+}
 
 
 def test_the_five_templates_are_complete() -> None:
@@ -70,12 +72,22 @@ def test_overrides_and_unknown_roles() -> None:
 
 
 ids = st.text(min_size=1, max_size=10).filter(str.strip).map(str.strip)
-requests = st.fixed_dictionaries({"theme": st.sampled_from(sorted(TEMPLATES))}, optional={
-    "characters": st.dictionaries(ids, st.fixed_dictionaries({}, optional={
-        "role": st.sampled_from(["protagonist", "rival", "mage", "villain", "x"])}), max_size=4),
-    "current": st.fixed_dictionaries({}, optional={"luts": st.lists(st.text(max_size=5), max_size=3),
-                                                   "theme": st.sampled_from(sorted(TEMPLATES))}),
-})
+requests = st.fixed_dictionaries(
+    {"theme": st.sampled_from(sorted(TEMPLATES))},
+    optional={
+        "characters": st.dictionaries(
+            ids,
+            st.fixed_dictionaries(
+                {}, optional={"role": st.sampled_from(["protagonist", "rival", "mage", "villain", "x"])}
+            ),
+            max_size=4,
+        ),
+        "current": st.fixed_dictionaries(
+            {},
+            optional={"luts": st.lists(st.text(max_size=5), max_size=3), "theme": st.sampled_from(sorted(TEMPLATES))},
+        ),
+    },
+)
 
 
 def checksum(body: dict[str, Any]) -> str:
@@ -102,8 +114,15 @@ print(json.dumps([checksum(b) for b in json.load(sys.stdin)]))
 @given(st.lists(requests, min_size=1, max_size=10))
 def test_checksums_are_identical_across_processes(batch: list[dict[str, Any]]) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
-    child = subprocess.run([sys.executable, "-c", CHILD.format(here=here)], input=json.dumps(batch), text=True,
-                           capture_output=True, env=dict(os.environ, PYTHONHASHSEED="99"), timeout=120, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.format(here=here)],
+        input=json.dumps(batch),
+        text=True,
+        capture_output=True,
+        env=dict(os.environ, PYTHONHASHSEED="99"),
+        timeout=120,
+        check=True,
+    )
     assert json.loads(child.stdout) == [checksum(b) for b in batch]
 
 
@@ -117,20 +136,31 @@ def test_routes(themes_kernel: Callable[..., Kernel], http_for: Callable[[Kernel
     assert templates[0]["luts"] and "roles" in templates[0]
     body = http.post("/api/themes/apply", json={"theme": "Action", "characters": ["rin"], "scene_id": "s1"}).json()
     assert body["theme"] == "action" and body["renders_triggered"] is False and body["scene_id"] == "s1"
-    assert body == http.post("/api/themes/apply", json={"theme": "action", "characters": ["rin"],
-                                                        "scene_id": "s1"}).json()
-    assert seen[0].payload == {"theme": "action", "checksum": body["plan_delta"]["checksum"],
-                               "mutations": len(body["plan_delta"]["mutations"]), "scene_id": "s1"}
+    assert (
+        body == http.post("/api/themes/apply", json={"theme": "action", "characters": ["rin"], "scene_id": "s1"}).json()
+    )
+    assert seen[0].payload == {
+        "theme": "action",
+        "checksum": body["plan_delta"]["checksum"],
+        "mutations": len(body["plan_delta"]["mutations"]),
+        "scene_id": "s1",
+    }
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({}, 400, "theme"), ({"theme": 5}, 400, "theme"), ({"theme": "nope"}, 404, "theme"),
-    ({"theme": "dark", "extra": 1}, 400, "extra"), ({"theme": "dark", "characters": "kim"}, 400, "characters"),
-    ({"theme": "dark", "characters": [""]}, 400, "characters[0]"),
-    ({"theme": "dark", "characters": {"kim": {"overrides": {"hat": "x"}}}}, 400, "characters.kim.overrides.hat"),
-    ({"theme": "dark", "characters": {"kim": {"role": 3}}}, 400, "characters.kim.role"),
-    ({"theme": "dark", "current": [1]}, 400, "current"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({}, 400, "theme"),
+        ({"theme": 5}, 400, "theme"),
+        ({"theme": "nope"}, 404, "theme"),
+        ({"theme": "dark", "extra": 1}, 400, "extra"),
+        ({"theme": "dark", "characters": "kim"}, 400, "characters"),
+        ({"theme": "dark", "characters": [""]}, 400, "characters[0]"),
+        ({"theme": "dark", "characters": {"kim": {"overrides": {"hat": "x"}}}}, 400, "characters.kim.overrides.hat"),
+        ({"theme": "dark", "characters": {"kim": {"role": 3}}}, 400, "characters.kim.role"),
+        ({"theme": "dark", "current": [1]}, 400, "current"),
+    ],
+)
 def test_invalid_input_names_the_field(client: Http, body: Any, status: int, field: str) -> None:
     response = client.post("/api/themes/apply", json=body)
     assert response.status_code == status and response.json()["error"]["field"] == field
@@ -140,11 +170,13 @@ def test_cli(themes_kernel: Callable[..., Kernel]) -> None:
     cli = make_cli(themes_kernel())
     listed = CliRunner().invoke(cli, ["themes", "list"])
     assert listed.exit_code == 0 and listed.stdout.splitlines()[0].startswith("action")
-    result = CliRunner().invoke(cli, ["themes", "apply", "romantic", "--character", "mai:love_interest",
-                                      "--current", '{"theme": "romantic"}'])
+    result = CliRunner().invoke(
+        cli, ["themes", "apply", "romantic", "--character", "mai:love_interest", "--current", '{"theme": "romantic"}']
+    )
     assert result.exit_code == 0
     delta = json.loads(result.stdout)["plan_delta"]
-    assert delta["unchanged"] == 1 and any(m["path"] == "characters.mai.palette" and m["value"] == "rose"
-                                           for m in delta["mutations"])
+    assert delta["unchanged"] == 1 and any(
+        m["path"] == "characters.mai.palette" and m["value"] == "rose" for m in delta["mutations"]
+    )
     bad = CliRunner().invoke(cli, ["themes", "apply", "disco"])
     assert bad.exit_code == 2 and "(field: theme)" in bad.stderr

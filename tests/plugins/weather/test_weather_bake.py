@@ -28,21 +28,26 @@ from comfyvn_weather.presets import CANONICAL
 from hypothesis import given
 from hypothesis import strategies as st
 
-WAV = (b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00@\x1f\x00\x00@\x1f\x00\x00"
-       b"\x01\x00\x08\x00data\x00\x00\x00\x00")
+WAV = (
+    b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00@\x1f\x00\x00@\x1f\x00\x00"
+    b"\x01\x00\x08\x00data\x00\x00\x00\x00"
+)
 IMAGE_NAME = re.compile(r"^[a-z_][0-9a-z_]*$")
 BAKE = {"bake_weather": True}
 
 
-def project(scenes: dict[str, dict[str, Any]], metadata: dict[str, Any] | None = None,
-            root: Path | None = None) -> SimpleNamespace:
+def project(
+    scenes: dict[str, dict[str, Any]], metadata: dict[str, Any] | None = None, root: Path | None = None
+) -> SimpleNamespace:
     """A duck-typed project: what the exporter passes (``meta``, ``scenes``, ``root``)."""
     meta: dict[str, Any] = {"id": "wx", "title": "Weather"}
     if metadata is not None:
         meta["metadata"] = metadata
-    return SimpleNamespace(meta=meta, root=root,
-                           scenes={sid: {"id": sid, "start": "a", "nodes": [{"id": "a"}], **extra}
-                                   for sid, extra in scenes.items()})
+    return SimpleNamespace(
+        meta=meta,
+        root=root,
+        scenes={sid: {"id": sid, "start": "a", "nodes": [{"id": "a"}], **extra} for sid, extra in scenes.items()},
+    )
 
 
 def with_weather(state: Any) -> dict[str, Any]:
@@ -53,9 +58,15 @@ def with_weather(state: Any) -> dict[str, Any]:
 
 
 def test_scene_state_wins_then_project_fallback_then_nothing() -> None:
-    p = project({"a": with_weather({"time_of_day": "sunset", "weather": "rainy"}), "b": {},
-                 "c": with_weather(None), "d": {"metadata": {"rating": "E"}}},
-                metadata={"weather": {"weather": "fog"}})
+    p = project(
+        {
+            "a": with_weather({"time_of_day": "sunset", "weather": "rainy"}),
+            "b": {},
+            "c": with_weather(None),
+            "d": {"metadata": {"rating": "E"}},
+        },
+        metadata={"weather": {"weather": "fog"}},
+    )
     found = {s.scene_id: s for s in scene_states(p)}
     assert set(found) == {"a", "b", "d"}  # c opted out with an explicit null
     assert (found["a"].source, found["a"].state) == ("scene", WorldState("dusk", "rain", "calm"))
@@ -73,11 +84,14 @@ def test_unknown_values_fall_back_with_a_warning_that_reaches_the_file() -> None
     assert result["scene_lines"]["s1"][0].startswith("show cvn_weather day_clear_calm zorder 10 with ")
 
 
-@pytest.mark.parametrize(("state", "field"), [
-    ("rain", "scenes.s1.metadata.weather"),
-    ({"weather": 3}, "scenes.s1.metadata.weather.weather"),
-    ({"wind": "strong"}, "scenes.s1.metadata.weather.wind"),
-])
+@pytest.mark.parametrize(
+    ("state", "field"),
+    [
+        ("rain", "scenes.s1.metadata.weather"),
+        ({"weather": 3}, "scenes.s1.metadata.weather.weather"),
+        ({"wind": "strong"}, "scenes.s1.metadata.weather.wind"),
+    ],
+)
 def test_a_malformed_scene_state_is_an_error_naming_the_field(state: Any, field: str) -> None:
     with pytest.raises(ComfyVNError) as caught:
         bake_contribution(project({"s1": with_weather(state)}), BAKE)
@@ -107,25 +121,33 @@ def test_rain_scene_lines_and_definitions(tmp_path: Path) -> None:
     p = project({"s1": with_weather({"time_of_day": "dusk", "weather": "rain", "ambience": "tense"})}, root=tmp_path)
     result = bake_contribution(p, BAKE)
     assert result is not None
-    assert result["scene_lines"] == {"s1": [
-        "show cvn_weather_fx dusk_rain_tense zorder 11",
-        "show cvn_weather dusk_rain_tense zorder 10 with cvn_weather_crossfade_800",
-        'play sound "audio/weather/rain_loop.wav" loop fadein 1.0 volume 0.608',
-    ]}
+    assert result["scene_lines"] == {
+        "s1": [
+            "show cvn_weather_fx dusk_rain_tense zorder 11",
+            "show cvn_weather dusk_rain_tense zorder 10 with cvn_weather_crossfade_800",
+            'play sound "audio/weather/rain_loop.wav" loop fadein 1.0 volume 0.608',
+        ]
+    }
     assert result["files"]["game/audio/weather/rain_loop.wav"] == WAV
     text = result["files"][OUTPUT]
     assert "define cvn_weather_crossfade_800 = Dissolve(0.8)\n" in text
     assert re.search(r'^image cvn_weather dusk_rain_tense = Solid\("#[0-9a-f]{8}"\)$', text, re.M)
-    assert re.search(r'^image cvn_weather_fx dusk_rain_tense = SnowBlossom\(Solid\("#98adc4aa", xysize=\(2, 22\)\), '
-                     r"count=42, .*yspeed=\(700, 950\)", text, re.M)
+    assert re.search(
+        r'^image cvn_weather_fx dusk_rain_tense = SnowBlossom\(Solid\("#98adc4aa", xysize=\(2, 22\)\), '
+        r"count=42, .*yspeed=\(700, 950\)",
+        text,
+        re.M,
+    )
     assert result["warnings"] == [] and "## warning" not in text
 
 
 def test_missing_ambience_is_not_invented_but_reported(tmp_path: Path) -> None:
     (tmp_path / "assets/music").mkdir(parents=True)
     (tmp_path / "assets/music/snow_wind.txt").write_text("not audio")
-    p = project({"s1": with_weather({"time_of_day": "night", "weather": "snow"}),
-                 "s2": with_weather({"weather": "clear"})}, root=tmp_path)
+    p = project(
+        {"s1": with_weather({"time_of_day": "night", "weather": "snow"}), "s2": with_weather({"weather": "clear"})},
+        root=tmp_path,
+    )
     result = bake_contribution(p, BAKE)
     assert result is not None
     s1 = result["scene_lines"]["s1"]
@@ -142,8 +164,9 @@ def test_storm_uses_a_flash_and_its_thunder_when_present(tmp_path: Path) -> None
     (tmp_path / "assets/sfx/weather").mkdir(parents=True)
     (tmp_path / "assets/sfx/weather/thunder_roll.ogg").write_bytes(b"OggS thunder")
     (tmp_path / "assets/sfx/Storm_Loop.WAV").write_bytes(WAV)
-    result = bake_contribution(project({"s1": with_weather({"weather": "stormy", "time_of_day": "night"})},
-                                       root=tmp_path), BAKE)
+    result = bake_contribution(
+        project({"s1": with_weather({"weather": "stormy", "time_of_day": "night"})}, root=tmp_path), BAKE
+    )
     assert result is not None
     assert result["scene_lines"]["s1"][1:] == [
         "show cvn_weather night_storm_calm zorder 10 with cvn_weather_flash_1200",
@@ -190,22 +213,31 @@ def test_overlay_colour_composites_darkness_sky_and_weather() -> None:
         assert night > day  # night adds darkness under the same weather
 
 
-STATES = st.builds(lambda tod, wx, amb: {"time_of_day": tod, "weather": wx, "ambience": amb},
-                   *(st.sampled_from([*CANONICAL[f], None]) for f in ("time_of_day", "weather", "ambience")))
-SCENES = st.dictionaries(st.text(min_size=1, max_size=12), st.one_of(STATES, st.none(), st.just("absent")),
-                         min_size=1, max_size=6)
+STATES = st.builds(
+    lambda tod, wx, amb: {"time_of_day": tod, "weather": wx, "ambience": amb},
+    *(st.sampled_from([*CANONICAL[f], None]) for f in ("time_of_day", "weather", "ambience")),
+)
+SCENES = st.dictionaries(
+    st.text(min_size=1, max_size=12), st.one_of(STATES, st.none(), st.just("absent")), min_size=1, max_size=6
+)
 
 
 @given(scenes=SCENES, default=st.one_of(st.none(), STATES))
-def test_contribution_is_deterministic_and_every_name_it_uses_is_defined(scenes: dict[str, Any],
-                                                                        default: dict[str, Any] | None) -> None:
-    p = project({sid: ({} if state == "absent" else with_weather(state)) for sid, state in scenes.items()},
-                metadata={"weather": default} if default is not None else {})
+def test_contribution_is_deterministic_and_every_name_it_uses_is_defined(
+    scenes: dict[str, Any], default: dict[str, Any] | None
+) -> None:
+    p = project(
+        {sid: ({} if state == "absent" else with_weather(state)) for sid, state in scenes.items()},
+        metadata={"weather": default} if default is not None else {},
+    )
     first = bake_contribution(p, BAKE)
     again = bake_contribution(copy.deepcopy(p), BAKE)
     assert first == again  # same input, same bytes
-    expected = {sid for sid, state in scenes.items() if state not in (None, "absent")
-                or (state == "absent" and default is not None)}
+    expected = {
+        sid
+        for sid, state in scenes.items()
+        if state not in (None, "absent") or (state == "absent" and default is not None)
+    }
     if first is None:
         assert not expected
         return
@@ -254,15 +286,24 @@ def baked_demo(tmp_path: Path) -> Path:
     shutil.copytree(find_demo_project(), root)
     (root / "assets/ambience").mkdir()
     shutil.copyfile(root / "assets/music/rails.wav", root / "assets/ambience/rain_loop.wav")
-    for scene_id, state in (("platform", {"time_of_day": "dusk", "weather": "rain", "ambience": "tense"}),
-                            ("night_train", {"time_of_day": "night", "weather": "snow"})):
+    for scene_id, state in (
+        ("platform", {"time_of_day": "dusk", "weather": "rain", "ambience": "tense"}),
+        ("night_train", {"time_of_day": "night", "weather": "snow"}),
+    ):
         path = root / "scenes" / f"{scene_id}.json"
         scene = json.loads(path.read_text(encoding="utf-8"))
         scene.setdefault("metadata", {})["weather"] = state
         path.write_text(json.dumps(scene, indent=2), encoding="utf-8")
-    (root / "scenes/epilogue.json").write_text(json.dumps({
-        "id": "epilogue", "title": "Epilogue", "start": "mist",
-        "nodes": [{"id": "mist", "type": "narration", "text": "The station fades into the mist.", "end": True}]}))
+    (root / "scenes/epilogue.json").write_text(
+        json.dumps(
+            {
+                "id": "epilogue",
+                "title": "Epilogue",
+                "start": "mist",
+                "nodes": [{"id": "mist", "type": "narration", "text": "The station fades into the mist.", "end": True}],
+            }
+        )
+    )
     meta = json.loads((root / "project.json").read_text(encoding="utf-8"))
     meta["scenes"].append("epilogue")
     meta.setdefault("metadata", {})["weather"] = {"weather": "fog", "time_of_day": "dawn", "ambience": "mystic"}
@@ -280,16 +321,18 @@ def _kernel(make_kernel: Callable[..., Kernel]) -> Kernel:
 def _export(kernel: Kernel, project_dir: Path, out: Path, *, bake: bool, check: bool = False) -> dict[str, Any]:
     from comfyvn_renpy import ExportOptions, ExportRequest, run_export
 
-    return run_export(kernel, ExportRequest(project=project_dir, out=out, check=check,
-                                            options=ExportOptions(bake_weather=bake)))
+    return run_export(
+        kernel, ExportRequest(project=project_dir, out=out, check=check, options=ExportOptions(bake_weather=bake))
+    )
 
 
 def _read(out: Path, rel: str) -> str:
     return (out / rel).read_text(encoding="utf-8")
 
 
-def test_baked_export_lints_clean_with_the_real_engine(make_kernel: Callable[..., Kernel], baked_demo: Path,
-                                                      tmp_path: Path) -> None:
+def test_baked_export_lints_clean_with_the_real_engine(
+    make_kernel: Callable[..., Kernel], baked_demo: Path, tmp_path: Path
+) -> None:
     from comfyvn_renpy import find_engine
 
     assert find_engine() is not None, "Ren'Py is not installed: `apt-get install -y renpy` (see docs/renpy.md)"
@@ -302,20 +345,25 @@ def test_baked_export_lints_clean_with_the_real_engine(make_kernel: Callable[...
 
     for root in ("", "forks/alice/", "forks/bob/"):
         platform = _read(out, f"{root}game/scenes/scene_platform.rpy")
-        assert ("    play music 'audio/station_hum.wav' fadein 1.5 loop volume 0.6\n"
-                "    show cvn_weather_fx dusk_rain_tense zorder 11\n"
-                "    show cvn_weather dusk_rain_tense zorder 10 with cvn_weather_crossfade_800\n"
-                '    play sound "audio/weather/rain_loop.wav" loop fadein 1.0 volume 0.608\n'
-                "    jump platform_arrival\n") in platform
+        assert (
+            "    play music 'audio/station_hum.wav' fadein 1.5 loop volume 0.6\n"
+            "    show cvn_weather_fx dusk_rain_tense zorder 11\n"
+            "    show cvn_weather dusk_rain_tense zorder 10 with cvn_weather_crossfade_800\n"
+            '    play sound "audio/weather/rain_loop.wav" loop fadein 1.0 volume 0.608\n'
+            "    jump platform_arrival\n"
+        ) in platform
         train = _read(out, f"{root}game/scenes/scene_night_train.rpy")
-        assert ("    show cvn_weather_fx night_snow_calm zorder 11\n"
-                "    show cvn_weather night_snow_calm zorder 10 with cvn_weather_crossfade_1200\n"
-                "    stop sound fadeout 1.8\n") in train
+        assert (
+            "    show cvn_weather_fx night_snow_calm zorder 11\n"
+            "    show cvn_weather night_snow_calm zorder 10 with cvn_weather_crossfade_1200\n"
+            "    stop sound fadeout 1.8\n"
+        ) in train
         assert "play sound" not in train
         epilogue = _read(out, f"{root}game/scenes/scene_epilogue.rpy")
         assert "    show cvn_weather dawn_fog_mystic zorder 10 with cvn_weather_crossfade_1600\n" in epilogue
         assert (out / f"{root}game/audio/weather/rain_loop.wav").read_bytes() == (
-            baked_demo / "assets/music/rails.wav").read_bytes()
+            baked_demo / "assets/music/rails.wav"
+        ).read_bytes()
     rpy = _read(out, "game/comfyvn_weather.rpy")
     assert "## scene epilogue: dawn, fog, mystic (project metadata) -> cvn_weather dawn_fog_mystic" in rpy
     assert "## warning: scene 'night_train': no ambience file for 'ambience/snow_wind.ogg'" in rpy
@@ -330,8 +378,9 @@ def test_baked_export_lints_clean_with_the_real_engine(make_kernel: Callable[...
     assert again["ok"] and json.loads(_read(tmp_path / "again", "export_manifest.json"))["files"] == files
 
 
-def test_baked_weather_plays_headless_with_the_real_engine(make_kernel: Callable[..., Kernel], baked_demo: Path,
-                                                          tmp_path: Path) -> None:
+def test_baked_weather_plays_headless_with_the_real_engine(
+    make_kernel: Callable[..., Kernel], baked_demo: Path, tmp_path: Path
+) -> None:
     """Lint does not run scenes: play a derived testcase through both baked scenes (tint, particles, sound)."""
     from comfyvn_renpy import ExportOptions, ExportRequest, find_engine, run_export
     from comfyvn_renpy.testcases import MARKER
@@ -339,17 +388,25 @@ def test_baked_weather_plays_headless_with_the_real_engine(make_kernel: Callable
     engine = find_engine()
     assert engine is not None, "Ren'Py is not installed: `apt-get install -y renpy` (see docs/renpy.md)"
     out = tmp_path / "play"
-    result = run_export(_kernel(make_kernel), ExportRequest(
-        project=baked_demo, out=out, options=ExportOptions(bake_weather=True, testcases=True, pov_mode="disabled")))
+    result = run_export(
+        _kernel(make_kernel),
+        ExportRequest(
+            project=baked_demo, out=out, options=ExportOptions(bake_weather=True, testcases=True, pov_mode="disabled")
+        ),
+    )
     tests = _read(out, "game/tests.rpy")
-    case = next(name for name in result["testcases"]
-                if "night_train" in tests.split(f"testcase {name}:", 1)[1].split("testcase ", 1)[0])
+    case = next(
+        name
+        for name in result["testcases"]
+        if "night_train" in tests.split(f"testcase {name}:", 1)[1].split("testcase ", 1)[0]
+    )
     run = engine.test(out, case, timeout=120)
     assert run.returncode == 0 and not run.timed_out and f"{MARKER} {case}" in run.stdout + run.stderr, run
 
 
-def test_without_bake_weather_nothing_is_added(make_kernel: Callable[..., Kernel], baked_demo: Path,
-                                               tmp_path: Path) -> None:
+def test_without_bake_weather_nothing_is_added(
+    make_kernel: Callable[..., Kernel], baked_demo: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "plain"
     _export(_kernel(make_kernel), baked_demo, out, bake=False)
     assert not (out / "game/comfyvn_weather.rpy").exists() and not (out / "game/audio/weather").exists()
@@ -362,14 +419,16 @@ def test_cli_bake_weather_flag(make_kernel: Callable[..., Kernel], baked_demo: P
     from comfyvn.cli import make_cli
 
     out = tmp_path / "cli"
-    result = CliRunner().invoke(make_cli(_kernel(make_kernel)),
-                                ["export", "renpy", str(baked_demo), "--out", str(out), "--bake-weather"])
+    result = CliRunner().invoke(
+        make_cli(_kernel(make_kernel)), ["export", "renpy", str(baked_demo), "--out", str(out), "--bake-weather"]
+    )
     assert result.exit_code == 0, result.output
     assert "show cvn_weather dusk_rain_tense" in _read(out, "game/scenes/scene_platform.rpy")
 
 
-def test_a_malformed_state_fails_the_export_naming_the_field(make_kernel: Callable[..., Kernel], baked_demo: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_malformed_state_fails_the_export_naming_the_field(
+    make_kernel: Callable[..., Kernel], baked_demo: Path, tmp_path: Path
+) -> None:
     path = baked_demo / "scenes/platform.json"
     scene = json.loads(path.read_text(encoding="utf-8"))
     scene["metadata"]["weather"] = {"weather": 7}

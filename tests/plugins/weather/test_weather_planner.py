@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 states = st.builds(WorldState, *(st.sampled_from(CANONICAL[f]) for f in FIELDS))
-raw_values = st.one_of(st.none(), st.text(max_size=12),
-                       st.sampled_from([v for f in FIELDS for v in (*CANONICAL[f], *ALIASES[f])]))
+raw_values = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from([v for f in FIELDS for v in (*CANONICAL[f], *ALIASES[f])])
+)
 partials = st.fixed_dictionaries({}, optional={f: raw_values for f in FIELDS})
 
 
@@ -58,8 +59,10 @@ def test_unknown_values_fall_back_to_the_default_with_a_warning() -> None:
     assert warnings == ("weather: unknown value 'meteor shower', fell back to 'clear'",)
 
 
-@pytest.mark.parametrize(("partial", "field"), [({"weather": 3}, "weather"), ({"mood": "calm"}, "mood"),
-                                                ({"ambience": ["calm"]}, "ambience")])
+@pytest.mark.parametrize(
+    ("partial", "field"),
+    [({"weather": 3}, "weather"), ({"mood": "calm"}, "mood"), ({"ambience": ["calm"]}, "ambience")],
+)
 def test_wrong_types_and_unknown_fields_name_the_field(partial: dict[str, Any], field: str) -> None:
     with pytest.raises(ComfyVNError) as info:
         merge_state(WorldState(), partial)
@@ -134,8 +137,15 @@ print(json.dumps(digest(json.load(sys.stdin))))
 def test_plans_are_identical_across_processes(batch: list[dict[str, Any]]) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, PYTHONHASHSEED="4242")
-    child = subprocess.run([sys.executable, "-c", CHILD.format(here=here)], input=json.dumps(batch),
-                           capture_output=True, text=True, env=env, timeout=120, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.format(here=here)],
+        input=json.dumps(batch),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     assert json.loads(child.stdout) == digest(batch)
 
 

@@ -36,8 +36,9 @@ def test_unknown_values_fall_back_with_a_warning(client: Http) -> None:
     assert body["meta"]["warnings"] == ["weather: unknown value 'acid rain', fell back to 'clear'"]
 
 
-def test_each_post_emits_on_weather_plan(weather_kernel: Callable[..., Kernel],
-                                         http_for: Callable[[Kernel], Http]) -> None:
+def test_each_post_emits_on_weather_plan(
+    weather_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Http]
+) -> None:
     kernel = weather_kernel()
     seen: list[Any] = []
     kernel.events.subscribe(seen.append, events=["on_weather_plan"])
@@ -45,13 +46,18 @@ def test_each_post_emits_on_weather_plan(weather_kernel: Callable[..., Kernel],
     body = http.post("/api/weather/state", json={"weather": "storm"}).json()
     http.get("/api/weather/state")
     assert len(seen) == 1
-    assert dict(seen[0].payload) == {"state": body["state"], "summary": body["scene"]["summary"],
-                                     "transition": body["transition"], "particles": body["particles"],
-                                     "meta": body["meta"]}
+    assert dict(seen[0].payload) == {
+        "state": body["state"],
+        "summary": body["scene"]["summary"],
+        "transition": body["transition"],
+        "particles": body["particles"],
+        "meta": body["meta"],
+    }
 
 
-def test_the_flag_turns_the_surface_off(weather_kernel: Callable[..., Kernel],
-                                        http_for: Callable[[Kernel], Http]) -> None:
+def test_the_flag_turns_the_surface_off(
+    weather_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Http]
+) -> None:
     http = http_for(weather_kernel(env={"COMFYVN_FEATURE_ENABLE_WEATHER_PLANNER": "0"}))
     for method in ("GET", "POST"):
         response = http.request(method, "/api/weather/state", json={})
@@ -59,11 +65,18 @@ def test_the_flag_turns_the_surface_off(weather_kernel: Callable[..., Kernel],
         assert response.json()["error"]["field"] == "enable_weather_planner"
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"weather": 1}, "weather"), ({"fog": "thick"}, "fog"), ({"state": {"weather": True}}, "state.weather"),
-    ({"state": "rain"}, "state"), ({"state": {}, "weather": "rain"}, "weather"), (["rain"], "body"),
-    ({"state": {"tod": "day"}}, "state.tod"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"weather": 1}, "weather"),
+        ({"fog": "thick"}, "fog"),
+        ({"state": {"weather": True}}, "state.weather"),
+        ({"state": "rain"}, "state"),
+        ({"state": {}, "weather": "rain"}, "weather"),
+        (["rain"], "body"),
+        ({"state": {"tod": "day"}}, "state.tod"),
+    ],
+)
 def test_invalid_input_is_a_400_naming_the_field(client: Http, body: Any, field: str) -> None:
     response = client.post("/api/weather/state", json=body)
     assert response.status_code == 400 and response.json()["error"]["field"] == field
