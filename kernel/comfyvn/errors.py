@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ComfyVNError", "Conflict", "FeatureDisabled", "NotFound"]
+__all__ = [
+    "Blocked",
+    "ComfyVNError",
+    "Conflict",
+    "FeatureDisabled",
+    "Invalid",
+    "NotFound",
+    "OperationFailed",
+    "TooLarge",
+    "Unprocessable",
+    "UpstreamError",
+]
 
 
 class ComfyVNError(Exception):
@@ -34,6 +45,40 @@ class ComfyVNError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The JSON error body: ``{"error": {"code", "message", "field", **details}}``."""
         return {"error": {"code": self.code, "message": self.message, "field": self.field, **self.details}}
+
+
+class Invalid(ComfyVNError):
+    """The request or the arguments are malformed (a field of the wrong type, an unknown option)."""
+
+
+class Unprocessable(ComfyVNError):
+    """Well-formed input whose content cannot be used (not a chat, an invalid scene, a corrupt save)."""
+
+    status, code = 422, "unprocessable"
+
+
+class TooLarge(ComfyVNError):
+    """Input or work past a size, depth or count limit."""
+
+    status, code = 413, "too_large"
+
+
+class Blocked(ComfyVNError):
+    """An operation a gate refused (for instance an export blocked by a rating gate)."""
+
+    status, code, exit_code = 423, "blocked", 3
+
+
+class OperationFailed(ComfyVNError):
+    """The input was fine but the operation failed (an engine missing or failing, a write refused)."""
+
+    status, code, exit_code = 500, "operation_failed", 1
+
+
+class UpstreamError(ComfyVNError):
+    """A service we called (an LLM, ComfyUI) answered with something unusable."""
+
+    status, code, exit_code = 502, "upstream_error", 1
 
 
 class NotFound(ComfyVNError):
