@@ -15,7 +15,7 @@ from .flags import parse_bool
 from .kernel import Kernel, create_kernel
 from .log import configure_logging
 from .paths import RuntimePaths
-from .plugins import kernel_version
+from .plugins import kernel_version, per_plugin
 
 __all__ = ["main", "make_cli"]
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -167,14 +167,17 @@ def make_cli(kernel: Kernel) -> click.Group:
         roots = kernel.paths.as_dict()
         _out(as_json, roots, (f"{name:<7} {value}" for name, value in roots.items()))
 
-    for impl in kernel.pm.hook.register_commands.get_hookimpls():
-        before = set(cli.commands)
-        try:
-            impl.function(*[cli for _ in impl.argnames])
-        except Exception as exc:  # the failing plugin loses the commands it had added
-            for name in set(cli.commands) - before:
-                del cli.commands[name]
-            kernel.plugins._mark_failed(impl.plugin_name, exc, during="register_commands")
+    before: dict[str, set[str]] = {}
+
+    def root_for(plugin: str) -> click.Group:
+        before[plugin] = set(cli.commands)
+        return cli
+
+    def drop_added(plugin: str) -> None:  # a failing plugin loses the commands it had added
+        for name in set(cli.commands) - before[plugin]:
+            del cli.commands[name]
+
+    kernel.plugins.call_each("register_commands", cli=per_plugin(root_for), undo=drop_added)
     return cli
 
 

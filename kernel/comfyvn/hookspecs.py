@@ -64,4 +64,4 @@ def startup(kernel: Kernel) -> None:
 
 @hookspec
 def shutdown(kernel: Kernel) -> None:
-    """Runs when the host stops, in reverse registration order; each call is isolated."""
+    """Runs when the host stops, in the reverse of ``startup``'s order; each call is isolated."""

@@ -71,7 +71,7 @@ class Kernel:
             self.plugins.call_each("startup", kernel=self, on_error="log")
 
     def shutdown(self) -> None:
-        """Run ``shutdown`` hooks in reverse registration order, each isolated."""
+        """Run ``shutdown`` hooks in the reverse of ``startup``'s order, each isolated."""
         if self.started:
             self.started = False
             self.plugins.call_each("shutdown", kernel=self, reverse=True, on_error="log")

@@ -8,7 +8,7 @@ import importlib.metadata as metadata
 import traceback
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pluggy
@@ -16,11 +16,20 @@ import structlog
 
 from . import hookspecs
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginRecord", "PluginSet", "make_plugin_manager", "per_plugin"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "HookFailure",
+    "OnError",
+    "PluginRecord",
+    "PluginSet",
+    "make_plugin_manager",
+    "per_plugin",
+]
 
 ENTRY_POINT_GROUP = "comfyvn"
 KERNEL_NAME = "comfyvn"
 log = structlog.get_logger("comfyvn.plugins")
+OnError = Literal["fail", "log", "report"]
 
 
 @attrs.define
@@ -35,6 +44,14 @@ class PluginRecord:
     error: str | None = None
     traceback: str | None = None
     hooks: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class HookFailure:
+    """What `PluginSet.call_each` returns in place of a result when ``on_error="report"`` and the plugin raised."""
+
+    hook: str
+    error: Exception
 
 
 @attrs.frozen
@@ -131,27 +148,52 @@ class PluginSet:
                 self._mark_failed(name, exc)
 
     def call_each(
-        self, hook_name: str, *, reverse: bool = False, on_error: str = "fail", **kwargs: Any
+        self,
+        hook_name: str,
+        *,
+        reverse: bool = False,
+        on_error: OnError = "fail",
+        undo: Callable[[str], None] | None = None,
+        propagate: tuple[type[Exception], ...] = (),
+        **kwargs: Any,
     ) -> list[tuple[str, Any]]:
-        """Call ``hook_name`` on each plugin separately; return ``(plugin, result)`` pairs. A failing plugin
-        is unregistered (``on_error="fail"``) or only logged and noted (``"log"``)."""
+        """The one hook dispatcher: call ``hook_name`` on each plugin separately, in pluggy's call order
+        (``tryfirst`` ones, then the last-registered plugin first, ``trylast`` ones at the end; ``reverse``
+        turns it around), and return ``(plugin, result)`` pairs. A ``per_plugin`` argument is built for
+        each plugin. An unknown hook (its publisher is not installed) has no implementations.
+
+        A plugin that raises never stops the others. ``on_error`` says what else happens to it: ``"fail"``
+        (registration hooks) unregisters it and lists it as failed; ``"log"`` logs the error with the
+        plugin's name, notes it on the plugin's record and skips the plugin; ``"report"`` does the same
+        and also returns ``(plugin, HookFailure)`` so the caller can act on it (a gate fails closed).
+        ``undo(plugin)`` runs first, to take back what the failing call had already contributed.
+        Exceptions of the ``propagate`` types are not a plugin's failure but the caller's answer (a
+        `ComfyVNError` about the user's input): they stop the call and reach the caller unchanged.
+        """
+        caller = getattr(self.pm.hook, hook_name, None)
+        impls = [i for i in (caller.get_hookimpls() if caller else []) if not (i.hookwrapper or i.wrapper)]
+        # pluggy's own call loop walks its implementation list backwards; so do we, so that a direct
+        # ``pm.hook.<name>(...)`` call and this dispatcher agree on who goes first.
         results: list[tuple[str, Any]] = []
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()  # registration order
-        for impl in reversed(impls) if reverse else impls:
-            args = [
-                (lambda v: v.factory(impl.plugin_name) if isinstance(v, per_plugin) else v)(kwargs[a])
-                for a in impl.argnames
-            ]
+        for impl in impls if reverse else reversed(impls):
+            name = impl.plugin_name
+            args = [kwargs[a].factory(name) if isinstance(kwargs[a], per_plugin) else kwargs[a] for a in impl.argnames]
             try:
-                results.append((impl.plugin_name, impl.function(*args)))
+                results.append((name, impl.function(*args)))
+            except propagate:
+                raise
             except Exception as exc:
+                if undo is not None:
+                    undo(name)
                 if on_error == "fail":
-                    self._mark_failed(impl.plugin_name, exc, during=hook_name)
+                    self._mark_failed(name, exc, during=hook_name)
                     continue
-                log.error("plugin hook failed", plugin=impl.plugin_name, hook=hook_name, exc_info=exc)
-                record = self.records.get(impl.plugin_name)
+                log.error("plugin hook failed", plugin=name, hook=hook_name, exc_info=exc)
+                record = self.records.get(name)
                 if record is not None and record.error is None:
                     record.error = f"{hook_name}: {type(exc).__name__}: {exc}"
+                if on_error == "report":
+                    results.append((name, HookFailure(hook_name, exc)))
         return results
 
     def _mark_failed(self, name: str, exc: BaseException, *, during: str = "load") -> None:

@@ -11,9 +11,13 @@ from typing import Any
 
 import click
 import pluggy
+import pytest
 from click.testing import CliRunner
 from comfyvn import Kernel, hookimpl, hookspec, hookspecs
 from comfyvn.cli import make_cli
+from comfyvn.errors import ComfyVNError
+from comfyvn.plugins import HookFailure
+from structlog.testing import capture_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +135,7 @@ def test_hook_startup(make_kernel: Callable[..., Kernel]) -> None:
     kernel = make_kernel(First(), Crashes(), Last())
     kernel.startup()
     kernel.startup()  # idempotent
-    assert calls == ["first", "last"]
+    assert calls == ["last", "first"]  # pluggy's order: the last-registered plugin first
     assert "no GPU" in (kernel.plugins.records["crashes"].error or "")
 
 
@@ -156,7 +160,100 @@ def test_hook_shutdown(make_kernel: Callable[..., Kernel]) -> None:
 
     with make_kernel(A(), B(), C()):
         pass
-    assert calls == ["c", "b", "a"]
+    assert calls == ["a", "b", "c"]  # the reverse of startup's order (last-registered first)
+
+
+# -- the dispatcher: one order, one isolation policy ---------------------------------------------
+class OrderSpecs:
+    @hookspec
+    def contribute(self, log: list[str]) -> str:
+        """Every plugin contributes one word."""
+
+
+def _contributor(name: str, **opts: bool) -> object:
+    class Contributor:
+        @hookimpl(**opts)
+        def contribute(self, log: list[str]) -> str:
+            log.append(name)
+            return name
+
+    plugin = Contributor()
+    plugin.name = name  # type: ignore[attr-defined]
+    return plugin
+
+
+class Publishes:
+    @hookimpl
+    def add_hookspecs(self, pm: pluggy.PluginManager) -> None:
+        pm.add_hookspecs(OrderSpecs)
+
+
+def test_dispatcher_calls_the_last_registered_contributor_first(make_kernel: Callable[..., Kernel]) -> None:
+    kernel = make_kernel(Publishes(), _contributor("early"), _contributor("late"))
+    calls: list[str] = []
+    assert kernel.plugins.call_each("contribute", log=calls) == [("late", "late"), ("early", "early")]
+    assert kernel.pm.hook.contribute(log=[]) == ["late", "early"]  # pluggy agrees
+    assert [name for name, _ in kernel.plugins.call_each("contribute", reverse=True, log=[])] == ["early", "late"]
+
+
+def test_dispatcher_honours_tryfirst_and_trylast(make_kernel: Callable[..., Kernel]) -> None:
+    kernel = make_kernel(
+        Publishes(),
+        _contributor("first", tryfirst=True),
+        _contributor("fallback", trylast=True),
+        _contributor("a"),
+        _contributor("b"),
+    )
+    order = [name for name, _ in kernel.plugins.call_each("contribute", log=[])]
+    assert order == ["first", "b", "a", "fallback"] == kernel.pm.hook.contribute(log=[])
+
+
+def test_dispatcher_isolates_a_raising_plugin(make_kernel: Callable[..., Kernel]) -> None:
+    class Broken:
+        @hookimpl
+        def contribute(self, log: list[str]) -> str:
+            raise RuntimeError("disk on fire")
+
+    kernel = make_kernel(Publishes(), _contributor("early"), Broken(), _contributor("late"))
+    with capture_logs() as logs:
+        answers = kernel.plugins.call_each("contribute", on_error="log", log=[])
+    assert answers == [("late", "late"), ("early", "early")]
+    assert [(e["plugin"], e["hook"]) for e in logs if e["event"] == "plugin hook failed"] == [("broken", "contribute")]
+    assert kernel.plugins.records["broken"].status == "loaded"  # logged and noted, not unregistered
+    assert "disk on fire" in (kernel.plugins.records["broken"].error or "")
+
+    reported = dict(kernel.plugins.call_each("contribute", on_error="report", log=[]))
+    assert isinstance(reported["broken"], HookFailure) and reported["late"] == "late"
+
+    kernel.plugins.call_each("contribute", log=[])  # the default for registration hooks: unregister
+    assert kernel.plugins.records["broken"].status == "failed"
+    assert [name for name, _ in kernel.plugins.call_each("contribute", log=[])] == ["late", "early"]
+
+
+def test_dispatcher_lets_the_callers_errors_through(make_kernel: Callable[..., Kernel]) -> None:
+    class Refuses:
+        @hookimpl
+        def contribute(self, log: list[str]) -> str:
+            raise ComfyVNError("scene s1 has no text", field="scenes.s1.text")
+
+    kernel = make_kernel(Publishes(), Refuses(), _contributor("late"))
+    with pytest.raises(ComfyVNError) as caught:
+        kernel.plugins.call_each("contribute", on_error="log", propagate=(ComfyVNError,), log=[])
+    assert caught.value.field == "scenes.s1.text"
+    assert kernel.plugins.records["refuses"].error is None  # not the plugin's failure
+
+
+def test_dispatcher_skips_unpublished_hooks_and_wrappers(make_kernel: Callable[..., Kernel]) -> None:
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def contribute(self, log: list[str]) -> Any:
+            log.append("wrapped")
+            return (yield)
+
+    kernel = make_kernel(Publishes(), _contributor("only"), Wrapper())
+    calls: list[str] = []
+    assert kernel.plugins.call_each("contribute", log=calls) == [("only", "only")] and calls == ["only"]
+    assert kernel.plugins.call_each("nobody_publishes_this") == []
 
 
 # -- meta-tests -------------------------------------------------------------------------------

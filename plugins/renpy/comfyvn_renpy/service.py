@@ -15,6 +15,7 @@ import attrs
 from comfyvn import Kernel
 from comfyvn.errors import ComfyVNError
 from comfyvn.paths import atomic_write_bytes
+from comfyvn.plugins import HookFailure
 from comfyvn_scenario import Project, load_project
 
 from .engine import Engine, find_engine
@@ -45,25 +46,23 @@ class ExportRequest:
     renpy_sdk: str | None = None
 
 
-def _call_each(kernel: Kernel, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call every implementation of ``hook`` separately, so answers can name the plugin that gave them."""
-    caller = getattr(kernel.pm.hook, hook, None)
-    if caller is None:
-        return []
-    answers = []
-    for impl in reversed(caller.get_hookimpls()):  # registration order
-        answer = impl.function(*[kwargs[name] for name in impl.argnames])
-        if answer is not None:
-            answers.append((impl.plugin_name, answer))
-    return answers
-
-
 def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> dict[str, Any]:
-    """Ask every ``renpy_export_gate``; raise 423 ``export_blocked`` (CLI exit 3) when any blocks."""
-    gates = getattr(kernel.pm.hook, "renpy_export_gate", None)
-    checked = len(gates.get_hookimpls()) if gates is not None else 0
+    """Ask every ``renpy_export_gate``; raise 423 ``export_blocked`` (CLI exit 3) when any blocks.
+
+    A gate that crashes blocks the export (fails closed): a broken rating or policy plugin must not
+    let everything through. Its error is logged with the plugin's name and listed under ``blocked_by``;
+    a `ComfyVNError` it raises reaches the caller as it is.
+    """
+    answers = kernel.plugins.call_each(
+        "renpy_export_gate", on_error="report", propagate=(ComfyVNError,), project=project, options=options
+    )
     blocked = []
-    for plugin, answer in _call_each(kernel, "renpy_export_gate", project=project, options=options):
+    for plugin, answer in answers:
+        if answer is None:
+            continue
+        if isinstance(answer, HookFailure):
+            blocked.append({"plugin": plugin, "reason": f"the gate failed ({type(answer.error).__name__})"})
+            continue
         reason = answer.get("reason") if isinstance(answer, dict) else str(answer)
         blocked.append(
             {**(answer if isinstance(answer, dict) else {}), "plugin": plugin, "reason": str(reason or "blocked")}
@@ -78,18 +77,24 @@ def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> di
             exit_code=3,
             details={"blocked_by": blocked},
         )
-    return {"allowed": True, "checked": checked}
+    return {"allowed": True, "checked": len(answers)}
 
 
 def collect_contributions(
     kernel: Kernel, project: Project, options: dict[str, Any]
 ) -> tuple[Extras, dict[str, bytes], list[str]]:
-    """Merge every ``renpy_export_contributions`` answer (in plugin registration order)."""
+    """Merge every ``renpy_export_contributions`` answer, in hook call order (the last-registered plugin
+    first). A contributor that crashes is logged with its name and left out, the others still contribute;
+    one that raises `ComfyVNError` (the project is wrong) fails the export naming the field."""
     scene_lines: dict[str, list[str]] = {}
     node_lines: dict[str, list[str]] = {}
     files: dict[str, bytes] = {}
     contributors: list[str] = []
-    for plugin, answer in _call_each(kernel, "renpy_export_contributions", project=project, options=options):
+    for plugin, answer in kernel.plugins.call_each(
+        "renpy_export_contributions", on_error="log", propagate=(ComfyVNError,), project=project, options=options
+    ):
+        if answer is None:
+            continue
         if not isinstance(answer, dict):
             raise ComfyVNError(
                 f"plugin {plugin!r} contributed {type(answer).__name__}, not an object",
