@@ -11,16 +11,20 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import ComfyVNError, TooLarge
 
 from .project import Project
-from .runner import RunState, Scenario, compile_scenario, initial_state, step
+from .runner import Choice, RunState, Scenario, compile_scenario, initial_state, step
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_STATES",
+    "MAX_STEPS",
+    "MAX_TRACE_BYTES",
     "POLICIES",
     "ExploreReport",
     "Trace",
@@ -34,6 +38,24 @@ __all__ = [
 POLICIES = ("first", "random", "scripted")
 TRACE_FORMAT = "comfyvn-playtest-trace"
 DEFAULT_MAX_STEPS = 500
+# Hard ceilings, whatever a caller asks for: a playtest runs inside the server process, so one request
+# must not be able to take its memory or its CPU for minutes (an explore of 100,000 states at depth
+# 100,000 on a three-choice loop once drove it to 24 GB).
+MAX_STEPS = 10_000
+MAX_DEPTH = 2_000
+MAX_STATES = 50_000
+# The canonical variables of all steps of one trace (or hashed by one explore) stay below this, so
+# large variables cannot multiply into gigabytes of trace.
+MAX_TRACE_BYTES = 32 * 2**20
+MAX_EXPLORE_BYTES = 512 * 2**20
+
+
+def check_bound(field: str, value: int, ceiling: int) -> None:
+    """Refuse a bound below 0 (`ComfyVNError`) or above its hard ceiling (`TooLarge`, 413), naming ``field``."""
+    if value < 0:
+        raise ComfyVNError(f"{field} must be >= 0", field=field, code="invalid_bound")
+    if value > ceiling:
+        raise TooLarge(f"{field} must be at most {ceiling}, got {value}", field=field, code="bound_too_large")
 
 
 def canonical_json(value: Any) -> str:
@@ -101,8 +123,7 @@ def run_playtest(
             field="policy",
             code="invalid_policy",
         )
-    if max_steps < 0:
-        raise ComfyVNError("max_steps must be >= 0", field="max_steps", code="invalid_bound")
+    check_bound("max_steps", max_steps, MAX_STEPS)
     scenario = compile_scenario(source)
     result = initial_state(scenario, seed=seed, pov=pov, variables=variables)
     state = result.state
@@ -110,6 +131,7 @@ def run_playtest(
     steps: list[dict[str, Any]] = []
     outcome = "finished"
     script = list(choices)
+    trace_bytes, variables_bytes = 0, len(canonical_json(state.variables))
     while not state.finished:
         if len(steps) >= max_steps:
             outcome = "max_steps"
@@ -130,6 +152,15 @@ def run_playtest(
                 exc.field = f"choices.{len(steps)}"
             raise
         previous, state = state, result.state
+        if state.variables is not previous.variables:  # the runner shares unchanged variables
+            variables_bytes = len(canonical_json(state.variables))
+        trace_bytes += variables_bytes
+        if trace_bytes > MAX_TRACE_BYTES:
+            raise TooLarge(
+                f"the trace would exceed {MAX_TRACE_BYTES // 2**20} MiB of variables; lower max_steps",
+                field="max_steps",
+                code="trace_too_large",
+            )
         steps.append(
             {
                 "index": len(steps),
@@ -191,6 +222,15 @@ def _default_povs(scenario: Scenario) -> list[str]:
     return povs
 
 
+def _path_list(link: tuple[str, Any] | None) -> list[str]:
+    keys: list[str] = []
+    while link is not None:
+        keys.append(link[0])
+        link = link[1]
+    keys.reverse()
+    return keys
+
+
 def explore(
     source: Mapping[str, Any] | Project | Scenario,
     *,
@@ -202,36 +242,65 @@ def explore(
 ) -> ExploreReport:
     """Take every available choice at every state (depth-first), for each POV (default: every declared
     POV, or for a scene its default POV plus every ``visible_to`` id). States already seen (same node,
-    variables and POV) are not walked twice. ``truncated`` tells when a bound stopped the walk."""
+    variables and POV) are not walked twice. ``truncated`` tells when a bound stopped the walk.
+
+    ``max_depth`` and ``max_states`` above `MAX_DEPTH` / `MAX_STATES` raise `TooLarge`. Memory stays
+    proportional to the states seen plus the depth: a seen state is kept as a 32-byte digest, paths are
+    shared linked lists, and children are stepped one at a time rather than all pushed at once."""
+    check_bound("max_depth", max_depth, MAX_DEPTH)
+    check_bound("max_states", max_states, MAX_STATES)
     scenario = compile_scenario(source)
     pov_list = list(povs) if povs else _default_povs(scenario)
     label = (lambda s, n: f"{s}:{n}") if scenario.multi_scene else (lambda s, n: n)
-    seen_states: set[tuple[str, str, str, str]] = set()
+    seen_states: set[bytes] = set()
+    hashed_bytes = 0
     visited: set[tuple[str, str]] = set()
     endings: dict[tuple[str, str, str], list[str]] = {}
     truncated = False
     for pov in pov_list:
         start = initial_state(scenario, seed=seed, pov=pov, variables=variables)
-        stack: list[tuple[RunState, list[Any], tuple[str, ...]]] = [(start.state, start.choices, ())]
-        while stack:
-            state, available, path = stack.pop()
-            key = (state.scene_id, state.node_id, canonical_json(state.variables), pov)
+        # A frame is a state whose choices are being walked: (state, remaining choices, path, depth).
+        frames: list[tuple[RunState, Iterator[Choice], tuple[str, Any] | None, int]] = []
+        pending: tuple[RunState, list[Choice], tuple[str, Any] | None, int] | None = (
+            start.state,
+            start.choices,
+            None,
+            0,
+        )
+        while pending is not None:
+            state, available, path, depth = pending
             visited.add((state.scene_id, state.node_id))
-            if key in seen_states:
-                continue
-            if len(seen_states) >= max_states:
-                truncated = True
-                break
-            seen_states.add(key)
-            if state.finished:
-                endings.setdefault((pov, state.scene_id, state.node_id), list(path))
-                continue
-            if len(path) >= max_depth:
-                truncated = True
-                continue
-            for choice in reversed(available):
-                nxt = step(scenario, state, choice_id=choice.key)
-                stack.append((nxt.state, nxt.choices, (*path, choice.key)))
+            text = canonical_json([state.scene_id, state.node_id, state.variables, pov])
+            hashed_bytes += len(text)
+            if hashed_bytes > MAX_EXPLORE_BYTES:
+                raise TooLarge(
+                    "the explored states' variables are too large to walk; lower max_states",
+                    field="max_states",
+                    code="explore_too_large",
+                )
+            key = hashlib.sha256(text.encode("utf-8")).digest()
+            if key not in seen_states:
+                if len(seen_states) >= max_states:
+                    truncated = True
+                    break
+                seen_states.add(key)
+                if state.finished:
+                    ending = (pov, state.scene_id, state.node_id)
+                    if ending not in endings:
+                        endings[ending] = _path_list(path)
+                elif depth >= max_depth:
+                    truncated = True
+                else:
+                    frames.append((state, iter(available), path, depth))
+            pending = None
+            while frames and pending is None:
+                parent, choices, parent_path, parent_depth = frames[-1]
+                choice = next(choices, None)
+                if choice is None:
+                    frames.pop()
+                    continue
+                nxt = step(scenario, parent, choice_id=choice.key)
+                pending = (nxt.state, nxt.choices, (choice.key, parent_path), parent_depth + 1)
     order = [(s, n) for s, nodes in scenario.nodes.items() for n in nodes]
     data = {
         "format": "comfyvn-playtest-explore",
