@@ -17,6 +17,7 @@ __all__ = [
     "IMAGE_KEYWORDS",
     "NameRegistry",
     "escape_markup",
+    "escape_say_text",
     "placeholder_colour",
     "py_literal",
     "say_string",
@@ -104,15 +105,21 @@ def _char_escape(ch: str) -> str:
     return ch
 
 
-def say_string(text: str) -> str:
-    """A double-quoted Ren'Py string literal (dialogue, narration, menu choices) showing ``text`` verbatim.
+def escape_say_text(text: str) -> str:
+    """The body of a Ren'Py string literal showing ``text`` verbatim (no quotes around it).
 
     Order as renpy.md prescribes: ``\\`` → ``\\\\``, ``"`` → ``\\"``, newline → ``\\n``, then ``[``, ``{``,
-    ``%`` doubled; other whitespace becomes a space, invisible control characters ``\\uXXXX``.
+    ``%`` doubled; other whitespace becomes a space, invisible control characters ``\\uXXXX``. Bodies
+    of escaped pieces can be joined with text tags in between (`text.render`): the tags stay tags.
     """
     body = text.replace("\\", "\\\\").replace('"', '\\"')
     body = "".join(_char_escape(ch) if (ch.isspace() or not ch.isprintable()) else ch for ch in body)
-    return '"' + escape_markup(body) + '"'
+    return escape_markup(body)
+
+
+def say_string(text: str) -> str:
+    """A double-quoted Ren'Py string literal (dialogue, narration, menu choices) showing ``text`` verbatim."""
+    return '"' + escape_say_text(text) + '"'
 
 
 def py_literal(value: Any) -> str:
