@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from comfyvn.errors import ComfyVNError
+from comfyvn.wire import parse_request, read_json
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .pov import candidates
 from .service import PLAYTEST_FLAG, ScenarioService, validate_story
-from .wire import PlaytestRequest, PovForkRequest, PovSetRequest, StepRequest, parse_request, story_of
+from .wire import PlaytestRequest, PovForkRequest, PovSetRequest, StepRequest, story_of
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -19,8 +22,14 @@ if TYPE_CHECKING:
 __all__ = ["make_routes"]
 
 
+async def _off_loop(work: Callable[[], Any]) -> JSONResponse:
+    """Run ``work`` and encode its answer in a worker thread: validating, stepping or walking a big story is
+    CPU work that would otherwise stall the event loop, and with it every other client and /health."""
+    return await run_in_threadpool(lambda: JSONResponse(work()))
+
+
 async def _optional_body(request: Request) -> Any:
-    return {} if not await request.body() else await request.json()
+    return await read_json(request, default={})
 
 
 def make_routes(kernel: Kernel) -> list[Route]:
@@ -44,7 +53,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{valid, errors[{path, message, code, severity, document?}], warnings[]}"}
           400: {description: body is not a JSON object}
         """
-        return JSONResponse(validate_story(await request.json()).to_wire())
+        body = await read_json(request)
+        return await _off_loop(lambda: validate_story(body).to_wire())
 
     async def run_step(request: Request) -> JSONResponse:
         """Advance the deterministic runner one step (builds the initial state when none is given).
@@ -74,8 +84,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
           422: {description: "invalid scenario, unknown node, or an unavailable choice
                 (error.available lists the choices)"}
         """
-        req = parse_request(await request.json(), StepRequest)
-        return JSONResponse(service.run_step(req))
+        req = parse_request(await read_json(request), StepRequest)
+        return await _off_loop(lambda: service.run_step(req))
 
     async def save_write(request: Request) -> JSONResponse:
         """Write a save slot atomically (slot names are normalised).
@@ -92,8 +102,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, save: {slot, saved_at, saved_at_iso, vars, node_pointer, seed, ...}}"}
           400: {description: a required key is missing or the slot name is unusable}
         """
-        record = service.saves.write(request.path_params["slot"], await request.json())
-        return JSONResponse({"ok": True, "save": record})
+        body = await read_json(request)
+        return await _off_loop(lambda: {"ok": True, "save": service.saves.write(request.path_params["slot"], body)})
 
     async def save_read(request: Request) -> JSONResponse:
         """Read a save slot.
@@ -161,7 +171,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, slot, pov}"}
           400: {description: slot missing or unusable}
         """
-        req = parse_request(await request.json(), PovForkRequest)
+        req = parse_request(await read_json(request), PovForkRequest)
         slot = service.pov.fork(req.slot, req.pov)
         return JSONResponse({"ok": True, "slot": slot, "pov": req.pov or service.pov.snapshot()["pov"]})
 
@@ -177,14 +187,14 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, candidates: [{id, name, source}]}"}
           400: {description: body is not a scene or project}
         """
-        body = await request.json()
+        body = await read_json(request)
         if not isinstance(body, dict):
             raise ComfyVNError("the request body must be a JSON object", field="body", code="invalid_request")
         if "project" in body:
             story: Any = story_of(None, body["project"], body.get("scenes"))
         else:
             story = body["scene"] if isinstance(body.get("scene"), dict) else body
-        return JSONResponse({"ok": True, "candidates": candidates(story)})
+        return await _off_loop(lambda: {"ok": True, "candidates": candidates(story)})
 
     async def playtest_run(request: Request) -> JSONResponse:
         """Run a headless playtest (flag enable_playtest_harness): a canonical trace and its digest.
@@ -222,8 +232,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
           422: {description: invalid scenario or an unavailable scripted choice}
         """
         kernel.flags.require(PLAYTEST_FLAG)
-        req = parse_request(await request.json(), PlaytestRequest)
-        return JSONResponse(service.playtest(req))
+        req = parse_request(await read_json(request), PlaytestRequest)
+        return await _off_loop(lambda: service.playtest(req))
 
     return [
         Route("/api/scenario/validate", validate, methods=["POST"]),
