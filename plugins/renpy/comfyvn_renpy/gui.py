@@ -41,6 +41,30 @@ class GuiSpec:
         """Distance between two baselines of dialogue text."""
         return self.text_size + self.line_spacing
 
+    @property
+    def factor(self) -> float:
+        """How much larger than Ren'Py's 1080-pixel-high reference layout this window is."""
+        return self.height / 1080
+
+    def scale(self, value: float) -> int:
+        """``value`` pixels of the 1080-high reference layout, in this window's pixels (at least 1)."""
+        return _scaled(value, self.factor)
+
+    @property
+    def sprite_max_height(self) -> int:
+        """Tallest a standing sprite is drawn: the whole figure stays below the top edge."""
+        return round(self.height * 0.92)
+
+    @property
+    def sprite_max_width(self) -> int:
+        """Widest a standing sprite is drawn, so that three characters can share the stage."""
+        return round(self.width * 0.45)
+
+    @property
+    def side_image_height(self) -> int:
+        """Tallest a side image (a character's portrait beside the text box) is drawn."""
+        return round(self.side_image_width * 1.25)
+
 
 def _scaled(value: float, factor: float) -> int:
     return max(1, round(value * factor))

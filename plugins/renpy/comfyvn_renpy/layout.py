@@ -2,7 +2,8 @@
 
 Built once per export, in story order, before any script text is written; the script writer only
 looks names up. Asset files are resolved below the project folder (never outside it); a missing image
-becomes a ``Solid`` placeholder and an entry in ``missing``, a missing sound is left out with a warning.
+becomes a placeholder and an entry in ``missing``, a missing sound is left out with a warning. Image
+files are probed once (size and visible box, `art.probe`) so the script can fit them to any resolution.
 """
 
 from __future__ import annotations
@@ -18,23 +19,36 @@ from comfyvn.paths import safe_join
 from comfyvn_scenario import Project, split_target
 from comfyvn_scenario.rules import split_key
 
+from .art import Box, Picture, probe, union_box
 from .names import NameRegistry, placeholder_colour, slug
 
-__all__ = ["ImageDef", "Layout", "build_layout"]
+__all__ = ["BACKDROP", "ImageDef", "Layout", "build_layout"]
+
+#: The generated backdrop shown where a scene has no background of its own.
+BACKDROP = "bg cvn_backdrop"
+#: Labels the script writer adds around the story (never given to a scene or node).
+RESERVED_LABELS = frozenset({"start", "cvn_switch_pov", "cvn_pov_menu", "cvn_story", "cvn_story_done", "cvn_the_end"})
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
 @attrs.frozen
 class ImageDef:
-    """``image <name> = "<file>"`` when ``file`` is set, else a ``Solid`` placeholder of ``colour``."""
+    """``image <name>`` showing ``file`` (fitted with ``picture``/``box``), else a placeholder of ``colour``.
+
+    ``kind``: background, portrait (a character's sprite) or side (a character card's portrait shown
+    beside the text box). ``box`` is the part of the file a sprite shows: the visible pixels of every
+    expression of the same size, so switching expressions never moves or rescales the figure.
+    """
 
     name: str
-    kind: str  # background | portrait
+    kind: str  # background | portrait | side
     source: str
     file: str | None
     colour: str
     sprite: bool = False
+    picture: Picture | None = None
+    box: Box | None = None
 
 
 @attrs.define
@@ -56,6 +70,14 @@ class Layout:
     missing: dict[str, list[str]] = attrs.Factory(lambda: {"backgrounds": [], "portraits": [], "audio": []})
     pov_labels: dict[str, str] = attrs.Factory(dict)
     pov_slugs: dict[str, str] = attrs.Factory(dict)
+    #: character id -> ``side <tag>`` image of its card portrait (only characters that have one).
+    side_images: dict[str, str] = attrs.Factory(dict)
+    #: character ids in the order the story first shows or hears them, then the others.
+    cast_order: list[str] = attrs.Factory(list)
+    #: the cast art the generated backdrop is blurred from (None: a gradient).
+    backdrop_source: Path | None = None
+    #: whether some node shows a character without naming a position (the stage arranges those).
+    auto_stage: bool = False
     _node_index: dict[str, dict[str, Any]] = attrs.Factory(dict)
 
     def node_label(self, scene_id: str, target: str) -> tuple[str | None, str]:
@@ -118,7 +140,7 @@ def build_layout(project: Project) -> Layout:
     """Name everything (labels, variables, characters, images, audio) and plan the asset copies."""
     layout = Layout(project)
     root = project.root
-    labels = NameRegistry({"start", "cvn_switch_pov", "cvn_pov_menu"})
+    labels = NameRegistry(set(RESERVED_LABELS))
     for scene_id, scene in project.scenes.items():
         layout.scene_labels[scene_id] = labels.claim(f"scene_{slug(scene_id, lower=False)}")
         for node in scene.get("nodes") or ():
@@ -151,24 +173,22 @@ def build_layout(project: Project) -> Layout:
         default = spec.get("default_expression") if isinstance(spec, dict) else None
         if isinstance(default, str):
             wanted[default] = None
+        planned = []
         for expression in wanted:
             attr = _attr_name(attr_registry, expression)
             layout.attrs_of[(char_id, expression)] = attr
-            _add_image(
-                layout,
-                root,
-                f"{layout.char_tags[char_id]} {attr}",
-                "portrait",
-                str(sprites.get(expression) or ""),
-                f"images/characters/{layout.char_tags[char_id]}_{attr}",
-            )
+            tag = layout.char_tags[char_id]
+            planned.append((f"{tag} {attr}", str(sprites.get(expression) or ""), f"images/characters/{tag}_{attr}"))
+        _add_sprites(layout, root, planned)
+        _add_side_image(layout, root, char_id, spec)
         fallback = default if isinstance(default, str) else next(iter(wanted), None)
         if fallback is not None:
             layout.attrs_of[(char_id, "")] = layout.attrs_of[(char_id, fallback)]
         else:
             _add_image(layout, root, layout.char_tags[char_id], "portrait", "", None)
 
-    bg_registry = NameRegistry()
+    _plan_cast(layout)
+    bg_registry = NameRegistry({BACKDROP.split()[1]})
     for ref in _background_refs(project):
         stem = PurePosixPath(ref.replace("\\", "/")).stem or ref
         name = _attr_name(bg_registry, stem)
@@ -190,12 +210,17 @@ def build_layout(project: Project) -> Layout:
     return layout
 
 
-def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str, dest_stem: str | None) -> None:
+def _image_file(root: Path | None, ref: str) -> Path | None:
     found = _resolve(root, ref)
-    if found is not None and dest_stem and found.suffix.lower() in IMAGE_EXTS:
+    return found if found is not None and found.suffix.lower() in IMAGE_EXTS else None
+
+
+def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str, dest_stem: str | None) -> None:
+    found = _image_file(root, ref)
+    if found is not None and dest_stem:
         dest = f"{dest_stem}{found.suffix.lower()}"
         layout.files[f"game/{dest}"] = found
-        layout.images.append(ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait"))
+        layout.images.append(ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait", picture=probe(found)))
         return
     layout.images.append(ImageDef(name, kind, ref, None, placeholder_colour(name), sprite=kind == "portrait"))
     bucket = "backgrounds" if kind == "background" else "portraits"
@@ -203,6 +228,71 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
     if label not in layout.missing[bucket]:
         layout.missing[bucket].append(label)
     layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder Solid() image")
+
+
+def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str, str]]) -> None:
+    """One character's expressions (``(image name, file ref, destination stem)``): each found file is
+    shown cropped to the box that holds the visible part of every same-sized expression."""
+    found = {name: _image_file(root, ref) for name, ref, _stem in planned}
+    pictures = {name: probe(path) for name, path in found.items() if path is not None}
+    groups: dict[tuple[int, int], list[Picture]] = {}
+    for picture in pictures.values():
+        if picture is not None:
+            groups.setdefault(picture.size, []).append(picture)
+    for name, ref, stem in planned:
+        path = found[name]
+        if path is None:
+            _add_image(layout, root, name, "portrait", ref, None)
+            continue
+        dest = f"{stem}{path.suffix.lower()}"
+        layout.files[f"game/{dest}"] = path
+        picture = pictures.get(name)
+        box = union_box(groups[picture.size]) if picture is not None else None
+        layout.images.append(ImageDef(name, "portrait", ref, dest, "", sprite=True, picture=picture, box=box))
+
+
+def _add_side_image(layout: Layout, root: Path | None, char_id: str, spec: Any) -> None:
+    """A character card's portrait (``portrait`` or ``avatar``) becomes its side image ``side <tag>``."""
+    if not isinstance(spec, dict):
+        return
+    ref = next((spec[k] for k in ("portrait", "avatar") if isinstance(spec.get(k), str) and spec[k]), None)
+    if ref is None:
+        return
+    tag = layout.char_tags[char_id]
+    found = _image_file(root, ref)
+    if found is None:
+        if ref not in layout.missing["portraits"]:
+            layout.missing["portraits"].append(ref)
+        layout.warnings.append(f"missing portrait {ref!r} of {char_id!r}: the character has no side image")
+        return
+    dest = f"images/characters/{tag}_portrait{found.suffix.lower()}"
+    layout.files[f"game/{dest}"] = found
+    layout.images.append(ImageDef(f"side {tag}", "side", ref, dest, "", picture=probe(found)))
+    layout.side_images[char_id] = f"side {tag}"
+
+
+def _plan_cast(layout: Layout) -> None:
+    """Who appears first (for the title screen's key art) and which art the backdrop is made from."""
+    order: dict[str, None] = {}
+    for _scene_id, node in _nodes(layout.project):
+        speaker = node.get("speaker")
+        if isinstance(speaker, str) and speaker in layout.char_tags:
+            order[speaker] = None
+        for entry in node.get("characters") or ():
+            if isinstance(entry, dict) and entry.get("id") in layout.char_tags:
+                order[entry["id"]] = None
+                if not entry.get("hide") and not isinstance(entry.get("position"), str):
+                    layout.auto_stage = True
+    order.update(dict.fromkeys(layout.char_tags))
+    layout.cast_order = list(order)
+    by_name = {image.name: image for image in layout.images}
+    for char_id in layout.cast_order:
+        side = by_name.get(layout.side_images.get(char_id, ""))
+        sprite = by_name.get(layout.sprite(char_id, None))
+        for image in (side, sprite):
+            if image is not None and image.file is not None and image.picture is not None:
+                layout.backdrop_source = layout.files[f"game/{image.file}"]
+                return
 
 
 def _background_refs(project: Project) -> list[str]:
