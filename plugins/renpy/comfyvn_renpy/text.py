@@ -8,14 +8,14 @@ and ``\\`` all reach the player verbatim) into styled runs of visible text.
 Pagination measures the visible text with the game's own fonts (`Metrics`) at the size of
 `gui.GuiSpec`, wrapping lines the way Ren'Py's default ``tex`` layout does (its Knuth-Plass costs, not
 greedy: it can use more lines than a greedy wrap), and fills each page with whole sentences. A single
-sentence longer than the box is the only thing split, first at clause marks (``, ; : —`` and CJK
-``、，；：``), then between words, then between characters. Every page is rendered on its own, so an
+sentence longer than the box is the only thing split, first at clause marks (``, ; : —`` and the CJK
+comma, semicolon and colon), then between words, then between characters. Every page is rendered on its own, so an
 ``{i}`` open at a page end is closed there and reopened on the next page.
 """
 
 from __future__ import annotations
 
-import re
+import itertools
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -58,7 +58,6 @@ _NO_BREAK_BEFORE = frozenset(
     "\u30e7\u309d\u309e\u30fd\u30fe\u2026\u00bb\u201d\u2019!?.,)]}\"'"
 )
 _NO_BREAK_AFTER = frozenset("\u300c\u300e\u3010\u300a\u3008\uff08\u3014\u201c\u2018\u00ab([{\"'")
-_SPACE = re.compile(r"[^\S\n]+")
 
 _md = MarkdownIt("zero", {"html": False}).enable(["emphasis", "strikethrough", "backticks"])
 
@@ -260,10 +259,8 @@ def _sentence_ends(text: str, start: int, end: int) -> list[int]:
             j += 1
         if j >= end:
             ends.append(end)
-        elif text[j - 1] in _CJK_TERMINALS or (text[j - 1] in _CLOSERS and text[i] in _CJK_TERMINALS):
-            ends.append(j)
-        elif text[j].isspace() and _ends_sentence(text, i, j, end):
-            ends.append(j)
+        elif text[i] in _CJK_TERMINALS or (text[j].isspace() and _ends_sentence(text, i, j, end)):
+            ends.append(j)  # CJK sentences need no space after their mark
         i = j
     return ends
 
@@ -307,7 +304,7 @@ _LEVELS: tuple[Callable[[str, int, int], list[int]], ...] = (_sentence_ends, _cl
 def _pieces(text: str, start: int, end: int, level: int) -> list[tuple[int, int]]:
     cuts = [c for c in _LEVELS[level](text, start, end) if start < c < end]
     bounds = [start, *cuts, end]
-    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b].strip()]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if text[a:b].strip()]
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
