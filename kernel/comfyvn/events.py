@@ -2,6 +2,8 @@
 
 Subscribers: sync callbacks, ``async def`` callbacks, or bounded async streams (which drop and count
 rather than slow the emitter). A subscriber that raises is logged and never breaks ``emit``.
+Payloads are encoded once at emit as strict JSON (``Envelope.data``); one that cannot be, or is too large,
+is refused, so what the bus keeps and hands on can always be sent. Memory is bounded by those bytes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import json
 import re
 import threading
 import time
@@ -21,10 +24,13 @@ import attrs
 import jsonschema
 import structlog
 
+from .errors import Invalid, TooLarge
+
 __all__ = ["Envelope", "EventBus", "EventRegistrar", "EventSpec", "EventStream", "Subscription", "UndeclaredEvent"]
 
 log = structlog.get_logger("comfyvn.events")
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class UndeclaredEvent(LookupError):
@@ -42,12 +48,15 @@ class EventSpec:
 
 @attrs.frozen(slots=True)
 class Envelope:
-    """One emitted event. ``seq`` increases by one per emit on a bus; ``ts`` is Unix seconds."""
+    """One emitted event. ``seq`` increases by one per emit on a bus; ``ts`` is Unix seconds; ``data`` is
+    the payload as encoded at emit and ``size`` its length in UTF-8 bytes."""
 
     event: str
     payload: Mapping[str, Any]
     ts: float
     seq: int
+    data: str = attrs.field(repr=False)
+    size: int
 
     def as_dict(self) -> dict[str, Any]:
         return {"event": self.event, "payload": self.payload, "ts": self.ts, "seq": self.seq}
@@ -87,13 +96,15 @@ class Subscription:
 class EventStream:
     """Envelopes from `EventBus.emit` (any thread) as an async iterator with a bounded buffer.
     ``async with bus.stream(events, max_buffer=n) as stream: async for env in stream: ...``. When the
-    buffer is full new envelopes are dropped and counted; `take_dropped()` reports them.
+    buffer is full (``max_buffer`` envelopes, or the bus's ``max_history_bytes`` of payload) new envelopes
+    are dropped and counted; `take_dropped()` reports them.
     """
 
     def __init__(self, bus: EventBus, events: Iterable[str] | None, max_buffer: int) -> None:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
         self._loop, self._thread, self.dropped = asyncio.get_running_loop(), threading.get_ident(), 0
+        self.max_bytes, self._bytes = bus.max_history_bytes, 0
         self._send, self._receive = anyio.create_memory_object_stream[Envelope](max_buffer)
         self._subscription = bus._add(_frozen(events), self._offer)
 
@@ -104,7 +115,10 @@ class EventStream:
 
     def _put(self, envelope: Envelope) -> None:
         try:
+            if self._bytes + envelope.size > self.max_bytes:
+                raise anyio.WouldBlock
             self._send.send_nowait(envelope)
+            self._bytes += envelope.size
         except anyio.WouldBlock:
             self.dropped += 1
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -116,14 +130,16 @@ class EventStream:
         return count
 
     async def receive(self) -> Envelope:
-        return await self._receive.receive()
+        envelope = await self._receive.receive()
+        self._bytes -= envelope.size
+        return envelope
 
     def __aiter__(self) -> EventStream:
         return self
 
     async def __anext__(self) -> Envelope:
         try:
-            return await self._receive.receive()
+            return await self.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
@@ -140,13 +156,17 @@ class EventStream:
 
 
 class EventBus:
-    """Declared events, their subscribers and the last ``history_size`` envelopes."""
+    """Declared events, their subscribers and the last ``history_size`` envelopes holding at most
+    ``max_history_bytes`` of encoded payload (``history_bytes``). A host may set either byte limit."""
+
+    max_payload_bytes = 256 * 2**10
+    max_history_bytes = 16 * 2**20
 
     def __init__(self, *, history_size: int = 500, strict: bool = False) -> None:
-        self.strict = strict
+        self.strict, self.history_size, self.history_bytes = strict, history_size, 0
         self._specs: dict[str, EventSpec] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
-        self._history: deque[Envelope] = deque(maxlen=history_size)
+        self._history: deque[Envelope] = deque()
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
@@ -170,13 +190,18 @@ class EventBus:
             self._validators.pop(name, None)
 
     def emit(self, event: str, payload: Mapping[str, Any] | None = None) -> Envelope:
-        """Record and deliver one event; returns its envelope. Never raises for a subscriber's error."""
+        """Record and deliver one event; returns its envelope. Never raises for a subscriber's error; raises
+        `Invalid` for a payload strict JSON cannot encode and `TooLarge` past ``max_payload_bytes``."""
         payload = {} if payload is None else payload
         if self.strict or event not in self._specs:
             self._check(event, payload)
+        data, size = self._encode(event, payload)
         with self._lock:
-            envelope = Envelope(event, payload, time.time(), next(self._seq))
+            envelope = Envelope(event, payload, time.time(), next(self._seq), data, size)
             self._history.append(envelope)
+            self.history_bytes += size
+            while len(self._history) > self.history_size or self.history_bytes > self.max_history_bytes:
+                self.history_bytes -= self._history.popleft().size
         subscribers = self._routes.get(event)
         for subscription in self._route(event) if subscribers is None else subscribers:
             try:
@@ -184,6 +209,20 @@ class EventBus:
             except Exception:
                 log.exception("event subscriber failed", event_name=event, seq=envelope.seq)
         return envelope
+
+    def _encode(self, event: str, payload: Mapping[str, Any]) -> tuple[str, int]:
+        try:
+            data = _ENCODE(payload)
+            size = len(data) if data.isascii() else len(data.encode("utf-8"))
+        except (TypeError, ValueError, RecursionError) as exc:  # a lone surrogate raises UnicodeEncodeError
+            reason = "a string is not valid Unicode" if isinstance(exc, UnicodeError) else str(exc)[:120]
+            error: Exception = Invalid(f"the {event} payload is not strict JSON: {reason}", field="payload")
+        else:
+            if size <= self.max_payload_bytes:
+                return data, size
+            error = TooLarge(f"the {event} payload is {size} bytes, over {self.max_payload_bytes}", field="payload")
+        log.warning("event refused", event_name=event, error=str(error))
+        raise error
 
     def _check(self, event: str, payload: Mapping[str, Any]) -> None:
         spec = self._specs.get(event)

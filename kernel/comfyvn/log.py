@@ -1,5 +1,6 @@
-"""Structured logging: readable console on stderr, JSON lines in ``<logs>/comfyvn.log``; configured by the
-host, never at import time. Values under credential-like keys are redacted before any renderer."""
+"""Structured logging: readable console on stderr, JSON lines in ``<logs>/comfyvn.log`` (mode 0600); configured
+by the host, never at import time. Values under credential-like keys are redacted before any renderer, and
+tracebacks never carry local variables (they held bearer tokens and webhook secrets)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     }
 
 
+class _PrivateFileHandler(logging.handlers.RotatingFileHandler):
+    def _open(self) -> Any:  # every file it creates, rotated ones included, is the owner's alone
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.baseFilename, 0o600)  # a file made earlier with the umask's mode
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def configure_logging(logs_dir: Path | None, *, level: str | None = None, env: Mapping[str, str] | None = None) -> None:
     """Route structlog and stdlib logging to the console (readable) and a JSON-lines file."""
     env = os.environ if env is None else env
@@ -49,21 +57,14 @@ def configure_logging(logs_dir: Path | None, *, level: str | None = None, env: M
         root.removeHandler(handler)
         handler.close()
     meta = structlog.stdlib.ProcessorFormatter.remove_processors_meta
-    handlers: list[tuple[logging.Handler, int, list[Any]]] = [
-        (logging.StreamHandler(), numeric, [meta, structlog.dev.ConsoleRenderer(colors=False)])
-    ]
+    console = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    no_locals = structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+    handlers: list[tuple[logging.Handler, int, list[Any]]] = [(logging.StreamHandler(), numeric, [meta, console])]
     if logs_dir is not None:
         try:
-            logs_dir.mkdir(parents=True, exist_ok=True)
-            handlers.append(
-                (
-                    logging.handlers.RotatingFileHandler(
-                        logs_dir / "comfyvn.log", maxBytes=10 * 2**20, backupCount=5, encoding="utf-8"
-                    ),
-                    min(numeric, logging.INFO),
-                    [meta, structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
-                )
-            )
+            logs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            file = _PrivateFileHandler(logs_dir / "comfyvn.log", maxBytes=10 * 2**20, backupCount=5, encoding="utf-8")
+            handlers.append((file, min(numeric, logging.INFO), [meta, no_locals, structlog.processors.JSONRenderer()]))
         except OSError:
             pass  # an unwritable log folder must not stop the tool
     for handler, handler_level, renderers in handlers:

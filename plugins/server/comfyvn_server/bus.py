@@ -15,15 +15,16 @@ from typing import Any
 import anyio
 import attrs
 import structlog
-from comfyvn.errors import ComfyVNError
-from comfyvn.events import EventBus
+from comfyvn.errors import ComfyVNError, Invalid, TooLarge
+from comfyvn.events import Envelope, EventBus
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from .egress import parse_webhook_url
 from .state import ServerState
-from .webhooks import WebhookSpec, converter, validate_spec
+from .webhooks import WebhookSpec, converter, envelope_json, validate_spec
 
 __all__ = ["TEST_EVENT", "TEST_EVENT_SCHEMA", "make_routes"]
 
@@ -87,6 +88,13 @@ async def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def _with_envelopes(body: dict[str, Any], key: str, envelopes: list[Envelope]) -> Response:
+    """``body`` plus ``key``: the envelopes as the bus encoded them at emit (always sendable JSON)."""
+    items = ",".join(envelope_json(e) for e in envelopes)
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _json_text(f'{text[:-1]}{"," if body else ""}"{key}":[{items}]}}')
+
+
 def _webhook_view(state: ServerState, hook: Any) -> dict[str, Any]:
     status = state.dispatcher.status.get(hook.id)
     view: dict[str, Any] = hook.as_dict()
@@ -114,11 +122,9 @@ async def hooks_index(request: Request) -> JSONResponse:
     names = event_names(request.query_params.get("events"), bus)
     limit = int_param(request, "limit", 50, 0, 500)
     specs = [s.as_dict() for s in bus.specs() if names is None or s.name in names]
-    history = [e.as_dict() for e in bus.history(event=names, limit=limit)]
-    return JSONResponse(
+    return _with_envelopes(
         {
             "events": specs,
-            "history": history,
             "webhooks": [_webhook_view(state, h) for h in state.webhooks.list()],
             "websocket": {
                 "path": "/api/modder/hooks/ws",
@@ -127,7 +133,9 @@ async def hooks_index(request: Request) -> JSONResponse:
                 "heartbeat": state.settings.ws_heartbeat,
                 "dropped_total": state.hub.dropped_total,
             },
-        }
+        },
+        "history",
+        bus.history(event=names, limit=limit),
     )
 
 
@@ -150,8 +158,8 @@ async def hooks_history(request: Request) -> JSONResponse:
     since = int_param(request, "since", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 0, 1000)
     names = event_names(request.query_params.get("event"), bus, field="event")
-    items = [e.as_dict() for e in bus.history(since=since, event=names, limit=limit)]
-    return JSONResponse({"items": items, "last_seq": items[-1]["seq"] if items else None})
+    items = bus.history(since=since, event=names, limit=limit)
+    return _with_envelopes({"last_seq": items[-1].seq if items else None}, "items", items)
 
 
 async def hooks_test(request: Request) -> JSONResponse:
@@ -172,15 +180,31 @@ async def hooks_test(request: Request) -> JSONResponse:
     if extra:
         raise ComfyVNError(f"unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0], code="unknown_field")
     message = body.get("message", "test")
-    if not isinstance(message, str) or len(message) > 1000:
+    if not isinstance(message, str) or len(message) > 1000 or not _is_unicode(message):
         raise ComfyVNError(
-            "message must be a string of at most 1000 characters", field="message", code="invalid_message"
+            "message must be a valid string of at most 1000 characters", field="message", code="invalid_message"
         )
     payload: dict[str, Any] = {"message": message}
     if "data" in body:
         payload["data"] = body["data"]
-    envelope = _state(request).kernel.events.emit(TEST_EVENT, payload)
-    return JSONResponse({"topic": f"modder.{envelope.event}", **envelope.as_dict()})
+    try:
+        envelope = _state(request).kernel.events.emit(TEST_EVENT, payload)
+    except (Invalid, TooLarge) as exc:  # NaN, Infinity, a lone surrogate or too many bytes: all in data
+        exc.field = "data"
+        raise
+    return _json_text(envelope_json(envelope, topic=f"modder.{envelope.event}"))
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_text(text: str, status_code: int = 200) -> Response:
+    return Response(text, status_code=status_code, media_type="application/json")
 
 
 async def hooks_ws(websocket: WebSocket) -> None:
@@ -297,6 +321,7 @@ async def webhooks_create(request: Request) -> JSONResponse:
     state = _state(request)
     spec = converter.structure(await json_object(request), WebhookSpec)
     validate_spec(spec, state.kernel.events)
+    await state.dispatcher.policy.addresses(parse_webhook_url(spec.url))
     hook = state.webhooks.add(spec)
     state.dispatcher.start(hook)
     return JSONResponse(_webhook_view(state, hook), status_code=201)

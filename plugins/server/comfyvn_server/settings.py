@@ -1,13 +1,16 @@
 """Server settings: where it binds and how it treats clients, from arguments, environment and config.
 
 Resolution: explicit arguments, then ``COMFYVN_SERVER_HOST``/``COMFYVN_SERVER_PORT``, then the
-``server`` section of ``comfyvn.json``, then the defaults below.
+``server`` section of ``comfyvn.json``, then the defaults below. ``server.webhooks.allow_hosts`` (or
+the flat ``server.webhook_allow_hosts``) lists the host names, IP addresses and networks (CIDR) that
+webhooks may reach although they are not public (see `comfyvn_server.egress`).
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +22,7 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "connectable_host",
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_.])?$")
 
 
 @functools.lru_cache(maxsize=512)
@@ -58,6 +62,7 @@ class ServerSettings:
     webhook_backoff: float = 0.5
     webhook_backoff_max: float = 30.0
     webhook_timeout: float = 10.0
+    webhook_allow_hosts: tuple[str, ...] = ()
     max_body_size: int = 64 * 2**20
 
     @property
@@ -84,6 +89,11 @@ class ServerSettings:
         for field in attrs.fields(cls):
             if field.name in section:
                 values[field.name] = section[field.name]
+        webhooks = section.get("webhooks") or {}
+        if not isinstance(webhooks, Mapping):
+            raise ComfyVNError("server.webhooks must be an object", field="server.webhooks", code="invalid_config")
+        if "allow_hosts" in webhooks:
+            values["webhook_allow_hosts"] = webhooks["allow_hosts"]
         if env.get("COMFYVN_SERVER_HOST"):
             values["host"] = env["COMFYVN_SERVER_HOST"]
         if env.get("COMFYVN_SERVER_PORT"):
@@ -125,4 +135,26 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise ComfyVNError(f"{name} must be a list of strings", field=field, code="invalid_setting")
             out[name] = tuple(v.lower().rstrip("/") for v in value)
+        elif name == "webhook_allow_hosts":
+            out[name] = _allow_hosts(value)
     return out
+
+
+def _allow_hosts(value: Any) -> tuple[str, ...]:
+    field = "server.webhooks.allow_hosts"
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ComfyVNError("allow_hosts must be a list of strings", field=field, code="invalid_setting")
+    entries = []
+    for raw in value:
+        entry = raw.strip().lower().rstrip(".")
+        try:
+            ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            if not _HOST_NAME.match(entry):
+                raise ComfyVNError(
+                    "allow_hosts entries are host names, IP addresses or CIDR networks",
+                    field=field,
+                    code="invalid_setting",
+                ) from None
+        entries.append(entry)
+    return tuple(entries)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections import OrderedDict
 from typing import Any
 
 import anyio
@@ -15,7 +13,7 @@ from comfyvn.events import Envelope
 from .auth import TokenStore
 from .settings import ServerSettings
 from .signing import Signer
-from .webhooks import WebhookDispatcher, WebhookRegistry
+from .webhooks import WebhookDispatcher, WebhookRegistry, envelope_json
 
 __all__ = ["ServerState", "WsHub"]
 
@@ -23,13 +21,13 @@ TOKENS_FILE = "server_tokens.json"
 
 
 class WsHub:
-    """Counts WebSocket clients, encodes each envelope once for all of them, and closes them on shutdown."""
+    """Counts WebSocket clients, shares each envelope's message text between them, closes them on shutdown."""
 
     def __init__(self) -> None:
         self.clients = 0
         self.dropped_total = 0
         self.closing: anyio.Event | None = None  # made inside the loop: anyio events need one
-        self._encoded: OrderedDict[int, tuple[Envelope, str]] = OrderedDict()
+        self._last: tuple[Envelope, str] | None = None
 
     def closing_event(self) -> anyio.Event:
         if self.closing is None:
@@ -37,14 +35,13 @@ class WsHub:
         return self.closing
 
     def encode(self, envelope: Envelope) -> str:
-        """The JSON text of an envelope message, shared by every client that sends it."""
-        cached = self._encoded.get(envelope.seq)
-        if cached is not None and cached[0] is envelope:
-            return cached[1]
-        text = json.dumps({"topic": f"modder.{envelope.event}", **envelope.as_dict()}, default=str)
-        self._encoded[envelope.seq] = (envelope, text)
-        if len(self._encoded) > 2048:
-            self._encoded.popitem(last=False)
+        """The JSON text of an envelope message. Built from the payload the bus encoded at emit; only the
+        latest is kept, which clients reading in step share, so the cache never outgrows one payload."""
+        last = self._last
+        if last is not None and last[0] is envelope:
+            return last[1]
+        text = envelope_json(envelope, topic=f"modder.{envelope.event}")
+        self._last = (envelope, text)
         return text
 
 

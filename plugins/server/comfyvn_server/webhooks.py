@@ -3,20 +3,22 @@
 Registrations live in ``<config>/plugins/server/webhooks.json`` (URL, events, whether a legacy
 HMAC secret exists — never the secret, which is kept in the vault). Each webhook gets its own
 bounded bus stream and worker, so deliveries keep event order per webhook, a slow receiver never
-slows the emitter or another webhook, and overflow is counted as ``dropped`` in its status.
+slows the emitter or another webhook, and overflow is counted as ``dropped`` in its status. Any error
+in one delivery is that webhook's recorded failure: it never stops its worker or the others, and a
+damaged stored registration is skipped with a warning. Where a webhook may point is `egress`'s rule.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -24,19 +26,29 @@ import attrs
 import cattrs
 import httpx
 import structlog
-from comfyvn.errors import ComfyVNError, Conflict, NotFound
+from comfyvn.errors import ComfyVNError, Conflict, Invalid, NotFound
 from comfyvn.events import Envelope, EventBus, EventStream
 from comfyvn.paths import atomic_write_json
 from comfyvn.secrets import Vault
 
+from .egress import DestinationRefused, EgressPolicy, UnresolvableHost, parse_webhook_url, pinned
 from .settings import ServerSettings
 from .signing import Signer, hmac_signature
 
-__all__ = ["Webhook", "WebhookDispatcher", "WebhookRegistry", "WebhookSpec", "converter"]
+__all__ = ["Webhook", "WebhookDispatcher", "WebhookRegistry", "WebhookSpec", "converter", "envelope_json"]
 
 log = structlog.get_logger("comfyvn.server.webhooks")
 VAULT_PROVIDER = "comfyvn-server"
 RETRYABLE = frozenset({408, 425, 429})
+_HOOK_ID = re.compile(r"^wh_[0-9a-f]{12}$")
+
+
+def envelope_json(envelope: Envelope, **first: str) -> str:
+    """An envelope as JSON text, reusing the payload the bus encoded (strictly, once) at emit, so a
+    payload object changed after the emit cannot make it unsendable; ``first`` puts fields in front."""
+    head = "".join(f"{json.dumps(k)}:{json.dumps(v)}," for k, v in first.items())
+    event, ts = json.dumps(envelope.event), repr(envelope.ts)
+    return f'{{{head}"event":{event},"payload":{envelope.data},"ts":{ts},"seq":{envelope.seq}}}'
 
 
 @attrs.frozen
@@ -108,24 +120,50 @@ converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _str_tupl
 converter.register_structure_hook_func(lambda t: t == (str | None), _optional_str)
 
 
-def validate_spec(spec: WebhookSpec, bus: EventBus) -> None:
-    """URL must be absolute http(s); events must be declared; a legacy secret must be long enough."""
+def _check_text(value: str, field: str) -> None:
     try:
-        parts = urlsplit(spec.url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ComfyVNError(f"invalid URL {spec.url!r}", field="url", code="invalid_url") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(spec.url) > 2048:
-        raise ComfyVNError("url must be an absolute http:// or https:// URL", field="url", code="invalid_url")
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{field} is not valid Unicode (a lone surrogate)", field=field, code="invalid_text") from None
+
+
+def validate_spec(spec: WebhookSpec, bus: EventBus) -> None:
+    """The URL follows `egress.parse_webhook_url`; events must be declared; a legacy secret must be long
+    enough; every string must be valid Unicode (it is stored as UTF-8 and shown again)."""
+    parse_webhook_url(spec.url)
     for index, name in enumerate(spec.events):
+        _check_text(name, f"events[{index}]")
         if bus.spec(name) is None:
             raise ComfyVNError(
-                f"unknown event {name!r} (see GET /api/modder/hooks)", field=f"events[{index}]", code="unknown_event"
+                f"unknown event {name[:80]!r} (see GET /api/modder/hooks)",
+                field=f"events[{index}]",
+                code="unknown_event",
             )
-    if spec.secret is not None and not 16 <= len(spec.secret) <= 256:
-        raise ComfyVNError("a legacy HMAC secret must be 16 to 256 characters", field="secret", code="invalid_secret")
+    if spec.secret is not None:
+        _check_text(spec.secret, "secret")
+        if not 16 <= len(spec.secret) <= 256:
+            raise Invalid("a legacy HMAC secret must be 16 to 256 characters", field="secret", code="invalid_secret")
+    _check_text(spec.description, "description")
     if len(spec.description) > 500:
         raise ComfyVNError("description is limited to 500 characters", field="description", code="too_long")
+
+
+def _from_row(row: Any) -> Webhook:
+    """A stored registration, checked as strictly as a new one (a bad row must not break the others)."""
+    hook = Webhook(
+        row["id"], row["url"], tuple(row["events"]), row["hmac"], row.get("description", ""), float(row["created"])
+    )
+    texts = [hook.id, hook.url, hook.description, *hook.events]
+    if not all(isinstance(t, str) for t in texts) or not isinstance(row["events"], list) or hook.hmac not in (0, 1):
+        raise ValueError("a field has the wrong type")
+    if not _HOOK_ID.match(hook.id):
+        raise ValueError("the id is not a webhook id")
+    for text in texts:
+        _check_text(text, "registration")
+    parse_webhook_url(hook.url)
+    if not math.isfinite(hook.created):
+        raise ValueError("created is not a finite number")
+    return hook
 
 
 class WebhookRegistry:
@@ -141,25 +179,26 @@ class WebhookRegistry:
     def _read(self) -> dict[str, Webhook]:
         try:
             rows = json.loads(self.path.read_text(encoding="utf-8"))["webhooks"]
+            rows = list(rows)
         except FileNotFoundError:
             return {}
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             log.error("webhook registrations unreadable; starting with none", path=str(self.path), error=str(exc))
             return {}
-        return {
-            row["id"]: Webhook(
-                row["id"],
-                row["url"],
-                tuple(row["events"]),
-                bool(row["hmac"]),
-                row.get("description", ""),
-                float(row["created"]),
-            )
-            for row in rows
-        }
+        hooks: dict[str, Webhook] = {}
+        for index, row in enumerate(rows):
+            try:
+                hook = _from_row(row)
+            except (ComfyVNError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                reason = exc.message if isinstance(exc, ComfyVNError) else type(exc).__name__
+                log.warning("skipping a damaged webhook registration", path=str(self.path), index=index, error=reason)
+                continue
+            hooks[hook.id] = hook
+        return hooks
 
-    def _write(self) -> None:
-        atomic_write_json(self.path, {"version": 1, "webhooks": [h.as_dict() for h in self.list()]})
+    def _write(self, hooks: dict[str, Webhook]) -> None:
+        rows = [h.as_dict() for h in sorted(hooks.values(), key=lambda h: h.created)]
+        atomic_write_json(self.path, {"version": 1, "webhooks": rows})
 
     def list(self) -> list[Webhook]:
         return sorted(self._hooks.values(), key=lambda h: h.created)
@@ -167,14 +206,14 @@ class WebhookRegistry:
     def get(self, hook_id: str) -> Webhook:
         hook = self._hooks.get(hook_id)
         if hook is None:
-            raise NotFound(f"no webhook {hook_id!r}", field="id", code="unknown_webhook")
+            raise NotFound(f"no webhook {hook_id[:40]!r}", field="id", code="unknown_webhook")
         return hook
 
     def find_url(self, url: str) -> Webhook:
         for hook in self._hooks.values():
             if hook.url == url:
                 return hook
-        raise NotFound(f"no webhook for {url!r}", field="url", code="unknown_webhook")
+        raise NotFound("no webhook is registered for that url", field="url", code="unknown_webhook")
 
     def add(self, spec: WebhookSpec) -> Webhook:
         with self._lock:
@@ -193,18 +232,25 @@ class WebhookRegistry:
                 spec.description,
                 time.time(),
             )
+            # Stored first, kept in memory only once written: a failed write leaves the registry as it was.
             if spec.secret is not None:
                 self._vault.set(VAULT_PROVIDER, _secret_field(hook.id), spec.secret)
+            try:
+                self._write({**self._hooks, hook.id: hook})
+            except BaseException:
+                if spec.secret is not None:
+                    self._vault.delete(VAULT_PROVIDER, _secret_field(hook.id))
+                raise
+            if spec.secret is not None:
                 self._secrets[hook.id] = spec.secret
             self._hooks[hook.id] = hook
-            self._write()
         return hook
 
     def remove(self, hook_id: str) -> Webhook:
         with self._lock:
             hook = self.get(hook_id)
+            self._write({k: v for k, v in self._hooks.items() if k != hook_id})
             del self._hooks[hook_id]
-            self._write()
             if hook.hmac:
                 self._vault.delete(VAULT_PROVIDER, _secret_field(hook_id))
                 self._secrets.pop(hook_id, None)
@@ -233,6 +279,7 @@ class WebhookDispatcher:
         self.registry = registry
         self.signer = signer
         self.settings = settings
+        self.policy = EgressPolicy.from_settings(settings)
         self.status: dict[str, DeliveryStatus] = {h.id: DeliveryStatus() for h in registry.list()}
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._group: anyio.abc.TaskGroup | None = None
@@ -278,7 +325,15 @@ class WebhookDispatcher:
                     if status is None:
                         return
                     status.dropped += stream.take_dropped()
-                    await self.deliver(hook, envelope, status)
+                    try:
+                        await self.deliver(hook, envelope, status)
+                    except Exception as exc:
+                        # Our own bug in one delivery: recorded here, because escaping would end this
+                        # worker and, through the shared task group, every other webhook's too.
+                        status.state, status.next_retry_at = "failing", None
+                        status.last_error = f"internal error ({type(exc).__name__}); see the server log"
+                        status.failed += 1
+                        log.exception("webhook delivery crashed", webhook=hook.id, seq=envelope.seq)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry ``attempt`` (0-based): exponential, capped."""
@@ -287,11 +342,7 @@ class WebhookDispatcher:
     async def deliver(self, hook: Webhook, envelope: Envelope, status: DeliveryStatus) -> bool:
         """POST one envelope, retrying transport errors, 408/425/429 and 5xx; record the outcome."""
         assert self._client is not None
-        body = json.dumps(
-            {"topic": f"modder.{envelope.event}", **envelope.as_dict(), "webhook_id": hook.id},
-            separators=(",", ":"),
-            default=str,
-        ).encode("utf-8")
+        body = envelope_json(envelope, topic=f"modder.{envelope.event}", webhook_id=hook.id).encode("utf-8")
         delivery = uuid.uuid4().hex
         status.last_seq = envelope.seq
         for attempt in range(self.settings.webhook_retries + 1):
@@ -318,18 +369,29 @@ class WebhookDispatcher:
             status.attempts += 1
             status.last_attempt_at = time.time()
             code: int | None = None
+            retry = True
             try:
-                response = await self._client.post(hook.url, content=body, headers=headers)
+                response = await self._post(hook, body, headers)
                 code = response.status_code
                 error = None if 200 <= code < 300 else f"receiver answered HTTP {code}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                retry = code >= 500 or code in RETRYABLE
+            except DestinationRefused as exc:
+                # Policy, not a network condition: nothing was sent, and retrying would not change it.
+                error, retry = exc.message, False
+            except UnresolvableHost as exc:
+                error = exc.message
+            except httpx.TransportError as exc:
+                # The class only (ConnectError, ReadTimeout…): the OS's words add nothing a receiver's
+                # owner needs and would describe the network around this server in more detail.
+                error = type(exc).__name__
+            except Exception as exc:  # an invalid URL, a TLS setup error…: this webhook's failure only
+                error, retry = f"delivery failed ({type(exc).__name__})", False
             status.last_status, status.last_error = code, error
             if error is None:
                 status.state, status.last_success_at, status.next_retry_at = "ok", time.time(), None
                 status.delivered += 1
                 return True
-            if code is not None and code < 500 and code not in RETRYABLE:
+            if not retry:
                 break
             if attempt < self.settings.webhook_retries:
                 delay = self.backoff(attempt)
@@ -344,6 +406,14 @@ class WebhookDispatcher:
             url=hook.url,
             seq=envelope.seq,
             error=status.last_error,
-            attempts=self.settings.webhook_retries + 1,
+            attempts=attempt + 1,
         )
         return False
+
+    async def _post(self, hook: Webhook, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST to the address the policy checked just now (the name is not resolved again by httpx)."""
+        assert self._client is not None
+        url = parse_webhook_url(hook.url)
+        addresses = await self.policy.addresses(url)
+        target, host_header, extensions = pinned(url, addresses[0])
+        return await self._client.post(target, content=body, headers={**headers, **host_header}, extensions=extensions)
