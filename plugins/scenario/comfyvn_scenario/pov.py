@@ -3,23 +3,54 @@
 The manager keeps the original's semantics (``narrator`` by default, ``set`` with no POV falls
 back to it, forks count per ``(slot, pov)``: ``slot__pov_alice``, then ``slot__pov_alice_2``…) and
 persists its small state atomically so fork names stay unique across restarts.
+
+Only what can be written and read back is stored: a POV id is valid Unicode of at most `MAX_POV_LENGTH`
+characters, the history keeps the last `MAX_HISTORY` POVs. A state file that cannot be used (not UTF-8,
+nested too deep, a wrong shape) is moved aside to ``pov.json.damaged-<time>`` and reported in the log,
+and the manager starts from the default: one bad file must not break every POV route.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from comfyvn.errors import ComfyVNError
+import structlog
+from comfyvn.errors import ComfyVNError, Invalid, TooLarge
 from comfyvn.paths import atomic_write_text
+from comfyvn.wire import loads
 
 from .project import DEFAULT_POV, Project
 from .saves import MAX_SLOT, normalize_slot
 
-__all__ = ["PovManager", "candidates"]
+__all__ = ["MAX_FORKS", "MAX_HISTORY", "MAX_POV_LENGTH", "PovManager", "candidates"]
+
+log = structlog.get_logger("comfyvn.scenario.pov")
+MAX_POV_LENGTH = 200
+MAX_HISTORY = 100
+MAX_FORKS = 10_000
+
+
+def _pov_id(value: Any, field: str = "pov") -> str:
+    """``value`` as a storable POV id, or `Invalid` / `TooLarge` naming ``field``."""
+    if not isinstance(value, str):
+        raise Invalid("pov must be a string", field=field, code="invalid_pov")
+    if len(value) > MAX_POV_LENGTH:
+        raise TooLarge(f"pov is longer than {MAX_POV_LENGTH} characters", field=field, code="invalid_pov")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("pov is not valid Unicode (a lone surrogate)", field=field, code="invalid_pov") from None
+    return value
+
+
+class _Damaged(ValueError):
+    """The state file cannot be used as it is."""
 
 
 class PovManager:
@@ -37,14 +68,47 @@ class PovManager:
 
     def _load(self, path: Path) -> None:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # a damaged state file is replaced on the next change
-        if isinstance(data, dict) and isinstance(data.get("pov"), str):
-            self._current = data["pov"]
-            self._history = [h for h in data.get("history", []) if isinstance(h, str)]
-            forks = data.get("forks", {})
-            self._forks = {k: v for k, v in forks.items() if isinstance(v, int)} if isinstance(forks, dict) else {}
+            current, history, forks = self._parse(path.read_bytes())
+        except OSError as exc:
+            log.error("POV state unreadable; starting from the default", file=path.name, error=exc.strerror)
+            return
+        except (ComfyVNError, _Damaged) as exc:
+            kept = self._set_aside(path)
+            reason = exc.message if isinstance(exc, ComfyVNError) else str(exc)
+            log.error("POV state damaged; kept aside, starting from the default", kept=kept, reason=reason)
+            return
+        self._current, self._history, self._forks = current, history, forks
+
+    @staticmethod
+    def _parse(data: bytes) -> tuple[str, list[str], dict[str, int]]:
+        document = loads(data, field="pov.json")
+        if not isinstance(document, dict):
+            raise _Damaged("not a JSON object")
+        history, forks = document.get("history", []), document.get("forks", {})
+        if not isinstance(history, list) or not isinstance(forks, dict):
+            raise _Damaged("history must be a list and forks an object")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in forks.values()):
+            raise _Damaged("fork counters must be integers")
+        try:
+            current = _pov_id(document.get("pov"), "pov.json")
+            entries = [_pov_id(entry, "pov.json") for entry in history]
+        except ComfyVNError as exc:
+            raise _Damaged(exc.message) from None
+        return current, entries[-MAX_HISTORY:], dict(forks)
+
+    @staticmethod
+    def _set_aside(path: Path) -> str | None:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        for attempt in range(100):
+            target = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{attempt}" if attempt else ""))
+            if target.exists():
+                continue
+            try:
+                os.replace(path, target)
+            except OSError:
+                return None  # left in place: the next write replaces it, as before
+            return target.name
+        return None
 
     def _persist(self) -> None:
         if self.path is not None:
@@ -57,26 +121,33 @@ class PovManager:
             return {"pov": self._current, "history": list(self._history)}
 
     def set(self, pov: Any) -> dict[str, Any]:
-        """Switch POV (``None``/empty -> the default); the previous one is appended to the history."""
-        if pov is not None and not isinstance(pov, str):
-            raise ComfyVNError("pov must be a string", field="pov", code="invalid_pov")
+        """Switch POV (``None``/empty -> the default); the previous one is appended to the history, which
+        keeps the last `MAX_HISTORY`. A POV that is not a string, too long or not valid Unicode raises."""
+        if pov is not None:
+            _pov_id(pov)
         new = pov.strip() if pov and pov.strip() else self.default
         with self._lock:
             if new != self._current:
                 self._history.append(self._current)
+                del self._history[:-MAX_HISTORY]
                 self._current = new
                 self._persist()
             return {"pov": self._current, "history": list(self._history)}
 
     def fork(self, slot: Any, pov: Any = None) -> str:
-        """The next save-slot name for ``slot`` seen from ``pov`` (default: the active POV)."""
-        if pov is not None and not isinstance(pov, str):
-            raise ComfyVNError("pov must be a string", field="pov", code="invalid_pov")
+        """The next save-slot name for ``slot`` seen from ``pov`` (default: the active POV). At most
+        `MAX_FORKS` distinct ``(slot, pov)`` counters are kept; a new one past that raises `TooLarge`."""
+        if pov is not None:
+            _pov_id(pov)
         base = normalize_slot(slot)
         with self._lock:
             pov_id = (pov or "").strip() or self._current
             pov_part = normalize_slot(pov_id, field="pov").replace("-", "_")
             key = f"{base}\x00{pov_part}"
+            if key not in self._forks and len(self._forks) >= MAX_FORKS:
+                raise TooLarge(
+                    f"more than {MAX_FORKS} forked slots; reuse a slot name", field="slot", code="too_many_forks"
+                )
             count = self._forks.get(key, 0) + 1
             self._forks[key] = count
             self._persist()

@@ -134,7 +134,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
         responses:
           200: {description: "{ok, slots: [{slot, saved_at, saved_at_iso, size_bytes}]}"}
         """
-        return JSONResponse({"ok": True, "slots": service.saves.list()})
+        return await _off_loop(lambda: {"ok": True, "slots": service.saves.list()})
 
     async def pov_get(request: Request) -> JSONResponse:
         """The active POV and the POVs it replaced.

@@ -7,16 +7,17 @@ runner state to a save and back so that restoring and stepping equals never havi
 
 from __future__ import annotations
 
-import json
 import re
+import stat
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from comfyvn.errors import ComfyVNError, NotFound
+from comfyvn.errors import ComfyVNError, NotFound, Unprocessable
 from comfyvn.paths import atomic_write_text, safe_join
+from comfyvn.wire import dumps, loads
 
 from .rng import Rng
 from .runner import RunState, Scenario, state_from_wire
@@ -72,8 +73,10 @@ class SaveStore:
             **record,
         }
         try:
-            text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-        except (TypeError, ValueError) as exc:
+            text = dumps(record, indent=2) + "\n"
+        except ComfyVNError as exc:  # nothing is stored that could not be read back and sent again
+            raise ComfyVNError(f"save cannot be stored: {exc.message}", field="body", code="invalid_save") from None
+        except TypeError as exc:
             raise ComfyVNError(f"save is not JSON-serialisable: {exc}", field="body", code="invalid_save") from None
         atomic_write_text(self._path(name), text)
         return record
@@ -83,15 +86,19 @@ class SaveStore:
         name = normalize_slot(slot)
         path = self._path(name)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads(path.read_bytes(), field="save")
         except FileNotFoundError:
             raise NotFound(f"no save in slot {name!r}", field="slot", code="save_not_found") from None
-        except (OSError, ValueError) as exc:
-            raise ComfyVNError(
-                f"save {name!r} cannot be read: {exc}", field="slot", code="corrupt_save", status=422
+        except OSError as exc:
+            raise Unprocessable(
+                f"save {name!r} cannot be read: {exc.strerror}", field="slot", code="corrupt_save"
+            ) from None
+        except ComfyVNError as exc:
+            raise Unprocessable(
+                f"save {name!r} cannot be read: {exc.message}", field="slot", code="corrupt_save"
             ) from None
         if not isinstance(data, dict):
-            raise ComfyVNError(f"save {name!r} is not a JSON object", field="slot", code="corrupt_save", status=422)
+            raise Unprocessable(f"save {name!r} is not a JSON object", field="slot", code="corrupt_save")
         return data
 
     def delete(self, slot: str) -> str:
@@ -104,7 +111,8 @@ class SaveStore:
         return name
 
     def list(self) -> list[dict[str, Any]]:
-        """``[{slot, saved_at, saved_at_iso, size_bytes}]`` newest first (ties by slot name)."""
+        """``[{slot, saved_at, saved_at_iso, size_bytes}]`` newest first (ties by slot name). Only regular
+        files directly in the folder count: a symlink (which could lead anywhere) is never followed."""
         if not self.root.is_dir():
             return []
         entries = []
@@ -112,9 +120,12 @@ class SaveStore:
             if path.name.startswith("."):
                 continue  # an in-flight atomic write's temporary file
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                size = path.stat().st_size
-            except (OSError, ValueError):
+                info = path.lstat()
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                data = loads(path.read_bytes(), field="save")
+                size = info.st_size
+            except (OSError, ComfyVNError):
                 continue  # unreadable slots are skipped in the listing; GET names the problem
             if not isinstance(data, dict):
                 continue
