@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from comfyvn import Kernel, hookimpl
+from comfyvn.errors import Invalid, TooLarge
 from comfyvn.events import Envelope, EventBus, UndeclaredEvent
 from structlog.testing import capture_logs
 
@@ -196,3 +198,75 @@ def test_events_of_a_failed_plugin_are_forgotten(make_kernel: Callable[..., Kern
     kernel = make_kernel(HalfBroken())
     assert kernel.events.spec("on_half") is None
     assert kernel.plugins.records["halfbroken"].status == "failed"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"x": float("nan")},
+        {"x": [1, float("inf")]},
+        {"x": {"y": -float("inf")}},
+        {"text": "\ud800"},
+        {"\udfff": 1},
+        {"path": object()},
+    ],
+)
+@pytest.mark.parametrize("strict", [True, False])
+def test_payloads_strict_json_cannot_encode_are_refused_and_never_stored(payload: Any, strict: bool) -> None:
+    bus = declared("on_a", strict=strict)
+    seen: list[Envelope] = []
+    bus.subscribe(seen.append)
+    with capture_logs() as logs, pytest.raises(Invalid) as info:
+        bus.emit("on_a", payload)
+    assert info.value.field == "payload"
+    assert bus.history() == [] and seen == [] and bus.history_bytes == 0
+    assert [entry["event"] for entry in logs] == ["event refused"]
+    assert bus.emit("on_a", {"x": 1}).seq == 1  # a refused emit takes no sequence number
+
+
+def test_the_payload_is_encoded_once_and_later_changes_cannot_make_it_unsendable() -> None:
+    bus = declared("on_a")
+    payload: dict[str, Any] = {"text": "héllo", "n": [1, 2.5]}
+    envelope = bus.emit("on_a", payload)
+    payload["n"] = float("nan")  # an emitter keeping and changing its dict afterwards
+    assert json.loads(envelope.data) == {"text": "héllo", "n": [1, 2.5]}
+    assert envelope.size == len(envelope.data.encode("utf-8")) == len('{"text":"héllo","n":[1,2.5]}'.encode())
+
+
+def test_twelve_events_of_20_mb_are_refused_and_keep_nothing() -> None:
+    bus = declared("on_a")
+    big = {"blob": "x" * (20 * 2**20)}
+    for _ in range(12):
+        with pytest.raises(TooLarge) as info:
+            bus.emit("on_a", big)
+        assert info.value.field == "payload"
+    assert bus.history() == [] and bus.history_bytes == 0
+
+
+def test_history_is_bounded_by_encoded_bytes_as_well_as_count() -> None:
+    bus = declared("on_a")
+    bus.max_payload_bytes, bus.max_history_bytes = 4 * 2**20, 16 * 2**20
+    blob = "x" * (3 * 2**20)
+    for i in range(12):
+        bus.emit("on_a", {"i": i, "blob": blob})
+    kept = bus.history()
+    assert bus.history_bytes <= 16 * 2**20
+    assert bus.history_bytes == sum(e.size for e in kept) and len(kept) == 5
+    assert [e.payload["i"] for e in kept] == list(range(7, 12))
+
+
+def test_a_stream_buffer_is_bounded_by_payload_bytes() -> None:
+    bus = declared("on_a")
+    bus.max_history_bytes = 1000
+
+    async def main() -> tuple[list[int], int, list[int]]:
+        async with bus.stream(max_buffer=100) as stream:
+            for i in range(5):
+                bus.emit("on_a", {"i": i, "pad": "x" * 300})  # about 320 bytes each: three fit
+            first = [(await stream.receive()).payload["i"] for _ in range(3)]
+            dropped = stream.take_dropped()
+            bus.emit("on_a", {"i": 5, "pad": "x" * 300})  # room again once read
+            return first, dropped, [(await stream.receive()).payload["i"]]
+
+    first, dropped, after = anyio.run(main)
+    assert (first, dropped, after) == ([0, 1, 2], 2, [5])

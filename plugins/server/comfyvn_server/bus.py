@@ -103,7 +103,7 @@ def _webhook_view(state: ServerState, hook: Any) -> dict[str, Any]:
     return view
 
 
-async def hooks_index(request: Request) -> JSONResponse:
+async def hooks_index(request: Request) -> Response:
     """Event specs, recent history and webhook registrations (never their secrets).
     ---
     summary: The modder hook bus at a glance
@@ -139,7 +139,7 @@ async def hooks_index(request: Request) -> JSONResponse:
     )
 
 
-async def hooks_history(request: Request) -> JSONResponse:
+async def hooks_history(request: Request) -> Response:
     """Envelopes newer than ``since``, optionally of some events, the newest ``limit`` of them.
     ---
     summary: Bus history
@@ -162,7 +162,7 @@ async def hooks_history(request: Request) -> JSONResponse:
     return _with_envelopes({"last_seq": items[-1].seq if items else None}, "items", items)
 
 
-async def hooks_test(request: Request) -> JSONResponse:
+async def hooks_test(request: Request) -> Response:
     """Emit a test envelope (``on_modder_test``) to every subscriber, WebSocket and webhook.
     ---
     summary: Emit a test event
