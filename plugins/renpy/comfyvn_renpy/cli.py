@@ -1,4 +1,4 @@
-"""``comfyvn export renpy`` and ``comfyvn demo``: parse options -> service -> print.
+"""``comfyvn export renpy``, ``comfyvn demo`` and ``comfyvn renpy play-check``: parse options -> service -> print.
 
 Exit codes: 0 fine; 1 the real engine's lint (``--check``) or a demo step failed; 2 bad input;
 3 an export gate blocked the export (the root group turns `ComfyVNError` into one line and its code).
@@ -20,7 +20,7 @@ from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["demo_command", "export_group"]
+__all__ = ["demo_command", "export_group", "renpy_group"]
 STEPS = ("load", "build", "preview", "write", "publish", "lint", "distribute")
 
 
@@ -104,7 +104,7 @@ def export_renpy(
     as_json: bool,
 ) -> None:
     """Export PROJECT (a project folder) to a Ren'Py 8 project under --out."""
-    from comfyvn.errors import ComfyVNError
+    from comfyvn.errors import ComfyVNError, OperationFailed
 
     if publish and publish_out is None:
         raise ComfyVNError("--publish needs --publish-out FILE.zip", field="publish_out", code="missing_option")
@@ -126,15 +126,46 @@ def export_renpy(
         invoke_sdk=invoke_sdk,
         renpy_sdk=renpy_sdk,
     )
-    if as_json:
-        result = run_export(kernel, request)
-        click.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        with click.progressbar(length=len(STEPS), label="export", file=sys.stderr) as bar:
-            result = run_export(kernel, request, progress=lambda _step: bar.update(1))
-        _print_result(result)
-    if result.get("check", {}).get("ok") is False:
-        raise SystemExit(1)
+    try:
+        if as_json:
+            result = run_export(kernel, request)
+            click.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
+        else:
+            with click.progressbar(length=len(STEPS), label="export", file=sys.stderr) as bar:
+                result = run_export(kernel, request, progress=lambda _step: bar.update(1))
+            _print_result(result)
+    except OSError as exc:  # an output the machine refused (--out or --publish-out unwritable, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise OperationFailed(f"cannot write {where}{exc.strerror or exc}", field="out", code="write_failed") from None
+    _fail_loudly(result)
+
+
+def _fail_loudly(result: dict[str, Any]) -> None:
+    """Exit 1 with one line when an asked-for engine step did not run or did not succeed."""
+    from comfyvn.errors import OperationFailed
+
+    check, sdk = result.get("check"), result.get("sdk")
+    if check is not None and not check.get("configured", True):
+        raise OperationFailed(
+            "no Ren'Py engine found (--renpy, COMFYVN_RENPY_SDK, /usr/games/renpy): --check could not lint",
+            field="renpy",
+            code="engine_missing",
+        )
+    if check is not None and check.get("ok") is False:
+        problems = sum(len(lint["problems"]) for lint in (check.get("builds") or {}).values())
+        raise OperationFailed(f"Ren'Py lint failed ({problems} problem(s))", field="check", code="lint_failed")
+    if sdk is not None and not sdk.get("configured", True):
+        raise OperationFailed(
+            "no Ren'Py SDK found (--renpy-sdk, --renpy, COMFYVN_RENPY_SDK)", field="renpy_sdk", code="sdk_missing"
+        )
+    if sdk is not None and sdk.get("returncode") != 0:
+        why = "timed out" if sdk.get("timed_out") else f"exit {sdk.get('returncode')}"
+        last = (sdk.get("stderr") or "").strip().splitlines()[-1:]
+        raise OperationFailed(
+            f"the Ren'Py SDK's distribute step failed ({why})" + (f": {last[0][:200]}" if last else ""),
+            field="renpy_sdk",
+            code="distribute_failed",
+        )
 
 
 @click.command("demo")
@@ -159,4 +190,75 @@ def demo_command(
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
     if not report["ok"]:
+        raise SystemExit(1)
+
+
+@click.group("renpy")
+def renpy_group() -> None:
+    """Ren'Py games: check an exported game as a player plays it."""
+
+
+def _choice(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+@renpy_group.command("play-check")
+@click.argument("game_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--screenshots", type=click.Path(file_okay=False, path_type=Path), help="Save screenshots here.")
+@click.option("--explore", is_flag=True, help="Play again from the title until every choice was taken once.")
+@click.option("--choose", "path", multiple=True, help="Choice for the next menu: index (0-based) or text; repeatable.")
+@click.option("--timeout", type=click.IntRange(20, 3600), default=180, show_default=True, help="Seconds per run.")
+@click.option("--records", type=click.Path(dir_okay=False, path_type=Path), help="Keep the raw JSON-lines records.")
+@click.option("--renpy", "renpy_path", help="Ren'Py launcher or SDK folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def play_check_command(
+    game_dir: Path,
+    screenshots: Path | None,
+    explore: bool,
+    path: tuple[str, ...],
+    timeout: int,
+    records: Path | None,
+    renpy_path: str | None,
+    as_json: bool,
+) -> None:
+    """Play GAME_DIR (a Ren'Py project) offscreen in the real engine and check what a player sees.
+
+    Exit 0 when every check passes, 1 when one fails, 2 for bad input.
+    """
+    from .engine import find_engine
+    from .playcheck import CHECKS, run_play_check
+
+    report = run_play_check(
+        game_dir,
+        engine=find_engine(renpy_path),
+        screenshots=screenshots,
+        mode="explore" if explore else "first",
+        path=[_choice(p) for p in path],
+        timeout=timeout,
+        keep_records=records,
+    )
+    wire = report.to_wire()
+    if as_json:
+        click.echo(json.dumps(wire, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo(
+            f"played {wire['lines']} line(s), {wire['menus']} menu(s) in {wire['playthroughs']} playthrough(s); "
+            f"ended: {wire['finish'] or 'no end'} ({wire['seconds']} s)"
+        )
+        for name in CHECKS:
+            check = wire["checks"][name]
+            click.echo(
+                f"{'ok  ' if check['ok'] else 'FAIL'} {name}" + ("" if check["ok"] else f" ({check['findings']})")
+            )
+        for finding in wire["findings"][:40]:
+            where = f"{finding['where']} " if finding["where"] else ""
+            text = f": {finding['text']!r}" if finding["text"] else ""
+            click.echo(f"  {finding['check']}: {where}{finding['message']}{text}")
+        if wire["findings_total"] > 40:
+            click.echo(f"  … {wire['findings_total'] - 40} more (--json lists {len(wire['findings'])})")
+        for name, shot in wire["screenshots"].items():
+            click.echo(f"screenshot {name}: {shot}")
+        if wire["output"]:
+            click.echo(wire["output"], err=True)
+    if not report.ok:
         raise SystemExit(1)

@@ -8,7 +8,7 @@ import click
 from comfyvn import hookimpl
 
 from . import hookspecs, routes
-from .cli import demo_command, export_group
+from .cli import demo_command, export_group, renpy_group
 from .service import BAKE_FLAG
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def register_commands(cli: click.Group) -> None:
     else:
         cli.add_command(export_group)
     cli.add_command(demo_command)
+    cli.add_command(renpy_group)
 
 
 @hookimpl
