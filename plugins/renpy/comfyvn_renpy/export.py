@@ -19,14 +19,19 @@ from comfyvn_scenario import Project, compile_scenario, validate_project
 from comfyvn_scenario.validation import raise_for_invalid
 
 from .conditions import RUNTIME_RPY
+from .fonts import collect_characters, plan_fonts
+from .gui import DEFAULT_RESOLUTION, gui_spec, parse_resolution
 from .layout import Layout, build_layout, project_source_name
-from .script import Extras, ScriptWriter
+from .script import HEADER, Extras, ScriptWriter
 from .testcases import Testcase, derive_testcases, render_testcases
+from .text import Paginator
 
 __all__ = ["POV_MODES", "Bundle", "ExportOptions", "build_bundle", "digest", "manifest_bytes"]
 
 POV_MODES = ("auto", "master", "forks", "both", "disabled")
 MANIFESTS = ("export_manifest.json", "label_manifest.json")
+# Strings of script.py the player reads besides the project's own (the shell's interface is ASCII).
+SHELL_TEXT = ("Whose story do you want to follow?", "Switch POV: whose eyes from now on?", "Keep the current POV")
 
 
 @attrs.frozen
@@ -39,6 +44,7 @@ class ExportOptions:
     per_scene: bool = True
     testcases: bool = False
     bake_weather: bool = False
+    font: str | None = None  # a font for characters Ren'Py's default font lacks (fonts.py)
 
     def __attrs_post_init__(self) -> None:
         if self.pov_mode not in POV_MODES:
@@ -49,7 +55,10 @@ class ExportOptions:
             )
 
     def to_wire(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        wire = attrs.asdict(self)
+        if self.font is not None:
+            wire["font"] = Path(self.font).name  # never a path of the machine in an answer
+        return wire
 
 
 @attrs.frozen
@@ -139,17 +148,28 @@ def build_bundle(
     layout = build_layout(project)
     defaults = compile_scenario(project, validate=False).variables
     mode, menu, forks = _pov_plan(project, options)
+    # The fonts are chosen before any text is written: pages are measured in the fonts the game uses.
+    spec = gui_spec(*parse_resolution(getattr(options, "resolution", DEFAULT_RESOLUTION)))
+    seen, code = collect_characters(project, extra=SHELL_TEXT)
+    fonts = plan_fonts(
+        seen,
+        size=spec.text_size,
+        header=HEADER.format(id=" ".join(str(project.id).split())),
+        user_font=options.font,
+        code_chars=code,
+    )
+    pager = Paginator(spec, fonts.metrics, code_font=fonts.code_font)
     meta_version = project.meta.get("version")
     version = meta_version if isinstance(meta_version, str) and meta_version else "1.0"
     texts: dict[str, str] = {}
-    master = ScriptWriter(layout, pov=project.default_pov, pov_menu=menu, extras=extras)
+    master = ScriptWriter(layout, pov=project.default_pov, pov_menu=menu, extras=extras, pager=pager)
     texts.update(_game_files(master, layout, defaults, options.per_scene, version))
     cases: list[Testcase] = []
     if options.testcases:
         cases = derive_testcases(project, layout, pov_menu=menu, pov=project.default_pov)
         texts["game/tests.rpy"] = render_testcases(cases, master.header)
     for pov in forks:
-        writer = ScriptWriter(layout, pov=pov, pov_menu=False, extras=extras)
+        writer = ScriptWriter(layout, pov=pov, pov_menu=False, extras=extras, pager=pager)
         for path, text in _game_files(writer, layout, defaults, options.per_scene, version).items():
             texts[f"forks/{layout.pov_slugs[pov]}/{path}"] = text
     files: dict[str, bytes] = {path: text.encode("utf-8") for path, text in texts.items()}
@@ -158,15 +178,21 @@ def build_bundle(
         data = source.read_bytes()
         for root in roots:
             files[f"{root}{dest}"] = data
+    for path, data in fonts.files.items():
+        for root in roots:
+            files[f"{root}{path}"] = data
     for path, data in (extra_files or {}).items():
         clean = _check_extra_path(path)
         for root in roots:
             files[f"{root}{clean}"] = data
     files = dict(sorted(files.items()))
-    warnings = tuple(layout.warnings) + tuple(
-        f"{i.document or ''} {i.path}: {i.message}".strip() for i in report.warnings
+    warnings = (
+        tuple(layout.warnings)
+        + tuple(f"{i.document or ''} {i.path}: {i.message}".strip() for i in report.warnings)
+        + fonts.warnings
     )
     export_manifest = _export_manifest(project, layout, files, mode, menu, forks, generated_at, gate)
+    export_manifest["fonts"] = dict(fonts.report)
     label_manifest = _label_manifest(project, layout, mode, menu, forks, generated_at, weather_bake)
     manifests = {
         "export_manifest.json": manifest_bytes(export_manifest),

@@ -29,8 +29,9 @@ import attrs
 from comfyvn.errors import Invalid, NotFound
 from comfyvn_scenario import Project
 
+from .gui import DEFAULT_RESOLUTION, gui_spec
 from .names import slug
-from .text import BOLD, CODE, ITALIC, parse_markdown
+from .text import BOLD, CODE, ITALIC, Paginator, parse_markdown
 
 __all__ = [
     "BASE_FONT",
@@ -38,6 +39,7 @@ __all__ = [
     "GameMetrics",
     "collect_characters",
     "configured_font",
+    "default_pager",
     "find_base_font",
     "plan_fonts",
 ]
@@ -514,3 +516,9 @@ def collect_characters(project: Project, extra: Iterable[str] = ()) -> tuple[set
     for name in names:
         seen.update(name)
     return seen, code
+
+
+def default_pager() -> Paginator:
+    """A paginator for the default 1920x1080 interface in Ren'Py's default font (no fonts shipped)."""
+    spec = gui_spec(*DEFAULT_RESOLUTION)
+    return Paginator(spec, GameMetrics(spec.text_size, find_base_font()))
