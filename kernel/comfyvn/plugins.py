@@ -16,15 +16,7 @@ import structlog
 
 from . import hookspecs
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "HookFailure",
-    "OnError",
-    "PluginRecord",
-    "PluginSet",
-    "make_plugin_manager",
-    "per_plugin",
-]
+__all__ = ["ENTRY_POINT_GROUP", "HookFailure", "PluginRecord", "PluginSet", "make_plugin_manager", "per_plugin"]
 
 ENTRY_POINT_GROUP = "comfyvn"
 KERNEL_NAME = "comfyvn"
@@ -157,18 +149,11 @@ class PluginSet:
         propagate: tuple[type[Exception], ...] = (),
         **kwargs: Any,
     ) -> list[tuple[str, Any]]:
-        """The one hook dispatcher: call ``hook_name`` on each plugin separately, in pluggy's call order
-        (``tryfirst`` ones, then the last-registered plugin first, ``trylast`` ones at the end; ``reverse``
-        turns it around), and return ``(plugin, result)`` pairs. A ``per_plugin`` argument is built for
-        each plugin. An unknown hook (its publisher is not installed) has no implementations.
-
-        A plugin that raises never stops the others. ``on_error`` says what else happens to it: ``"fail"``
-        (registration hooks) unregisters it and lists it as failed; ``"log"`` logs the error with the
-        plugin's name, notes it on the plugin's record and skips the plugin; ``"report"`` does the same
-        and also returns ``(plugin, HookFailure)`` so the caller can act on it (a gate fails closed).
-        ``undo(plugin)`` runs first, to take back what the failing call had already contributed.
-        Exceptions of the ``propagate`` types are not a plugin's failure but the caller's answer (a
-        `ComfyVNError` about the user's input): they stop the call and reach the caller unchanged.
+        """The one hook dispatcher: call ``hook_name`` on each plugin separately in pluggy's call order (tryfirst,
+        then the last-registered plugin first, then trylast; ``reverse`` turns it around); return ``(plugin,
+        result)`` pairs. A raising plugin never stops the others: ``on_error="fail"`` unregisters it, ``"log"``
+        logs and notes it and skips it, ``"report"`` also returns ``(plugin, HookFailure)``; ``undo(plugin)``
+        first takes back what it had added. ``propagate`` types (the caller's errors) reach the caller as they are.
         """
         caller = getattr(self.pm.hook, hook_name, None)
         impls = [i for i in (caller.get_hookimpls() if caller else []) if not (i.hookwrapper or i.wrapper)]

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 from comfyvn.errors import ComfyVNError
 
-from .rng import INCREMENT, MODULUS, MULTIPLIER, RngState
+from .rng import MODULUS, RngState, lcg_next, normalize_seed
 
 __all__ = [
     "EDITOR_PROMPT",
@@ -221,11 +221,12 @@ def simulate(contenders: Sequence[Contender], seed: int) -> Simulation:
     """
     if not contenders:
         raise ComfyVNError("a battle needs at least one contender", field="stats", code="empty_contenders")
-    value = seed % MODULUS
+    seed = normalize_seed(seed)  # the reported seed is the canonical one (see rng.py)
+    value = seed
     rows = []
     for c in contenders:
-        # The LCG is inlined here: this loop is the hot path of the simulations/s benchmark.
-        value = (MULTIPLIER * value + INCREMENT) % MODULUS
+        # The bare step, not a state object per draw: this loop is the hot path of the simulations/s benchmark.
+        value = lcg_next(value)
         jitter = (value / MODULUS * 2.0 - 1.0) * c.variance
         strength = c.strength * STRENGTH_COEF
         agility = c.agility * AGILITY_COEF

@@ -6,12 +6,11 @@ what happens in it, and which endpoint decides the outcome. Same input, same pla
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+from comfyvn.digest import digest
 from comfyvn.errors import ComfyVNError
 
 from .engine import VARIABLE_KEY, parse_stats
@@ -87,8 +86,7 @@ class BattlePlan:
             "phases": self.phases(),
             "duration": SETUP_SECONDS + self.rounds * ROUND_SECONDS + RESOLUTION_SECONDS,
         }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        body["hash"] = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        body["hash"] = digest(body)[:16]
         return body
 
 

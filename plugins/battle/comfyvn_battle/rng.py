@@ -1,44 +1,34 @@
-"""The deterministic RNG of the original runner, shared by every battle roll.
-
-``value = (1664525 * value + 1013904223) mod 2**32`` starting from ``value = seed``;
-``random() = value / 2**32``. The state ``{seed, value, uses}`` is what responses report, so a
-caller can replay a roll sheet anywhere.
+"""Battle rolls draw from the original runner's RNG, which the scenario plugin defines
+(`comfyvn_scenario.rng`): one implementation, so a seed gives the same draws and the same reported
+state ``{seed, value, uses}`` in a battle and in a playthrough. Seeds are normalised to ``seed mod 2**32``.
 """
 
 from __future__ import annotations
 
-import attrs
+from comfyvn_scenario.rng import INCREMENT, MOD, MULTIPLIER, Rng, lcg_next, normalize_seed
 
-__all__ = ["INCREMENT", "MODULUS", "MULTIPLIER", "Lcg", "RngState"]
+__all__ = ["INCREMENT", "MODULUS", "MULTIPLIER", "Lcg", "RngState", "lcg_next", "normalize_seed"]
 
-MULTIPLIER = 1664525
-INCREMENT = 1013904223
-MODULUS = 2**32
+MODULUS = MOD
 
 
-@attrs.frozen
-class RngState:
-    """A reportable snapshot of the generator."""
+class RngState(Rng):
+    """A reportable snapshot of the generator (the scenario `Rng`, under battle's wire name)."""
 
-    seed: int
-    value: int
-    uses: int
+    __slots__ = ()
 
     def as_dict(self) -> dict[str, int]:
         """The wire shape ``{seed, value, uses}``."""
-        return {"seed": self.seed, "value": self.value, "uses": self.uses}
+        return self.to_wire()
 
 
 class Lcg:
-    """The linear congruential generator; mutable on purpose (one instance per roll)."""
+    """A mutable cursor over `RngState` (one instance per roll or narration)."""
 
-    __slots__ = ("seed", "uses", "value")
+    __slots__ = ("_state",)
 
     def __init__(self, seed: int, value: int | None = None, uses: int = 0) -> None:
-        self.seed = seed
-        # Seeds outside 32 bits are folded in, exactly as the modular recurrence would do.
-        self.value = (seed if value is None else value) % MODULUS
-        self.uses = uses
+        self._state = RngState(seed, seed if value is None else value, uses)
 
     @classmethod
     def from_state(cls, state: RngState) -> Lcg:
@@ -47,10 +37,9 @@ class Lcg:
 
     def random(self) -> float:
         """The next draw in ``[0, 1)``."""
-        self.value = (MULTIPLIER * self.value + INCREMENT) % MODULUS
-        self.uses += 1
-        return self.value / MODULUS
+        r, self._state = self._state.draw()
+        return r
 
     def state(self) -> RngState:
         """A frozen snapshot of where the stream stands."""
-        return RngState(self.seed, self.value, self.uses)
+        return self._state

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
+from comfyvn.digest import canonical_json
+from comfyvn.digest import digest as digest_of
 from comfyvn.errors import ComfyVNError, TooLarge
 
 from .project import Project
@@ -56,16 +58,6 @@ def check_bound(field: str, value: int, ceiling: int) -> None:
         raise ComfyVNError(f"{field} must be >= 0", field=field, code="invalid_bound")
     if value > ceiling:
         raise TooLarge(f"{field} must be at most {ceiling}, got {value}", field=field, code="bound_too_large")
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 kept: the bytes a digest is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def digest_of(value: Any) -> str:
-    """``sha256`` hex of `canonical_json`."""
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def _describe(source: Mapping[str, Any] | Project | Scenario) -> dict[str, Any]:

@@ -2,47 +2,61 @@
 
 ``value = (1664525 * value + 1013904223) mod 2**32`` starting from ``value = seed``;
 ``random() = value / 2**32``. Integer arithmetic and one exact division make every draw identical
-on every machine and Python build.
+on every machine and Python build. This is the one implementation: battle rolls use it too.
+
+Seeds are normalised to ``seed mod 2**32`` (Python's floor modulo, so ``-1`` is ``4294967295`` and
+``2**33 + 5`` is ``5``). The recurrence is taken mod 2**32 anyway, so the draws are those of the raw
+seed; normalising makes the reported ``{seed, value, uses}`` the same for every seed that gives the
+same stream, and keeps it within 32 bits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import attrs
 from comfyvn.errors import ComfyVNError
 
-__all__ = ["MOD", "Rng", "weighted_index"]
+__all__ = ["INCREMENT", "MOD", "MULTIPLIER", "Rng", "lcg_next", "normalize_seed", "weighted_index"]
 
 MOD = 2**32
-_MULT = 1664525
-_INC = 1013904223
+MULTIPLIER = 1664525
+INCREMENT = 1013904223
+
+
+def normalize_seed(seed: int) -> int:
+    """The canonical form of ``seed`` (or of a state value): ``seed mod 2**32``, in ``[0, 2**32)``."""
+    return int(seed) % MOD
+
+
+def lcg_next(value: int) -> int:
+    """One step of the recurrence (hot loops call this instead of building states)."""
+    return (MULTIPLIER * value + INCREMENT) % MOD
 
 
 @attrs.frozen(slots=True)
 class Rng:
-    """RNG state ``{seed, value, uses}`` (wire shape); `draw` returns a new state."""
+    """RNG state ``{seed, value, uses}`` (wire shape), normalised on construction; `draw` returns a new state."""
 
-    seed: int
-    value: int
-    uses: int
+    seed: int = attrs.field(converter=normalize_seed)
+    value: int = attrs.field(converter=normalize_seed)
+    uses: int = 0
 
     @classmethod
-    def from_seed(cls, seed: int) -> Rng:
-        seed = int(seed) % MOD
+    def from_seed(cls, seed: int) -> Self:
         return cls(seed, seed, 0)
 
-    def draw(self) -> tuple[float, Rng]:
-        """One ``random()`` in [0, 1) and the advanced state."""
-        value = (_MULT * self.value + _INC) % MOD
-        return value / MOD, Rng(self.seed, value, self.uses + 1)
+    def draw(self) -> tuple[float, Self]:
+        """One ``random()`` in [0, 1) and the advanced state (of the same class)."""
+        value = lcg_next(self.value)
+        return value / MOD, type(self)(self.seed, value, self.uses + 1)
 
     def to_wire(self) -> dict[str, int]:
         return {"seed": self.seed, "value": self.value, "uses": self.uses}
 
     @classmethod
-    def from_wire(cls, raw: Any, *, field: str = "rng") -> Rng:
+    def from_wire(cls, raw: Any, *, field: str = "rng") -> Self:
         """Parse ``{seed, value?, uses?}`` (value defaults to seed, uses to 0) or a bare integer seed."""
         if _is_int(raw):
             return cls.from_seed(raw)
@@ -57,7 +71,7 @@ class Rng:
             raise ComfyVNError("rng.value must be an integer", field=f"{field}.value", code="invalid_state")
         if not _is_int(uses) or uses < 0:
             raise ComfyVNError("rng.uses must be a non-negative integer", field=f"{field}.uses", code="invalid_state")
-        return cls(seed % MOD, value % MOD, uses)
+        return cls(seed, value, uses)
 
 
 def _is_int(value: Any) -> bool:

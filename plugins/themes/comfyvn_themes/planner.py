@@ -8,12 +8,11 @@ the theme id and the mutations: the same request always gives the same checksum.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+from comfyvn.digest import digest
 from comfyvn.errors import ComfyVNError, NotFound
 
 from .templates import CHARACTER_FIELDS, TEMPLATES, CharacterStyle, ThemeTemplate
@@ -56,15 +55,12 @@ class PlanDelta:
     def as_dict(self) -> dict[str, Any]:
         """``{theme, checksum, mutations[], counts, unchanged, warnings}``."""
         mutations = [m.as_dict() for m in self.mutations]
-        canonical = json.dumps(
-            {"theme": self.theme, "mutations": mutations}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
         counts: dict[str, int] = {}
         for m in self.mutations:
             counts[m.target] = counts.get(m.target, 0) + 1
         return {
             "theme": self.theme,
-            "checksum": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            "checksum": digest({"theme": self.theme, "mutations": mutations}),
             "mutations": mutations,
             "counts": counts,
             "unchanged": self.unchanged,

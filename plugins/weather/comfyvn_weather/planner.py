@@ -7,13 +7,12 @@ a `WeatherPlan`. The hash is a digest of the canonical state, so it changes exac
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from comfyvn.digest import digest
 from comfyvn.errors import ComfyVNError
 
 from .presets import ALIASES, AMBIENCE, CANONICAL, DEFAULTS, FIELDS, TIME_OF_DAY, WEATHER
@@ -49,8 +48,7 @@ class WorldState:
     @property
     def hash(self) -> str:
         """sha256 of the canonical JSON of the state, 16 hex digits."""
-        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        return digest(self.as_dict())[:16]
 
 
 @attrs.frozen
