@@ -69,31 +69,45 @@ class Engine:
     def command(self, *args: str) -> list[str]:
         return [*self.argv, *args]
 
-    def environment(self, video: str = "dummy") -> dict[str, str]:
+    def environment(self, video: str = "dummy", home: Path | None = None) -> dict[str, str]:
+        """The engine's environment: ours plus its own, no real display or audio, and with ``home`` as HOME
+        (and the XDG folders below it), since Ren'Py keeps saves and persistent data in ``$HOME/.renpy``."""
         env = {**os.environ, **self.env, "SDL_VIDEODRIVER": video, "SDL_AUDIODRIVER": "dummy"}
         if "PYTHONPATH" in self.env and os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = f"{self.env['PYTHONPATH']}{os.pathsep}{os.environ['PYTHONPATH']}"
+        if home is not None:
+            env["HOME"] = str(home)
+            for name, sub in (
+                ("XDG_CONFIG_HOME", ".config"),
+                ("XDG_DATA_HOME", ".local/share"),
+                ("XDG_CACHE_HOME", ".cache"),
+            ):
+                env[name] = str(home / sub)
         return env
 
     def run(self, args: Sequence[str], *, timeout: float, video: str = "dummy", cwd: Path | None = None) -> RunResult:
-        """Run the engine with ``args``; ``timeout`` kills it (and reports ``timed_out``) instead of hanging."""
+        """Run the engine with ``args``; ``timeout`` kills it (and reports ``timed_out``) instead of hanging.
+
+        Each run gets a throwaway HOME, removed afterwards: what the engine keeps there (saves, persistent
+        data, about 200 files a run) belongs to a check, not to the user's own Ren'Py folder."""
         command = self.command(*args)
         started = time.perf_counter()
-        try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-                env=self.environment(video),
-                cwd=cwd,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
-            err = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-            return RunResult(tuple(command), 124, out, err, time.perf_counter() - started, True)
+        with tempfile.TemporaryDirectory(prefix="comfyvn-renpy-home-") as home:
+            try:
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=timeout,
+                    env=self.environment(video, Path(home)),
+                    cwd=cwd,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                out = exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+                err = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+                return RunResult(tuple(command), 124, out, err, time.perf_counter() - started, True)
         return RunResult(tuple(command), done.returncode, done.stdout, done.stderr, time.perf_counter() - started)
 
     def lint(self, project: Path, *, timeout: float = 300) -> LintResult:

@@ -340,16 +340,34 @@ def _label_manifest(
     }
 
 
+# A previous export's manifest is small; anything larger was not written by an export.
+MAX_MANIFEST_BYTES = 64 * 2**20
+
+
 def output_files(out: Path) -> dict[str, bytes]:
-    """The files a previous export wrote to ``out`` (from its export manifest), with their current bytes."""
+    """The files a previous export wrote to ``out`` (from its export manifest), with their current bytes.
+
+    The manifest is only a hint: an entry that is not a relative path to a regular file inside ``out``
+    once symlinks are resolved (absolute, with ``..``, or through a link leading out) is ignored, so a
+    tampered manifest can never make an export read or delete anything outside its folder."""
     manifest_path = out / "export_manifest.json"
     try:
+        if manifest_path.is_symlink() or not manifest_path.is_file():
+            return {}
+        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+            return {}
         previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
+    files = previous.get("files") if isinstance(previous, dict) else None
+    root = out.resolve()
     found: dict[str, bytes] = {}
-    for path in previous.get("files", {}) if isinstance(previous, dict) else {}:
-        target = out / path
-        if isinstance(path, str) and ".." not in path.split("/") and target.is_file():
+    for path in files if isinstance(files, dict) else {}:
+        if not isinstance(path, str) or not path or "\x00" in path or path.startswith(("/", "\\")):
+            continue
+        if ".." in path.split("/"):
+            continue
+        target = (root / path).resolve()
+        if root in target.parents and target.is_file():
             found[path] = target.read_bytes()
     return found

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from comfyvn.paths import atomic_write_bytes
+from comfyvn.errors import ComfyVNError, Invalid, OperationFailed
+from comfyvn.paths import atomic_write_bytes, safe_join
 
 from .export import Bundle, digest, manifest_bytes, output_files
 
@@ -19,21 +20,48 @@ TEXT_SUFFIXES = (".rpy", ".json", ".txt", ".md")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry: fixed, so zips are reproducible
 
 
+def _inside(out: Path, path: str) -> Path:
+    """Where ``path`` of a bundle goes below ``out``; a symlink on the way that leads out is refused."""
+    try:
+        return safe_join(out, *path.split("/"), field="out")
+    except ComfyVNError:
+        raise Invalid(
+            f"refusing to write {path}: a symlink in the output folder leads outside it", field="out", code="unsafe_out"
+        ) from None
+
+
 def write_bundle(bundle: Bundle, out: Path) -> dict[str, Any]:
-    """Write changed files atomically, remove files an earlier export wrote that are no longer part of it."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write changed files atomically, remove files an earlier export wrote that are no longer part of it.
+
+    Nothing is written or removed outside ``out``: every target is checked with symlinks resolved first.
+    A folder that cannot be created or written raises `OperationFailed` (no server path in the message)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OperationFailed(
+            f"cannot create the output folder: {exc.strerror or exc}", field="out", code="out_unwritable"
+        ) from None
+    if not out.is_dir():
+        raise OperationFailed("the output folder is not a folder", field="out", code="out_unwritable")
+    files = bundle.all_files()
+    targets = {path: _inside(out, path) for path in files}
     previous = output_files(out)
     written = unchanged = 0
-    for path, data in bundle.all_files().items():
-        target = out / path
-        if target.is_file() and target.read_bytes() == data:
-            unchanged += 1
-            continue
-        atomic_write_bytes(target, data, mode=0o644)
+    for path, data in files.items():
+        target = targets[path]
+        try:
+            if target.is_file() and target.read_bytes() == data:
+                unchanged += 1
+                continue
+            atomic_write_bytes(target, data, mode=0o644)
+        except OSError as exc:
+            raise OperationFailed(
+                f"cannot write {path}: {exc.strerror or exc}", field="out", code="out_unwritable"
+            ) from None
         written += 1
     removed = sorted(set(previous) - set(bundle.files))
     for path in removed:
-        (out / path).unlink(missing_ok=True)
+        _inside(out, path).unlink(missing_ok=True)
     return {"written": written, "unchanged": unchanged, "removed": removed}
 
 
@@ -54,7 +82,7 @@ def _diff(path: str, old: bytes | None, new: bytes | None, max_lines: int) -> st
 def _entries(files: dict[str, bytes], out: Path, max_lines: int) -> list[dict[str, Any]]:
     entries = []
     for path, data in files.items():
-        target = out / path
+        target = _inside(out, path)
         old = target.read_bytes() if target.is_file() else None
         status = "new" if old is None else "unchanged" if old == data else "modified"
         entry: dict[str, Any] = {"path": path, "status": status, "sha256": digest(data)}
