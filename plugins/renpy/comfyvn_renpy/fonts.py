@@ -19,6 +19,7 @@ import bisect
 import functools
 import io
 import json
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -55,6 +56,7 @@ FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 # 2000-01-01T00:00:00Z in the OpenType epoch (seconds since 1904): subset fonts carry no build time.
 FIXED_TIMESTAMP = 3029529600
 MAX_NAMED = 20
+UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "BASE", "JSTF", "MATH", "VORG", "vhea", "vmtx")
 _LICENCE_NAMES = ("license", "licence", "ofl", "copying", "copyright")
 
 
@@ -299,18 +301,26 @@ def _subset(face: FontFace, chars: Iterable[str]) -> tuple[bytes, str]:
     options.name_languages = ["*"]
     options.notdef_outline = True
     options.recalc_timestamp = False
-    options.drop_tables = [*options.drop_tables, "DSIG"]
+    # Ren'Py 8.0 lays text out with FreeType alone (kerning from the kern table, no shaping): the
+    # OpenType layout and vertical-metrics tables would only make the subset big and slow to cut.
+    options.drop_tables = [*options.drop_tables, "DSIG", *UNUSED_TABLES]
     cover = _cmap(face.path, face.index)
     codes = sorted({ord(c) for c in chars} | {c for c in range(0x20, 0x7F) if c in cover})
-    with TTFont(str(face.path), fontNumber=face.index, recalcTimestamp=False) as font:
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=codes)
-        subsetter.subset(font)
-        font["head"].created = FIXED_TIMESTAMP
-        font["head"].modified = FIXED_TIMESTAMP
-        out = io.BytesIO()
-        font.save(out, reorderTables=True)
-        suffix = ".otf" if "CFF " in font or "CFF2" in font else ".ttf"
+    quiet = logging.getLogger("fontTools.subset")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it logs every table it drops
+    try:
+        with TTFont(str(face.path), fontNumber=face.index, recalcTimestamp=False) as font:
+            subsetter = subset.Subsetter(options)
+            subsetter.populate(unicodes=codes)
+            subsetter.subset(font)
+            font["head"].created = FIXED_TIMESTAMP
+            font["head"].modified = FIXED_TIMESTAMP
+            out = io.BytesIO()
+            font.save(out, reorderTables=True)
+            suffix = ".otf" if "CFF " in font or "CFF2" in font else ".ttf"
+    finally:
+        quiet.setLevel(level)
     return out.getvalue(), suffix
 
 
