@@ -10,26 +10,35 @@ from typing import Any
 
 import click
 
-from .errors import ComfyVNError
+from .errors import Blocked, ComfyVNError, NotFound, OperationFailed, UpstreamError
 from .flags import parse_bool
 from .kernel import Kernel, create_kernel
 from .log import configure_logging
 from .paths import RuntimePaths
 from .plugins import kernel_version, per_plugin
 
-__all__ = ["main", "make_cli"]
+__all__ = ["EXIT_CODES", "exit_code", "main", "make_cli"]
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+# The one place errors become exit codes: 2 for bad input (the default), 1 for a failed operation, 3 when blocked.
+EXIT_CODES: dict[type[ComfyVNError], int] = {OperationFailed: 1, UpstreamError: 1, Blocked: 3}
+
+
+def exit_code(exc: ComfyVNError) -> int:
+    """The exit code for ``exc``: its nearest class in `EXIT_CODES`, else 2."""
+    return next((EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES), 2)
+
+
 class RootGroup(click.Group):
-    """Turns client errors raised by any command into one clear line and their exit code."""
+    """Turns errors raised by any command into one clear line and their exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ComfyVNError as exc:
             click.echo(f"error: {exc.message}" + (f" (field: {exc.field})" if exc.field else ""), err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(exit_code(exc))
 
 
 def _out(as_json: bool, data: Any, lines: Iterable[str]) -> None:
@@ -132,7 +141,7 @@ def make_cli(kernel: Kernel) -> click.Group:
         """Show whether a secret is set (its value only with --reveal)."""
         value = kernel.secrets.get(provider, field)
         if value is None:
-            raise ComfyVNError(f"no secret {provider}.{field}", field="field", code="not_found")
+            raise NotFound(f"no secret {provider}.{field}", field="field")
         click.echo(value if reveal else f"{provider}.{field} is set ({len(value)} characters)")
 
     @secrets_group.command("delete")
@@ -141,7 +150,7 @@ def make_cli(kernel: Kernel) -> click.Group:
     def secrets_delete(provider: str, field: str) -> None:
         """Remove a secret."""
         if not kernel.secrets.delete(provider, field):
-            raise ComfyVNError(f"no secret {provider}.{field} in the vault", field="field", code="not_found")
+            raise NotFound(f"no secret {provider}.{field} in the vault", field="field")
         click.echo(f"deleted {provider}.{field}")
 
     @secrets_group.command("rotate")

@@ -1,5 +1,6 @@
-"""Errors that cross the kernel/plugin boundary: a `ComfyVNError` is the caller's mistake. The server renders
-it as ``{"error": {"code", "message", "field"}}`` with ``status``; the CLI prints one line, exits ``exit_code``."""
+"""Errors that cross the kernel/plugin boundary. Domain code raises a class named by meaning; the edges choose
+what it becomes: the server's status table renders ``{"error": {"code", "message", "field"}}`` and the CLI's
+exit-code table prints one line. A bare `ComfyVNError` is the caller's mistake, like `Invalid`."""
 
 from __future__ import annotations
 
@@ -16,35 +17,32 @@ __all__ = [
     "TooLarge",
     "Unprocessable",
     "UpstreamError",
+    "clip",
 ]
 
 
 class ComfyVNError(Exception):
     """A client-side error with a stable machine ``code`` and, where known, the offending ``field``."""
 
-    status: int = 400
     code: str = "invalid_request"
-    exit_code: int = 2
 
     def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        code: str | None = None,
-        status: int | None = None,
-        exit_code: int | None = None,
-        details: dict[str, Any] | None = None,
+        self, message: str, *, field: str | None = None, code: str | None = None, details: dict[str, Any] | None = None
     ) -> None:
+        # Bounded, because messages and fields may quote the input (a 50 MB flag name must not come back).
+        message, field = clip(message, 400), None if field is None else clip(field, 200)
         super().__init__(message)
         self.message, self.field, self.details = message, field, details or {}
         self.code = code or self.code
-        self.status = status or self.status
-        self.exit_code = exit_code or self.exit_code
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON error body: ``{"error": {"code", "message", "field", **details}}``."""
         return {"error": {"code": self.code, "message": self.message, "field": self.field, **self.details}}
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut (for quoting input in messages)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Invalid(ComfyVNError):
@@ -54,45 +52,49 @@ class Invalid(ComfyVNError):
 class Unprocessable(ComfyVNError):
     """Well-formed input whose content cannot be used (not a chat, an invalid scene, a corrupt save)."""
 
-    status, code = 422, "unprocessable"
+    code = "unprocessable"
 
 
 class TooLarge(ComfyVNError):
     """Input or work past a size, depth or count limit."""
 
-    status, code = 413, "too_large"
+    code = "too_large"
 
 
 class Blocked(ComfyVNError):
     """An operation a gate refused (for instance an export blocked by a rating gate)."""
 
-    status, code, exit_code = 423, "blocked", 3
+    code = "blocked"
 
 
 class OperationFailed(ComfyVNError):
     """The input was fine but the operation failed (an engine missing or failing, a write refused)."""
 
-    status, code, exit_code = 500, "operation_failed", 1
+    code = "operation_failed"
 
 
 class UpstreamError(ComfyVNError):
     """A service we called (an LLM, ComfyUI) answered with something unusable."""
 
-    status, code, exit_code = 502, "upstream_error", 1
+    code = "upstream_error"
 
 
 class NotFound(ComfyVNError):
-    status, code = 404, "not_found"
+    """The named thing does not exist (a project, a save slot, a flag)."""
+
+    code = "not_found"
 
 
 class Conflict(ComfyVNError):
-    status, code = 409, "conflict"
+    """The request clashes with the current state (a duplicate, a stale choice)."""
+
+    code = "conflict"
 
 
 class FeatureDisabled(ComfyVNError):
-    """A route or command needs a feature flag that is off (HTTP 403 ``feature_disabled``)."""
+    """A route or command needs a feature flag that is off."""
 
-    status, code = 403, "feature_disabled"
+    code = "feature_disabled"
 
     def __init__(self, flag: str) -> None:
         super().__init__(

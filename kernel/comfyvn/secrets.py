@@ -38,7 +38,6 @@ Data = dict[str, dict[str, str]]
 class VaultError(ComfyVNError):
     """The vault cannot be opened (no key, wrong key, damaged file). The file is never touched."""
 
-    status = 503
     code = "vault_unavailable"
 
 

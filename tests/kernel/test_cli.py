@@ -5,9 +5,11 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import pytest
 from click.testing import CliRunner
 from comfyvn import ComfyVNError, Kernel, hookimpl
 from comfyvn.cli import make_cli
+from comfyvn.errors import Blocked, Invalid, NotFound, OperationFailed, UpstreamError
 
 
 class Flags:
@@ -44,16 +46,34 @@ def test_bad_input_exits_2_with_one_line(make_kernel: Callable[..., Kernel]) -> 
     assert missing.exit_code == 2 and missing.output.startswith("error: unknown feature flag")
 
 
-def test_plugin_errors_carry_their_exit_code(make_kernel: Callable[..., Kernel]) -> None:
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (Blocked("export blocked by the rating gate", code="export_blocked"), 3),
+        (OperationFailed("the engine failed"), 1),
+        (UpstreamError("the LLM answered nonsense"), 1),
+        (NotFound("no such project"), 2),
+        (Invalid("bad --stats"), 2),
+        (ComfyVNError("a plain mistake"), 2),
+    ],
+)
+def test_the_exit_code_table_maps_error_classes(
+    make_kernel: Callable[..., Kernel], error: ComfyVNError, code: int
+) -> None:
     class Gate:
         @hookimpl
         def register_commands(self, cli: click.Group) -> None:
-            @cli.command("blocked")
-            def blocked() -> None:
-                raise ComfyVNError("export blocked by the rating gate", code="export_blocked", exit_code=3)
+            @cli.command("fail")
+            def fail() -> None:
+                raise error
 
-    result = run(make_kernel(Gate()), "blocked")
-    assert result.exit_code == 3 and "export blocked by the rating gate" in result.output
+    result = run(make_kernel(Gate()), "fail")
+    assert result.exit_code == code and result.output == f"error: {error.message}\n"
+
+
+def test_an_error_quoting_a_huge_input_prints_one_short_line(make_kernel: Callable[..., Kernel]) -> None:
+    result = run(make_kernel(), "flags", "get", "x" * 100_000)
+    assert result.exit_code == 2 and result.output.startswith("error: ") and len(result.output) < 1_000
 
 
 def test_secrets_commands_never_print_values_unless_revealed(make_kernel: Callable[..., Kernel]) -> None:

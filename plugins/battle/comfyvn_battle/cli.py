@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from comfyvn.errors import ComfyVNError
+from comfyvn.wire import loads, parse_request
 
 from . import service
-from .wire import PlanRequest, ResolveRequest, SimRequest, parse_request
+from .wire import PlanRequest, ResolveRequest, SimRequest
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -23,12 +24,9 @@ def _json_arg(value: str | None, field: str) -> Any:
     if value is None:
         return None
     try:
-        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-        return json.loads(text)
+        return loads(Path(value[1:]).read_bytes() if value.startswith("@") else value, field=field)
     except OSError as exc:
         raise ComfyVNError(f"cannot read {value[1:]}: {exc.strerror}", field=field, code="invalid_file") from None
-    except json.JSONDecodeError as exc:
-        raise ComfyVNError(f"{field} is not valid JSON: {exc.msg}", field=field, code="invalid_json") from None
 
 
 def _stats(stats: str | None, contenders: tuple[str, ...]) -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from comfyvn.wire import parse_request, read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import service
-from .wire import PlanRequest, ResolveRequest, SimRequest, parse_request
+from .wire import PlanRequest, ResolveRequest, SimRequest
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -50,7 +51,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
               plus seed, rng, weights, breakdown, predicted_outcome, provenance, log, narration with stats
           400: {description: invalid input; error.field names the field}
         """
-        req = parse_request(await request.json(), ResolveRequest)
+        req = parse_request(await read_json(request), ResolveRequest)
         return JSONResponse(service.resolve_battle(kernel, req))
 
     async def sim(request: Request) -> JSONResponse:
@@ -83,7 +84,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           400: {description: invalid input; error.field names the field}
           403: {description: enable_battle_sim is off}
         """
-        req = parse_request(await request.json(), SimRequest)
+        req = parse_request(await read_json(request), SimRequest)
         return JSONResponse(service.simulate_battle(kernel, req))
 
     async def plan(request: Request) -> JSONResponse:
@@ -113,7 +114,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           400: {description: invalid input; error.field names the field}
           403: {description: enable_battle is off}
         """
-        req = parse_request(await request.json(), PlanRequest)
+        req = parse_request(await read_json(request), PlanRequest)
         return JSONResponse(service.plan_battle(kernel, req))
 
     return [

@@ -7,12 +7,12 @@ and publish zips to ``<data>/plugins/renpy/publish/<project>.zip``. Every reques
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from comfyvn.errors import ComfyVNError, NotFound
 from comfyvn.paths import safe_join
+from comfyvn.wire import read_json
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -37,7 +37,8 @@ def project_dir(kernel: Kernel, name: Any, field: str = "project") -> Path:
         )
     folder = safe_join(kernel.paths.data / "projects", name, field=field)
     if not (folder / "project.json").is_file():
-        raise NotFound(f"no project {name!r} (looked for {folder}/project.json)", field=field, code="project_not_found")
+        # The message names the project, never the server's folder.
+        raise NotFound(f"no project {name!r} (no project.json in it)", field=field, code="project_not_found")
     return folder
 
 
@@ -111,10 +112,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           422: {description: the project is invalid (error.errors lists the problems)}
           423: {description: an export gate blocked the export (error.blocked_by)}
         """
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ComfyVNError("the request body is not valid JSON", field="body", code="invalid_json") from None
+        body = await read_json(request)
         req = _request(kernel, body)
         return JSONResponse(await run_in_threadpool(run_export, kernel, req))
 

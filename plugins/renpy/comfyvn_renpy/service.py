@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 from comfyvn import Kernel
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import Blocked, ComfyVNError
 from comfyvn.paths import atomic_write_bytes
 from comfyvn.plugins import HookFailure
 from comfyvn_scenario import Project, load_project
@@ -69,12 +69,10 @@ def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> di
         )
     if blocked:
         reasons = "; ".join(f"{b['plugin']}: {b['reason']}" for b in blocked)
-        raise ComfyVNError(
+        raise Blocked(
             f"export blocked by {reasons}",
             field="project",
             code="export_blocked",
-            status=423,
-            exit_code=3,
             details={"blocked_by": blocked},
         )
     return {"allowed": True, "checked": len(answers)}

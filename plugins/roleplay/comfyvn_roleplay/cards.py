@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from typing import Any
 
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import Unprocessable
 
 from .lorebook import parse_lorebook
 from .models import Asset, Card
@@ -38,10 +38,9 @@ _MAX_TEXT = 64 * 1024 * 1024  # decompressed text budget per card: far above any
 _MAX_MEMBER = 64 * 1024 * 1024  # CHARX member size accepted (zip-bomb guard)
 
 
-class NoCharacterData(ComfyVNError):
-    """The file is readable but holds no character card (HTTP 422, CLI exit 2)."""
+class NoCharacterData(Unprocessable):
+    """The file is readable but holds no character card."""
 
-    status = 422
     code = "no_character_data"
 
     def __init__(self, message: str = "no character data found", *, field: str = "card") -> None:
@@ -54,7 +53,7 @@ def png_text_chunks(data: bytes) -> dict[str, str]:
     Stops quietly at a truncated or corrupt chunk: whatever text came before it is returned.
     """
     if not data.startswith(PNG_SIGNATURE):
-        raise ComfyVNError("not a PNG file", field="card", code="not_png", status=422)
+        raise Unprocessable("not a PNG file", field="card", code="not_png")
     found: dict[str, str] = {}
     pos, budget = len(PNG_SIGNATURE), _MAX_TEXT
     while pos + 8 <= len(data):
@@ -239,7 +238,7 @@ def _read_charx(data: bytes, filename: str) -> Card:
         UnicodeDecodeError,
         NotImplementedError,
     ) as exc:
-        raise ComfyVNError(f"not a readable CHARX zip: {exc}", field="card", code="bad_charx", status=422) from exc
+        raise Unprocessable(f"not a readable CHARX zip: {exc}", field="card", code="bad_charx") from exc
     if card_obj is None:
         raise NoCharacterData("no character data found (CHARX without card.json)")
     return card_from_object(card_obj, source="charx", filename=filename, members=members)

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import attrs
 import orjson
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import ComfyVNError, Unprocessable
 from comfyvn.paths import atomic_write_bytes, atomic_write_text, safe_join
 from comfyvn_scenario.project import PROJECT_FILE, SCENES_DIR, Project, dump_json
 
@@ -236,7 +236,7 @@ def import_chat(
     meta = header.metadata if header else {}
     sprites = scan_sprite_folder(sprites_dir, card_names or [main]) if sprites_dir else {}
     if sprites_dir and not sprites:
-        raise ComfyVNError(f"no sprite images found in {sprites_dir}", field="sprites", status=422)
+        raise Unprocessable(f"no sprite images found in {sprites_dir}", field="sprites")
     cast = Cast(user_name=user_name, cards=cards, sprite_files=sprites)
     background = background_path(meta.get("custom_background"))
     bg_assets = cast.background_assets()
@@ -276,11 +276,10 @@ def import_chat(
     for scene in builder.finish():
         _write_scene(out_dir, scene)
     if not builder.scene_ids:
-        raise ComfyVNError(
+        raise Unprocessable(
             "no messages found: nothing to import",
             field="chat",
             code="empty_chat",
-            status=422,
             details={"skipped": [attrs.asdict(i) for i in issues[:20]]},
         )
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import attrs
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import Unprocessable
 
 from .models import Lorebook, LoreEntry
 from .st_chat import coerce_flag, coerce_float, coerce_text
@@ -156,7 +156,7 @@ def _character_book(data: dict[str, Any], name: str, source_format: str) -> Lore
 def parse_lorebook(obj: Any, *, name: str = "") -> Lorebook:
     """Normalise any lorebook shape; raise a 422 ComfyVNError when ``obj`` is none of them."""
     if not isinstance(obj, dict):
-        raise ComfyVNError("not a lorebook: expected a JSON object", field="world", code="not_a_lorebook", status=422)
+        raise Unprocessable("not a lorebook: expected a JSON object", field="world", code="not_a_lorebook")
     if obj.get("spec") == "lorebook_v3" and isinstance(obj.get("data"), dict):
         return _character_book(obj["data"], name, "lorebook_v3")
     entries = obj.get("entries")
@@ -167,7 +167,7 @@ def parse_lorebook(obj: Any, *, name: str = "") -> Lorebook:
         return book
     if isinstance(entries, list):
         return _character_book(obj, name, "character_book")
-    raise ComfyVNError("not a lorebook: no `entries`", field="world", code="not_a_lorebook", status=422)
+    raise Unprocessable("not a lorebook: no `entries`", field="world", code="not_a_lorebook")
 
 
 def read_lorebook(data: bytes, *, name: str = "") -> Lorebook:
@@ -175,9 +175,7 @@ def read_lorebook(data: bytes, *, name: str = "") -> Lorebook:
     try:
         obj = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ComfyVNError(
-            f"lorebook is not valid JSON: {exc}", field="world", code="not_a_lorebook", status=422
-        ) from exc
+        raise Unprocessable(f"lorebook is not valid JSON: {exc}", field="world", code="not_a_lorebook") from exc
     return parse_lorebook(obj, name=name)
 
 

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from comfyvn.errors import ComfyVNError
+from comfyvn.wire import read_json
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -26,10 +27,7 @@ __all__ = ["make_routes"]
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise ComfyVNError("request body is not valid JSON", field="body", code="invalid_json") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ComfyVNError("request body must be a JSON object", field="body")
     return body
@@ -56,9 +54,9 @@ def _from_json(body: dict[str, Any]) -> dict[str, Any]:
         fmt = fmt or "json"
         filename = filename or "messages.json"
     elif isinstance(text, str) and text.strip():
-        data = text.encode("utf-8", "replace")  # lone surrogates from \\ud800 escapes cannot be stored
+        data = text.encode("utf-8")  # comfyvn.wire already refused lone surrogates
     elif isinstance(body.get("lines"), list) and all(isinstance(x, str) for x in body["lines"]):
-        data = "\n".join(body["lines"]).encode("utf-8", "replace")
+        data = "\n".join(body["lines"]).encode("utf-8")
     else:
         raise ComfyVNError("give `text` (or `transcript`), `lines` or `messages`", field="text")
     world = body.get("world")

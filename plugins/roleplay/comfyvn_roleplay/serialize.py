@@ -1,6 +1,8 @@
-"""The plugin's one cattrs converter: request payloads in, domain options out.
+"""The plugin's cattrs converter: request payloads in, domain options out.
 
-Errors come back path-qualified and become 400s naming the field (``detail_level``, ``ooc`` …).
+Unlike the shared strict converter it accepts ``"true"`` and ``"3"``, because options also arrive as
+multipart form fields (strings). Errors go through `comfyvn.wire.parse_request` and become 400s naming
+the field (``detail_level``, ``ooc`` …).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import attrs
 import cattrs
-from comfyvn.errors import ComfyVNError
+from comfyvn.wire import parse_request
 
 from .convert import ImportOptions
 
@@ -53,16 +55,4 @@ converter.register_structure_hook(str, _str)
 def options_from_payload(payload: Mapping[str, Any]) -> ImportOptions:
     """Build :class:`ImportOptions` from the option keys of a request (other keys are ignored)."""
     data = {k: payload[k] for k in OPTION_FIELDS if k in payload and payload[k] is not None}
-    try:
-        return converter.structure(data, ImportOptions)
-    except ComfyVNError:
-        raise
-    except cattrs.BaseValidationError as exc:
-        for inner in exc.exceptions:
-            if isinstance(inner, ComfyVNError):
-                raise inner from None
-        message = cattrs.transform_error(exc)[0]
-        field = message.rsplit("@ $.", 1)[-1] if "@ $." in message else None
-        raise ComfyVNError(f"invalid option: {message}", field=field, code="invalid_option") from None
-    except (TypeError, ValueError) as exc:
-        raise ComfyVNError(f"invalid option: {exc}", code="invalid_option") from None
+    return parse_request(data, ImportOptions, using=converter, code="invalid_option")

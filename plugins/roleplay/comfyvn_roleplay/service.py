@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from comfyvn.errors import ComfyVNError, NotFound
+from comfyvn.errors import ComfyVNError, NotFound, Unprocessable, UpstreamError
 from comfyvn.paths import atomic_write_text, safe_join
 from comfyvn_scenario import load_project, validate_project
 from comfyvn_scenario.project import dump_json
@@ -226,8 +226,8 @@ def apply_corrections(kernel: Any, scene_uid: str, scene: Any = None, nodes: Any
         raise ComfyVNError("give `scene` or a non-empty `nodes` list", field="nodes", code="invalid_correction")
     errors = _validate(root, current)
     if errors:
-        raise ComfyVNError(
-            "corrected scene is not valid", field="scene", code="invalid_scene", status=422, details={"errors": errors}
+        raise Unprocessable(
+            "corrected scene is not valid", field="scene", code="invalid_scene", details={"errors": errors}
         )
     atomic_write_text(root / "scenes" / f"{current['id']}.json", dump_json(current))
     kernel.events.emit("on_roleplay_corrected", {"scene_uid": scene_uid, "nodes_changed": changed})
@@ -247,16 +247,13 @@ def sample_llm(kernel: Any, scene_uid: str, detail_level: str = "medium") -> dic
     if result is None:
         return {"scene_uid": scene_uid, "llm": "no result", "stored": None, "scene": scene}
     if not isinstance(result, dict) or result.get("id") != scene["id"]:
-        raise ComfyVNError(
-            "LLM clean-up returned a scene with another id", field="scene", code="llm_invalid", status=502
-        )
+        raise UpstreamError("LLM clean-up returned a scene with another id", field="scene", code="llm_invalid")
     errors = _validate(root, result)
     if errors:
-        raise ComfyVNError(
+        raise UpstreamError(
             "LLM clean-up returned an invalid scene",
             field="scene",
             code="llm_invalid",
-            status=502,
             details={"errors": errors},
         )
     import_id, scene_id = split_uid(scene_uid)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import Unprocessable
 
 from .dates import parse_send_date
 from .models import ChatHeader, Kind, Message, ParseIssue
@@ -262,8 +262,8 @@ def iter_st_chat(lines: Iterable[bytes | str], *, strict: bool = False) -> Itera
         first = False
         for item in found:
             if strict and item.severity == "skipped":
-                raise ComfyVNError(
-                    f"line {item.line}: {item.message}", field=f"line {item.line}", code="malformed_chat", status=422
+                raise Unprocessable(
+                    f"line {item.line}: {item.message}", field=f"line {item.line}", code="malformed_chat"
                 )
             yield item
         if record is not None:

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from comfyvn.errors import ComfyVNError
+from comfyvn.wire import loads, parse_request
 
 from .playtest import compare_traces
 from .project import PROJECT_FILE, Project, dump_json
 from .service import ScenarioService, golden_from
 from .validation import ValidationReport, validate_project_dir, validate_scene
-from .wire import PlaytestRequest, parse_request
+from .wire import PlaytestRequest
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -27,11 +28,10 @@ __all__ = ["scenario_group"]
 
 def _read_json(path: Path, field: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise ComfyVNError(f"cannot read {path}: {exc.strerror}", field=field, code="invalid_file") from None
-    except ValueError as exc:
-        raise ComfyVNError(f"{path} is not valid JSON: {exc}", field=field, code="invalid_json") from None
+    return loads(data, field=field)
 
 
 def load_story(path: Path) -> tuple[dict[str, Any] | Project, ValidationReport]:
@@ -123,10 +123,7 @@ def playtest_cmd(
     if pov is not None:
         body["pov"] = pov
     if variables is not None:
-        try:
-            body["variables"] = json.loads(variables)
-        except ValueError as exc:
-            raise ComfyVNError(f"--variables is not JSON: {exc}", field="variables", code="invalid_json") from None
+        body["variables"] = loads(variables, field="variables")
     if isinstance(story, Project):
         body["project"], body["scenes"] = story.document(), story.scenes
     else:

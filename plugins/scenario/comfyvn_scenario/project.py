@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 from comfyvn.errors import ComfyVNError, NotFound
 from comfyvn.paths import atomic_write_text, safe_join
+from comfyvn.wire import loads
 
 __all__ = [
     "PROJECT_FILE",
@@ -143,20 +144,14 @@ def dump_json(value: Any) -> str:
 
 
 def _read_json(path: Path, label: str) -> Any:
+    # Messages name the file relative to the project (``label``), never the server's absolute path.
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise NotFound(f"{label} not found: {path}", field=label, code="file_not_found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComfyVNError(f"cannot read {label}: {exc}", field=label, code="unreadable_file") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ComfyVNError(
-            f"{label} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            field=label,
-            code="invalid_json",
-        ) from None
+        raise NotFound(f"{label} not found", field=label, code="file_not_found") from None
+    except OSError as exc:
+        raise ComfyVNError(f"cannot read {label}: {exc.strerror}", field=label, code="unreadable_file") from None
+    return loads(data, field=label)
 
 
 def _project_root(path: str | os.PathLike[str]) -> Path:

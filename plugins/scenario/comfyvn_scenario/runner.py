@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import ComfyVNError, Conflict, Unprocessable
 
 from .project import DEFAULT_POV, Project, split_target
 from .rng import Rng, weighted_index
@@ -194,14 +194,13 @@ class Scenario:
         """The compiled node, or a 422 naming the field."""
         scene_nodes = self.nodes.get(scene_id)
         if scene_nodes is None:
-            raise ComfyVNError(f"unknown scene {scene_id!r}", field="state.scene_id", code="unknown_scene", status=422)
+            raise Unprocessable(f"unknown scene {scene_id!r}", field="state.scene_id", code="unknown_scene")
         found = scene_nodes.get(node_id)
         if found is None:
-            raise ComfyVNError(
+            raise Unprocessable(
                 f"unknown node {node_id!r} in scene {scene_id!r}",
                 field="state.current_node",
                 code="unknown_node",
-                status=422,
             )
         return found
 
@@ -271,11 +270,10 @@ def _advance(scenario: Scenario, state: RunState, choice_id: str | None, pov: st
                 break
         else:
             keys = [c.key for c in available]
-            raise ComfyVNError(
+            raise Unprocessable(
                 f"choice {choice_id!r} is not available at node {node.id!r}; available: {', '.join(keys)}",
                 field="choice_id",
                 code="choice_unavailable",
-                status=422,
                 details={"available": keys},
             )
     else:
@@ -317,11 +315,10 @@ def step(
     if not isinstance(state, RunState):
         state = state_from_wire(scenario, state, seed=seed)
     if seed is not None and int(seed) % 2**32 != state.rng.seed:
-        raise ComfyVNError(
+        raise Conflict(
             f"state already carries rng seed {state.rng.seed}; drop `seed` or start a new state",
             field="seed",
             code="seed_mismatch",
-            status=409,
         )
     return _advance(scenario, state, choice_id, pov)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 import jsonschema
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import Unprocessable
 
 from .graph import reachable, trapped_cycles
 from .project import PROJECT_FILE, SCENE_ID, SCENES_DIR, Project, load_project, split_target
@@ -85,11 +85,10 @@ def raise_for_invalid(report: ValidationReport) -> None:
         return
     first = report.errors[0]
     where = f"{first.document} " if first.document else ""
-    raise ComfyVNError(
+    raise Unprocessable(
         f"scenario is invalid ({len(report.errors)} error(s)); first: {where}{first.path or '/'}: {first.message}",
         field=first.path or "/",
         code="invalid_scenario",
-        status=422,
         details={"errors": [i.to_wire() for i in report.errors]},
     )
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
-from comfyvn.errors import ComfyVNError, NotFound
+from comfyvn.errors import ComfyVNError, NotFound, OperationFailed
 from comfyvn.paths import atomic_write_json
 
 from .settings import ServerSettings, is_loopback
@@ -94,11 +94,8 @@ class TokenStore:
                 for row in document["tokens"]
             }
         except (ValueError, KeyError, TypeError) as exc:
-            raise ComfyVNError(
-                f"token file {self.path} is damaged: {exc}",
-                field="server_tokens.json",
-                code="tokens_unreadable",
-                status=500,
+            raise OperationFailed(
+                f"the token file {self.path.name} is damaged: {exc}", field=self.path.name, code="tokens_unreadable"
             ) from None
         self._cache = (stat.st_mtime, stat.st_size, records)
         return records

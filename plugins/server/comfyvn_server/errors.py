@@ -1,27 +1,52 @@
-"""Exception handlers: every client mistake becomes ``{"error": {"code", "message", "field"}}``.
+"""Exception handlers: every error a route raises becomes ``{"error": {"code", "message", "field"}}``.
 
-`comfyvn.errors.ComfyVNError` keeps its own status; bad JSON is a 400; a cattrs structuring error
-is a 422 naming the first offending field (``cattrs.transform_error``); routing misses (404/405)
-and body limits (413) are JSON too. Unhandled exceptions never reach these handlers: the guard
-middleware turns them into a JSON 500 carrying the request id.
+`STATUS` is the one table from error class to HTTP status (domain code raises meaning, never a number).
+Bad JSON and cattrs structuring errors are 400s naming the field, through `comfyvn.wire`; routing misses
+(404/405) are JSON too. Unhandled exceptions never reach these handlers: the guard middleware turns them
+into a JSON 500 carrying the request id.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import cattrs
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import (
+    Blocked,
+    ComfyVNError,
+    Conflict,
+    FeatureDisabled,
+    Invalid,
+    NotFound,
+    OperationFailed,
+    TooLarge,
+    Unprocessable,
+    UpstreamError,
+    clip,
+)
+from comfyvn.secrets import VaultError
+from comfyvn.wire import validation_error
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
-__all__ = ["EXCEPTION_HANDLERS", "error_body", "field_of"]
+__all__ = ["EXCEPTION_HANDLERS", "STATUS", "error_body", "http_status"]
 
-_EXTRA = re.compile(r"^extra fields found \((.*)\)$")
+STATUS: dict[type[ComfyVNError], int] = {
+    ComfyVNError: 400,
+    Invalid: 400,
+    Unprocessable: 422,
+    TooLarge: 413,
+    NotFound: 404,
+    Conflict: 409,
+    FeatureDisabled: 403,
+    Blocked: 423,
+    OperationFailed: 500,
+    UpstreamError: 502,
+    VaultError: 503,
+}
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -37,8 +62,32 @@ _HTTP_CODES = {
 }
 
 
+def http_status(exc: ComfyVNError) -> int:
+    """The status for ``exc``: its nearest class in `STATUS`."""
+    return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+
+
+def _clipped(value: Any) -> Any:
+    # Details may quote the input too (a validator's messages); keep every string short.
+    if isinstance(value, str):
+        return clip(value, 400)
+    if isinstance(value, dict):
+        return {key: _clipped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clipped(item) for item in value[:100]]
+    return value
+
+
 def error_body(code: str, message: str, field: str | None, request_id: str | None, **details: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field, "request_id": request_id, **details}}
+    return {
+        "error": {
+            "code": code,
+            "message": clip(message, 400),
+            "field": None if field is None else clip(field, 200),
+            "request_id": request_id,
+            **_clipped(details),
+        }
+    }
 
 
 def _request_id(conn: HTTPConnection) -> str | None:
@@ -56,45 +105,20 @@ async def _respond(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def field_of(path: str) -> str | None:
-    """``$.stats.str`` -> ``stats.str``; ``$[0].name`` -> ``[0].name``; ``$`` -> ``None``."""
-    path = path.strip()
-    if path.startswith("$"):
-        path = path[1:]
-    path = path.removeprefix(".")
-    return path or None
-
-
 async def on_comfyvn_error(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
     assert isinstance(exc, ComfyVNError)
-    body = exc.to_dict()
-    body["error"]["request_id"] = _request_id(conn)
-    return await _respond(conn, exc.status, body)
+    body = error_body(exc.code, exc.message, exc.field, _request_id(conn), **exc.details)
+    return await _respond(conn, http_status(exc), body)
 
 
 async def on_bad_json(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
-    detail = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-    return await _respond(
-        conn, 400, error_body("invalid_json", f"the request body is not valid JSON{detail}", "body", _request_id(conn))
-    )
+    # Routes read bodies through comfyvn.wire; this catches a plugin that decodes a body itself.
+    where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+    return await on_comfyvn_error(conn, Invalid(f"body: not valid JSON{where}", field="body", code="invalid_json"))
 
 
 async def on_validation(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
-    assert isinstance(exc, cattrs.BaseValidationError)
-    messages = cattrs.transform_error(exc)
-    first = messages[0] if messages else str(exc)
-    description, _, path = first.rpartition(" @ ")
-    field = field_of(path) if path else None
-    extra = _EXTRA.match(description)
-    if extra:
-        # Name the unexpected key itself rather than the object that holds it.
-        name = extra.group(1).split(",")[0].strip()
-        field = f"{field}.{name}" if field else name
-    return await _respond(
-        conn,
-        422,
-        error_body("validation_error", "; ".join(messages) or str(exc), field, _request_id(conn), errors=messages),
-    )
+    return await on_comfyvn_error(conn, validation_error(exc))
 
 
 async def on_http(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
@@ -114,5 +138,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     json.JSONDecodeError: on_bad_json,
     UnicodeDecodeError: on_bad_json,
     cattrs.BaseValidationError: on_validation,
+    cattrs.ForbiddenExtraKeysError: on_validation,
     HTTPException: on_http,
 }

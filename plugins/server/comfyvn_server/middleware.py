@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import TooLarge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import Denied, TokenStore, authorize
@@ -38,8 +38,7 @@ def _query_token(scope: Scope) -> str | None:
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class PayloadTooLargeError(ComfyVNError):
-    status = 413
+class PayloadTooLargeError(TooLarge):
     code = "payload_too_large"
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from comfyvn.errors import ComfyVNError
+from comfyvn.wire import loads
 
 from . import service
 from .wire import parse_apply
@@ -22,12 +23,9 @@ def _current(value: str | None) -> Any:
     if value is None:
         return None
     try:
-        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-        return json.loads(text)
+        return loads(Path(value[1:]).read_bytes() if value.startswith("@") else value, field="current")
     except OSError as exc:
         raise ComfyVNError(f"cannot read {value[1:]}: {exc.strerror}", field="current", code="invalid_file") from None
-    except json.JSONDecodeError as exc:
-        raise ComfyVNError(f"--current is not valid JSON: {exc.msg}", field="current", code="invalid_json") from None
 
 
 @click.group("themes")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from comfyvn.errors import ComfyVNError
+from comfyvn.wire import read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -63,11 +62,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           400: {description: invalid input; error.field names the field}
           404: {description: unknown theme (field theme)}
         """
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ComfyVNError("the request body is not valid JSON", field="body", code="invalid_json") from None
-        return JSONResponse(service.apply(kernel, parse_apply(body)))
+        return JSONResponse(service.apply(kernel, parse_apply(await read_json(request))))
 
     return [
         Route("/api/themes/templates", templates, methods=["GET"], name="themes_templates"),

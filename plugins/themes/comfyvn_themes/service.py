@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from comfyvn.wire import converter
+
 from .planner import apply_theme, find_template
 from .templates import TEMPLATES
-from .wire import ApplyRequest, converter, parse_characters
+from .wire import ApplyRequest, parse_characters
 
 if TYPE_CHECKING:
     from comfyvn import Kernel

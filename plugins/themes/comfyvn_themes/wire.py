@@ -1,36 +1,18 @@
-"""The JSON boundary of the themes plugin: the apply request and the plugin's cattrs converter."""
+"""The themes plugin's apply request, structured by the shared strict converter (`comfyvn.wire`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import cattrs
-from cattrs.v import format_exception
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import Invalid
+from comfyvn.wire import parse_request
 
 from .planner import CharacterRequest
 from .templates import CHARACTER_FIELDS
 
-__all__ = ["ApplyRequest", "converter", "parse_apply", "parse_characters"]
-
-_AT = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$")
-
-
-class _InvalidValueError(ValueError):
-    """A value rejected by a strict hook; its message is shown as is."""
-
-
-def _str_hook(value: Any, _type: Any) -> str:
-    if not isinstance(value, str):
-        raise _InvalidValueError(f"expected str, got {type(value).__name__}")
-    return value
-
-
-converter = cattrs.Converter(forbid_extra_keys=True)
-converter.register_structure_hook(str, _str_hook)
+__all__ = ["ApplyRequest", "parse_apply", "parse_characters"]
 
 
 @attrs.frozen
@@ -43,12 +25,8 @@ class ApplyRequest:
     scene_id: str | None = None
 
 
-def _format(exc: BaseException, type_: type | None) -> str:
-    return str(exc) if isinstance(exc, _InvalidValueError) else format_exception(exc, type_)
-
-
-def _fail(field: str, message: str) -> ComfyVNError:
-    return ComfyVNError(f"{field}: {message}", field=field, code="invalid_request")
+def _fail(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", field=field, code="invalid_request")
 
 
 def parse_characters(raw: Any) -> tuple[CharacterRequest, ...]:
@@ -92,20 +70,8 @@ def parse_characters(raw: Any) -> tuple[CharacterRequest, ...]:
 
 
 def parse_apply(data: Any) -> ApplyRequest:
-    """Structure the apply body or raise `ComfyVNError` naming the first bad field."""
-    if not isinstance(data, dict):
-        raise ComfyVNError("the request body must be a JSON object", field="body", code="invalid_request")
-    try:
-        request = converter.structure(data, ApplyRequest)
-    except cattrs.ClassValidationError as exc:
-        messages = cattrs.transform_error(exc, path="$", format_exception=_format)
-        match = _AT.match(messages[0]) if messages else None
-        message, path = (match["message"], match["path"].lstrip(".")) if match else (str(exc), "")
-        extra = re.match(r"extra fields found \((?P<names>[^)]*)\)", message)
-        if extra:
-            path = extra["names"].split(", ")[0]
-            message = f"unknown field {path!r}"
-        raise _fail(path or "body", message) from None
+    """Structure the apply body or raise `Invalid` naming the first bad field."""
+    request = parse_request(data, ApplyRequest)
     if request.current is not None and not isinstance(request.current, dict):
         raise _fail("current", "expected an object (the plan to diff against)")
     return request

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from comfyvn.errors import ComfyVNError
+from comfyvn.wire import read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -76,11 +75,7 @@ def make_routes(kernel: Kernel, store: WeatherPlanStore | None = None) -> list[R
           403: {description: enable_weather_planner is off}
         """
         kernel.flags.require(FLAG)
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ComfyVNError("the request body is not valid JSON", field="body", code="invalid_json") from None
-        plan = plan_to_dict(store.update(parse_state_update(body)))
+        plan = plan_to_dict(store.update(parse_state_update(await read_json(request))))
         log.info(
             "weather plan updated",
             hash=plan["meta"]["hash"],

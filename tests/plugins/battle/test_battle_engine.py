@@ -9,6 +9,7 @@ import pytest
 from comfyvn.errors import ComfyVNError
 from comfyvn_battle.engine import Contender, parse_stats, resolve_state, simulate
 from comfyvn_battle.rng import Lcg
+from comfyvn_server.errors import http_status
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -81,7 +82,7 @@ def test_negative_stats_are_rejected_naming_the_field(key: str) -> None:
         parse_stats({"hero": {key: -1}})
     assert info.value.field == f"stats.hero.{key}"
     assert info.value.code == "negative_stat"
-    assert 400 <= info.value.status < 500
+    assert 400 <= http_status(info.value) < 500
 
 
 def test_status_mod_may_be_negative() -> None:
@@ -123,7 +124,7 @@ def test_fuzzed_stats_either_parse_or_raise_a_client_error(raw: Any) -> None:
         contenders = parse_stats(raw)
     except ComfyVNError as exc:
         assert exc.field is not None and exc.field.startswith("stats")
-        assert 400 <= exc.status < 500
+        assert 400 <= http_status(exc) < 500
     else:
         assert contenders and all(c.name for c in contenders)
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from comfyvn import Kernel, hookimpl
+from comfyvn.wire import parse_request
 from comfyvn_battle import service
 from comfyvn_battle.engine import parse_stats, simulate
 from comfyvn_battle.narration import NarrationRequest, check_narration, compose_log, template_narration
-from comfyvn_battle.wire import SimRequest, parse_request
+from comfyvn_battle.wire import SimRequest
+from comfyvn_server.errors import http_status
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -186,4 +188,4 @@ def test_fuzzed_requests_succeed_or_fail_as_client_errors(
         try:
             run(kernel, parse_request(body, cls))
         except ComfyVNError as exc:
-            assert exc.field and 400 <= exc.status < 500
+            assert exc.field and 400 <= http_status(exc) < 500

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from comfyvn import Kernel, hookimpl
-from comfyvn.cli import make_cli
+from comfyvn.cli import exit_code, make_cli
+from comfyvn.errors import ComfyVNError
 from comfyvn_renpy import ExportOptions, ExportRequest, build_bundle, publish_zip, run_export
 from comfyvn_renpy.names import NameRegistry, say_string
 from comfyvn_scenario import load_project
+from comfyvn_server.errors import http_status
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -175,8 +177,9 @@ def test_hook_renpy_export_gate(renpy_kernel: Callable[..., Kernel], demo_projec
     with pytest.raises(Exception) as caught:
         run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "o"))
     exc = caught.value
-    assert (exc.status, exc.exit_code, exc.code) == (423, 3, "export_blocked")  # type: ignore[attr-defined]
-    assert exc.details["blocked_by"][0]["ack_token"] == "t-1"  # type: ignore[attr-defined]
+    assert isinstance(exc, ComfyVNError)
+    assert (http_status(exc), exit_code(exc), exc.code) == (423, 3, "export_blocked")
+    assert exc.details["blocked_by"][0]["ack_token"] == "t-1"
     assert not (tmp_path / "o").exists()
     result = CliRunner().invoke(make_cli(kernel), ["export", "renpy", str(demo_project), "--out", str(tmp_path / "o")])
     assert result.exit_code == 3 and "not acknowledged" in result.output
@@ -212,7 +215,7 @@ def test_bake_weather_needs_its_flag(renpy_kernel: Callable[..., Kernel], demo_p
         run_export(
             kernel, ExportRequest(project=demo_project, out=tmp_path / "o", options=ExportOptions(bake_weather=True))
         )
-    assert caught.value.status == 403  # type: ignore[attr-defined]
+    assert isinstance(caught.value, ComfyVNError) and http_status(caught.value) == 403
 
 
 def test_events_are_emitted(renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path) -> None:
@@ -257,7 +260,7 @@ def test_invalid_project_is_a_422(renpy_kernel: Callable[..., Kernel], demo_proj
     scene_file.write_text(scene_file.read_text().replace('"target": "bags"', '"target": "nowhere"'))
     with pytest.raises(Exception) as caught:
         run_export(renpy_kernel(), ExportRequest(project=demo_project, out=tmp_path / "o"))
-    assert caught.value.status == 422  # type: ignore[attr-defined]
+    assert isinstance(caught.value, ComfyVNError) and http_status(caught.value) == 422
 
 
 def test_routes_export_preview_and_path_safety(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from comfyvn import Kernel, hookimpl
+from comfyvn.cli import exit_code
 from comfyvn.errors import ComfyVNError
 from comfyvn_renpy import ExportRequest, run_export
 from comfyvn_renpy.service import check_gates, collect_contributions
@@ -51,7 +52,7 @@ def test_a_raising_gate_blocks_the_export(
     kernel = renpy_kernel(AllowingGate(), CrashingGate())
     with capture_logs() as logs, pytest.raises(ComfyVNError) as caught:
         run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "o"))
-    assert (caught.value.code, caught.value.exit_code) == ("export_blocked", 3)
+    assert (caught.value.code, exit_code(caught.value)) == ("export_blocked", 3)
     assert caught.value.details["blocked_by"] == [
         {"plugin": "crashinggate", "reason": "the gate failed (RuntimeError)"}
     ]

@@ -9,9 +9,11 @@ import zipfile
 import zlib
 
 import pytest
+from comfyvn.cli import exit_code
 from comfyvn.errors import ComfyVNError
 from comfyvn_roleplay.cards import NoCharacterData, embed_card_png, parse_mes_example, png_text_chunks, read_card
 from comfyvn_roleplay.lorebook import lorebook_to_dict, parse_lorebook, read_lorebook
+from comfyvn_server.errors import http_status
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
@@ -160,7 +162,9 @@ def test_charx_zip() -> None:
 def test_png_without_card_is_422_no_character_data() -> None:
     with pytest.raises(NoCharacterData) as err:
         read_card(_png(Software="paint"))
-    assert err.value.status == 422 and err.value.exit_code == 2 and "no character data found" in err.value.message
+    assert (
+        http_status(err.value) == 422 and exit_code(err.value) == 2 and "no character data found" in err.value.message
+    )
     with pytest.raises(ComfyVNError):
         read_card(b"PK\x03\x04 broken zip")
     with pytest.raises(NoCharacterData):

@@ -12,6 +12,7 @@ from comfyvn_roleplay.convert import ImportOptions
 from comfyvn_roleplay.importer import import_chat, store_raw
 from comfyvn_roleplay.lorebook import read_lorebook
 from comfyvn_scenario import validate_project_dir
+from comfyvn_server.errors import http_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rp_fixtures import EXAMPLES, HEADERS, jsonl
@@ -253,4 +254,4 @@ def test_random_chats_import_valid_or_fail_cleanly(tmp_path_factory, lines: list
     try:
         run(tmp, text, options=ImportOptions(swipes_as_choices=choices, detail_level="high"))
     except ComfyVNError as exc:
-        assert exc.status in (400, 422)
+        assert http_status(exc) in (400, 422)

@@ -10,6 +10,7 @@ from comfyvn.errors import ComfyVNError
 from comfyvn_roleplay.dates import parse_send_date
 from comfyvn_roleplay.models import ChatHeader, Kind, Message, ParseIssue
 from comfyvn_roleplay.st_chat import avatar_file, iter_st_chat
+from comfyvn_server.errors import http_status
 from hypothesis import given
 from hypothesis import strategies as st
 from rp_fixtures import HEADERS, SEND_DATES, jsonl
@@ -148,7 +149,7 @@ def test_malformed_lines_reported_with_line_numbers_and_import_continues() -> No
     assert [r.text for r in records if isinstance(r, Message)] == ["ok", "still ok"]
     with pytest.raises(ComfyVNError) as err:
         parse(text, strict=True)
-    assert err.value.field == "line 2" and err.value.status == 422
+    assert err.value.field == "line 2" and http_status(err.value) == 422
 
 
 def test_bom_and_bytes_input() -> None:

@@ -10,6 +10,7 @@ from comfyvn.errors import ComfyVNError
 from comfyvn_scenario import Project, compile_scenario, initial_state, step
 from comfyvn_scenario.rng import Rng, weighted_index
 from comfyvn_scenario.rules import compile_action, compile_condition
+from comfyvn_server.errors import http_status
 from scenario_support import tiny_scene
 
 
@@ -58,7 +59,7 @@ def test_condition_gates_a_choice() -> None:
     assert [c.key for c in start.choices] == ["left", "right", "rich"]
     with pytest.raises(ComfyVNError) as info:
         step(tiny_scene(), None, choice_id="rich")
-    assert info.value.status == 422 and info.value.details["available"] == ["left", "right"]
+    assert http_status(info.value) == 422 and info.value.details["available"] == ["left", "right"]
 
 
 def test_seed_conflicting_with_state_is_409() -> None:
@@ -66,7 +67,7 @@ def test_seed_conflicting_with_state_is_409() -> None:
     step(tiny_scene(), state, seed=3)
     with pytest.raises(ComfyVNError) as info:
         step(tiny_scene(), state, seed=4)
-    assert info.value.status == 409 and info.value.field == "seed"
+    assert http_status(info.value) == 409 and info.value.field == "seed"
 
 
 def test_step_never_mutates_inputs() -> None:
@@ -155,4 +156,4 @@ def test_invalid_scene_is_422_with_pointer() -> None:
     scene["start"] = "nope"
     with pytest.raises(ComfyVNError) as info:
         step(scene, None)
-    assert info.value.status == 422 and info.value.field == "/start"
+    assert http_status(info.value) == 422 and info.value.field == "/start"

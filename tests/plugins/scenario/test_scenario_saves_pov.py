@@ -10,6 +10,7 @@ from comfyvn.errors import ComfyVNError, NotFound
 from comfyvn_scenario import Project, compile_scenario, step
 from comfyvn_scenario.pov import PovManager, candidates
 from comfyvn_scenario.saves import SaveStore, normalize_slot, save_payload, state_from_save
+from comfyvn_server.errors import http_status
 from hypothesis import given
 from hypothesis import strategies as st
 from scenario_support import tiny_scene
@@ -20,7 +21,7 @@ def test_normalized_slots_are_safe_and_idempotent(raw: str) -> None:
     try:
         slot = normalize_slot(raw)
     except ComfyVNError as exc:
-        assert exc.field == "slot" and exc.status == 400
+        assert exc.field == "slot" and http_status(exc) == 400
         return
     assert 1 <= len(slot) <= 80 and set(slot) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-")
     assert slot[0] not in "-_" and slot[-1] not in "-_" and normalize_slot(slot) == slot

@@ -14,7 +14,7 @@ import comfyvn_server.plugin as server_plugin
 import httpx
 import pytest
 from comfyvn import Kernel, hookimpl
-from comfyvn.errors import ComfyVNError, NotFound
+from comfyvn.errors import ComfyVNError, NotFound, Unprocessable
 from comfyvn_server import ServerSettings, create_app
 from comfyvn_server.serve import bind_socket, serve_app
 from starlette.requests import Request
@@ -95,7 +95,7 @@ class Probe:
                 raise ComfyVNError("expected a JSON object", field="body")
             value = _converter.structure(body, Character)
             if value.stats.str < 0:
-                raise ComfyVNError("str must not be negative", field="stats.str", code="invalid_stats", status=422)
+                raise Unprocessable("str must not be negative", field="stats.str", code="invalid_stats")
             return JSONResponse(_converter.unstructure(value))
 
         async def gated(request: Request) -> JSONResponse:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from comfyvn import Kernel
 from comfyvn.cli import make_cli
 from comfyvn.errors import ComfyVNError
+from comfyvn_server.errors import http_status
 from comfyvn_themes.planner import CharacterRequest, apply_theme, find_template
 from comfyvn_themes.templates import TEMPLATES
 from comfyvn_themes.wire import parse_apply, parse_characters
@@ -42,7 +43,7 @@ def test_find_template_is_case_insensitive_and_404s_naming_the_field() -> None:
     assert find_template("DARK").id == "dark" and find_template(" Romantic ").id == "romantic"
     with pytest.raises(ComfyVNError) as info:
         find_template("vaporwave")
-    assert info.value.status == 404 and info.value.field == "theme"
+    assert http_status(info.value) == 404 and info.value.field == "theme"
 
 
 def test_delta_covers_every_area_and_character_roles() -> None:

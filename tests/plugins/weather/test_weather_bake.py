@@ -15,6 +15,7 @@ import comfyvn_weather.plugin as weather_plugin
 import pytest
 from comfyvn import Kernel
 from comfyvn.errors import ComfyVNError
+from comfyvn_server.errors import http_status
 from comfyvn_weather.bake import (
     OUTPUT,
     AssetIndex,
@@ -95,7 +96,7 @@ def test_unknown_values_fall_back_with_a_warning_that_reaches_the_file() -> None
 def test_a_malformed_scene_state_is_an_error_naming_the_field(state: Any, field: str) -> None:
     with pytest.raises(ComfyVNError) as caught:
         bake_contribution(project({"s1": with_weather(state)}), BAKE)
-    assert (caught.value.field, caught.value.code, caught.value.status) == (field, "invalid_weather_state", 400)
+    assert (caught.value.field, caught.value.code, http_status(caught.value)) == (field, "invalid_weather_state", 400)
 
 
 def test_a_malformed_project_state_names_the_project_field() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from comfyvn.errors import ComfyVNError
+from comfyvn_server.errors import http_status
 from comfyvn_weather.planner import WorldState, canonical_value, compile_plan, merge_state
 from comfyvn_weather.presets import ALIASES, CANONICAL, DEFAULTS, FIELDS
 from comfyvn_weather.store import WeatherPlanStore
@@ -66,7 +67,7 @@ def test_unknown_values_fall_back_to_the_default_with_a_warning() -> None:
 def test_wrong_types_and_unknown_fields_name_the_field(partial: dict[str, Any], field: str) -> None:
     with pytest.raises(ComfyVNError) as info:
         merge_state(WorldState(), partial)
-    assert info.value.field == field and info.value.status == 400
+    assert info.value.field == field and http_status(info.value) == 400
 
 
 @given(states, partials)
