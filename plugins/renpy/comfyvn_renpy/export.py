@@ -18,11 +18,13 @@ from comfyvn.errors import ComfyVNError
 from comfyvn_scenario import Project, compile_scenario, validate_project
 from comfyvn_scenario.validation import raise_for_invalid
 
+from .art import backdrop_png
 from .conditions import RUNTIME_RPY
 from .fonts import collect_characters, plan_fonts
-from .gui import DEFAULT_RESOLUTION, gui_spec, parse_resolution
+from .gui import DEFAULT_RESOLUTION, GuiSpec, gui_spec, parse_resolution
 from .layout import Layout, build_layout, project_source_name
-from .script import HEADER, Extras, ScriptWriter
+from .script import BACKDROP_FILE, HEADER, Extras, ScriptWriter
+from .shell import about_text, gui_file, screens_file, shell_images
 from .testcases import Testcase, derive_testcases, render_testcases
 from .text import Paginator
 
@@ -37,13 +39,15 @@ SHELL_TEXT = ("Whose story do you want to follow?", "Switch POV: whose eyes from
 @attrs.frozen
 class ExportOptions:
     """What to build. ``pov_mode``: auto (master + forks when the project has 2+ POVs), master, forks, both,
-    disabled; ``pov_switch`` False drops the in-game Switch POV menu."""
+    disabled; ``pov_switch`` False drops the in-game Switch POV menu; ``resolution`` the game's window
+    (``"1920x1080"`` or a pair; 1280x720 at least; 400 ``invalid_resolution`` otherwise)."""
 
     pov_mode: str = "auto"
     pov_switch: bool = True
     per_scene: bool = True
     testcases: bool = False
     bake_weather: bool = False
+    resolution: tuple[int, int] = attrs.field(default=DEFAULT_RESOLUTION, converter=parse_resolution)
     font: str | None = None  # a font for characters Ren'Py's default font lacks (fonts.py)
 
     def __attrs_post_init__(self) -> None:
@@ -56,6 +60,7 @@ class ExportOptions:
 
     def to_wire(self) -> dict[str, Any]:
         wire = attrs.asdict(self)
+        wire["resolution"] = f"{self.resolution[0]}x{self.resolution[1]}"
         if self.font is not None:
             wire["font"] = Path(self.font).name  # never a path of the machine in an answer
         return wire
@@ -97,13 +102,21 @@ def _pov_plan(project: Project, options: ExportOptions) -> tuple[str, bool, list
 
 
 def _game_files(
-    writer: ScriptWriter, layout: Layout, defaults: Mapping[str, Any], per_scene: bool, version: str
+    writer: ScriptWriter,
+    layout: Layout,
+    defaults: Mapping[str, Any],
+    per_scene: bool,
+    version: str,
+    spec: GuiSpec,
+    fork: str | None = None,
 ) -> dict[str, str]:
     scene_texts = {sid: writer.scene_file(sid) for sid in layout.project.scenes}
     files = {
-        "game/options.rpy": writer.options_file(version),
+        "game/options.rpy": writer.options_file(version, about=about_text(layout.project), fork=fork),
+        "game/gui.rpy": gui_file(spec, writer.header),
+        "game/screens.rpy": screens_file(writer.header),
         "game/characters.rpy": writer.characters_file(),
-        "game/images.rpy": writer.images_file(),
+        "game/images.rpy": writer.images_file(spec),
         "game/comfyvn_runtime.rpy": writer.header + RUNTIME_RPY,
     }
     if per_scene:
@@ -163,14 +176,14 @@ def build_bundle(
     version = meta_version if isinstance(meta_version, str) and meta_version else "1.0"
     texts: dict[str, str] = {}
     master = ScriptWriter(layout, pov=project.default_pov, pov_menu=menu, extras=extras, pager=pager)
-    texts.update(_game_files(master, layout, defaults, options.per_scene, version))
+    texts.update(_game_files(master, layout, defaults, options.per_scene, version, spec))
     cases: list[Testcase] = []
     if options.testcases:
-        cases = derive_testcases(project, layout, pov_menu=menu, pov=project.default_pov)
+        cases = derive_testcases(project, layout, pov_menu=menu, pov=project.default_pov, pager=pager)
         texts["game/tests.rpy"] = render_testcases(cases, master.header)
     for pov in forks:
         writer = ScriptWriter(layout, pov=pov, pov_menu=False, extras=extras, pager=pager)
-        for path, text in _game_files(writer, layout, defaults, options.per_scene, version).items():
+        for path, text in _game_files(writer, layout, defaults, options.per_scene, version, spec, pov).items():
             texts[f"forks/{layout.pov_slugs[pov]}/{path}"] = text
     files: dict[str, bytes] = {path: text.encode("utf-8") for path, text in texts.items()}
     roots = [""] + [f"forks/{layout.pov_slugs[pov]}/" for pov in forks]
@@ -179,6 +192,11 @@ def build_bundle(
         for root in roots:
             files[f"{root}{dest}"] = data
     for path, data in fonts.files.items():
+        for root in roots:
+            files[f"{root}{path}"] = data
+    # The interface pictures and the backdrop are drawn here: an export needs no Ren'Py SDK step.
+    drawn = {**shell_images(spec), f"game/{BACKDROP_FILE}": backdrop_png(layout.backdrop_source, spec)}
+    for path, data in drawn.items():
         for root in roots:
             files[f"{root}{path}"] = data
     for path, data in (extra_files or {}).items():

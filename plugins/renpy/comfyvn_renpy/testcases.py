@@ -1,10 +1,10 @@
 """Ren'Py ``testcase`` blocks derived from the scenario's own playtest traces (``--testcases``).
 
 `explore` finds a path to every ending for every POV; each path is replayed with `run_playtest`
-(scripted policy) and the trace becomes one testcase: a ``click`` per say interaction, a click on the
-chosen menu entry per menu, then a wait for the ending's label and an ``assert`` on every variable of
-the trace's final state. Ren'Py 8.0's ``click until`` stalls on plain dialogue, so clicks are counted
-exactly from the exported flow instead.
+(scripted policy) and the trace becomes one testcase: a click on the title screen's Start, a ``click``
+per say interaction, a click on the chosen menu entry per menu, then a wait for the ending's label
+and an ``assert`` on every variable of the trace's final state. Ren'Py 8.0's ``click until`` stalls
+on plain dialogue, so clicks are counted exactly from the exported flow instead.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import attrs
 from comfyvn_scenario import Project
 from comfyvn_scenario.playtest import explore, run_playtest
 
+from .fonts import default_pager
 from .layout import Layout
 from .names import py_literal
 from .script import choice_text, flow_kind, shown_choices
+from .text import Paginator, parse_markdown
 
 __all__ = ["MARKER", "Testcase", "derive_testcases", "render_testcases"]
 
@@ -55,9 +57,16 @@ def _node(project: Project, scene_id: str, node_id: str) -> Mapping[str, Any]:
 
 
 def _case(
-    project: Project, layout: Layout, trace: Mapping[str, Any], name: str, pov_menu: bool, pov_names: Mapping[str, str]
+    project: Project,
+    layout: Layout,
+    trace: Mapping[str, Any],
+    name: str,
+    pov_menu: bool,
+    pov_names: Mapping[str, str],
+    pager: Paginator,
 ) -> Testcase | None:
-    lines: list[str] = []
+    # The game opens on its title screen: start the story as a player does.
+    lines: list[str] = ['"Start"']
     if pov_menu:
         pattern = _pattern(pov_names[trace["pov"]])
         if pattern is None:
@@ -66,12 +75,13 @@ def _case(
     for step in trace["steps"]:
         node = _node(project, step["scene_id"], step["node"])
         kind = flow_kind(node, layout.variables)
+        pages = len(pager.pages(node["text"])) if _says(node) else 0
         if kind == "auto":
-            if _says(node):
-                lines.append("click")
+            lines += ["click"] * pages
             continue
+        lines += ["click"] * max(0, pages - 1)  # the pages before the one that captions the menu
         chosen = next((c for c in shown_choices(node) if (c.get("id") or c.get("target")) == step["choice"]), None)
-        pattern = _pattern(choice_text(chosen)) if chosen is not None else None
+        pattern = _pattern(parse_markdown(choice_text(chosen)).text) if chosen is not None else None
         if pattern is None:
             return None  # a choice whose text cannot be matched reliably: no testcase for this path
         lines.append(pattern)
@@ -89,8 +99,13 @@ def _case(
     return Testcase(name, trace["pov"], tuple(s["choice"] for s in trace["steps"]), label, tuple(lines))
 
 
-def derive_testcases(project: Project, layout: Layout, *, pov_menu: bool, pov: str, limit: int = 16) -> list[Testcase]:
-    """One testcase per (POV, ending) that explore reaches, at most ``limit``, in a stable order."""
+def derive_testcases(
+    project: Project, layout: Layout, *, pov_menu: bool, pov: str, limit: int = 16, pager: Paginator | None = None
+) -> list[Testcase]:
+    """One testcase per (POV, ending) that explore reaches, at most ``limit``, in a stable order.
+
+    ``pager`` must be the one the script was written with: a click is counted per page of text."""
+    pager = pager or default_pager()
     pov_names = {p["id"]: str(p.get("name") or p["id"]) for p in project.povs if isinstance(p.get("id"), str)}
     povs = list(pov_names) if pov_menu else [pov]
     report = explore(project, povs=povs)
@@ -99,7 +114,7 @@ def derive_testcases(project: Project, layout: Layout, *, pov_menu: bool, pov: s
         if len(cases) >= limit:
             break
         trace = run_playtest(project, pov=ending["pov"], policy="scripted", choices=ending["path"]).data
-        case = _case(project, layout, trace, f"cvn_path_{index + 1}", pov_menu, pov_names)
+        case = _case(project, layout, trace, f"cvn_path_{index + 1}", pov_menu, pov_names, pager)
         if case is not None:
             cases.append(case)
     return cases

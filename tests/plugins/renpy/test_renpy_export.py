@@ -73,7 +73,7 @@ def test_demo_bundle_labels_are_valid_unique_and_every_jump_resolves(demo_projec
     )
     labels = re.findall(r"^label (\S+):", script, re.M)
     assert len(labels) == len(set(labels)) and all(_LABEL.match(label) for label in labels)
-    assert set(re.findall(r"\bjump (\S+)", script)) <= set(labels)
+    assert set(re.findall(r"^\s*jump (\S+)\s*$", script, re.M)) <= set(labels)
     assert (
         "define c_alice = Character('Alice', color='#e07a5f', image='alice')"
         in bundle.files["game/characters.rpy"].decode()
@@ -92,7 +92,14 @@ def test_missing_assets_become_placeholders_and_warnings(demo_project: Path) -> 
     bundle = build_bundle(load_project(demo_project), ExportOptions(pov_mode="disabled"))
     images = bundle.files["game/images.rpy"].decode()
     assert re.search(r"^image bg carriage = Solid\('#[0-9a-f]{6}'\)$", images, re.M)
-    assert re.search(r"^image bob grin = Solid\('#[0-9a-f]{6}', xysize=\(240, 480\)\)$", images, re.M)
+    # A missing sprite is the neutral figure, tinted and fitted to the stage like a real sprite.
+    assert re.search(
+        r"^image bob grin = Transform\('gui/placeholder_sprite\.png', zoom=[0-9.]+, "
+        r"matrixcolor=TintMatrix\('#[0-9a-f]{6}'\)\)$",
+        images,
+        re.M,
+    )
+    assert "game/gui/placeholder_sprite.png" in bundle.files
     missing = bundle.export_manifest["missing_assets"]
     assert missing["backgrounds"] == ["assets/backgrounds/carriage.png"]
     assert missing["portraits"] == ["assets/characters/bob/grin.png"]
