@@ -12,7 +12,6 @@ The winner is the highest total (ties: the name that sorts first, case-insensiti
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +42,7 @@ AGILITY_COEF = 0.5
 WEAPON_COEF = 0.75
 # A sanity bound, not a design limit: thousands of contenders is a malformed request.
 MAX_CONTENDERS = 256
+MAX_STAT = 1e15
 # Totals are compared after rounding so that float noise (1.0+0.5 vs 0.75+0.75) cannot break a tie
 # differently on different inputs that mean the same thing.
 _RANK_DIGITS = 9
@@ -156,9 +156,10 @@ def _number(value: Any, field: str, *, allow_negative: bool) -> float:
     # bool is an int subclass; `true` as a stat is a client mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ComfyVNError(f"{field} must be a number", field=field, code="invalid_stats")
+    # Bounded (which also refuses NaN and infinities) so totals stay finite and float() cannot overflow.
+    if not -MAX_STAT <= value <= MAX_STAT:
+        raise ComfyVNError(f"{field} must be between -1e15 and 1e15", field=field, code="invalid_stats")
     number = float(value)
-    if not math.isfinite(number):
-        raise ComfyVNError(f"{field} must be a finite number", field=field, code="invalid_stats")
     if number < 0 and not allow_negative:
         raise ComfyVNError(f"{field} must not be negative (got {value})", field=field, code="negative_stat")
     return number

@@ -171,3 +171,25 @@ def test_resolve_state_copies_and_never_mutates() -> None:
     with pytest.raises(ComfyVNError) as info:
         resolve_state({"variables": []}, "hero", persist=True)
     assert info.value.field == "state.variables"
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        {"hero": 10**4000},  # float() of it overflows
+        {"hero": {"base": 1, "str": -(10**400)}},
+        {"hero": {"base": 1e308, "str": 1e308, "agi": 1e308}},  # each finite, the total is not
+        {"hero": float("inf")},
+        {"hero": float("nan")},
+    ],
+)
+def test_stats_too_large_for_a_finite_total_are_client_errors(stats: dict[str, Any]) -> None:
+    with pytest.raises(ComfyVNError) as info:
+        simulate(parse_stats(stats), 7)
+    assert info.value.field is not None and info.value.field.startswith("stats.hero")
+    assert http_status(info.value) == 400
+
+
+def test_large_but_bounded_stats_give_finite_totals() -> None:
+    sim = simulate(parse_stats({"hero": {"base": 1e15, "str": 1e15, "agi": 1e15}, "rival": 10**15}), 7)
+    assert all(math.isfinite(row.total) for row in sim.breakdown)
