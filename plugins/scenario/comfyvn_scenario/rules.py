@@ -12,7 +12,6 @@ from typing import Any
 
 __all__ = [
     "MISSING",
-    "OPERATORS",
     "Action",
     "Condition",
     "compile_action",
@@ -20,9 +19,6 @@ __all__ = [
     "get_path",
     "split_key",
 ]
-
-OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "not_exists")
-ACTION_TYPES = ("set", "increment", "decrement", "clear")
 
 
 class _Missing:

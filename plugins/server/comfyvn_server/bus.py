@@ -35,17 +35,6 @@ TEST_EVENT_SCHEMA = {
     "required": ["message"],
     "properties": {"message": {"type": "string"}, "data": {}},
 }
-ENVELOPE_SCHEMA = {
-    "type": "object",
-    "required": ["event", "payload", "ts", "seq"],
-    "properties": {
-        "event": {"type": "string"},
-        "payload": {"type": "object"},
-        "ts": {"type": "number"},
-        "seq": {"type": "integer"},
-        "topic": {"type": "string"},
-    },
-}
 
 
 def _state(conn: Request | WebSocket) -> ServerState:

@@ -21,7 +21,6 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "connectable_host",
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_.])?$")
 
 
