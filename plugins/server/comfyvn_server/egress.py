@@ -76,7 +76,7 @@ def parse_webhook_url(url: str) -> httpx.URL:
         raise _invalid("url must be an absolute http:// or https:// URL")
     if parsed.userinfo:
         raise _invalid("url must not contain credentials (user:password@); receivers check the signature instead")
-    if not _ip(host) and not valid_host_name(host):
+    if "%" in host or not (_ip(host) or valid_host_name(host)):  # a zone id (fe80::1%eth0) names no host
         raise _invalid("url must name a valid host name or IP address")
     if port is not None and not 1 <= port <= 65535:
         raise _invalid("url has a port outside 1..65535")
