@@ -61,7 +61,7 @@ CHECKS = (
     "glyphs",
 )
 MODES = ("first", "explore")
-SCREENSHOTS = ("title", "first_line", "first_menu", "last_line", "end")
+SCREENSHOTS = ("title", "first_line", "first_menu", "ending", "end")
 _FINDINGS_KEPT = 200
 _TOLERANCE = 1.0  # pixels: bounds are floats, and a sprite anchored at the bottom may touch the edge
 _FINISH_MESSAGES = {
@@ -474,7 +474,8 @@ def run_play_check(
 
     ``mode`` "first" takes the first enabled choice (after ``path``: choice indexes or labels, one per menu);
     "explore" plays again from the title screen until every choice seen was taken once. Screenshots
-    (``title``, ``first_line``, ``first_menu``, ``last_line``, ``end``) go to ``screenshots`` when given;
+    (``title``, ``first_line``, ``first_menu``, ``ending`` — the story's last frame when that is not a line,
+    such as an ending card — and ``end``, the title screen it returns to) go to ``screenshots`` when given;
     ``keep_records`` keeps the raw JSON lines. The game folder itself is never written to.
     """
     from comfyvn.errors import Invalid, OperationFailed

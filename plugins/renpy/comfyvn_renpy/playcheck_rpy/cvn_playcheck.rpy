@@ -40,7 +40,7 @@ init 1999 python in cvn_playcheck:
         "starts": 0,            # times the start label was reached
         "label": None,
         "shots": {},
-        "last_frame": None,     # the last line's frame, saved as the "last_line" screenshot at the end
+        "last_frame": None,     # a non-dialogue frame (ending card) when the story's last interaction was one
         "menus": {},            # menu location -> labels of its enabled choices (explore mode)
         "taken": set(),         # (menu location, choice label) taken so far
         "fonts": {},            # font spec -> resolved file (None: not found)
@@ -57,8 +57,9 @@ init 1999 python in cvn_playcheck:
             return
         state["done"] = True
         if state["last_frame"] is not None:
-            save_frame("last_line", state["last_frame"])
-        record = {"event": "finish", "reason": reason, "interactions": state["interaction"]}
+            save_frame("ending", state["last_frame"])
+        record = {"event": "finish", "reason": reason, "interactions": state["interaction"],
+                  "grab_seconds": round(state.get("grab_seconds", 0.0), 3)}
         record.update(extra)
         emit(record)
         _out.close()
@@ -80,9 +81,12 @@ init 1999 python in cvn_playcheck:
         emit({"event": "screenshot", "name": name, "path": path, "ok": state["shots"][name]})
 
     def grab_frame():
-        """The frame on screen now, kept in memory (the last line is only known to be last later)."""
+        """The frame on screen now, kept in memory: the story's last frame is only known to be last later."""
+        state["last_frame"] = None
         if CONFIG.get("screenshots"):
+            started = time.time()
             state["last_frame"] = renpy.display.draw.screenshot(renpy.game.interface.surftree)
+            state["grab_seconds"] = state.get("grab_seconds", 0.0) + time.time() - started
 
     def save_frame(name, surface):
         path = _shot_path(name)
@@ -425,6 +429,7 @@ init 1999 python in cvn_playcheck:
             location, items = pending
             index = choose(location, items)
             record("menu", choices=[[i[0], i[2]] for i in items], chosen=index, choice_font=choice_font())
+            state["last_frame"] = None
             shot("first_menu")
             if index is None:
                 finish("menu_without_choice")
@@ -433,12 +438,13 @@ init 1999 python in cvn_playcheck:
             state["menu_index"] += 1
             renpy.end_interaction(items[index][1])
             return
-        rec = record("say")
-        if rec["textbox"] is None:
-            rec["kind"] = "other"
-        else:
+        kind = "say" if dialogue_widget(_drawn())[1] is not None else "other"
+        record(kind)
+        if kind == "say":
             shot("first_line")
-            grab_frame()
+            state["last_frame"] = None
+        else:
+            grab_frame()  # maybe the ending card; reading a frame back is slow, so lines are not kept
         renpy.end_interaction(True)
 
     renpy.config.start_interact_callbacks.append(on_start_interact)
