@@ -20,6 +20,7 @@ import functools
 import io
 import json
 import logging
+import math
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -56,6 +57,7 @@ FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 # 2000-01-01T00:00:00Z in the OpenType epoch (seconds since 1904): subset fonts carry no build time.
 FIXED_TIMESTAMP = 3029529600
 MAX_NAMED = 20
+DEJAVU_EXTENTS = (1901 / 2048, 483 / 2048)  # DejaVu Sans ascender and descender, in ems
 UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "BASE", "JSTF", "MATH", "VORG", "vhea", "vmtx")
 _LICENCE_NAMES = ("license", "licence", "ofl", "copying", "copyright")
 
@@ -139,6 +141,7 @@ class GameMetrics:
         self._regular = _pil_font(base[0], 0, size) if base else None
         self._bold = _pil_font(base[1], 0, size) if base and base[1] else None
         self._cache: dict[tuple[str, int], float] = {}
+        self._skips: dict[int, int] = {}
 
     def advance(self, ch: str, style: int) -> float:
         """The pen advance of ``ch`` drawn in ``style`` (text.ITALIC/BOLD/STRIKE/CODE bits)."""
@@ -148,19 +151,35 @@ class GameMetrics:
             width = self._cache[key] = self._measure(ch, style)
         return width
 
-    def _measure(self, ch: str, style: int) -> float:
-        fake_bold = float(self.size // 10) if style & BOLD else 0.0
+    def lineskip(self, ch: str, style: int) -> int:
+        """Ascent plus descent (whole pixels, as FreeType rounds them) of the font that draws ``ch``."""
+        font = self._font(ch, style)
+        if font is None:
+            ascent, descent = DEJAVU_EXTENTS
+            return math.ceil(ascent * self.size) + math.ceil(descent * self.size)
+        skip = self._skips.get(id(font))
+        if skip is None:
+            skip = self._skips[id(font)] = sum(font.getmetrics())
+        return skip
+
+    def _font(self, ch: str, style: int) -> Any:
         if style & CODE and self.code is not None:
-            return float(self.code.getlength(ch)) + fake_bold
+            return self.code
         for chars, font in self.groups:
             if ch in chars:
-                return float(font.getlength(ch)) + fake_bold
-        bold = style & BOLD and not style & ITALIC
-        if self._regular is not None:
-            if bold and self._bold is not None:
-                return float(self._bold.getlength(ch))
-            return float(self._regular.getlength(ch)) + fake_bold
+                return font
+        if style & BOLD and not style & ITALIC and self._bold is not None:
+            return self._bold
+        return self._regular
+
+    def _measure(self, ch: str, style: int) -> float:
+        font = self._font(ch, style)
+        real_bold = font is not None and font is self._bold
+        fake_bold = float(self.size // 10) if style & BOLD and not real_bold else 0.0
+        if font is not None:
+            return float(font.getlength(ch)) + fake_bold
         table = _builtin_widths()
+        bold = bool(style & BOLD and not style & ITALIC)
         units = table["bold" if bold else "regular"].get(ch)
         if units is None:
             return float(self.size) + fake_bold

@@ -34,9 +34,9 @@ __all__ = [
     "Metrics",
     "Paginator",
     "Parsed",
+    "measure",
     "parse_markdown",
     "render",
-    "wrap_lines",
 ]
 
 ITALIC, BOLD, STRIKE, CODE = 1, 2, 4, 8
@@ -63,9 +63,13 @@ _md = MarkdownIt("zero", {"html": False}).enable(["emphasis", "strikethrough", "
 
 
 class Metrics(Protocol):
-    """The advance width in pixels of one character in one style (a bit set of `ITALIC`, `BOLD`, …)."""
+    """Pixel sizes of one character in one style (a bit set of `ITALIC`, `BOLD`, …) in the game's fonts."""
 
-    def advance(self, ch: str, style: int) -> float: ...
+    def advance(self, ch: str, style: int) -> float:
+        """The pen advance."""
+
+    def lineskip(self, ch: str, style: int) -> int:
+        """The height of a line holding it: the drawing font's ascent plus descent, whole pixels."""
 
 
 @attrs.frozen
@@ -165,13 +169,15 @@ def _ideographic(ch: str) -> bool:
     )
 
 
-def _tex_lines(words: Sequence[tuple[float, float]], width: float) -> int:
-    """How many lines Ren'Py's ``tex`` layout (renpy/text/texwrap.pyx) gives words ``(start_x, end_x)``."""
+def _tex_breaks(words: Sequence[tuple[float, float, int]], width: float) -> list[tuple[int, int]]:
+    """The lines ``(first word, end word)`` Ren'Py's ``tex`` layout (renpy/text/texwrap.pyx) makes of
+    words ``(start_x, end_x, lineskip)``: Knuth-Plass with its costs (100000 a line, the square of the
+    space left on every line but the last, 100000 a pixel for a single word wider than the line)."""
     count = len(words)
     if count == 0:
-        return 1
+        return []
     if words[-1][1] - words[0][0] <= width:
-        return 1
+        return [(0, count)]
     scores = [0.0] * (count + 1)
     splits = [0] * (count + 1)
     for j in range(1, count + 1):
@@ -189,47 +195,59 @@ def _tex_lines(words: Sequence[tuple[float, float]], width: float) -> int:
             if score < best:
                 best, split = score, i
         scores[j], splits[j] = best, split
-    lines, j = 0, count
+    lines, j = [], count
     while j > 0:
+        lines.append((splits[j], j))
         j = splits[j]
-        lines += 1
-    return lines
+    return lines[::-1]
 
 
-def wrap_lines(parsed: Parsed, start: int, end: int, width: float, metrics: Metrics) -> int:
-    """Lines that ``parsed.text[start:end]`` takes at ``width`` pixels (whitespace collapsed as Ren'Py does)."""
+def measure(parsed: Parsed, start: int, end: int, width: float, metrics: Metrics) -> list[int]:
+    """The line heights (font line skips) of ``parsed.text[start:end]`` wrapped at ``width`` pixels.
+
+    Whitespace runs count once, as Ren'Py collapses them; a newline starts a paragraph. A line is as
+    tall as the tallest font on it (Ren'Py's place_vertical)."""
     text = parsed.text
     styles = _style_array(parsed, start, end)
-    total = 0
-    words: list[tuple[float, float]] = []
-    x, word_start, prev = 0.0, -1.0, ""
+    heights: list[int] = []
+    words: list[tuple[float, float, int]] = []
+    x, word_start, skip, prev = 0.0, -1.0, 0, ""
+
+    def close_paragraph() -> None:
+        breaks = _tex_breaks(words, width)
+        if not breaks:
+            heights.append(metrics.lineskip(" ", 0))
+        heights.extend(max(w[2] for w in words[a:b]) for a, b in breaks)
+
     for offset in range(end - start):
         ch = text[start + offset]
         if ch == "\n":
             if word_start >= 0:
-                words.append((word_start, x))
-            total += _tex_lines(words, width)
+                words.append((word_start, x, skip))
+            close_paragraph()
             words, x, word_start, prev = [], 0.0, -1.0, ""
             continue
         if ch.isspace():
             if prev == " ":
                 continue  # Ren'Py collapses whitespace runs
             if word_start >= 0:
-                words.append((word_start, x))
+                words.append((word_start, x, skip))
                 word_start = -1.0
             x += metrics.advance(" ", styles[offset])
             prev = " "
             continue
         if word_start >= 0 and prev and _breakable(prev, ch) and not unicodedata.combining(ch):
-            words.append((word_start, x))
+            words.append((word_start, x, skip))
             word_start = -1.0
         if word_start < 0:
-            word_start = x
+            word_start, skip = x, 0
         x += metrics.advance(ch, styles[offset])
+        skip = max(skip, metrics.lineskip(ch, styles[offset]))
         prev = ch
     if word_start >= 0:
-        words.append((word_start, x))
-    return total + _tex_lines(words, width)
+        words.append((word_start, x, skip))
+    close_paragraph()
+    return heights
 
 
 def _style_array(parsed: Parsed, start: int, end: int) -> list[int]:
@@ -330,12 +348,16 @@ class Paginator:
         self.spec, self.metrics, self.code_font = spec, metrics, code_font
         self.width = spec.dialogue_width * self.FILL
         self.lines = spec.dialogue_lines
+        # Ren'Py adds the line spacing after every line; the page must end above the text box's bottom.
+        self.height = spec.textbox_height - spec.dialogue_ypos
         self._cache: dict[str, tuple[str, ...]] = {}
         self._plain: dict[str, float] = {}
 
     def _fits(self, parsed: Parsed, start: int, end: int) -> bool:
         start, end = _trim(parsed.text, start, end)
-        return wrap_lines(parsed, start, end, self.width, self.metrics) <= self.lines
+        heights = measure(parsed, start, end, self.width, self.metrics)
+        spacing = self.spec.line_spacing
+        return len(heights) <= self.lines and sum(heights) + spacing * len(heights) <= self.height
 
     def _short(self, text: str) -> bool:
         """Plain one-line text narrower than the box: the common case, decided without wrapping."""
