@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from typing import Any
 
-from comfyvn.errors import Unprocessable
+from comfyvn.errors import TooLarge, Unprocessable
 
 from .lorebook import parse_lorebook
 from .models import Asset, Card
@@ -35,7 +35,14 @@ __all__ = [
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_TEXT = 64 * 1024 * 1024  # decompressed text budget per card: far above any real card
-_MAX_MEMBER = 64 * 1024 * 1024  # CHARX member size accepted (zip-bomb guard)
+# CHARX (zip) limits. A zip states its members' sizes, but only inflating proves them, so members are
+# read as streams with a running count; a member that inflates far more than images and JSON do is a
+# zip bomb (zeros compress about 1000:1, images about 1:1, card JSON about 4:1).
+MAX_CHARX_MEMBER = 64 * 2**20
+MAX_CHARX_TOTAL = 128 * 2**20
+MAX_CHARX_ENTRIES = 4096
+MAX_CHARX_RATIO = 100
+_RATIO_FLOOR = 2**20  # small members may compress well without harm
 
 
 class NoCharacterData(Unprocessable):
@@ -216,18 +223,77 @@ def card_from_object(
     )
 
 
+def _charx_entries(data: bytes) -> int:
+    """The entry count from the zip's end record, read before `zipfile` builds an object per entry."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end < 0 or end + 12 > len(data):
+        return 0  # not a zip end record: zipfile says what is wrong
+    (count,) = struct.unpack("<H", data[end + 10 : end + 12])
+    return int(count)
+
+
+class _Budget:
+    """Bytes inflated so far across one CHARX, with the per-member and ratio checks."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def check_header(self, info: zipfile.ZipInfo) -> None:
+        if info.file_size > MAX_CHARX_MEMBER or self.total + info.file_size > MAX_CHARX_TOTAL:
+            raise TooLarge(
+                f"CHARX member {info.filename[:80]!r} is too large (members at most {MAX_CHARX_MEMBER // 2**20} MiB, "
+                f"{MAX_CHARX_TOTAL // 2**20} MiB in all)",
+                field="card",
+                code="charx_too_large",
+            )
+        self._ratio(info, info.file_size)
+
+    def _ratio(self, info: zipfile.ZipInfo, size: int) -> None:
+        if size > _RATIO_FLOOR and size > MAX_CHARX_RATIO * max(info.compress_size, 1):
+            raise Unprocessable(
+                f"CHARX member {info.filename[:80]!r} inflates more than {MAX_CHARX_RATIO}:1 (a zip bomb?)",
+                field="card",
+                code="charx_ratio",
+            )
+
+    def read(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+        self.check_header(info)
+        chunks: list[bytes] = []
+        size = 0
+        with archive.open(info) as stream:
+            while chunk := stream.read(1 << 16):
+                size += len(chunk)
+                if size > MAX_CHARX_MEMBER or self.total + size > MAX_CHARX_TOTAL:
+                    raise TooLarge(
+                        f"CHARX member {info.filename[:80]!r} inflates past its limit",
+                        field="card",
+                        code="charx_too_large",
+                    )
+                self._ratio(info, size)
+                chunks.append(chunk)
+        self.total += size
+        return b"".join(chunks)
+
+
 def _read_charx(data: bytes, filename: str) -> Card:
+    """A CHARX card: ``card.json`` plus ``assets/…`` members, within the limits above."""
+    if _charx_entries(data) > MAX_CHARX_ENTRIES:
+        raise TooLarge(f"CHARX has more than {MAX_CHARX_ENTRIES} entries", field="card", code="charx_too_large")
+    budget = _Budget()
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_CHARX_ENTRIES:
+                raise TooLarge(f"CHARX has more than {MAX_CHARX_ENTRIES} entries", field="card", code="charx_too_large")
             members: dict[str, bytes] = {}
             card_obj: Any = None
-            for info in zf.infolist():
-                if info.is_dir() or info.file_size > _MAX_MEMBER:
+            for info in infos:
+                if info.is_dir():
                     continue
                 if info.filename == "card.json":
-                    card_obj = json.loads(zf.read(info).decode("utf-8-sig"))
+                    card_obj = json.loads(budget.read(zf, info).decode("utf-8-sig"))
                 elif info.filename.startswith("assets/"):
-                    members[info.filename] = zf.read(info)
+                    members[info.filename] = budget.read(zf, info)
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,

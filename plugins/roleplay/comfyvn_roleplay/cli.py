@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from comfyvn.errors import Invalid
 
 from .importer import ImportResult
 from .serialize import options_from_payload
@@ -73,13 +74,21 @@ def _report(result: ImportResult, as_json: bool) -> None:
         click.echo(f"warning: {text}")
 
 
+def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
+    # An empty --out would be the working directory: refuse it rather than write there.
+    if not value.strip():
+        raise Invalid("--out must name a folder", field="out", code="invalid_out")
+    return Path(value)
+
+
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--out",
             "out",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=click.Path(file_okay=False),
             required=True,
+            callback=_out_folder,
             help="Project folder to write (project.json + scenes/).",
         ),
         click.option("--title", help="Project title (default: from the chat)."),

@@ -3,24 +3,37 @@
 Storage below the plugin's data folder (``kernel.paths.plugin_dir("roleplay")``):
 ``raw/`` uploads as received, ``processed/<import_id>/`` projects, ``processed/_index/`` where
 projects written elsewhere (CLI ``--out``) live, ``final/<import_id>/`` LLM-cleaned scenes.
+
+An import is written to a fresh staging folder beside its target and renamed into place only when it
+is complete, under a lock (a file lock, so the server and the CLI exclude each other too): a failed
+import leaves the earlier one and its corrections as they were, and identical imports running at once
+each finish, the last one's folder winning whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from comfyvn.errors import ComfyVNError, NotFound, Unprocessable, UpstreamError
+import attrs
+from comfyvn.errors import ComfyVNError, Conflict, Invalid, NotFound, OperationFailed, Unprocessable, UpstreamError
 from comfyvn.paths import atomic_write_text, safe_join
 from comfyvn_scenario import load_project, validate_project
 from comfyvn_scenario.project import dump_json
 
 from .cards import read_card
 from .convert import ImportOptions
-from .importer import ImportResult, import_chat, store_raw
+from .importer import REPORT_FILE, ImportResult, import_chat, store_raw
 from .lorebook import read_lorebook
 from .models import Card, Lorebook
 
@@ -68,6 +81,7 @@ class Storage:
         self.processed = self.root / "processed"
         self.final = self.root / "final"
         self.index = self.processed / "_index"
+        self.locks: Path = kernel.paths.plugin_dir("roleplay", "cache") / "locks"
 
     def project_dir(self, import_id: str) -> Path:
         """Where a project of ``import_id`` lives (its own folder, or the one the CLI wrote to)."""
@@ -85,6 +99,61 @@ class Storage:
                 self.index / f"{result.import_id}.json",
                 json.dumps({"project_dir": str(result.project_dir.resolve())}) + "\n",
             )
+
+
+@contextlib.contextmanager
+def project_lock(store: Storage, project_dir: Path) -> Iterator[None]:
+    """Hold the lock of one project folder (swapping an import in, writing a correction)."""
+    store.locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(project_dir.absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    fd = os.open(store.locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_target(target: Path) -> None:
+    """An import may replace a missing folder, an empty one, or an earlier import (it has its report)."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise Conflict("--out exists and is not a folder", field="out", code="out_not_a_folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / REPORT_FILE).is_file():
+        raise Conflict(
+            "--out is a folder with other files in it; give a new or empty folder, or an earlier import's",
+            field="out",
+            code="out_not_empty",
+        )
+    if target.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        raise Invalid("--out must not be the current folder or one above it", field="out", code="invalid_out")
+
+
+def _staging(parent: Path) -> Path:
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".comfyvn-import-", dir=parent))
+    except OSError as exc:
+        raise OperationFailed(
+            f"cannot create the project folder: {exc.strerror or exc}", field="out", code="out_unwritable"
+        ) from None
+
+
+def _swap_in(store: Storage, staged: Path, target: Path) -> None:
+    """Rename the finished ``staged`` folder to ``target``; the folder it replaces is removed afterwards."""
+    old: Path | None = None
+    with project_lock(store, target):
+        _check_target(target)
+        if target.exists():
+            old = target.with_name(f".{target.name}.replaced-{uuid.uuid4().hex[:12]}")
+            os.rename(target, old)
+        try:
+            os.rename(staged, target)
+        except OSError:
+            if old is not None:
+                os.rename(old, target)
+            raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def classifier(kernel: Any) -> Any:
@@ -124,24 +193,37 @@ def run_import(
     sprites_dir: Path | None = None,
     progress: Any = None,
 ) -> ImportResult:
-    """Store the raw upload, read cards and lorebook, import, and announce ``on_roleplay_imported``."""
+    """Store the raw upload, read cards and lorebook, import into a staging folder, swap it in (see the
+    module docstring), and announce ``on_roleplay_imported``. ``out_dir`` None means ``processed/``."""
     store = Storage(kernel)
+    if out_dir is not None:
+        out_dir = out_dir.absolute()
+        _check_target(out_dir)  # before the work, and again when swapping in
     raw = store_raw(store.raw, upload, filename)
     parsed_cards: list[Card] = [read_card(data, filename=name) for data, name in cards]
     book = read_lorebook(world, name="world") if isinstance(world, bytes) else world
-    result = import_chat(
-        raw,
-        out_dir,
-        processed_root=store.processed,
-        options=options,
-        fmt=fmt,
-        hint=hint,
-        cards=parsed_cards,
-        world=book,
-        sprites_dir=sprites_dir,
-        classify=classifier(kernel),
-        progress=progress,
-    )
+    staged = _staging(out_dir.parent if out_dir is not None else store.processed)
+    try:
+        result = import_chat(
+            raw,
+            staged,
+            processed_root=store.processed,
+            options=options,
+            fmt=fmt,
+            hint=hint,
+            cards=parsed_cards,
+            world=book,
+            sprites_dir=sprites_dir,
+            classify=classifier(kernel),
+            progress=progress,
+        )
+        target = out_dir if out_dir is not None else store.processed / result.import_id
+        result = attrs.evolve(result, project_dir=target)
+        atomic_write_text(staged / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+        _swap_in(store, staged, target)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     store.remember(result)
     kernel.events.emit(
         "on_roleplay_imported",
@@ -229,7 +311,8 @@ def apply_corrections(kernel: Any, scene_uid: str, scene: Any = None, nodes: Any
         raise Unprocessable(
             "corrected scene is not valid", field="scene", code="invalid_scene", details={"errors": errors}
         )
-    atomic_write_text(root / "scenes" / f"{current['id']}.json", dump_json(current))
+    with project_lock(Storage(kernel), root):  # not while a re-import swaps the folder
+        atomic_write_text(root / "scenes" / f"{current['id']}.json", dump_json(current))
     kernel.events.emit("on_roleplay_corrected", {"scene_uid": scene_uid, "nodes_changed": changed})
     return {"scene_uid": scene_uid, "nodes_changed": changed, "scene": current}
 
