@@ -12,14 +12,23 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
 
+NOTO_CJK = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+
+
 def _ensure_renpy(session: nox.Session) -> None:
-    """The exporter's tests run the real Ren'Py 8 engine (Debian's ``renpy`` package)."""
-    if shutil.which("renpy") or os.path.exists("/usr/games/renpy"):
+    """The exporter's tests run the real Ren'Py 8 engine (Debian's ``renpy`` package) and ship CJK text in
+    a subset of Debian's ``fonts-noto-cjk``; both are installed through apt when missing."""
+    missing = []
+    if not (shutil.which("renpy") or os.path.exists("/usr/games/renpy")):
+        missing.append("renpy")
+    if not os.path.exists(NOTO_CJK):
+        missing.append("fonts-noto-cjk")
+    if not missing:
         return
     if os.geteuid() != 0:
-        session.error("Ren'Py is not installed: run `sudo apt-get install -y renpy` first")
+        session.error(f"missing Debian packages: run `sudo apt-get install -y {' '.join(missing)}` first")
     session.run("apt-get", "update", "-qq", external=True)
-    session.run("apt-get", "install", "-y", "-qq", "renpy", external=True)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True)
 
 
 @nox.session(python="3.11")
