@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from comfyvn.wire import parse_request, read_json
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -52,7 +53,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           400: {description: invalid input; error.field names the field}
         """
         req = parse_request(await read_json(request), ResolveRequest)
-        return JSONResponse(service.resolve_battle(kernel, req))
+        return JSONResponse(await run_in_threadpool(service.resolve_battle, kernel, req))
 
     async def sim(request: Request) -> JSONResponse:
         """Let the v0 formula decide the battle (feature flag enable_battle_sim).
@@ -85,7 +86,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           403: {description: enable_battle_sim is off}
         """
         req = parse_request(await read_json(request), SimRequest)
-        return JSONResponse(service.simulate_battle(kernel, req))
+        return JSONResponse(await run_in_threadpool(service.simulate_battle, kernel, req))
 
     async def plan(request: Request) -> JSONResponse:
         """The setup → engagement → resolution timeline of a battle beat (feature flag enable_battle).
