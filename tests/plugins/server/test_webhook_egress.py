@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import socket
+import ssl
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,7 +18,11 @@ from comfyvn import Kernel
 from comfyvn.errors import ComfyVNError, Invalid
 from comfyvn_server import ServerSettings, create_app
 from comfyvn_server import webhooks as webhooks_module
-from comfyvn_server.egress import EgressPolicy, is_public, parse_webhook_url, system_resolver
+from comfyvn_server.egress import EgressPolicy, is_public, parse_webhook_url, pinned, system_resolver
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -343,3 +350,50 @@ def test_damaged_stored_registrations_are_skipped_and_the_rest_deliver(kernel: K
         client.post("/api/modder/hooks/test", json={"message": "after restart"})
         wait_for(lambda: any(b"after restart" in r["body"] for r in receiver.requests))
         assert client.get("/api/modder/hooks").status_code == 200
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[str, str]:
+    """A certificate for ``name`` (its own CA) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_a_pinned_https_request_still_verifies_the_certificate_for_the_name(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path, "hooks.test")
+    with Receiver() as server:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+        port = server.server.server_address[1]
+        trust = ssl.create_default_context(cafile=cert)
+
+        async def post(name: str) -> int:
+            url = parse_webhook_url(f"https://{name}:{port}/hook")
+            target, host, extensions = pinned(url, ipaddress.ip_address("127.0.0.1"))
+            async with httpx.AsyncClient(verify=trust, timeout=5) as client:
+                response = await client.post(target, content=b"{}", headers=host, extensions=extensions)
+                return response.status_code
+
+        assert anyio.run(post, "hooks.test") == 200
+        assert server.requests[0]["headers"]["Host"] == f"hooks.test:{port}"
+        with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+            anyio.run(post, "other.test")  # a certificate for another name is still refused
