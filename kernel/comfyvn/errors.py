@@ -41,8 +41,9 @@ class ComfyVNError(Exception):
 
 
 def clip(text: str, limit: int = 80) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut (for quoting input in messages)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut), lone surrogates escaped: safe to quote."""
+    safe = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(text) <= limit and len(safe) <= limit else safe[: limit - 1] + "…"
 
 
 class Invalid(ComfyVNError):

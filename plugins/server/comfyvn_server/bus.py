@@ -17,6 +17,7 @@ import attrs
 import structlog
 from comfyvn.errors import ComfyVNError, Invalid, TooLarge
 from comfyvn.events import Envelope, EventBus
+from comfyvn.wire import read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -69,7 +70,7 @@ def event_names(raw: str | None, bus: EventBus, field: str = "events") -> list[s
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object (bad JSON -> 400 via the error handlers; non-object -> 400)."""
-    body = await request.json()
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ComfyVNError(
             f"the request body must be a JSON object, got {type(body).__name__}", field="body", code="invalid_body"
