@@ -20,8 +20,9 @@ from comfyvn.errors import ComfyVNError
 
 from .cast import Cast
 from .dates import to_comparable
-from .models import Kind, Message, SceneBreak
-from .textproc import guess_expression, resolve_macros, split_actions, split_ooc, tidy
+from .markup import plain_text, render
+from .models import Kind, Message, ParseIssue, SceneBreak
+from .textproc import guess_expression, resolve_macros, split_ooc, tidy
 
 __all__ = ["DETAIL_LEVELS", "Detail", "ImportOptions", "SceneBuilder", "background_path"]
 
@@ -135,6 +136,7 @@ class SceneBuilder:
         main_character: str = "",
         background: str | None = None,
         classify: Classifier | None = None,
+        narrator_name: str | None = None,
     ) -> None:
         self.options = options
         self.detail = options.detail
@@ -150,8 +152,16 @@ class SceneBuilder:
             "system": 0,
             "empty": 0,
             "ooc_dropped": 0,
+            "ooc_messages": 0,
             "swipe_choices": 0,
+            "narrator_messages": 0,
         }
+        # Speakers whose messages are narration, not a character (sillytavern.md: narrator_name).
+        self.narrator_names = {"narrator", "system"} | ({narrator_name.strip().lower()} if narrator_name else set())
+        #: out-of-character asides kept out of the story: ``{line, message, speaker, text}``.
+        self.ooc: list[dict[str, Any]] = []
+        #: warnings about text dropped on the way (HTML-like tags, macros that cannot be evaluated).
+        self.issues: list[ParseIssue] = []
         self._scene_count = 0
         self._scene: _Scene | None = None
         self._held: _Scene | None = None
@@ -194,6 +204,17 @@ class SceneBuilder:
         scene.first_line = scene.first_line or line
         scene.last_line = line
 
+    def _place(self, nodes: list[dict[str, Any]], line: int) -> Iterator[dict[str, Any]]:
+        """Append a chain of nodes, continuing in a new scene wherever the node cap would be passed."""
+        cap = self.detail.max_scene_nodes
+        for start in range(0, len(nodes), cap):
+            chunk = nodes[start : start + cap]
+            scene = self._scene
+            assert scene is not None
+            if scene.nodes and len(scene.nodes) + len(chunk) > cap:
+                self._new_scene("max_length")
+            yield from self._append(chunk, line)
+
     def _render(self, scene: _Scene) -> dict[str, Any]:
         self.stats["scenes"] += 1
         self.stats["nodes"] += len(scene.nodes)
@@ -215,33 +236,63 @@ class SceneBuilder:
     # -- messages ----------------------------------------------------------------------------
     def _text_of(self, message: Message, speaker: str | None) -> str:
         text = message.display_text if self.options.use_display_text and message.display_text else message.text
-        char = self.cast.characters[speaker]["name"] if speaker and message.kind is Kind.CHARACTER else None
-        return resolve_macros(text, self.cast.user_name, char or self.main_character or "")
+        return self._macros(text, speaker, message)
 
-    def _nodes_for_text(self, text: str, speaker: str | None, message: Message) -> list[dict[str, Any]]:
+    def _macros(self, text: str, speaker: str | None, message: Message) -> str:
+        char = self.cast.characters[speaker]["name"] if speaker and message.kind is Kind.CHARACTER else None
+        unknown: list[str] = []
+        text = resolve_macros(text, self.cast.user_name, char or self.main_character or "", unknown=unknown)
+        if unknown:
+            names = ", ".join(sorted({"{{" + u + "}}" for u in unknown}))
+            self.issues.append(ParseIssue(message.line, f"removed macros that cannot be evaluated: {names}", "warning"))
+        return text
+
+    def _keep_ooc(self, message: Message, asides: Sequence[str]) -> None:
+        for aside in asides:
+            self.ooc.append({"line": message.line, "message": message.index, "speaker": message.name, "text": aside})
+        self.stats["ooc_dropped"] += len(asides)
+
+    def _without_ooc(self, text: str) -> tuple[str, list[str]]:
+        return split_ooc(text) if self.options.ooc == "drop" else (text, [])
+
+    def _nodes_for_text(
+        self, text: str, speaker: str | None, message: Message, asides: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
         base_data: dict[str, Any] = {"line": message.line, "message": message.index}
         if message.hidden:
             base_data["hidden"] = True
+        if asides:
+            base_data["ooc"] = list(asides)
+        rendered = render(text, split_actions=self.detail.actions_as_narration)
+        if rendered.dropped_tags:
+            tags = ", ".join(rendered.dropped_tags[:8])
+            self.issues.append(ParseIssue(message.line, f"dropped HTML-like tags: {tags}", "warning"))
+        parts: list[tuple[str, str]] = []
+        last_block = -1
+        for seg in rendered.segments:
+            if (
+                parts
+                and seg.kind == "speech"
+                and parts[-1][0] == "speech"
+                and not (self.detail.split_paragraphs and seg.block != last_block)
+            ):
+                joiner = "\n\n" if seg.block != last_block else " "
+                parts[-1] = ("speech", parts[-1][1] + joiner + seg.text)
+            else:
+                parts.append((seg.kind, seg.text))
+            last_block = seg.block
         nodes: list[dict[str, Any]] = []
-        if self.options.ooc == "drop":
-            text, ooc = split_ooc(text)
-            if ooc:
-                base_data["ooc"] = ooc
-                self.stats["ooc_dropped"] += len(ooc)
-        paragraphs = [p for p in re.split(r"\n\s*\n", text)] if self.detail.split_paragraphs else [text]
-        for paragraph in paragraphs:
-            parts = split_actions(paragraph) if self.detail.actions_as_narration else [("speech", paragraph)]
-            for kind, part in parts:
-                clean = tidy(part, unquote=self.detail.unquote and kind == "speech")
-                if not clean:
-                    continue
-                # "id" first so the written JSON reads top-down; _append fills it in.
-                if speaker is None or kind == "action":
-                    node: dict[str, Any] = {"id": "", "type": "narration", "text": clean}
-                else:
-                    node = {"id": "", "type": "dialogue", "speaker": speaker, "text": clean}
-                node["data"] = dict(base_data)
-                nodes.append(node)
+        for kind, part in parts:
+            clean = tidy(part, unquote=self.detail.unquote and kind == "speech")
+            if not clean:
+                continue
+            # "id" first so the written JSON reads top-down; _append fills it in.
+            if speaker is None or kind == "action":
+                node: dict[str, Any] = {"id": "", "type": "narration", "text": clean}
+            else:
+                node = {"id": "", "type": "dialogue", "speaker": speaker, "text": clean}
+            node["data"] = dict(base_data)
+            nodes.append(node)
         self._stage(nodes, speaker, text)
         return nodes
 
@@ -302,6 +353,15 @@ class SceneBuilder:
         if _BREAK_TEXT.match(message.text):
             self._break = "break"
             return
+        if message.kind is Kind.CHARACTER and message.name.strip().lower() in self.narrator_names:
+            # "Narrator"/"System" (or the chat's narrator_name) tells the story; it is no character.
+            self.stats["narrator_messages"] += 1
+            message = attrs.evolve(message, kind=Kind.NARRATOR)
+        if self.options.ooc == "drop" and message.extra.get("ooc") is True:
+            # A message flagged out-of-character as a whole (Agnaistic's `ooc`).
+            self._keep_ooc(message, [message.text.strip()] if message.text.strip() else [])
+            self.stats["ooc_messages"] += 1
+            return
         speaker = self.cast.speaker(message)
         swipes = [s for s in message.swipes if s.strip()]
         if self.options.swipes_as_choices and len(set(swipes)) >= 2:
@@ -310,22 +370,34 @@ class SceneBuilder:
                 groups = None
         else:
             groups = None
-        nodes = self._nodes_for_text(self._text_of(message, speaker), speaker, message) if groups is None else []
-        if groups is None and not nodes:
-            if not message.image:
-                self.stats["empty"] += 1
-                return
-            nodes = [
-                {"id": "", "type": "narration", "text": "", "data": {"line": message.line, "message": message.index}}
-            ]
+        if groups is not None and 1 + sum(len(g[1]) for g in groups) > self.detail.max_scene_nodes:
+            self.issues.append(
+                ParseIssue(message.line, "swipes too long for one scene; kept the chosen swipe only", "warning")
+            )
+            groups = None
+        nodes: list[dict[str, Any]] = []
+        if groups is None:
+            text, asides = self._without_ooc(self._text_of(message, speaker))
+            self._keep_ooc(message, asides)
+            nodes = self._nodes_for_text(text, speaker, message, asides)
+            if not nodes:
+                if not message.image:
+                    self.stats["ooc_messages" if asides else "empty"] += 1
+                    return
+                data = {"line": message.line, "message": message.index}
+                nodes = [{"id": "", "type": "narration", "text": "", "data": data}]
         if message.image:
             nodes[0].setdefault("data", {})["image"] = message.image
         reason = self._segment(message)
         if reason is not None:
             self._new_scene(reason)
         if groups is None:
-            yield from self._append(nodes, message.line)
+            yield from self._place(nodes, message.line)
         else:
+            scene = self._scene
+            assert scene is not None
+            if scene.nodes and len(scene.nodes) + 1 + sum(len(g[1]) for g in groups) > self.detail.max_scene_nodes:
+                self._new_scene("max_length")
             yield from self._append_swipes(groups, message)
 
     def _swipe_groups(self, message: Message, speaker: str | None) -> list[tuple[int, list[dict[str, Any]], str]]:
@@ -335,9 +407,8 @@ class SceneBuilder:
             if not swipe.strip() or swipe in seen:
                 continue
             seen.add(swipe)
-            char = self.cast.characters.get(speaker or "", {}).get("name", self.main_character)
-            text = resolve_macros(swipe, self.cast.user_name, char or "")
-            nodes = self._nodes_for_text(text, speaker, message)
+            text, asides = self._without_ooc(self._macros(swipe, speaker, message))
+            nodes = self._nodes_for_text(text, speaker, message, asides)
             if nodes:
                 groups.append((i, nodes, text))
         return groups
@@ -359,13 +430,13 @@ class SceneBuilder:
         assert scene is not None
         tails: list[dict[str, Any]] = []
         menu["choices"] = []
-        for i, nodes, source in groups:
+        for i, nodes, _source in groups:
             for node in nodes:
                 node["id"] = f"n{len(scene.nodes) + 1:04d}"
                 scene.nodes.append(node)
             for a, b in pairwise(nodes):
                 a["choices"] = [{"target": b["id"]}]
-            label = " ".join(source.replace("*", "").split())
+            label = " ".join(plain_text("\n".join(n["text"] for n in nodes)).split())
             menu["choices"].append(
                 {
                     "id": f"swipe{i}",

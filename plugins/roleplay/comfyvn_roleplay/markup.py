@@ -1,0 +1,434 @@
+"""SillyTavern message markup → story text: block Markdown flattened, actions cut out, tags dropped.
+
+A chat message is Markdown with a roleplay convention on top: ``*an action*`` outside quotes is
+narration, while ``*emphasis*`` inside a spoken sentence is just italics. SillyTavern renders the
+message as HTML, so writers also use tags (``<b>``, ``<br>``, or extension placeholders such as
+``<StatusPlaceHolderImpl/>``).
+
+:func:`render` parses a message with markdown-it (raw HTML disabled) and walks the tokens. It
+returns :class:`Segment` s — runs of speech or action per block — whose text is *story text*: the
+inline Markdown subset a node's ``text`` may hold (``*italic*``, ``**bold**``, ``~~strike~~``,
+```code```; everything else literal, with CommonMark backslash escapes where a literal character
+would otherwise read as markup). :func:`story_parser` is the parser configuration that reads story
+text back; :func:`plain_text` strips it to plain characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import attrs
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+__all__ = ["Rendered", "Segment", "escape", "plain_text", "render", "story_parser"]
+
+# Block rules we keep: paragraphs, quotes, lists, headings, fences, rules. Indented code is off:
+# chat text is often indented prose, never code. Links and reference definitions are off: square
+# brackets in roleplay are stage directions or OOC, and a definition line would vanish silently.
+_DISABLED = ["link", "image", "autolink", "reference", "code", "html_inline", "html_block", "linkify"]
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable("strikethrough")
+    md.disable([r for r in _DISABLED if r in _rule_names(md)])
+    # Keep escapes and entities as their own tokens: a literal "\*" must not look like an action.
+    md.disable("text_join")
+    return md
+
+
+def _rule_names(md: MarkdownIt) -> set[str]:
+    rules = md.get_all_rules()
+    return {name for chain in rules.values() for name in chain}
+
+
+_MD = _parser()
+
+
+def story_parser() -> MarkdownIt:
+    """The markdown-it configuration that reads a node's story text (inline rules only are used)."""
+    md = _parser()
+    md.enable("text_join")
+    return md
+
+
+_STORY = story_parser()
+
+ITALIC, BOLD, STRIKE = "em", "strong", "s"
+_ORDER = (STRIKE, BOLD, ITALIC)  # outermost first, so markers always nest the same way
+_MARK = {ITALIC: "*", BOLD: "**", STRIKE: "~~"}
+
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_:.-]*)((?:\s[^<>]*?)?)\s*(/?)>")
+_COMMENT_OR_RAW = re.compile(r"<!--.*?(?:-->|$)|<(style|script)\b[^>]*>.*?(?:</\1\s*>|$)", re.DOTALL | re.IGNORECASE)
+_TAG_STYLE = {"b": BOLD, "strong": BOLD, "i": ITALIC, "em": ITALIC, "s": STRIKE, "strike": STRIKE, "del": STRIKE}
+# Unicode noncharacters never occur in interchange text; strip them so nothing can collide.
+_NONCHARS = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
+_OPEN_QUOTES = {"“": "”", "«": "»", "「": "」", "『": "』", "„": "“"}
+_CLOSE_QUOTES = {v: k for k, v in _OPEN_QUOTES.items() if k != "„"}
+_QUOTE_CHAR = re.compile('["“”«»「」『』„]')
+_ENTITY_LIKE = re.compile(r"&(?=#\d+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)")
+
+
+@attrs.frozen
+class Segment:
+    """A run of one block: ``speech`` (or the whole text when actions are not split) or ``action``."""
+
+    kind: str
+    text: str
+    block: int
+
+
+@attrs.frozen
+class Rendered:
+    """A rendered message: its segments in order, and what was dropped on the way."""
+
+    segments: tuple[Segment, ...]
+    dropped_tags: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """All segments as one story text (blocks separated by a blank line)."""
+        out: list[str] = []
+        last = None
+        for seg in self.segments:
+            if out:
+                out.append("\n\n" if seg.block != last else " ")
+            out.append(seg.text)
+            last = seg.block
+        return "".join(out)
+
+
+def escape(text: str) -> str:
+    """Backslash-escape the characters that story text would otherwise read as markup."""
+    if not any(c in text for c in "\\*_~`&"):
+        return text
+    out: list[str] = []
+    n = len(text)
+    for i, c in enumerate(text):
+        if c in "\\*`":
+            out.append("\\" + c)
+        elif c == "_":
+            # Intraword underscores (snake_case) are never emphasis; escape only at word edges.
+            inner = 0 < i < n - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+            out.append(c if inner else "\\_")
+        elif c == "~":
+            paired = (i > 0 and text[i - 1] == "~") or (i < n - 1 and text[i + 1] == "~")
+            out.append("\\~" if paired else c)
+        elif c == "&" and _ENTITY_LIKE.match(text, i):
+            out.append("\\&")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _code(content: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", content)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if content.startswith("`") or content.endswith("`") or not content.strip() else ""
+    return f"{fence}{pad}{content}{pad}{fence}"
+
+
+@attrs.define
+class _Run:
+    text: str  # already in story syntax (escaped literal, or a code span)
+    styles: tuple[str, ...]
+    action: bool
+    block: int
+    literal: str  # the plain characters, for whitespace handling
+
+
+def _serialize(runs: Sequence[_Run]) -> str:
+    """Runs → story text with canonical markers; whitespace is kept outside the markers."""
+    if len(runs) == 1 and not runs[0].styles:
+        return runs[0].text
+    out: list[str] = []
+    open_styles: list[str] = []
+    for run in runs:
+        wanted = [s for s in _ORDER if s in run.styles]
+        body = run.text
+        lead = body[: len(body) - len(body.lstrip())]
+        trail = body[len(body.rstrip()) :] if body.strip() else ""
+        core = body.strip()
+        if not core:
+            # Markers never enclose bare whitespace: close what is open, reopen after.
+            out.extend(_MARK[s] for s in reversed(open_styles))
+            open_styles.clear()
+            out.append(body)
+            continue
+        keep = 0
+        while keep < min(len(open_styles), len(wanted)) and open_styles[keep] == wanted[keep]:
+            keep += 1
+        closing = open_styles[keep:]
+        if closing:
+            out.extend(_MARK[s] for s in reversed(closing))
+            del open_styles[keep:]
+        out.append(lead)
+        for style in wanted[keep:]:
+            out.append(_MARK[style])
+            open_styles.append(style)
+        out.append(core)
+        if trail:
+            out.extend(_MARK[s] for s in reversed(open_styles))
+            open_styles.clear()
+            out.append(trail)
+    out.extend(_MARK[s] for s in reversed(open_styles))
+    return "".join(out)
+
+
+class _Walker:
+    """Turns markdown-it tokens into runs; one instance per message."""
+
+    def __init__(self, split_actions: bool) -> None:
+        self.split_actions = split_actions
+        self.runs: list[_Run] = []
+        self.block = 0
+        self.styles: list[str] = []
+        self.tag_styles: list[str] = []
+        self.quote: list[str] = []  # open quote characters, innermost last
+        self.action_depth = 0  # the em nesting level that opened the current action (0: none)
+        self.em_depth = 0
+        self.em_action: list[bool] = []
+        self.dropped: dict[str, None] = {}
+
+    # -- output ------------------------------------------------------------------------------
+    def emit(self, story: str, literal: str) -> None:
+        if not literal:
+            return
+        styles = tuple(dict.fromkeys([*self.styles, *self.tag_styles]))
+        action = self.action_depth != 0
+        if self.runs:
+            last = self.runs[-1]
+            if last.styles == styles and last.action == action and last.block == self.block:
+                last.text += story
+                last.literal += literal
+                return
+        self.runs.append(_Run(story, styles, action, self.block, literal))
+
+    def newline(self) -> None:
+        self.emit("\n", "\n")
+
+    def end_block(self) -> None:
+        self.block += 1
+        self.quote.clear()
+        self.tag_styles.clear()
+        self.action_depth = 0
+
+    # -- inline ------------------------------------------------------------------------------
+    def _quotes(self, text: str) -> None:
+        if self.action_depth:
+            return
+        for m in _QUOTE_CHAR.finditer(text):
+            c = m.group(0)
+            if c == '"':
+                if self.quote and self.quote[-1] == '"':
+                    self.quote.pop()
+                else:
+                    self.quote.append('"')
+            elif c in _OPEN_QUOTES:
+                self.quote.append(c)
+            elif c in _CLOSE_QUOTES and self.quote and self.quote[-1] == _CLOSE_QUOTES[c]:
+                self.quote.pop()
+
+    def _text(self, text: str) -> None:
+        pos = 0
+        for m in _TAG.finditer(text):
+            self._plain(text[pos : m.start()])
+            self._tag(m.group(1) == "/", m.group(2), m.group(0))
+            pos = m.end()
+        self._plain(text[pos:])
+
+    def _plain(self, text: str) -> None:
+        if not text:
+            return
+        if not (self.split_actions and "*" in text):
+            self._speech(text)
+            return
+        # An asterisk markdown-it could not pair: "*walks away." opens an action the writer never
+        # closed (it runs to the end of the block); other stray asterisks stay literal.
+        parts = re.split(r"(\*+)", text)
+        for i, part in enumerate(parts):
+            if i % 2 == 0:
+                self._speech(part)
+                continue
+            after = parts[i + 1][:1] if i + 1 < len(parts) else ""
+            before = self._last_char()
+            opener = part == "*" and (not before or before.isspace()) and after and not after.isspace()
+            if opener and not self.quote and not self.action_depth:
+                self.action_depth = -1
+                continue
+            self.emit(escape(part), part)
+
+    def _speech(self, text: str) -> None:
+        if self.action_depth == -1:
+            # An unclosed action stops where speech starts.
+            m = re.search(r'["“«「『„]', text)
+            if m is None:
+                self.emit(escape(text), text)
+                return
+            self.emit(escape(text[: m.start()]), text[: m.start()])
+            self.action_depth = 0
+            text = text[m.start() :]
+        self._quotes(text)
+        self.emit(escape(text), text)
+
+    def _last_char(self) -> str:
+        if self.runs and self.runs[-1].block == self.block:
+            return self.runs[-1].literal[-1:]
+        return ""
+
+    def _tag(self, closing: bool, name: str, raw: str) -> None:
+        lname = name.lower()
+        if lname == "br":
+            self.newline()
+            return
+        style = _TAG_STYLE.get(lname)
+        if style is None:
+            self.dropped.setdefault(raw if len(raw) <= 40 else f"<{'/' if closing else ''}{name}>", None)
+            return
+        if closing:
+            if style in self.tag_styles:
+                self.tag_styles.remove(style)
+        else:
+            self.tag_styles.append(style)
+
+    def inline(self, children: Iterable[Token]) -> None:
+        for tok in children:
+            kind = tok.type
+            if kind == "text":
+                self._text(tok.content)
+            elif kind == "text_special":
+                # An escape (\*) or an entity (&amp;): literal, never markup, never a quote toggle.
+                self.emit(escape(tok.content), tok.content)
+            elif kind in ("softbreak", "hardbreak"):
+                self.newline()
+            elif kind == "code_inline":
+                self.emit(_code(tok.content), tok.content)
+            elif kind == "em_open":
+                self.em_depth += 1
+                starts_action = self.split_actions and tok.markup == "*" and not self.quote and not self.action_depth
+                self.em_action.append(starts_action)
+                if starts_action:
+                    self.action_depth = self.em_depth
+                else:
+                    self.styles.append(ITALIC)
+            elif kind == "em_close":
+                self.em_depth -= 1
+                if self.em_action and self.em_action.pop():
+                    self.action_depth = 0
+                elif ITALIC in self.styles:
+                    self.styles.reverse()
+                    self.styles.remove(ITALIC)
+                    self.styles.reverse()
+            elif kind == "strong_open":
+                self.styles.append(BOLD)
+            elif kind == "strong_close" and BOLD in self.styles:
+                self.styles.reverse()
+                self.styles.remove(BOLD)
+                self.styles.reverse()
+            elif kind == "s_open":
+                self.styles.append(STRIKE)
+            elif kind == "s_close" and STRIKE in self.styles:
+                self.styles.reverse()
+                self.styles.remove(STRIKE)
+                self.styles.reverse()
+
+    # -- blocks ------------------------------------------------------------------------------
+    def blocks(self, tokens: Sequence[Token]) -> None:
+        in_list = 0
+        for tok in tokens:
+            kind = tok.type
+            if kind == "inline":
+                self.inline(tok.children or ())
+            elif kind in ("paragraph_close", "heading_close"):
+                if in_list:
+                    self.newline()
+                else:
+                    self.end_block()
+            elif kind in ("bullet_list_open", "ordered_list_open"):
+                in_list += 1
+            elif kind in ("bullet_list_close", "ordered_list_close"):
+                in_list -= 1
+                if not in_list:
+                    self.end_block()
+            elif kind == "list_item_open" and tok.info:
+                self.emit(escape(f"{tok.info}{tok.markup} "), f"{tok.info}{tok.markup} ")
+            elif kind == "fence":
+                content = tok.content.rstrip("\n")
+                self.emit(escape(content), content)
+                self.end_block()
+            elif kind == "hr":
+                self.end_block()
+
+
+# A line that may open a block construct (quote, heading, fence, list item, rule, setext underline).
+# Text without one is plain paragraphs, which the block parser would only split at blank lines.
+_BLOCK_START = re.compile(r"^[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)", re.MULTILINE)
+_INLINE_SPECIAL = re.compile(r"[\\`*_~&<\n]")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def _tokens(text: str) -> list[Token]:
+    """markdown-it's tokens for ``text``; plain paragraphs skip the block parser (same tokens)."""
+    if _BLOCK_START.search(text):
+        return _MD.parse(text)
+    tokens: list[Token] = []
+    for para in _BLANK_LINE.split(text):
+        content = para.strip()
+        if not content:
+            continue
+        if _INLINE_SPECIAL.search(content):
+            children: list[Token] = []
+            _MD.inline.parse(content, _MD, {}, children)
+        else:
+            children = [Token("text", "", 0, content=content)]
+        tokens.append(Token("paragraph_open", "p", 1))
+        tokens.append(Token("inline", "", 0, content=content, children=children))
+        tokens.append(Token("paragraph_close", "p", -1))
+    return tokens
+
+
+def render(text: str, *, split_actions: bool = True) -> Rendered:
+    """Render one message to story-text segments (see the module docstring)."""
+    text = _NONCHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if "<" in text:
+        text = _COMMENT_OR_RAW.sub("", text)
+    walker = _Walker(split_actions)
+    walker.blocks(_tokens(text))
+    segments: list[Segment] = []
+    group: list[_Run] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        story = _tidy(_serialize(group))
+        if story:
+            segments.append(Segment("action" if group[0].action else "speech", story, group[0].block))
+        group.clear()
+
+    for run in walker.runs:
+        if group and (run.action != group[0].action or run.block != group[0].block):
+            flush()
+        group.append(run)
+    flush()
+    return Rendered(tuple(segments), tuple(walker.dropped))
+
+
+def _tidy(text: str) -> str:
+    if "\n" not in text:
+        return text.strip()
+    lines = [line.strip() for line in text.split("\n")]
+    out = "\n".join(lines).strip()
+    return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def plain_text(story: str) -> str:
+    """The characters a reader sees in story text (markers and escapes removed)."""
+    parts: list[str] = []
+    for tok in _STORY.parseInline(story):
+        for child in tok.children or ():
+            if child.type in ("text", "code_inline", "text_special"):
+                parts.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                parts.append("\n")
+    return "".join(parts)
