@@ -74,7 +74,7 @@ def app_for(kernel: Kernel) -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
-def _register(client: TestClient, url: str, **extra: Any) -> httpx.Response:
+def _register(client: TestClient, url: str, **extra: Any) -> Any:
     return client.post("/api/modder/hooks/webhooks", json={"url": url, "events": ["on_probe"], **extra})
 
 
@@ -270,7 +270,11 @@ def test_delivery_rechecks_the_address_and_never_connects_to_a_refused_one(
     first = _register(client, f"http://rebind.test:{listening_port}/hook").json()
     second = _register(client, f"http://rebind2.test:{dead_port}/hook").json()
     client.post("/api/probe/burst", json={"n": 1})
-    statuses = [wait_for(lambda h=h: (s := _status(client, h["id"]))["failed"] == 1 and s) for h in (first, second)]
+
+    def failed_once(hook_id: str) -> Any:
+        return wait_for(lambda: (s := _status(client, hook_id))["failed"] == 1 and s)
+
+    statuses = [failed_once(first["id"]), failed_once(second["id"])]
     assert receiver.requests == []
     for status in statuses:
         assert status["attempts"] == 1 and status["last_status"] is None and status["state"] == "failing"
