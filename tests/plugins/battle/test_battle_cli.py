@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from comfyvn import Kernel
 from comfyvn.cli import make_cli
@@ -60,3 +61,18 @@ def test_sim_respects_the_flag(battle_kernel: Callable[..., Kernel]) -> None:
     kernel = battle_kernel(env={"COMFYVN_FEATURE_ENABLE_BATTLE_SIM": "off"})
     code, _, err = run(kernel, "battle", "sim", "--contender", "a=1")
     assert code == 2 and "enable_battle_sim" in err
+
+
+@pytest.mark.parametrize(
+    ("stats", "field"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "stats"),
+        ('{"hero": ' + "9" * 5000 + "}", "stats.hero"),
+        ('{"hero": NaN, "rival": 1}', "stats.hero"),
+        ('{"hero": 1, "\\ud800": 2}', "stats.\\ud800"),
+    ],
+)
+def test_hostile_stats_are_one_line_and_exit_2(battle_kernel: Callable[..., Kernel], stats: str, field: str) -> None:
+    code, out, err = run(battle_kernel(), "battle", "sim", "--stats", stats)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.endswith(f"(field: {field})\n") and err.count("\n") == 1
