@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import cattrs
 from cattrs.v import format_exception
 
 from .errors import ComfyVNError, Invalid
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "converter", "dumps", "loads", "parse_request", "read_json"]
+__all__ = ["converter", "dumps", "loads", "parse_request", "read_json", "validation_error"]
 
 T = TypeVar("T")
 MAX_DEPTH, MAX_INT_DIGITS = 64, 40
@@ -28,13 +28,8 @@ _AT = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$", re.DOTALL)
 _EXTRA = re.compile(r"extra fields found \((?P<names>[^)]*)\)")
 
 
-class _Refused:
-    """Stands in for a number the policy refuses, so the walk can say where it was."""
-
-    __slots__ = ("why",)
-
-    def __init__(self, why: str) -> None:
-        self.why = why
+class _Refused(str):
+    """A number the policy refuses, left where it stood (its text says why) so the walk can say where."""
 
 
 def _int(text: str) -> Any:
@@ -85,7 +80,7 @@ def _problem(value: Any, strings: bool, link: Any = None, depth: int = 1) -> tup
     """The first refusal in document order as ``(path link, why)``; recursion stops past `MAX_DEPTH`."""
     kind = type(value)
     if kind is _Refused:
-        return link, value.why
+        return link, str(value)
     if kind is str and strings and _SURROGATE.search(value):
         return link, "not valid Unicode (a lone surrogate)"
     if kind is dict or kind is list:
@@ -141,11 +136,7 @@ def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> 
     return text
 
 
-class _Body(Protocol):
-    async def body(self) -> bytes: ...
-
-
-async def read_json(request: _Body, *, default: Any = None) -> Any:
+async def read_json(request: Any, *, default: Any = None) -> Any:
     """The request body decoded by `loads`; an empty body gives ``default`` when one is given."""
     data = await request.body()
     if not data and default is not None:
