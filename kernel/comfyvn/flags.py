@@ -2,10 +2,13 @@
 
 Resolution: ``COMFYVN_FEATURE_<NAME>=0|1`` (or a legacy alias's), then the file (name, else alias), then
 the default. Undeclared names in the file are kept on every write and reported by `FeatureFlags.unknown`.
+Writes hold a file lock (on the config folder), so the CLI and a running server never lose each other's
+changes; reads notice when the file changed and refresh, so a server sees a CLI change.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,6 +22,7 @@ import structlog
 
 from .errors import ComfyVNError, FeatureDisabled, NotFound
 from .paths import atomic_write_json
+from .wire import loads
 
 __all__ = ["FeatureFlags", "FlagRegistrar", "FlagSpec", "FlagState", "parse_bool"]
 
@@ -110,6 +114,7 @@ class FeatureFlags:
         self._document: dict[str, Any] = {}
         self.file_error: str | None = None
         self._lock = threading.RLock()
+        self._stamp: tuple[int, ...] | None = (-1,)  # the file's (mtime, size, inode) when last read
 
     def registrar(self, owner: str) -> FlagRegistrar:
         return FlagRegistrar(self, owner)
@@ -120,9 +125,16 @@ class FeatureFlags:
                 self._aliases.pop(alias, None)
             self._states.pop(name, None)
 
+    def _file_stamp(self) -> tuple[int, ...] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
     def _read_document(self) -> dict[str, Any]:
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            document = loads(self.path.read_bytes(), field=self.path.name)  # depth, number and Unicode limits
         except FileNotFoundError:
             return {}
         if not isinstance(document, dict) or not isinstance(document.get("features", {}), dict):
@@ -133,11 +145,12 @@ class FeatureFlags:
         """Re-read the file and the environment; emit a change event for each value that moved."""
         with self._lock:
             previous = {name: state.value for name, state in self._states.items()}
+            self._stamp = self._file_stamp()
             try:
                 self._document, self.file_error = self._read_document(), None
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, ComfyVNError) as exc:
                 # A broken file is reported and left alone; defaults apply until it is fixed.
-                self._document, self.file_error = {}, f"{self.path}: {exc}"
+                self._document, self.file_error = {}, f"{self.path.name}: {exc}"
                 log.error("feature flags file unreadable", path=str(self.path), error=str(exc))
             self._states = {name: self._resolve(spec) for name, spec in self._specs.items()}
         for name, state in self._states.items():
@@ -167,6 +180,8 @@ class FeatureFlags:
 
     def get(self, name: str) -> FlagState:
         """The state of a flag (by name or legacy alias). Unknown names raise `NotFound`."""
+        if self._file_stamp() != self._stamp:  # another process (the CLI, an editor) changed the file
+            self.refresh()
         canonical = self._canonical(name)
         state = self._states.get(canonical)
         if state is None:
@@ -200,22 +215,28 @@ class FeatureFlags:
         """Persist a flag atomically (other keys kept, alias keys synced); emit ``on_feature_flag_changed``.
         Under an environment override the file changes but the effective value stays the override's."""
         enabled = parse_bool(value, field=name)
+        before = self.get(name).value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent, os.O_RDONLY)  # the folder outlives the file's atomic replacement
         with self._lock:
-            canonical = self._canonical(name)
-            try:
-                document = self._read_document()
-            except (ValueError, OSError) as exc:
-                raise ComfyVNError(
-                    f"refusing to overwrite unreadable {self.path}: {exc}",
-                    field="comfyvn.json",
-                    code="config_unreadable",
-                ) from exc
-            features = document.setdefault("features", {})
-            for key in (canonical, *[a for a in self._specs[canonical].aliases if a in features]):
-                features[key] = enabled
-            before = self.get(canonical).value
-            atomic_write_json(self.path, document)
-            self._document, self.file_error = document, None
+            try:  # read-modify-write under the file lock: no other process writes in between
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                canonical = self._canonical(name)
+                try:
+                    document = self._read_document()
+                except (ValueError, OSError, ComfyVNError) as exc:
+                    raise ComfyVNError(
+                        f"refusing to overwrite unreadable {self.path.name}: {exc}",
+                        field="comfyvn.json",
+                        code="config_unreadable",
+                    ) from None
+                features = document.setdefault("features", {})
+                for key in (canonical, *[a for a in self._specs[canonical].aliases if a in features]):
+                    features[key] = enabled
+                atomic_write_json(self.path, document)
+            finally:
+                os.close(fd)
+            self._document, self.file_error, self._stamp = document, None, self._file_stamp()
             state = self._states[canonical] = self._resolve(self._specs[canonical])
         if state.value != before:
             self._changed(canonical, state.value, before, "set")

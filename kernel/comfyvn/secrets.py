@@ -182,11 +182,11 @@ class Vault:
                 header = self._new_salt()
                 return {}, self._derive(self._passphrase(), header), header
             return {}, self._key_from_file(create=True), {"type": "keyfile"}
-        raw = self.path.read_bytes()
-        try:
+        try:  # a folder, unreadable bytes or JSON nested past the recursion limit are all a damaged vault
+            raw = self.path.read_bytes()
             document = json.loads(raw.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raise _corrupted("not JSON") from None
+        except (OSError, ValueError, RecursionError):
+            raise _corrupted("not a readable JSON file") from None
         if (
             not isinstance(document, dict)
             or set(document) != {"format", "version", "kdf", "check", "box"}
@@ -221,7 +221,7 @@ class Vault:
             )
         try:
             data = json.loads(nacl.secret.SecretBox(key).decrypt(_unb64(document["box"], "box")).decode("utf-8"))
-        except (nacl.exceptions.CryptoError, ValueError):
+        except (nacl.exceptions.CryptoError, ValueError, RecursionError):
             raise _corrupted("authentication failed") from None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             raise _corrupted("bad content")

@@ -112,7 +112,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         elif name in ("port", "ws_queue", "webhook_queue", "webhook_retries", "max_body_size"):
             try:
                 number = int(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), e.g. 1e400 in the file
                 raise ComfyVNError(
                     f"{name} must be an integer, got {value!r}", field=field, code="invalid_setting"
                 ) from None
@@ -123,7 +123,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         elif name in ("ws_heartbeat", "webhook_backoff", "webhook_backoff_max", "webhook_timeout"):
             try:
                 number_f = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ComfyVNError(f"{name} must be a number", field=field, code="invalid_setting") from None
             if not number_f > 0:
                 raise ComfyVNError(f"{name} must be positive", field=field, code="invalid_setting")
