@@ -132,6 +132,9 @@ class FeatureFlags:
             return None
         return (info.st_mtime_ns, info.st_size, info.st_ino)
 
+    def _why(self, exc: Exception) -> str:
+        return str(exc) if isinstance(exc, ComfyVNError) else f"{self.path.name}: {exc}"  # loads names the file
+
     def _read_document(self) -> dict[str, Any]:
         try:
             document = loads(self.path.read_bytes(), field=self.path.name)  # depth, number and Unicode limits
@@ -150,7 +153,7 @@ class FeatureFlags:
                 self._document, self.file_error = self._read_document(), None
             except (ValueError, OSError, ComfyVNError) as exc:
                 # A broken file is reported and left alone; defaults apply until it is fixed.
-                self._document, self.file_error = {}, f"{self.path.name}: {exc}"
+                self._document, self.file_error = {}, self._why(exc)
                 log.error("feature flags file unreadable", path=str(self.path), error=str(exc))
             self._states = {name: self._resolve(spec) for name, spec in self._specs.items()}
         for name, state in self._states.items():
@@ -226,7 +229,7 @@ class FeatureFlags:
                     document = self._read_document()
                 except (ValueError, OSError, ComfyVNError) as exc:
                     raise ComfyVNError(
-                        f"refusing to overwrite unreadable {self.path.name}: {exc}",
+                        f"refusing to overwrite unreadable {self._why(exc)}",
                         field="comfyvn.json",
                         code="config_unreadable",
                     ) from None
