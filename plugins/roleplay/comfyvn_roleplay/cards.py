@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from typing import Any
 
+import attrs
 from comfyvn.errors import TooLarge, Unprocessable
 
 from .lorebook import parse_lorebook
@@ -320,7 +321,8 @@ def read_card(data: bytes, *, filename: str = "") -> Card:
         chunks = png_text_chunks(data)
         for key, source in (("ccv3", "png:ccv3"), ("chara", "png:chara")):
             if key in chunks:
-                return card_from_object(_decode_payload(chunks[key]), source=source, filename=filename)
+                card = card_from_object(_decode_payload(chunks[key]), source=source, filename=filename)
+                return attrs.evolve(card, image=data)  # the card's picture is the character's portrait
         raise NoCharacterData()
     if data.startswith(b"PK\x03\x04"):
         return _read_charx(data, filename)

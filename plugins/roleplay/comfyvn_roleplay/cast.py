@@ -17,6 +17,7 @@ import attrs
 
 from .cards import parse_mes_example
 from .models import Card, Kind, Message
+from .textproc import resolve_macros
 
 __all__ = ["AssetFile", "Cast", "character_id", "scan_sprite_folder"]
 
@@ -85,6 +86,16 @@ def scan_sprite_folder(folder: Path, names: Sequence[str]) -> dict[str, dict[str
     return found
 
 
+def _image_ext(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    return "png"
+
+
 def _stem(filename: str) -> str:
     return filename.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
 
@@ -144,6 +155,9 @@ class Cast:
             entry["default_expression"] = "neutral" if "neutral" in sprites else next(iter(sprites))
 
     def _add_card(self, card: Card) -> str:
+        def expand(text: str) -> str:
+            return resolve_macros(text, self.user_name, card.name)
+
         meta: dict[str, Any] = {
             "role": "character",
             "card": {
@@ -151,11 +165,14 @@ class Cast:
                 "spec_version": card.spec_version,
                 "source": card.source,
                 "filename": card.filename,
-                "personality": card.personality,
-                "scenario": card.scenario,
-                "greeting": card.first_mes,
-                "alternate_greetings": list(card.alternate_greetings),
-                "example_dialogue": parse_mes_example(card.mes_example, char_name=card.name, user_name=self.user_name),
+                "personality": expand(card.personality),
+                "scenario": expand(card.scenario),
+                "greeting": expand(card.first_mes),
+                "alternate_greetings": [expand(g) for g in card.alternate_greetings],
+                "example_dialogue": [
+                    [{**turn, "text": expand(turn["text"])} for turn in block]
+                    for block in parse_mes_example(card.mes_example, char_name=card.name, user_name=self.user_name)
+                ],
                 "creator": card.creator,
                 "creator_notes": card.creator_notes,
                 "character_version": card.character_version,
@@ -165,7 +182,14 @@ class Cast:
                 "extensions": card.extensions,
             },
         }
-        cid = self._add(card.name, {"description": card.description, "metadata": meta})
+        cid = self._add(card.name, {"description": expand(card.description), "metadata": meta})
+        portrait = card.image or next(
+            (a.data for a in card.assets if a.type == "icon" and a.data is not None and a.name in ("main", "")), None
+        )
+        if portrait is not None:
+            asset = AssetFile(f"assets/characters/{cid}/portrait.{_image_ext(portrait)}", data=portrait)
+            self.characters[cid]["portrait"] = asset.path
+            self.assets.append(asset)
         for alias in (card.name, card.nickname):
             if alias:
                 self._by_card_name.setdefault(alias.lower(), cid)

@@ -12,7 +12,8 @@ from typing import Any
 import click
 from comfyvn.errors import Invalid
 
-from .importer import ImportResult
+from .importer import FORMATS, ImportResult
+from .lorebook import read_lorebook
 from .serialize import options_from_payload
 from .service import read_inputs, run_import
 
@@ -61,6 +62,7 @@ def _report(result: ImportResult, as_json: bool) -> None:
         f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) "
         f"-> {result.project_dir}"
     )
+    click.echo(f"read as {body['source_format_label']}")
     click.echo(f"project id {result.project_id}; raw upload kept at {result.raw.path}")
     skipped = body["skipped"]
     if skipped:
@@ -168,7 +170,9 @@ def sillytavern_cmd(
 ) -> None:
     """Import a SillyTavern chat (.jsonl, or the .txt export) with its cards and lorebook."""
     options = _options(**opts)
-    card_data, world_data = read_inputs(list(cards), world)
+    card_data, world_bytes = read_inputs(list(cards), world)
+    # A lorebook keeps its own name: its `name` field, else the file's name.
+    book = read_lorebook(world_bytes, name=world.stem) if world is not None and world_bytes is not None else None
     with chat.open("rb") as fh, _progress(chat, progress and not as_json) as update:
         result = run_import(
             kernel,
@@ -178,7 +182,7 @@ def sillytavern_cmd(
             out_dir=out,
             hint="sillytavern",
             cards=card_data,
-            world=world_data,
+            world=book,
             sprites_dir=sprites,
             progress=update,
         )
@@ -190,7 +194,7 @@ def sillytavern_cmd(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "st_txt", "st_jsonl"]),
+    type=click.Choice(list(FORMATS)),
     help="Input format (default: detected).",
 )
 @_common

@@ -22,17 +22,19 @@ from comfyvn.errors import ComfyVNError, Unprocessable
 from comfyvn.paths import atomic_write_bytes, atomic_write_text, safe_join
 from comfyvn_scenario.project import PROJECT_FILE, SCENES_DIR, Project, dump_json
 
+from .cards import PNG_SIGNATURE, png_text_chunks
 from .cast import Cast, scan_sprite_folder
 from .convert import Classifier, ImportOptions, SceneBuilder, background_path
+from .formats import FORMAT_LABELS, iter_agnai, iter_tavernai, sniff_binary, sniff_json_shape
 from .json_messages import iter_json_messages
-from .lorebook import lorebook_to_dict
+from .lorebook import expand_macros, lorebook_to_dict, unique_books
 from .models import Card, ChatHeader, Kind, Lorebook, Message, ParseIssue, SceneBreak
 from .st_chat import iter_st_chat
 from .text_logs import accept_speakers, iter_generic_log, iter_st_text, scan_speakers
 
-__all__ = ["FORMATS", "ImportResult", "RawUpload", "detect_format", "import_chat", "store_raw"]
+__all__ = ["FORMATS", "ImportResult", "RawUpload", "detect_format", "import_chat", "refuse_binary", "store_raw"]
 
-FORMATS = ("st_jsonl", "st_txt", "json", "text")
+FORMATS = ("st_jsonl", "st_txt", "json", "text", "tavernai_json", "agnai_json")
 REPORT_FILE = "roleplay_import.json"
 _PEEK_RECORDS = 200
 _MAX_ISSUES_LISTED = 1000
@@ -83,11 +85,33 @@ def store_raw(raw_dir: Path, stream: IO[bytes] | bytes, filename: str, *, source
     return RawUpload(path=final, sha256=sha, size=size, filename=filename)
 
 
+_MAX_CARD_BYTES = 64 << 20  # read a PNG whole only to say whether it is a card
+_SHAPE_HEAD = 1 << 20  # enough of a pretty-printed export to see its top-level keys
+
+
+def refuse_binary(path: Path, filename: str) -> None:
+    """Raise Unprocessable (422, exit 2) naming what ``path`` is when it is not a text chat."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    what = sniff_binary(head)
+    if what is None:
+        return
+    if head.startswith(PNG_SIGNATURE) and path.stat().st_size <= _MAX_CARD_BYTES:
+        chunks = png_text_chunks(path.read_bytes())
+        if "chara" in chunks or "ccv3" in chunks:
+            what = "a PNG character card — pass it with --card, or make a project of it with `comfyvn import card`"
+    name = Path(filename).name[:80] or "the upload"
+    raise Unprocessable(f"{name} is not a chat: this is {what}", field="chat", code="not_a_chat")
+
+
 def detect_format(path: Path, hint: str = "") -> str:
     """Guess the chat format from the first bytes (``hint`` "sillytavern" prefers ST's .txt export)."""
     with path.open("rb") as fh:
-        head = fh.read(1 << 16)
+        head = fh.read(_SHAPE_HEAD)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    shape = sniff_json_shape(text) if text[:1] in ("[", "{") else None
+    if shape is not None:
+        return shape
     # A message array opens with "[{" (or "[]"); "[21:04] Kai: …" is a timestamped log line.
     if re.match(r"\[\s*[{\]]", text):
         return "json"
@@ -132,6 +156,7 @@ class ImportResult:
                 "filename": self.raw.filename,
             },
             "source_format": self.source_format,
+            "source_format_label": FORMAT_LABELS.get(self.source_format, self.source_format),
             "scenes": [{"id": s, "scene_uid": f"{self.import_id}:{s}"} for s in self.scene_ids],
             "stats": self.stats,
             "skipped": [attrs.asdict(i) for i in self.issues if i.severity == "skipped"],
@@ -158,9 +183,14 @@ def _records(
     user_names: Sequence[str],
     user_name: str,
     character_name: str,
+    card_names: list[str],
 ) -> Iterator[ChatHeader | Message | SceneBreak | ParseIssue]:
     if fmt == "st_jsonl":
         return iter_st_chat(_lines(path), strict=strict)
+    if fmt == "tavernai_json":
+        return iter_tavernai(path, user_name=user_names[0] if user_names else None, character_names=card_names)
+    if fmt == "agnai_json":
+        return iter_agnai(path, user_name=user_names[0] if user_names else None, character_names=card_names)
     if fmt == "json":
         fh = path.open("rb")
 
@@ -210,6 +240,7 @@ def import_chat(
 
     Raises ComfyVNError (422) when ``strict`` and a line is malformed, or when nothing usable was found.
     """
+    refuse_binary(raw.path, raw.filename)
     fmt = fmt or detect_format(raw.path, hint)
     if fmt not in FORMATS:
         raise ComfyVNError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}", field="format")
@@ -224,6 +255,7 @@ def import_chat(
         user_names=[user_name] if user_name else [],
         user_name=user_name or "User",
         character_name=card_names[0] if card_names else "Assistant",
+        card_names=card_names,
     )
 
     first = next(records, None)
@@ -242,7 +274,10 @@ def import_chat(
     bg_assets = cast.background_assets()
     if background is None and bg_assets:
         background = bg_assets[0].path
-    builder = SceneBuilder(options, cast, main_character=main, background=background, classify=classify)
+    narrator = meta.get("narrator_name") if isinstance(meta.get("narrator_name"), str) else None
+    builder = SceneBuilder(
+        options, cast, main_character=main, background=background, classify=classify, narrator_name=narrator
+    )
 
     import_id = f"{_slug(title)}-{raw.sha256[:10]}"
     project_id = import_id
@@ -275,6 +310,8 @@ def import_chat(
             progress(record.line)
     for scene in builder.finish():
         _write_scene(out_dir, scene)
+    issues_total += len(builder.issues)
+    issues.extend(builder.issues[: max(0, _MAX_ISSUES_LISTED - len(issues))])
     if not builder.scene_ids:
         raise Unprocessable(
             "no messages found: nothing to import",
@@ -306,9 +343,12 @@ def import_chat(
     }
     if header is not None and header.create_date is not None:
         roleplay_meta["created"] = header.create_date.isoformat()
-    books = [b for b in [world, *(c.character_book for c in cards)] if b is not None]
+    if builder.ooc:
+        # Out-of-character asides are not story; they are kept here, like the chat's own metadata.
+        roleplay_meta["ooc"] = builder.ooc
+    books, notes = unique_books([b for b in [world, *(c.character_book for c in cards)] if b is not None])
     if books:
-        roleplay_meta["world"] = [lorebook_to_dict(b) for b in books]
+        roleplay_meta["world"] = [lorebook_to_dict(expand_macros(b, user_name, main)) for b in books]
     document = {
         "id": project_id,
         "title": title,
@@ -330,7 +370,7 @@ def import_chat(
         stats={**builder.stats, "issues": issues_total},
         issues=tuple(issues),
         issues_total=issues_total,
-        warnings=tuple(cast.warnings),
+        warnings=(*cast.warnings, *notes),
     )
     atomic_write_text(out_dir / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     return result

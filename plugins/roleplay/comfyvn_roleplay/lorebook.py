@@ -14,8 +14,9 @@ from comfyvn.errors import Unprocessable
 
 from .models import Lorebook, LoreEntry
 from .st_chat import coerce_flag, coerce_float, coerce_text
+from .textproc import resolve_macros
 
-__all__ = ["lorebook_to_dict", "parse_lorebook", "read_lorebook"]
+__all__ = ["expand_macros", "lorebook_to_dict", "parse_lorebook", "read_lorebook", "unique_books"]
 
 # SillyTavern's world-info `position` numbers, named for readers of the project file.
 POSITIONS = {0: "before_char", 1: "after_char", 2: "an_top", 3: "an_bottom", 4: "at_depth", 5: "em_top", 6: "em_bottom"}
@@ -210,3 +211,35 @@ def lorebook_to_dict(book: Lorebook) -> dict[str, Any]:
         ],
         "extensions": book.extensions,
     }
+
+
+def _signature(book: Lorebook) -> tuple[tuple[tuple[str, ...], str], ...]:
+    return tuple(sorted((e.keys, e.content.replace("\r\n", "\n").strip()) for e in book.entries))
+
+
+def unique_books(books: list[Lorebook]) -> tuple[list[Lorebook], list[str]]:
+    """Drop repeats: a book with the same name (any case) or the same entries as an earlier one.
+
+    SillyTavern embeds a card's linked world into the card, so a user passing both the card and
+    the world file gives the same book twice; the first given (the world file) is kept.
+    Returns the books to store and a note for each one dropped whose entries differed.
+    """
+    kept: list[Lorebook] = []
+    notes: list[str] = []
+    for book in books:
+        name, signature = book.name.strip().lower(), _signature(book)
+        same = next((k for k in kept if k.name.strip().lower() == name or _signature(k) == signature), None)
+        if same is None:
+            kept.append(book)
+        elif _signature(same) != signature:
+            notes.append(f"lorebook {book.name!r} given twice with different entries; kept the one given with --world")
+    return kept, notes
+
+
+def expand_macros(book: Lorebook, user: str, char: str) -> Lorebook:
+    """The book with ``{{user}}``/``{{char}}`` (and the other macros) expanded in every entry's text."""
+    entries = tuple(
+        attrs.evolve(e, content=resolve_macros(e.content, user, char), comment=resolve_macros(e.comment, user, char))
+        for e in book.entries
+    )
+    return attrs.evolve(book, entries=entries, description=resolve_macros(book.description, user, char))

@@ -168,3 +168,5 @@ class Card:
     source: str = "json"
     #: the card's file name (SillyTavern's ``original_avatar`` for group matching).
     filename: str = ""
+    #: the PNG a PNG card was read from: the character's portrait.
+    image: bytes | None = attrs.field(default=None, repr=False)
