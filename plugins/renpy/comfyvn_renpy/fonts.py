@@ -23,6 +23,7 @@ import logging
 import math
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,11 @@ _LICENCE_NAMES = ("license", "licence", "ofl", "copying", "copyright")
 
 
 def _visible(ch: str) -> bool:
-    return not ch.isspace() and ch.isprintable()
+    """Whether ``ch`` is drawn: not space, control, format or a variation selector (private use is drawn)."""
+    code = ord(ch)
+    if ch.isspace() or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF:
+        return False
+    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
 
 
 @attrs.frozen
@@ -93,7 +98,8 @@ class ShippedFont:
 def _cmap(path: Path, index: int) -> frozenset[int]:
     from fontTools.ttLib import TTFont
 
-    with TTFont(str(path), fontNumber=index, lazy=True) as font:
+    # The file is opened here so that it is closed even when fontTools gives up on it.
+    with path.open("rb") as handle, TTFont(handle, fontNumber=index, lazy=True) as font:
         return frozenset(font.getBestCmap() or {})
 
 
@@ -209,11 +215,15 @@ def user_font_face(path: str, *, field: str = "font") -> FontFace:
     file = Path(path).expanduser()
     if not file.is_file():
         raise NotFound(f"no font file {file.name!r}", field=field, code="font_not_found")
+    from fontTools.ttLib import TTFont
+
     try:
         _cmap(file, 0)
+        with file.open("rb") as handle, TTFont(handle, fontNumber=0, lazy=True) as font:
+            family = str(font["name"].getDebugName(1) or file.stem)
     except Exception:  # fontTools raises many types for a file that is not a font
         raise Invalid(f"{file.name!r} is not a TrueType/OpenType font", field=field, code="invalid_font") from None
-    return FontFace(file.resolve(), 0, file.stem, "Regular")
+    return FontFace(file.resolve(), 0, family, "Regular")
 
 
 def _faces_in(face: FontFace) -> list[FontFace]:
