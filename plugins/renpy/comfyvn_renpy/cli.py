@@ -15,6 +15,7 @@ import click
 
 from .demo import run_demo
 from .export import POV_MODES, ExportOptions
+from .fonts import configured_font
 from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
 
 if TYPE_CHECKING:
@@ -74,6 +75,12 @@ def _print_result(result: dict[str, Any]) -> None:
 @click.option("--no-per-scene", is_flag=True, help="All scenes in game/script.rpy instead of one file each.")
 @click.option("--testcases", is_flag=True, help="Emit game/tests.rpy derived from playtest traces.")
 @click.option("--bake-weather", is_flag=True, help="Ask contribution plugins (weather) to bake their lines.")
+@click.option(
+    "--font",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A font for characters Ren'Py's default font lacks (CJK, Thai...); else renpy.font in comfyvn.json, "
+    "else an installed font.",
+)
 @click.option("--dry-run", is_flag=True, help="Show new/modified/unchanged files with diffs; write nothing.")
 @click.option("--publish", is_flag=True, help="Also write a deterministic zip (needs --publish-out).")
 @click.option("--publish-out", type=click.Path(path_type=Path), help="Where the publish zip goes.")
@@ -93,6 +100,7 @@ def export_renpy(
     no_per_scene: bool,
     testcases: bool,
     bake_weather: bool,
+    font: Path | None,
     dry_run: bool,
     publish: bool,
     publish_out: Path | None,
@@ -117,6 +125,7 @@ def export_renpy(
             per_scene=not no_per_scene,
             testcases=testcases,
             bake_weather=bake_weather,
+            font=str(font) if font is not None else configured_font(kernel.config),
         ),
         dry_run=dry_run,
         publish_out=publish_out.resolve() if publish and publish_out else None,

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .export import POV_MODES, ExportOptions
+from .fonts import configured_font
 from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
 
 if TYPE_CHECKING:
@@ -42,10 +43,23 @@ def project_dir(kernel: Kernel, name: Any, field: str = "project") -> Path:
     return folder
 
 
+def _font(kernel: Kernel, name: Any) -> str | None:
+    """``font``: a font file below ``<data>/fonts`` (400 for a bad name, 404 when missing); without it the
+    ``renpy.font`` of comfyvn.json. A request can never point the exporter at another file of the server."""
+    if name is None:
+        return configured_font(kernel.config)
+    if not isinstance(name, str) or not name.strip():
+        raise ComfyVNError("font must be a file name below <data>/fonts", field="font", code="invalid_font")
+    path = safe_join(kernel.paths.data / "fonts", name, field="font")
+    if not path.is_file():
+        raise NotFound(f"no font {name!r} in the fonts folder", field="font", code="font_not_found")
+    return str(path)
+
+
 def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> ExportRequest:
     if not isinstance(body, dict):
         raise ComfyVNError("the body must be a JSON object", field="body", code="invalid_request")
-    allowed = {"project", "pov_mode", "platforms", *_BOOLS}
+    allowed = {"project", "pov_mode", "platforms", "font", *_BOOLS}
     if unknown := sorted(set(body) - allowed):
         raise ComfyVNError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
     for name in _BOOLS:
@@ -69,6 +83,7 @@ def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> Expor
             per_scene=body.get("per_scene", True),
             testcases=body.get("testcases", False),
             bake_weather=body.get("bake_weather", False),
+            font=_font(kernel, body.get("font")),
         ),
         dry_run=body.get("dry_run", False) if dry_run is None else dry_run,
         publish_out=safe_join(root, "publish", f"{name}.zip", field="project") if body.get("publish") else None,
@@ -99,6 +114,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   per_scene: {type: boolean, default: true}
                   testcases: {type: boolean, default: false}
                   bake_weather: {type: boolean, default: false}
+                  font: {type: string, description: "file below <data>/fonts for what the default font lacks"}
                   dry_run: {type: boolean, default: false}
                   publish: {type: boolean, default: false}
                   platforms: {type: array, items: {type: string}}
