@@ -153,7 +153,11 @@ def make_routes(kernel: Kernel) -> list[Route]:
         req = _request(kernel, params, dry_run=True)
         return JSONResponse(await run_in_threadpool(run_export, kernel, req))
 
+    # Canonical paths are namespaced by plugin (writes need renpy.write); the original product's
+    # /api/export/renpy paths stay as aliases of the same handlers, listed after.
     return [
+        Route("/api/renpy/export", export, methods=["POST"]),
+        Route("/api/renpy/export/preview", preview, methods=["GET"]),
         Route("/api/export/renpy", export, methods=["POST"]),
         Route("/api/export/renpy/preview", preview, methods=["GET"]),
     ]

@@ -234,7 +234,7 @@ def make_routes(kernel: Any) -> list[Route]:
         return JSONResponse(result)
 
     # The original product served these under /roleplay/…; scripts still call those paths, so both
-    # prefixes answer. Off loopback, writes to /api/roleplay need roleplay.write, the legacy ones admin.
+    # prefixes answer (the /api one is canonical). Off loopback, writes through either need roleplay.write.
     return [
         Route(f"{prefix}/roleplay/{path}", endpoint, methods=[method])
         for prefix in ("/api", "")

@@ -235,16 +235,22 @@ def make_routes(kernel: Kernel) -> list[Route]:
         req = parse_request(await read_json(request), PlaytestRequest)
         return await _off_loop(lambda: service.playtest(req))
 
+    # Canonical paths live under /api/scenario/ (so writes need scenario.write); the original product's
+    # /api/save/, /api/pov/ and /api/playtest/ paths stay as aliases of the same handlers, listed after.
+    aliased = (
+        ("save/list", save_list, "GET"),
+        ("save/{slot}", save_write, "POST"),
+        ("save/{slot}", save_read, "GET"),
+        ("save/{slot}", save_delete, "DELETE"),
+        ("pov/get", pov_get, "GET"),
+        ("pov/set", pov_set, "POST"),
+        ("pov/fork", pov_fork, "POST"),
+        ("pov/candidates", pov_candidates, "POST"),
+        ("playtest/run", playtest_run, "POST"),
+    )
     return [
         Route("/api/scenario/validate", validate, methods=["POST"]),
         Route("/api/scenario/run/step", run_step, methods=["POST"]),
-        Route("/api/save/list", save_list, methods=["GET"]),
-        Route("/api/save/{slot}", save_write, methods=["POST"]),
-        Route("/api/save/{slot}", save_read, methods=["GET"]),
-        Route("/api/save/{slot}", save_delete, methods=["DELETE"]),
-        Route("/api/pov/get", pov_get, methods=["GET"]),
-        Route("/api/pov/set", pov_set, methods=["POST"]),
-        Route("/api/pov/fork", pov_fork, methods=["POST"]),
-        Route("/api/pov/candidates", pov_candidates, methods=["POST"]),
-        Route("/api/playtest/run", playtest_run, methods=["POST"]),
+        *(Route(f"/api/scenario/{path}", endpoint, methods=[method]) for path, endpoint, method in aliased),
+        *(Route(f"/api/{path}", endpoint, methods=[method]) for path, endpoint, method in aliased),
     ]

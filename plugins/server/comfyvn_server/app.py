@@ -21,6 +21,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from . import bus, core
+from .auth import RouteScopes
 from .errors import EXCEPTION_HANDLERS
 from .middleware import GuardMiddleware
 from .settings import ServerSettings
@@ -50,6 +51,18 @@ def _route_keys(route: BaseRoute, prefix: str = "") -> list[str]:
     return []
 
 
+def _server_name(kernel: Kernel) -> str:
+    """Built-in routes belong to the server plugin under whatever name it was registered with."""
+    return next(
+        (
+            name
+            for name, plugin in kernel.pm.list_name_plugin()
+            if getattr(plugin, "__name__", None) == f"{__package__}.plugin"
+        ),
+        SERVER_PLUGIN,
+    )
+
+
 def _compose(state: ServerState) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
 
@@ -69,15 +82,7 @@ def _compose(state: ServerState) -> list[BaseRoute]:
             state.route_owner[key] = owner
         routes.append(route)
 
-    # Built-in routes belong to the server plugin under whatever name it was registered with.
-    me = next(
-        (
-            name
-            for name, plugin in state.kernel.pm.list_name_plugin()
-            if getattr(plugin, "__name__", None) == f"{__package__}.plugin"
-        ),
-        SERVER_PLUGIN,
-    )
+    me = _server_name(state.kernel)
     for route in [*core.make_routes(), *bus.make_routes()]:
         add(me, route)
     for owner, route in state.kernel.routes():
@@ -120,9 +125,13 @@ def create_app(kernel: Kernel, settings: ServerSettings | None = None) -> Starle
                 state.dispatcher.detach()
                 group.cancel_scope.cancel()
 
+    routes = _compose(state)
+    # Write scopes follow the plugin that owns the route a request reaches, not its path's prefix.
+    owned = [(route, state.route_owner[keys[0]]) for route in routes if (keys := _route_keys(route))]
+    scopes = RouteScopes(owned, server=_server_name(kernel))
     app = Starlette(
-        routes=_compose(state),
-        middleware=[Middleware(GuardMiddleware, settings=settings, tokens=state.tokens)],
+        routes=routes,
+        middleware=[Middleware(GuardMiddleware, settings=settings, tokens=state.tokens, scopes=scopes)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -2,7 +2,10 @@
 
 A token reads ``cvn_<id>_<secret>``; only ``sha256(token)`` is written to
 ``<config>/server_tokens.json``, so the file alone cannot be replayed. Tokens carry scopes such as
-``flags.write`` or ``admin``; a write to ``/api/<area>/…`` needs ``<area>.write`` or ``admin``.
+``scenario.write`` or ``admin``. A write needs ``<plugin>.write`` (or ``admin``) for the plugin that owns
+the route it reaches, whichever of the route's paths it uses (``/api/scenario/save/x`` and its alias
+``/api/save/x`` both need ``scenario.write``); the server's own routes need ``<area>.write`` for their
+``/api/<area>/…`` (``flags.write``, ``modder.write``); a path no route answers needs ``admin``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,10 +26,11 @@ from urllib.parse import urlsplit
 import attrs
 from comfyvn.errors import ComfyVNError, NotFound, OperationFailed
 from comfyvn.paths import atomic_write_json
+from starlette.routing import BaseRoute, Match
 
 from .settings import ServerSettings, is_loopback
 
-__all__ = ["Denied", "Principal", "TokenStore", "authorize", "required_scope"]
+__all__ = ["Denied", "Principal", "RouteScopes", "TokenStore", "area_scope", "authorize", "required_scope"]
 
 _SCOPE = re.compile(r"^[a-z][a-z0-9_-]{0,63}(\.[a-z][a-z0-9_-]{0,63})?$")
 _TOKEN = re.compile(r"^cvn_([a-f0-9]{12})_[A-Za-z0-9_-]{20,128}$")
@@ -154,11 +159,45 @@ class TokenStore:
 
 
 def required_scope(path: str) -> str:
-    """The scope a write to ``path`` needs: ``/api/<area>/…`` -> ``<area>.write``, else ``admin``."""
+    """The scope a write to ``path`` needs by its area: ``/api/<area>/…`` -> ``<area>.write``, else ``admin``.
+    Used for the server's own routes, and by `authorize` when it is given no route table."""
     parts = path.split("/")
     if len(parts) >= 3 and parts[1] == "api" and re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", parts[2]):
         return f"{parts[2]}.write"
     return "admin"
+
+
+class RouteScopes:
+    """The write scope of a request from the route that will answer it: ``<owner>.write`` for a plugin's
+    route (so every alias of a route needs the same scope), `required_scope` for the server's own routes,
+    ``admin`` when no route matches. ``routes`` are ``(route, owner)`` pairs in the application's order."""
+
+    def __init__(self, routes: Sequence[tuple[BaseRoute, str]], server: str) -> None:
+        self.routes = list(routes)
+        self.server = server
+
+    def owner(self, method: str, path: str) -> str | None:
+        """The plugin owning the route Starlette would pick for ``method path`` (a path-only match counts)."""
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        partial = None
+        for route, owner in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return owner
+            if match is Match.PARTIAL and partial is None:
+                partial = owner
+        return partial
+
+    def __call__(self, method: str, path: str) -> str:
+        owner = self.owner(method, path)
+        if owner is None:
+            return "admin"
+        return required_scope(path) if owner == self.server else f"{owner}.write"
+
+
+def area_scope(method: str, path: str) -> str:
+    """`required_scope` as a ``scope_for`` (no route table: the path's area decides)."""
+    return required_scope(path)
 
 
 def _host_name(host_header: str) -> str:
@@ -197,13 +236,15 @@ def authorize(
     server_host: str | None,
     settings: ServerSettings,
     tokens: TokenStore,
+    scope_for: Callable[[str, str], str] = area_scope,
 ) -> Denied | Principal:
     """Decide whether a request may proceed.
 
     Loopback mode: Host must name this machine (blocks DNS rebinding) and a browser Origin must be
     the same origin as Host or listed in ``allowed_origins`` (blocks CSRF and cross-site WebSockets);
     no token is needed. Other modes: the same Origin rule, a valid token for everything but the
-    probes, and the route's write scope (or ``admin``) for anything that is not a read.
+    probes, and the route's write scope (``scope_for(method, path)``, e.g. a `RouteScopes`; or
+    ``admin``) for anything that is not a read.
     """
     if host and settings.loopback and not _is_local_host(host):
         name = _host_name(host)
@@ -247,7 +288,7 @@ def authorize(
             "Authorization",
         )
     if method not in _READ_METHODS:
-        scope = required_scope(path)
+        scope = scope_for(method, path)
         if scope not in principal.scopes and "admin" not in principal.scopes:
             return Denied(403, "insufficient_scope", f"this write needs the {scope!r} or 'admin' scope", "scope")
     return principal

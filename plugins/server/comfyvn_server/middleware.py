@@ -17,7 +17,7 @@ import structlog
 from comfyvn.errors import TooLarge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import Denied, TokenStore, authorize
+from .auth import Denied, RouteScopes, TokenStore, area_scope, authorize
 from .settings import ServerSettings
 
 __all__ = ["GuardMiddleware"]
@@ -86,10 +86,13 @@ def json_body(status: int, body: dict[str, Any], request_id: str) -> tuple[Messa
 class GuardMiddleware:
     """Assigns ``request.state.request_id``, applies `authorize`, and turns escapes into JSON 500s."""
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings, tokens: TokenStore) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: ServerSettings, tokens: TokenStore, scopes: RouteScopes | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
         self.tokens = tokens
+        self.scope_for = scopes if scopes is not None else area_scope
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
 
@@ -128,6 +131,7 @@ class GuardMiddleware:
             server[0] if server else None,
             self.settings,
             self.tokens,
+            self.scope_for,
         )
         if isinstance(verdict, Denied):
             log.info("request refused", request_id=request_id, path=scope["path"], code=verdict.code)

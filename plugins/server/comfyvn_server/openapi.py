@@ -3,7 +3,8 @@
 Each endpoint's docstring holds its operation as YAML after a ``---`` line (Starlette's
 ``SchemaGenerator`` convention). Generation fills what every operation shares — path parameters,
 the JSON error responses, a tag naming the plugin — so no operation is left without a response
-schema. WebSocket routes appear as ``get`` operations marked ``x-websocket: true``. Routes whose
+schema. WebSocket routes appear as ``get`` operations marked ``x-websocket: true``. A handler registered
+under several paths is documented at each; all but the first (its canonical path) carry ``x-alias-of``. Routes whose
 docstring carries no YAML still appear, marked ``x-undocumented: true``.
 """
 
@@ -154,9 +155,15 @@ def build_openapi(
     """The OpenAPI document of ``routes``; ``owners`` maps ``"METHOD path"`` to the contributing plugin."""
     owners = owners or {}
     paths: dict[str, dict[str, Any]] = {}
+    canonical: dict[tuple[Any, str], str] = {}  # (endpoint, method) -> the first path it answers at
     for raw_path, method, endpoint, websocket in route_operations(routes):
         path = _PARAM.sub(r"{\1}", raw_path)
         operation, documented, problem = _docstring_operation(endpoint)
+        first = canonical.setdefault((endpoint, method), path)
+        if first != path:
+            # A plugin lists a route's canonical path first; later paths of the same handler are aliases
+            # (the original product's paths, kept working).
+            operation["x-alias-of"] = first
         if not documented:
             operation["x-undocumented"] = True
             if problem:
