@@ -169,8 +169,9 @@ def card_from_object(
     if not isinstance(obj, dict):
         raise NoCharacterData("card JSON is not an object")
     spec = obj.get("spec")
+    data: dict[str, Any]
     if spec in ("chara_card_v2", "chara_card_v3") or (isinstance(obj.get("data"), dict) and "name" in obj["data"]):
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        data = obj["data"] if isinstance(obj.get("data"), dict) else {}
         spec = spec if isinstance(spec, str) else "chara_card_v2"
         version = coerce_text(obj.get("spec_version")) or ("3.0" if spec == "chara_card_v3" else "2.0")
     elif "char_name" in obj:
@@ -195,7 +196,7 @@ def card_from_object(
     if not name:
         raise NoCharacterData("character card has no name")
     book = data.get("character_book")
-    extensions = data.get("extensions") if isinstance(data.get("extensions"), dict) else {}
+    extensions: dict[str, Any] = data["extensions"] if isinstance(data.get("extensions"), dict) else {}
     return Card(
         name=name,
         spec=spec,

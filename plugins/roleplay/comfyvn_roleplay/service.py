@@ -78,7 +78,7 @@ class Storage:
     def __init__(self, kernel: Any) -> None:
         self.root: Path = kernel.paths.plugin_dir("roleplay")
         self.raw = self.root / "raw"
-        self.processed = self.root / "processed"
+        self.processed: Path = self.root / "processed"
         self.final = self.root / "final"
         self.index = self.processed / "_index"
         self.locks: Path = kernel.paths.plugin_dir("roleplay", "cache") / "locks"
@@ -89,7 +89,7 @@ class Storage:
             raise ComfyVNError(f"invalid import id {import_id!r}", field="scene_uid", code="invalid_scene_uid")
         pointer = self.index / f"{import_id}.json"
         if pointer.is_file():
-            return Path(json.loads(pointer.read_text(encoding="utf-8"))["project_dir"])
+            return Path(str(json.loads(pointer.read_text(encoding="utf-8"))["project_dir"]))
         return self.processed / import_id
 
     def remember(self, result: ImportResult) -> None:
@@ -165,7 +165,8 @@ def classifier(kernel: Any) -> Any:
     def classify(
         character_id: str, text: str, labels: Sequence[str], _chars: dict[str, Any] | None = None
     ) -> str | None:
-        return hook(character={"id": character_id}, text=text, labels=list(labels))
+        label = hook(character={"id": character_id}, text=text, labels=list(labels))
+        return label if isinstance(label, str) else None
 
     return classify
 

@@ -187,8 +187,8 @@ def candidates(source: Mapping[str, Any] | Project) -> list[dict[str, str]]:
             if isinstance(member, Mapping):
                 add(member.get("id"), member.get("name"), "cast")
         add(scene.get("default_pov"), None, "scene")
-        nodes = scene.get("nodes") if isinstance(scene.get("nodes"), list) else []
-        for node in nodes:
+        nodes = scene.get("nodes")
+        for node in nodes if isinstance(nodes, list) else []:
             if not isinstance(node, Mapping):
                 continue
             meta = node.get("metadata")
@@ -197,7 +197,8 @@ def candidates(source: Mapping[str, Any] | Project) -> list[dict[str, str]]:
                 add(meta.get("speaker_id"), meta.get("speaker_name"), "node.meta")
             add(node.get("pov"), node.get("pov_name"), "node")
             add(node.get("speaker"), None, "node")
-            for choice in node.get("choices") if isinstance(node.get("choices"), list) else []:
+            choices = node.get("choices")
+            for choice in choices if isinstance(choices, list) else []:
                 visible = choice.get("visible_to") if isinstance(choice, Mapping) else None
                 for pov_id in [visible] if isinstance(visible, str) else visible if isinstance(visible, list) else []:
                     add(pov_id, None, "choice.visible_to")

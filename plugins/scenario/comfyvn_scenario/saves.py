@@ -115,7 +115,7 @@ class SaveStore:
         files directly in the folder count: a symlink (which could lead anywhere) is never followed."""
         if not self.root.is_dir():
             return []
-        entries = []
+        entries: list[dict[str, Any]] = []
         for path in self.root.glob("*.json"):
             if path.name.startswith("."):
                 continue  # an in-flight atomic write's temporary file
