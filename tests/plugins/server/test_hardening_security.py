@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from comfyvn import Kernel, RuntimePaths, hookimpl
 from comfyvn.errors import ComfyVNError
 from comfyvn.log import configure_logging
@@ -36,12 +37,21 @@ class Leaky:
         return [Route("/api/leaky/explode", explode, methods=["POST"])]
 
 
+def _configure_keeping_the_processor_list(logs: Path | None, level: str) -> None:
+    # Loggers cache the processor list they first saw, and capture_logs() edits the current list in
+    # place: keeping one list object stops this test from blinding capture_logs in later tests.
+    processors = structlog.get_config()["processors"]
+    configure_logging(logs, level=level, env={})
+    processors[:] = structlog.get_config()["processors"]
+    structlog.configure(processors=processors)
+
+
 @pytest.fixture
 def file_logging(runtime: RuntimePaths) -> Iterator[Path]:
     """The server's real logging set-up (JSON lines under the runtime root), undone afterwards."""
-    configure_logging(runtime.logs, level="INFO", env={})
+    _configure_keeping_the_processor_list(runtime.logs, "INFO")
     yield runtime.logs
-    configure_logging(None, level="WARNING", env={})
+    _configure_keeping_the_processor_list(None, "WARNING")
 
 
 def _files_containing(root: Path, needles: dict[str, bytes]) -> list[str]:
