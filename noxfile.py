@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -48,11 +49,19 @@ def lint(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-q", "tests/test_import_contracts.py")
 
 
+def _typed_packages() -> list[str]:
+    """The kernel and every plugin's import package (plugins/*/comfyvn_*, plugins-contrib/*/comfyvn_*)."""
+    found = sorted(
+        str(p) for pattern in ("plugins/*/comfyvn_*", "plugins-contrib/*/comfyvn_*") for p in Path().glob(pattern)
+    )
+    return ["kernel/comfyvn", *found]
+
+
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
-    """mypy --strict on the kernel."""
-    session.install("mypy", "-r", "requirements.txt")
-    session.run("mypy", "kernel/comfyvn")
+    """mypy --strict (configured in pyproject.toml) on the kernel and every plugin."""
+    session.install("mypy", "-r", "requirements-test.txt")
+    session.run("mypy", *_typed_packages(), *session.posargs)
 
 
 @nox.session(python="3.11")

@@ -13,7 +13,7 @@ same stream, and keeps it within 32 bits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Self, TypeGuard
 
 import attrs
 from comfyvn.errors import ComfyVNError
@@ -74,7 +74,7 @@ class Rng:
         return cls(seed, value, uses)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
