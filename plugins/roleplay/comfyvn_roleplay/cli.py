@@ -15,7 +15,7 @@ from comfyvn.errors import Invalid
 from .importer import FORMATS, ImportResult
 from .lorebook import read_lorebook
 from .serialize import options_from_payload
-from .service import read_inputs, run_import
+from .service import read_inputs, run_card_import, run_import
 
 __all__ = ["import_group"]
 
@@ -204,4 +204,43 @@ def text_cmd(kernel: Any, log: Path, fmt: str | None, out: Path, as_json: bool, 
     options = _options(**opts)
     with log.open("rb") as fh, _progress(log, progress and not as_json) as update:
         result = run_import(kernel, fh, log.name, options, out_dir=out, fmt=fmt or "", progress=update)
+    _report(result, as_json)
+
+
+@import_group.command("card")
+@click.argument("card", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--world", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Lorebook JSON.")
+@click.option(
+    "--sprites",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Sprite folder (the character's <expression>.png, or <name>/<expression>.png).",
+)
+@click.option("--user", "user_name", default="You", show_default=True, help="The player's name ({{user}}).")
+@click.option("--title", help="Project title (default: the character's name).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    callback=_out_folder,
+    help="Project folder to write (project.json + scenes/).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
+@click.pass_obj
+def card_cmd(
+    kernel: Any,
+    card: Path,
+    world: Path | None,
+    sprites: Path | None,
+    user_name: str,
+    title: str | None,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Start a project from a character card alone: its scenario, description and greetings."""
+    options = _options(user_name=user_name, title=title)
+    card_files, world_bytes = read_inputs([card], world)
+    card_data, filename = card_files[0]
+    book = read_lorebook(world_bytes, name=world.stem) if world is not None and world_bytes is not None else None
+    result = run_card_import(kernel, card_data, filename, options, out_dir=out, world=book, sprites_dir=sprites)
     _report(result, as_json)

@@ -296,6 +296,13 @@ class SceneBuilder:
         self._stage(nodes, speaker, text)
         return nodes
 
+    def message_nodes(self, message: Message) -> list[dict[str, Any]]:
+        """The nodes one message becomes, not placed in any scene (a card's texts use this)."""
+        speaker = self.cast.speaker(message)
+        text, asides = self._without_ooc(self._text_of(message, speaker))
+        self._keep_ooc(message, asides)
+        return self._nodes_for_text(text, speaker, message, asides)
+
     def _stage(self, nodes: list[dict[str, Any]], speaker: str | None, text: str) -> None:
         if speaker is None:
             return

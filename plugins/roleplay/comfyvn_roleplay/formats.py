@@ -33,6 +33,7 @@ FORMAT_LABELS = {
     "text": "plain-text chat log",
     "tavernai_json": "TavernAI legacy chat (.json array of 'Name: text')",
     "agnai_json": "Agnaistic chat export (.json)",
+    "card": "character card (no chat): an opening made from the card",
 }
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (

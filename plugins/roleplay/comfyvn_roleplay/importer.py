@@ -23,7 +23,7 @@ from comfyvn.paths import atomic_write_bytes, atomic_write_text, safe_join
 from comfyvn_scenario.project import PROJECT_FILE, SCENES_DIR, Project, dump_json
 
 from .cards import PNG_SIGNATURE, png_text_chunks
-from .cast import Cast, scan_sprite_folder
+from .cast import AssetFile, Cast, scan_sprite_folder
 from .convert import Classifier, ImportOptions, SceneBuilder, background_path
 from .formats import FORMAT_LABELS, iter_agnai, iter_tavernai, sniff_binary, sniff_json_shape
 from .json_messages import iter_json_messages
@@ -32,7 +32,18 @@ from .models import Card, ChatHeader, Kind, Lorebook, Message, ParseIssue, Scene
 from .st_chat import iter_st_chat
 from .text_logs import accept_speakers, iter_generic_log, iter_st_text, scan_speakers
 
-__all__ = ["FORMATS", "ImportResult", "RawUpload", "detect_format", "import_chat", "refuse_binary", "store_raw"]
+__all__ = [
+    "FORMATS",
+    "ImportResult",
+    "RawUpload",
+    "detect_format",
+    "import_chat",
+    "project_slug",
+    "refuse_binary",
+    "store_raw",
+    "write_assets",
+    "write_scene",
+]
 
 FORMATS = ("st_jsonl", "st_txt", "json", "text", "tavernai_json", "agnai_json")
 REPORT_FILE = "roleplay_import.json"
@@ -165,7 +176,8 @@ class ImportResult:
         }
 
 
-def _slug(text: str) -> str:
+def project_slug(text: str) -> str:
+    """The readable part of an import id, from a title."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "chat"
 
 
@@ -279,7 +291,7 @@ def import_chat(
         options, cast, main_character=main, background=background, classify=classify, narrator_name=narrator
     )
 
-    import_id = f"{_slug(title)}-{raw.sha256[:10]}"
+    import_id = f"{project_slug(title)}-{raw.sha256[:10]}"
     project_id = import_id
     if out_dir is None:
         if processed_root is None:
@@ -305,11 +317,11 @@ def import_chat(
         if isinstance(record, ChatHeader):
             continue
         for scene in builder.add(record):
-            _write_scene(out_dir, scene)
+            write_scene(out_dir, scene)
         if progress is not None and isinstance(record, Message):
             progress(record.line)
     for scene in builder.finish():
-        _write_scene(out_dir, scene)
+        write_scene(out_dir, scene)
     issues_total += len(builder.issues)
     issues.extend(builder.issues[: max(0, _MAX_ISSUES_LISTED - len(issues))])
     if not builder.scene_ids:
@@ -320,13 +332,7 @@ def import_chat(
             details={"skipped": [attrs.asdict(i) for i in issues[:20]]},
         )
 
-    for asset in [*cast.assets, *bg_assets]:
-        target = safe_join(out_dir, asset.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if asset.data is not None:
-            target.write_bytes(asset.data)
-        elif asset.source is not None:
-            shutil.copyfile(asset.source, target)
+    write_assets(out_dir, [*cast.assets, *bg_assets])
 
     roleplay_meta: dict[str, Any] = {
         "import_id": import_id,
@@ -387,7 +393,18 @@ def scene_bytes(scene: dict[str, Any]) -> bytes:
         return dump_json(scene).encode("utf-8", "replace")
 
 
-def _write_scene(out_dir: Path, scene: dict[str, Any]) -> None:
+def write_assets(out_dir: Path, assets: Sequence[AssetFile]) -> None:
+    """Copy the project's asset files (card images, sprites, backgrounds) below ``out_dir``."""
+    for asset in assets:
+        target = safe_join(out_dir, asset.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if asset.data is not None:
+            target.write_bytes(asset.data)
+        elif asset.source is not None:
+            shutil.copyfile(asset.source, target)
+
+
+def write_scene(out_dir: Path, scene: dict[str, Any]) -> None:
     # Plain write, not atomic+fsync per scene: the folder is new and project.json (written last,
     # atomically) is what makes the import visible; a crash leaves an unlisted folder, not a torn one.
     (out_dir / SCENES_DIR).mkdir(exist_ok=True)

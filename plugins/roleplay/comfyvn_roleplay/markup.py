@@ -176,6 +176,21 @@ def _serialize(runs: Sequence[_Run]) -> str:
     return "".join(out)
 
 
+def _merge_text(children: Iterable[Token]) -> list[Token]:
+    """Join text with escapes and entities (``\\<``, ``&lt;``), so a tag written with them is still a
+    tag; only an escaped asterisk stays apart (it must not open an action)."""
+    out: list[Token] = []
+    for tok in children:
+        literal = tok.type == "text" or (tok.type == "text_special" and tok.content != "*")
+        if literal and out and out[-1].type == "text":
+            out[-1] = Token("text", "", 0, content=out[-1].content + tok.content)
+        elif literal:
+            out.append(Token("text", "", 0, content=tok.content))
+        else:
+            out.append(tok)
+    return out
+
+
 class _Walker:
     """Turns markdown-it tokens into runs; one instance per message."""
 
@@ -220,15 +235,13 @@ class _Walker:
             return
         for m in _QUOTE_CHAR.finditer(text):
             c = m.group(0)
-            if c == '"':
-                if self.quote and self.quote[-1] == '"':
-                    self.quote.pop()
-                else:
-                    self.quote.append('"')
-            elif c in _OPEN_QUOTES:
+            if c == '"' and '"' in self.quote:
+                # A straight quote closes the open straight quote and any quote left open inside it.
+                del self.quote[len(self.quote) - 1 - self.quote[::-1].index('"') :]
+            elif c == '"' or c in _OPEN_QUOTES:
                 self.quote.append(c)
-            elif c in _CLOSE_QUOTES and self.quote and self.quote[-1] == _CLOSE_QUOTES[c]:
-                self.quote.pop()
+            elif c in _CLOSE_QUOTES and _CLOSE_QUOTES[c] in self.quote:
+                del self.quote[len(self.quote) - 1 - self.quote[::-1].index(_CLOSE_QUOTES[c]) :]
 
     def _text(self, text: str) -> None:
         pos = 0
@@ -293,12 +306,12 @@ class _Walker:
             self.tag_styles.append(style)
 
     def inline(self, children: Iterable[Token]) -> None:
-        for tok in children:
+        for tok in _merge_text(children):
             kind = tok.type
             if kind == "text":
                 self._text(tok.content)
             elif kind == "text_special":
-                # An escape (\*) or an entity (&amp;): literal, never markup, never a quote toggle.
+                # An escaped asterisk is literal: never an action, whatever surrounds it.
                 self.emit(escape(tok.content), tok.content)
             elif kind in ("softbreak", "hardbreak"):
                 self.newline()

@@ -1,4 +1,4 @@
-"""HTTP surface: ``/api/roleplay/{import, preview/{scene_uid}, apply_corrections, sample_llm}``.
+"""HTTP surface: ``/api/roleplay/{import, import/card, preview/{scene_uid}, apply_corrections, sample_llm}``.
 
 Handlers parse the request, hand the work to :mod:`service` in a worker thread (imports are CPU
 and disk bound) and return JSON. Client mistakes raise ComfyVNError, rendered by the server plugin.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from pathlib import PurePath
 from typing import Any
 
 from comfyvn.errors import ComfyVNError
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .lorebook import parse_lorebook
+from .card_routes import card_import_endpoint
+from .lorebook import parse_lorebook, read_lorebook
 from .serialize import OPTION_FIELDS, options_from_payload
 from .service import apply_corrections, load_scene, run_import, sample_llm
 
@@ -91,7 +93,12 @@ async def _from_form(form: Any) -> dict[str, Any]:
         if isinstance(item, UploadFile):
             cards.append((await item.read(), item.filename or ""))
     world = form.get("world")
-    world_bytes = await world.read() if isinstance(world, UploadFile) else None
+    # A lorebook keeps its own name: its `name` field, else the uploaded file's name.
+    book = (
+        read_lorebook(await world.read(), name=PurePath(world.filename or "world").stem)
+        if isinstance(world, UploadFile)
+        else None
+    )
     fmt = form.get("format")
     source = form.get("source")
     return {
@@ -100,7 +107,7 @@ async def _from_form(form: Any) -> dict[str, Any]:
         "fmt": fmt if isinstance(fmt, str) else "",
         "hint": "sillytavern" if source == "sillytavern" else "",
         "cards": cards,
-        "world": world_bytes,
+        "world": book,
         "options": options_from_payload(fields),
     }
 
@@ -240,6 +247,7 @@ def make_routes(kernel: Any) -> list[Route]:
         for prefix in ("/api", "")
         for path, endpoint, method in (
             ("import", import_chat, "POST"),
+            ("import/card", card_import_endpoint(kernel), "POST"),
             ("preview/{scene_uid}", preview, "GET"),
             ("apply_corrections", corrections, "POST"),
             ("sample_llm", llm, "POST"),

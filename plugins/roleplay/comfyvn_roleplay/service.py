@@ -31,13 +31,23 @@ from comfyvn.paths import atomic_write_text, safe_join
 from comfyvn_scenario import load_project, validate_project
 from comfyvn_scenario.project import dump_json
 
+from .card_project import import_card
 from .cards import read_card
 from .convert import ImportOptions
 from .importer import REPORT_FILE, ImportResult, import_chat, store_raw
 from .lorebook import read_lorebook
 from .models import Card, Lorebook
 
-__all__ = ["EVENTS", "Storage", "apply_corrections", "classifier", "load_scene", "run_import", "sample_llm"]
+__all__ = [
+    "EVENTS",
+    "Storage",
+    "apply_corrections",
+    "classifier",
+    "load_scene",
+    "run_card_import",
+    "run_import",
+    "sample_llm",
+]
 
 _IMPORT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 _SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -237,6 +247,52 @@ def run_import(
             "nodes": result.stats.get("nodes", 0),
             "messages": result.stats.get("messages", 0),
             "skipped": sum(1 for i in result.issues if i.severity == "skipped"),
+            "raw_sha256": result.raw.sha256,
+        },
+    )
+    return result
+
+
+def run_card_import(
+    kernel: Any,
+    card: bytes,
+    filename: str,
+    options: ImportOptions,
+    *,
+    out_dir: Path | None = None,
+    world: Lorebook | None = None,
+    sprites_dir: Path | None = None,
+) -> ImportResult:
+    """A project opening the story of a card alone (:mod:`card_project`), staged and swapped in as
+    :func:`run_import` does, and announced with ``on_roleplay_imported``."""
+    store = Storage(kernel)
+    if out_dir is not None:
+        out_dir = out_dir.absolute()
+        _check_target(out_dir)
+    raw = store_raw(store.raw, card, filename)
+    parsed = read_card(card, filename=filename)
+    staged = _staging(out_dir.parent if out_dir is not None else store.processed)
+    try:
+        result = import_card(raw, parsed, staged, options=options, world=world, sprites_dir=sprites_dir)
+        target = out_dir if out_dir is not None else store.processed / result.import_id
+        result = attrs.evolve(result, project_dir=target)
+        atomic_write_text(staged / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+        _swap_in(store, staged, target)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    store.remember(result)
+    kernel.events.emit(
+        "on_roleplay_imported",
+        {
+            "import_id": result.import_id,
+            "project_id": result.project_id,
+            "project_path": str(result.project_dir),
+            "source_format": result.source_format,
+            "scenes": len(result.scene_ids),
+            "nodes": result.stats.get("nodes", 0),
+            "messages": result.stats.get("messages", 0),
+            "skipped": 0,
             "raw_sha256": result.raw.sha256,
         },
     )
