@@ -67,6 +67,18 @@ def _print_result(result: dict[str, Any]) -> None:
         click.echo(f"sdk distribute: exit {result['sdk'].get('returncode')}")
 
 
+def _resolution_option(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+    """``--resolution WxH`` checked before anything runs: a bad value is a usage error (exit 2)."""
+    from comfyvn.errors import ComfyVNError
+
+    from .gui import parse_resolution
+
+    try:
+        return parse_resolution(value)
+    except ComfyVNError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @export_group.command("renpy")
 @click.argument("project", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Ren'Py project folder to write.")
@@ -80,6 +92,13 @@ def _print_result(result: dict[str, Any]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A font for characters Ren'Py's default font lacks (CJK, Thai...); else renpy.font in comfyvn.json, "
     "else an installed font.",
+)
+@click.option(
+    "--resolution",
+    default="1920x1080",
+    show_default=True,
+    callback=_resolution_option,
+    help="The game's window, WxH (1280x720 at least).",
 )
 @click.option("--dry-run", is_flag=True, help="Show new/modified/unchanged files with diffs; write nothing.")
 @click.option("--publish", is_flag=True, help="Also write a deterministic zip (needs --publish-out).")
@@ -101,6 +120,7 @@ def export_renpy(
     testcases: bool,
     bake_weather: bool,
     font: Path | None,
+    resolution: tuple[int, int],
     dry_run: bool,
     publish: bool,
     publish_out: Path | None,
@@ -126,6 +146,7 @@ def export_renpy(
             testcases=testcases,
             bake_weather=bake_weather,
             font=str(font) if font is not None else configured_font(kernel.config),
+            resolution=resolution,
         ),
         dry_run=dry_run,
         publish_out=publish_out.resolve() if publish and publish_out else None,

@@ -184,7 +184,8 @@ def build_layout(project: Project) -> Layout:
         fallback = default if isinstance(default, str) else next(iter(wanted), None)
         if fallback is not None:
             layout.attrs_of[(char_id, "")] = layout.attrs_of[(char_id, fallback)]
-        else:
+        elif _on_stage(project, char_id):
+            # Shown on the stage with no sprite at all: a placeholder figure stands in.
             _add_image(layout, root, layout.char_tags[char_id], "portrait", "", None)
 
     _plan_cast(layout)
@@ -227,7 +228,17 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
     label = ref or name
     if label not in layout.missing[bucket]:
         layout.missing[bucket].append(label)
-    layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder Solid() image")
+    shape = "figure" if kind == "portrait" else "colour"
+    layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder {shape}")
+
+
+def _on_stage(project: Project, char_id: str) -> bool:
+    """Whether some node shows the character (so it needs an image even without sprites)."""
+    return any(
+        isinstance(entry, dict) and entry.get("id") == char_id and not entry.get("hide")
+        for _scene_id, node in _nodes(project)
+        for entry in node.get("characters") or ()
+    )
 
 
 def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str, str]]) -> None:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from .export import POV_MODES, ExportOptions
 from .fonts import configured_font
+from .gui import DEFAULT_RESOLUTION
 from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def _font(kernel: Kernel, name: Any) -> str | None:
 def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> ExportRequest:
     if not isinstance(body, dict):
         raise ComfyVNError("the body must be a JSON object", field="body", code="invalid_request")
-    allowed = {"project", "pov_mode", "platforms", "font", *_BOOLS}
+    allowed = {"project", "pov_mode", "platforms", "font", "resolution", *_BOOLS}
     if unknown := sorted(set(body) - allowed):
         raise ComfyVNError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
     for name in _BOOLS:
@@ -84,6 +85,8 @@ def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> Expor
             testcases=body.get("testcases", False),
             bake_weather=body.get("bake_weather", False),
             font=_font(kernel, body.get("font")),
+            # "1920x1080" or [1920, 1080]; anything else is a 400 naming the field (gui.parse_resolution).
+            resolution=body.get("resolution", DEFAULT_RESOLUTION),
         ),
         dry_run=body.get("dry_run", False) if dry_run is None else dry_run,
         publish_out=safe_join(root, "publish", f"{name}.zip", field="project") if body.get("publish") else None,
@@ -115,6 +118,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   testcases: {type: boolean, default: false}
                   bake_weather: {type: boolean, default: false}
                   font: {type: string, description: "file below <data>/fonts for what the default font lacks"}
+                  resolution: {type: string, default: 1920x1080, description: "window WxH, 1280x720 at least"}
                   dry_run: {type: boolean, default: false}
                   publish: {type: boolean, default: false}
                   platforms: {type: array, items: {type: string}}
@@ -139,6 +143,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
         parameters:
           - {name: project, in: query, required: true, schema: {type: string}}
           - {name: pov_mode, in: query, required: false, schema: {enum: [auto, master, forks, both, disabled]}}
+          - {name: resolution, in: query, required: false, schema: {type: string, default: 1920x1080}}
         responses:
           200: {description: "{ok, preview: {files[{path, status, sha256, diff?}], manifests, removed, summary,
                 label_manifest, missing_assets}, ...}"}
@@ -147,7 +152,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           423: {description: an export gate blocked the export}
         """
         params = dict(request.query_params)
-        if unknown := sorted(set(params) - {"project", "pov_mode", "timeline"}):
+        if unknown := sorted(set(params) - {"project", "pov_mode", "timeline", "resolution"}):
             raise ComfyVNError(f"unknown parameter {unknown[0]!r}", field=unknown[0], code="unknown_field")
         params.pop("timeline", None)  # accepted for compatibility; projects have no timelines here
         req = _request(kernel, params, dry_run=True)
