@@ -162,7 +162,7 @@ def build_bundle(
     defaults = compile_scenario(project, validate=False).variables
     mode, menu, forks = _pov_plan(project, options)
     # The fonts are chosen before any text is written: pages are measured in the fonts the game uses.
-    spec = gui_spec(*parse_resolution(getattr(options, "resolution", DEFAULT_RESOLUTION)))
+    spec = gui_spec(*options.resolution)
     seen, code = collect_characters(project, extra=SHELL_TEXT)
     fonts = plan_fonts(
         seen,
