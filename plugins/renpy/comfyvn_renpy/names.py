@@ -113,7 +113,8 @@ def escape_say_text(text: str) -> str:
     of escaped pieces can be joined with text tags in between (`text.render`): the tags stay tags.
     """
     body = text.replace("\\", "\\\\").replace('"', '\\"')
-    body = "".join(_char_escape(ch) if (ch.isspace() or not ch.isprintable()) else ch for ch in body)
+    if not body.isprintable():  # only then is there a newline, tab or control character to rewrite
+        body = "".join(_char_escape(ch) if (ch.isspace() or not ch.isprintable()) else ch for ch in body)
     return escape_markup(body)
 
 

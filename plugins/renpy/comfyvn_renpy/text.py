@@ -351,6 +351,7 @@ class Paginator:
         # Ren'Py adds the line spacing after every line; the page must end above the text box's bottom.
         self.height = spec.textbox_height - spec.dialogue_ypos
         self._cache: dict[str, tuple[str, ...]] = {}
+        self._lines: dict[str, str] = {}
         self._plain: dict[str, float] = {}
 
     def _fits(self, parsed: Parsed, start: int, end: int) -> bool:
@@ -402,14 +403,20 @@ class Paginator:
         """Double-quoted Ren'Py strings, one per page of ``text`` (none for whitespace-only text)."""
         cached = self._cache.get(text)
         if cached is None:
-            parsed = self._parse(text)
-            cached = tuple(f'"{render(parsed, a, b, code_font=self.code_font)}"' for a, b in self.spans(parsed))
+            if not _MARKUP_CHARS.intersection(text) and self._short(text.strip()):
+                cached = (f'"{escape_say_text(text.strip())}"',) if text.strip() else ()  # the common case
+            else:
+                parsed = self._parse(text)
+                cached = tuple(f'"{render(parsed, a, b, code_font=self.code_font)}"' for a, b in self.spans(parsed))
             self._cache[text] = cached
         return cached
 
     def line(self, text: str) -> str:
         """One double-quoted Ren'Py string for ``text`` without paging (menu choices)."""
-        return f'"{render(self._parse(text), code_font=self.code_font)}"'
+        cached = self._lines.get(text)
+        if cached is None:
+            cached = self._lines[text] = f'"{render(self._parse(text), code_font=self.code_font)}"'
+        return cached
 
     def _parse(self, text: str) -> Parsed:
         parsed = parse_markdown(text)
