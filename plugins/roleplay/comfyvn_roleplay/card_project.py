@@ -40,17 +40,16 @@ _START = re.compile(r"<START>", re.IGNORECASE)
 
 
 def _bracket_blocks(text: str) -> tuple[str, int]:
-    """Remove ``[…]``/``{…}`` blocks that start a line (balanced, may span lines); count them."""
+    """Remove ``[…]`` blocks that start a line (balanced, may span lines); count them."""
     out: list[str] = []
     removed = 0
     i = 0
     while i < len(text):
         at_line_start = i == 0 or text[i - 1] == "\n"
-        if at_line_start and text[i] in "[{":
-            opener, closer = text[i], "]" if text[i] == "[" else "}"
+        if at_line_start and text[i] == "[":
             depth, j = 0, i
             while j < len(text):
-                depth += (text[j] == opener) - (text[j] == closer)
+                depth += (text[j] == "[") - (text[j] == "]")
                 j += 1
                 if depth == 0:
                     break
