@@ -110,3 +110,70 @@ def test_generated_sillytavern_chats_play_in_renpy(
         assert imported.exit_code == 2 and imported.output.startswith("error: "), imported.output
         return
     export_and_lint(kernel, folder / "project", folder / "game")
+
+
+def _card_png() -> bytes:
+    from io import BytesIO
+
+    from comfyvn_roleplay.cards import embed_card_png
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (64, 96), (120, 60, 160)).save(out, format="PNG")
+    card = {
+        "spec": "chara_card_v2",
+        "spec_version": "2.0",
+        "data": {
+            "name": "Aqua",
+            "description": "{{char}} is a goddess.\n[traits= vain]",
+            "scenario": "{{user}} meets <BOT> after an untimely death.",
+            "first_mes": '*She yawns.* "Welcome, {{user}}. You *were* expected."',
+            "alternate_greetings": ['"Oh. Another one." *She sighs.* <b>Fine.</b> (OOC: be nice)'],
+            "extensions": {},
+        },
+    }
+    return embed_card_png(out.getvalue(), chara=card)
+
+
+def _lines_of(game: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in (game / "game").rglob("*.rpy"))
+
+
+def test_a_card_only_project_plays_in_renpy(kernel: Kernel, tmp_path: Path) -> None:
+    (tmp_path / "Aqua.png").write_bytes(_card_png())
+    run(kernel, "import", "card", str(tmp_path / "Aqua.png"), "--user", "Kazuma", "--out", str(tmp_path / "project"))
+    export_and_lint(kernel, tmp_path / "project", tmp_path / "game")
+    script = _lines_of(tmp_path / "game")
+    assert "How does it begin?" in script and "Kazuma" in script
+    assert "{{" not in script and "OOC" not in script and "be nice" not in script
+
+
+def test_a_tavernai_legacy_chat_plays_in_renpy(kernel: Kernel, tmp_path: Path) -> None:
+    chat = [
+        "Aqua: *She smiles.* Hello, {{user}}! <div>Welcome</div>\n",
+        'You: "Just like you *were* going to do to me?" ((lol))\n',
+        "Of course not.\n",
+    ]
+    (tmp_path / "1674559896839.json").write_text(json.dumps(chat), encoding="utf-8")
+    imported = run(kernel, "import", "sillytavern", str(tmp_path / "1674559896839.json"), "--out", str(tmp_path / "p"))
+    assert imported["source_format"] == "tavernai_json"
+    export_and_lint(kernel, tmp_path / "p", tmp_path / "game")
+    assert "lol" not in _lines_of(tmp_path / "game") and "<div>" not in _lines_of(tmp_path / "game")
+
+
+def test_an_agnaistic_chat_plays_in_renpy(kernel: Kernel, tmp_path: Path) -> None:
+    export = {
+        "name": "Exported",
+        "greeting": "Hi",
+        "scenario": "",
+        "sampleChat": "",
+        "messages": [
+            {"characterId": "imported", "name": "Aqua", "msg": "*waves* Hi!", "createdAt": "2024-05-01T10:00:00Z"},
+            {"userId": "u1", "handle": "Kazuma", "msg": "> quoted\n\n**Hey.**", "createdAt": "2024-05-01T10:01:00Z"},
+            {"userId": "u1", "handle": "Kazuma", "msg": "brb", "ooc": True, "createdAt": "2024-05-01T10:02:00Z"},
+        ],
+    }
+    (tmp_path / "chat-1a2b.json").write_text(json.dumps(export, indent=2), encoding="utf-8")
+    imported = run(kernel, "import", "text", str(tmp_path / "chat-1a2b.json"), "--out", str(tmp_path / "p"))
+    assert imported["source_format"] == "agnai_json"
+    export_and_lint(kernel, tmp_path / "p", tmp_path / "game")
