@@ -13,12 +13,14 @@ init 1999 python in cvn_playcheck:
     import io
     import json
     import os
+    import re
     import time
 
     CONFIG = json.load(io.open(os.path.join(renpy.config.gamedir, "cvn_playcheck.json"), "r", encoding="utf-8"))
     _out = io.open(CONFIG["records"], "w", encoding="utf-8", buffering=1)  # line-buffered: survives a kill
 
     DIALOGUE_STYLES = ("say_dialogue", "say_thought", "nvl_dialogue")
+    FONT_TAG = re.compile(r"\{font=([^}]*)\}")
     SKIP_LAYERS = ("screens", "overlay", "transient")
 
     CONTROL = (
@@ -236,6 +238,8 @@ init 1999 python in cvn_playcheck:
                 windows = [a for a in ancestors if isinstance(a[0], renpy.display.layout.Window)]
                 places[id(d)] = (rect, windows[-1] if windows else None)
         rect, window = places.get(id(what), (None, None))
+        for tag_font in FONT_TAG.findall(what.get_all_text().replace("{{", "")):
+            resolve_font(tag_font)
         info = {
             "screen": screen,
             "text": what.get_all_text(),
