@@ -187,9 +187,9 @@ class Cast:
             (a.data for a in card.assets if a.type == "icon" and a.data is not None and a.name in ("main", "")), None
         )
         if portrait is not None:
-            asset = AssetFile(f"assets/characters/{cid}/portrait.{_image_ext(portrait)}", data=portrait)
-            self.characters[cid]["portrait"] = asset.path
-            self.assets.append(asset)
+            portrait_file = AssetFile(f"assets/characters/{cid}/portrait.{_image_ext(portrait)}", data=portrait)
+            self.characters[cid]["portrait"] = portrait_file.path
+            self.assets.append(portrait_file)
         for alias in (card.name, card.nickname):
             if alias:
                 self._by_card_name.setdefault(alias.lower(), cid)

@@ -326,7 +326,8 @@ class SceneBuilder:
         if self._break:
             reason, self._break = self._break, None
             return reason
-        extra = message.extra.get("extra") if isinstance(message.extra.get("extra"), dict) else {}
+        raw_extra = message.extra.get("extra")
+        extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
         bg = background_path(extra.get("background") or extra.get("bg"))
         if bg and bg != self._background:
             self._background = bg
@@ -371,6 +372,7 @@ class SceneBuilder:
             return
         speaker = self.cast.speaker(message)
         swipes = [s for s in message.swipes if s.strip()]
+        groups: list[tuple[int, list[dict[str, Any]], str]] | None
         if self.options.swipes_as_choices and len(set(swipes)) >= 2:
             groups = self._swipe_groups(message, speaker)
             if len(groups) < 2:
