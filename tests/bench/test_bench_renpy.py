@@ -1,5 +1,6 @@
 """Ren'Py export of a generated 10,000-node project (target < 2 s), against a baseline in the same run
-(serialising the same project to JSON), plus the real engine's lint time of the output.
+(serialising the same project to JSON), plus the real engine's lint time of the output. One node in
+ten holds a long message that is paged, one in a hundred CJK text that needs a shipped font.
 
 python3 -m pytest tests/bench/test_bench_renpy.py --benchmark-enable -q -s
 """
@@ -43,12 +44,14 @@ def generated_project() -> Project:
                     },
                 ]
             )
-            node: dict[str, Any] = {
-                "id": f"n{n}",
-                "type": "dialogue",
-                "speaker": "hero",
-                "text": f'Line {n} of scene {s}: {{quotes}} "and" [brackets]',
-            }
+            text = f'Line {n} of scene {s}: {{quotes}} "and" [brackets]'
+            if n % 10 == 5:  # one line in ten is a long message: paged at sentence ends, with emphasis
+                text = " ".join(
+                    f'*She waits.* "Line {n}, sentence {i}: you *were* going to say 100%?"' for i in range(12)
+                )
+            elif n % 100 == 7:  # and some CJK: measured and covered by a shipped subset font
+                text = f"第{s}场\uff1a她推开了那扇沉重的木门\uff0c屋里弥漫着檀香的味道。"
+            node: dict[str, Any] = {"id": f"n{n}", "type": "dialogue", "speaker": "hero", "text": text}
             if choices:
                 node["choices"] = choices
             else:

@@ -60,6 +60,7 @@ FIXED_TIMESTAMP = 3029529600
 MAX_NAMED = 20
 DEJAVU_EXTENTS = (1901 / 2048, 483 / 2048)  # DejaVu Sans ascender and descender, in ems
 UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "BASE", "JSTF", "MATH", "VORG", "vhea", "vmtx")
+_MAX_CODE = 0x10FFFF
 _LICENCE_NAMES = ("license", "licence", "ofl", "copying", "copyright")
 
 
@@ -262,16 +263,17 @@ def _system_fonts() -> tuple[tuple[FontFace, tuple[tuple[int, int], ...]], ...]:
         for item in parts[4].split():
             low, _, high = item.partition("-")
             ranges.append((int(low, 16), int(high or low, 16)))
-        found.append((FontFace(Path(parts[0]), int(parts[1]), parts[2], parts[3]), tuple(ranges)))
+        found.append((FontFace(Path(parts[0]), int(parts[1]), parts[2], parts[3]), tuple(sorted(ranges))))
     return tuple(sorted(found, key=lambda f: (str(f[0].path), f[0].index)))
 
 
 def _in_ranges(ranges: tuple[tuple[int, int], ...], codes: list[int]) -> set[int]:
+    """The ``codes`` inside sorted, disjoint ``ranges`` (a binary search per code: fonts have thousands)."""
     covered = set()
-    for low, high in ranges:
-        start = bisect.bisect_left(codes, low)
-        end = bisect.bisect_right(codes, high)
-        covered.update(codes[start:end])
+    for code in codes:
+        i = bisect.bisect_right(ranges, (code, _MAX_CODE)) - 1
+        if i >= 0 and ranges[i][0] <= code <= ranges[i][1]:
+            covered.add(code)
     return covered
 
 
@@ -320,8 +322,12 @@ def _choose(missing: set[str], user: FontFace | None, text: frozenset[str]) -> l
     return chosen
 
 
-def _subset(face: FontFace, chars: Iterable[str]) -> tuple[bytes, str]:
-    """The face cut down to ``chars`` plus basic Latin, with fixed timestamps; and its file suffix."""
+@functools.lru_cache(maxsize=8)
+def _subset(face: FontFace, chars: frozenset[str]) -> tuple[bytes, str]:
+    """The face cut down to ``chars`` plus basic Latin, with fixed timestamps; and its file suffix.
+
+    Cached: loading a CJK collection takes about a second, and previews and repeated exports of one
+    project ask for the same cut (fontTools' output depends only on the face and the characters)."""
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
@@ -353,6 +359,7 @@ def _subset(face: FontFace, chars: Iterable[str]) -> tuple[bytes, str]:
     return out.getvalue(), suffix
 
 
+@functools.lru_cache(maxsize=16)
 def _licence(path: Path) -> bytes | None:
     """The licence of a font file: a licence file beside it, else its Debian package's copyright file."""
     try:
@@ -377,7 +384,7 @@ def _licence(path: Path) -> bytes | None:
 
 
 def _ship(face: FontFace, chars: set[str], origin: str, taken: set[str]) -> ShippedFont:
-    data, suffix = _subset(face, chars)
+    data, suffix = _subset(face, frozenset(chars))
     name = slug(face.family, fallback="font")
     while name in taken:
         name += "_2"
