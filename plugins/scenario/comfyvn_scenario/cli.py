@@ -129,7 +129,7 @@ def playtest_cmd(
     else:
         body["scene"] = story
     response = ScenarioService(kernel).playtest(parse_request(body, PlaytestRequest))
-    result = response.get("trace") or response.get("report")
+    result: dict[str, Any] = response.get("trace") or response["report"]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(dump_json(result), encoding="utf-8")

@@ -38,7 +38,7 @@ _RENDER = {
         "choices": {"type": "array", "items": {"type": "object", "required": ["target"]}},
     },
 }
-_START = {
+_START: dict[str, Any] = {
     "type": "object",
     "required": ["scenario_id", "seed", "policy", "pov"],
     "properties": {

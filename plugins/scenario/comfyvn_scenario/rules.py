@@ -8,7 +8,7 @@ and cheap -- a step copies O(path length) dicts, not the whole variable tree.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "MISSING",
@@ -60,7 +60,7 @@ def _number(value: Any) -> float | None:
 def compile_condition(condition: Mapping[str, Any]) -> Condition:
     """A predicate over variables. A missing key makes every operator false except ``not_exists``."""
     parts = split_key(str(condition["key"]))
-    operator = condition["operator"]
+    operator = str(condition["operator"])
     value = condition.get("value")
 
     if operator == "exists":
@@ -109,7 +109,7 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
             current = get_path(variables, parts)
             if current is MISSING:
                 return False
-            return (current == value) != negate
+            return bool(current == value) != negate
 
         return equal
     raise ValueError(f"unknown condition operator {operator!r}")
@@ -145,7 +145,7 @@ def _dissoc(tree: dict[str, Any], parts: Sequence[str]) -> dict[str, Any]:
     return new
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """A JSON number (booleans are not numbers here, unlike Python's ``isinstance(True, int)``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

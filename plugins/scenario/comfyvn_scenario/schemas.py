@@ -27,7 +27,8 @@ def _text(name: str) -> str:
 
 def load_schema(name: str) -> dict[str, Any]:
     """A fresh copy of the schema ``name`` (``scene``, ``project`` or ``save``)."""
-    return json.loads(_text(name))
+    schema: dict[str, Any] = json.loads(_text(name))
+    return schema
 
 
 def _inline_local_refs(node: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:

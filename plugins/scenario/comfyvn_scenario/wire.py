@@ -102,4 +102,5 @@ def story_of(scene: Any, project: Any, scenes: Any) -> dict[str, Any] | Project:
         raise ComfyVNError("a scene (or a project with scenes) is required", field="scene", code="missing_field")
     if scenes is not None:
         raise ComfyVNError("scenes only go with project", field="scenes", code="invalid_request")
-    return scene
+    story: dict[str, Any] = scene  # checked against the scene schema by whoever compiles it
+    return story
