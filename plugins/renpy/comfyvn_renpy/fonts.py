@@ -190,7 +190,7 @@ class GameMetrics:
         units = table["bold" if bold else "regular"].get(ch)
         if units is None:
             return float(self.size) + fake_bold
-        return round(units * self.size / table["units_per_em"]) + (0.0 if bold else fake_bold)
+        return float(round(units * self.size / table["units_per_em"])) + (0.0 if bold else fake_bold)
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import attrs
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from .gui import GuiSpec
 from .names import escape_say_text
@@ -95,7 +96,7 @@ def parse_markdown(text: str) -> Parsed:
     """Inline Markdown → visible text with style runs (text without markup characters skips the parser)."""
     if not _MARKUP_CHARS.intersection(text):
         return Parsed(text, ((0, len(text), 0),) if text else ())
-    tokens: list = []  # type: ignore[type-arg]
+    tokens: list[Token] = []
     _md.inline.parse(text, _md, {}, tokens)
     parts: list[str] = []
     runs: list[tuple[int, int, int]] = []
