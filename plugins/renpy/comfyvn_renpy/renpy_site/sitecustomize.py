@@ -5,14 +5,18 @@ rejects them ("AST node line range (N, 1) is not valid", fixed upstream in 8.1).
 ``builtins.compile`` and, for AST input only, raise every end position to at least its start.
 """
 
+from __future__ import annotations
+
 import ast
 import builtins
+from typing import Any
 
 _original_compile = builtins.compile
 
 
-def _repair(tree):
-    for node in ast.walk(tree):
+def _repair(tree: ast.AST) -> ast.AST:
+    for found in ast.walk(tree):
+        node: Any = found  # positions are set by attribute on any node type, as Ren'Py does
         start = getattr(node, "lineno", None)
         if start is None:
             continue
@@ -27,7 +31,7 @@ def _repair(tree):
     return tree
 
 
-def _compile(source, *args, **kwargs):
+def _compile(source: Any, *args: Any, **kwargs: Any) -> Any:
     if isinstance(source, ast.AST):
         _repair(source)
     return _original_compile(source, *args, **kwargs)
