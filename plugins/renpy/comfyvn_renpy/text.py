@@ -9,8 +9,8 @@ Pagination measures the visible text with the game's own fonts (`Metrics`) at th
 `gui.GuiSpec`, wrapping lines the way Ren'Py's default ``tex`` layout does (its Knuth-Plass costs, not
 greedy: it can use more lines than a greedy wrap), and fills each page with whole sentences. A single
 sentence longer than the box is the only thing split, first at clause marks (``, ; : —`` and the CJK
-comma, semicolon and colon), then between words, then between characters. Every page is rendered on its own, so an
-``{i}`` open at a page end is closed there and reopened on the next page.
+comma, semicolon and colon), then between words, then between characters. Every page is rendered on
+its own, so an ``{i}`` open at a page end is closed there and reopened on the next page.
 """
 
 from __future__ import annotations
