@@ -235,6 +235,7 @@ def _choice(value: str) -> int | str:
 @renpy_group.command("play-check")
 @click.argument("game_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--screenshots", type=click.Path(file_okay=False, path_type=Path), help="Save screenshots here.")
+@click.option("--line-shots", type=click.IntRange(0, 500), default=0, help="Also screenshot the first N lines.")
 @click.option("--explore", is_flag=True, help="Play again from the title until every choice was taken once.")
 @click.option("--choose", "path", multiple=True, help="Choice for the next menu: index (0-based) or text; repeatable.")
 @click.option("--timeout", type=click.IntRange(20, 3600), default=180, show_default=True, help="Seconds per run.")
@@ -244,6 +245,7 @@ def _choice(value: str) -> int | str:
 def play_check_command(
     game_dir: Path,
     screenshots: Path | None,
+    line_shots: int,
     explore: bool,
     path: tuple[str, ...],
     timeout: int,
@@ -262,6 +264,7 @@ def play_check_command(
         game_dir,
         engine=find_engine(renpy_path),
         screenshots=screenshots,
+        line_shots=line_shots,
         mode="explore" if explore else "first",
         path=[_choice(p) for p in path],
         timeout=timeout,

@@ -467,6 +467,7 @@ def run_play_check(
     timeout: float = 180,
     max_interactions: int = 3000,
     max_playthroughs: int = 8,
+    line_shots: int = 0,
     keep_records: Path | None = None,
     runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
 ) -> PlayReport:
@@ -475,7 +476,8 @@ def run_play_check(
     ``mode`` "first" takes the first enabled choice (after ``path``: choice indexes or labels, one per menu);
     "explore" plays again from the title screen until every choice seen was taken once. Screenshots
     (``title``, ``first_line``, ``first_menu``, ``ending`` — the story's last frame when that is not a line,
-    such as an ending card — and ``end``, the title screen it returns to) go to ``screenshots`` when given;
+    such as an ending card — and ``end``, the title screen it returns to; with ``line_shots`` N also
+    ``line_001`` … for the first N lines) go to ``screenshots`` when given;
     ``keep_records`` keeps the raw JSON lines. The game folder itself is never written to.
     """
     from comfyvn.errors import Invalid, OperationFailed
@@ -501,6 +503,7 @@ def run_play_check(
             "path": list(path),
             "max_interactions": max_interactions,
             "max_playthroughs": max_playthroughs,
+            "line_shots": line_shots,
             "max_seconds": max(5.0, timeout - 20),
         }
         (copy / "game" / "cvn_playcheck.json").write_text(json.dumps(settings), encoding="utf-8")

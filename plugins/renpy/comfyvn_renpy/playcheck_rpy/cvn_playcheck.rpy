@@ -446,6 +446,9 @@ init 1999 python in cvn_playcheck:
         record(kind)
         if kind == "say":
             shot("first_line")
+            state["lines"] = state.get("lines", 0) + 1
+            if state["lines"] <= CONFIG.get("line_shots", 0):
+                shot("line_%03d" % state["lines"])
             state["last_frame"] = None
         else:
             grab_frame()  # maybe the ending card; reading a frame back is slow, so lines are not kept
