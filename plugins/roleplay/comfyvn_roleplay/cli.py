@@ -159,6 +159,7 @@ def import_group() -> None:
 @click.pass_obj
 def sillytavern_cmd(
     kernel: Any,
+    /,
     chat: Path,
     cards: tuple[Path, ...],
     world: Path | None,
@@ -199,7 +200,7 @@ def sillytavern_cmd(
 )
 @_common
 @click.pass_obj
-def text_cmd(kernel: Any, log: Path, fmt: str | None, out: Path, as_json: bool, progress: bool, **opts: Any) -> None:
+def text_cmd(kernel: Any, /, log: Path, fmt: str | None, out: Path, as_json: bool, progress: bool, **opts: Any) -> None:
     """Import a generic chat log (Name: text, [time] Name: text, Name - text) or a JSON message array."""
     options = _options(**opts)
     with log.open("rb") as fh, _progress(log, progress and not as_json) as update:

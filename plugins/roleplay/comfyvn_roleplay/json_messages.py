@@ -40,10 +40,10 @@ class _Reader:
 
     def __init__(self, source: IO[str] | IO[bytes] | Iterable[str | bytes]) -> None:
         if hasattr(source, "read"):
-            reader = source  # type: ignore[assignment]
-            self._chunks: Iterator[str | bytes] = iter(lambda: reader.read(_CHUNK), reader.read(0))  # type: ignore[union-attr]
+            reader = source
+            self._chunks: Iterator[str | bytes] = iter(lambda: reader.read(_CHUNK), reader.read(0))
         else:
-            self._chunks = iter(source)  # type: ignore[arg-type]
+            self._chunks = iter(source)
         self.buf = ""
         self.pos = 0
         self.eof = False

@@ -88,9 +88,8 @@ def coerce_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        if _SURROGATE.search(value):
-            value = _SURROGATE.sub("\ufffd", value)
-        return value.replace("\r\n", "\n").replace("\r", "\n")
+        text = _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+        return text.replace("\r\n", "\n").replace("\r", "\n")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return ""
