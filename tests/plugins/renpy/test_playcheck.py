@@ -263,6 +263,13 @@ screen say(who, what):
             text who id "who" pos (40, 10)
         text what id "what" pos (40, 60) xmaximum 1200
 
+screen input(prompt):
+    window:
+        yalign 1.0
+        ysize 200
+        text prompt pos (40, 10)
+        input id "input" pos (40, 60)
+
 screen choice(items):
     vbox:
         align (0.5, 0.3)
@@ -279,6 +286,8 @@ label start:
     scene bg room
     show hero at right
     e "Hello there. {i}Emphasis{/i} is a tag, not raw markup, and 100%% fine."
+    $ player = renpy.input("Your name?", default="Rowan")
+    e "Welcome, [player]."
     menu:
         "Which way?"
         "Left":
@@ -330,9 +339,14 @@ def test_a_good_game_passes_explored_and_the_game_folder_is_untouched(engine: En
     game = make_game(tmp_path / "good", SCREENS, GOOD)
     before = tree_digest(game)
     shots = tmp_path / "shots"
-    report = run_play_check(game, engine=engine, screenshots=shots, mode="explore", timeout=240)
+    records = tmp_path / "records.jsonl"
+    report = run_play_check(game, engine=engine, screenshots=shots, mode="explore", timeout=240, keep_records=records)
     assert report.failed() == [], json.dumps(report.to_wire(), indent=2)
-    assert (report.playthroughs, report.menus, report.lines) == (2, 2, 6)  # both choices, once each
+    assert (report.playthroughs, report.menus, report.lines) == (2, 2, 8)  # both choices, once each
+    played = [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines()]
+    said = [r["textbox"]["text"] for r in played if r.get("kind") == "say"]
+    assert "Welcome, Rowan." in said  # the name field was accepted with its default, and interpolated
+    assert [r["chosen"] for r in played if r.get("kind") == "menu"] == [0, 1]
     assert report.finish == "title" and report.screen == (1280, 720)
     assert tree_digest(game) == before  # no checker, cache, saves or log written into the user's folder
     for name in ("title", "first_line", "first_menu", "end"):

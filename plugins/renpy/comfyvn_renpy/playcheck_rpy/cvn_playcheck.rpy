@@ -442,6 +442,15 @@ init 1999 python in cvn_playcheck:
             state["menu_index"] += 1
             renpy.end_interaction(items[index][1])
             return
+        if renpy.get_screen("input") is not None:
+            # renpy.input: accept what the field holds (its default), as a player pressing Enter would.
+            try:
+                typed = renpy.get_displayable("input", "input").content
+            except Exception:
+                typed = u""
+            record("input", value=typed)
+            renpy.end_interaction(typed)
+            return
         kind = "say" if dialogue_widget(_drawn())[1] is not None else "other"
         record(kind)
         if kind == "say":
