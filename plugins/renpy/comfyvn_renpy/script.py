@@ -161,7 +161,7 @@ class ScriptWriter:
                 continue
             expression = entry.get("expression") if isinstance(entry.get("expression"), str) else None
             line = f"show {self.layout.sprite(char_id, expression)}"
-            position = POSITIONS.get(entry.get("position")) if isinstance(entry.get("position"), str) else None
+            position = POSITIONS.get(entry["position"]) if isinstance(entry.get("position"), str) else None
             lines.append(f"{line} at {position}" if position else line)
         if lines and self.layout.auto_stage:
             # Characters shown without a position share the stage: left/center/right by how many are on it.
@@ -399,7 +399,7 @@ class ScriptWriter:
         backgrounds = [i for i in self.layout.images if i.kind == "background"]
         ground = next((i.name for i in backgrounds if i.file), backgrounds[0].name if backgrounds else BACKDROP)
         by_name = {i.name: i for i in self.layout.images}
-        standing = []
+        standing: list[str] = []
         for char_id in self.layout.cast_order:
             image = by_name.get(self.layout.sprite(char_id, None))
             if image is not None and image.file and len(standing) < 3:

@@ -208,7 +208,7 @@ def about_text(project: Project) -> str:
     meta = project.meta
     if isinstance(meta.get("description"), str) and meta["description"].strip():
         lines += [" ".join(meta["description"].split()), ""]
-    nested = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+    nested = meta["metadata"] if isinstance(meta.get("metadata"), dict) else {}
     for key, title in (("author", "Written by"), ("authors", "Written by"), ("credits", "")):
         value = meta.get(key, nested.get(key))
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
