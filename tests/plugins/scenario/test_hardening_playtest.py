@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from comfyvn.errors import TooLarge
 from comfyvn_scenario.playtest import MAX_DEPTH, MAX_STATES, MAX_STEPS, explore, run_playtest
+from comfyvn_server.errors import http_status
 
 
 def _loop(variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def _loop(variables: dict[str, Any] | None = None) -> dict[str, Any]:
 def test_explore_refuses_bounds_past_the_hard_caps(bounds: dict[str, int], field: str) -> None:
     with pytest.raises(TooLarge) as info:
         explore(_loop(), **bounds)
-    assert info.value.field == field and info.value.status == 413
+    assert info.value.field == field and http_status(info.value) == 413
 
 
 def test_playtest_refuses_max_steps_past_the_cap() -> None:
