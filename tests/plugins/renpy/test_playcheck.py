@@ -282,10 +282,14 @@ image bg room = Solid("#446")
 image bg wide = Transform(Solid("#464", xysize=(2000, 1200)), align=(0.5, 0.5))
 image hero = Solid("#c88", xysize=(300, 600))
 define e = Character("Eileen")
+define han = FontGroup().add("fonts/han.otf", 0x4E00, 0x9FFF).add("DejaVuSans.ttf", None, None)
+define m = Character("Ming", what_font=han)
 label start:
     scene bg room
     show hero at right
     e "Hello there. {i}Emphasis{/i} is a tag, not raw markup, and 100%% fine."
+    m "Hello, 你好."
+    e "A tag: {font=fonts/han.otf}你好{/font}."
     $ player = renpy.input("Your name?", default="Rowan")
     e "Welcome, [player]."
     menu:
@@ -322,6 +326,19 @@ label again:
 """
 
 
+def han_font(path: Path) -> None:
+    """A subset of Debian's Noto Sans CJK with the two Han characters the good game shows (fonts-noto-cjk)."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    with TTFont(NOTO_CJK, fontNumber=0) as font:
+        subsetter = subset.Subsetter(subset.Options(layout_features=[], notdef_outline=True))
+        subsetter.populate(text="你好")
+        subsetter.subset(font)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        font.save(path)
+
+
 def make_game(root: Path, *scripts: str) -> Path:
     (root / "game").mkdir(parents=True)
     for index, script in enumerate(scripts):
@@ -337,12 +354,13 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def test_a_good_game_passes_explored_and_the_game_folder_is_untouched(engine: Engine, tmp_path: Path) -> None:
     game = make_game(tmp_path / "good", SCREENS, GOOD)
+    han_font(game / "game" / "fonts" / "han.otf")
     before = tree_digest(game)
     shots = tmp_path / "shots"
     records = tmp_path / "records.jsonl"
     report = run_play_check(game, engine=engine, screenshots=shots, mode="explore", timeout=240, keep_records=records)
     assert report.failed() == [], json.dumps(report.to_wire(), indent=2)
-    assert (report.playthroughs, report.menus, report.lines) == (2, 2, 8)  # both choices, once each
+    assert (report.playthroughs, report.menus, report.lines) == (2, 2, 12)  # both choices, once each
     played = [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines()]
     said = [r["textbox"]["text"] for r in played if r.get("kind") == "say"]
     assert "Welcome, Rowan." in said  # the name field was accepted with its default, and interpolated

@@ -10,6 +10,7 @@
 
 init 1999 python in cvn_playcheck:
 
+    import collections.abc
     import io
     import json
     import os
@@ -179,7 +180,7 @@ init 1999 python in cvn_playcheck:
             resolve_font(font)
             return font
         group = getattr(font, "map", None)
-        if isinstance(group, dict):
+        if isinstance(group, collections.abc.Mapping):  # `dict` here is the store's RevertableDict
             ranges = []
             for code in sorted(k for k in group if isinstance(k, int)):
                 target = group[code]
