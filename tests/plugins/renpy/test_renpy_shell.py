@@ -254,6 +254,9 @@ init python:
         print("CVN-PROBE " + _cvn_json.dumps(record))
 
 testcase cvn_shell_check:
+    # A loaded machine renders slowly: wait for transitions instead of calling the test stuck.
+    $ _test.timeout = 90.0
+    $ _test.transition_timeout = 30.0
     pause 2.0
     $ cvn_probe("title")
     "Start"
