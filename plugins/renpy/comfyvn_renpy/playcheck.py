@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -457,6 +457,32 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return set()
 
 
+def _parse(raw: str) -> list[dict[str, Any]]:
+    """The checker's JSON lines; a line cut short by a killed engine is left out."""
+    records = []
+    for line in raw.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def _deliver(taken: Mapping[str, str], folder: Path) -> dict[str, str]:
+    """Copy the screenshots the engine wrote into the temporary folder to ``folder``, each write atomic."""
+    from comfyvn.paths import atomic_write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = {}
+    for name, source in taken.items():
+        target = folder / f"{name}.png"
+        atomic_write_bytes(target, Path(source).read_bytes())
+        saved[name] = str(target.resolve())
+    return saved
+
+
 def run_play_check(
     game_dir: Path,
     *,
@@ -469,7 +495,6 @@ def run_play_check(
     max_playthroughs: int = 8,
     line_shots: int = 0,
     keep_records: Path | None = None,
-    runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
 ) -> PlayReport:
     """Play the Ren'Py game at ``game_dir`` offscreen in the real engine and check it (see module doc).
 
@@ -481,6 +506,7 @@ def run_play_check(
     ``keep_records`` keeps the raw JSON lines. The game folder itself is never written to.
     """
     from comfyvn.errors import Invalid, OperationFailed
+    from comfyvn.paths import atomic_write_text
 
     if mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", field="mode")
@@ -488,17 +514,16 @@ def run_play_check(
     engine = engine or find_engine()
     if engine is None:
         raise OperationFailed("Ren'Py is not installed: `apt-get install -y renpy` or set COMFYVN_RENPY_SDK")
-    if screenshots is not None:
-        screenshots.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="comfyvn-playcheck-") as tmp:
         base = Path(tmp)
-        copy, home, records = base / "project", base / "home", base / "records.jsonl"
+        copy, home, records, shots = base / "project", base / "home", base / "records.jsonl", base / "shots"
         shutil.copytree(root / "game", copy / "game", ignore=_ignore)
         home.mkdir()
+        shots.mkdir()
         shutil.copyfile(CHECKER, copy / "game" / CHECKER.name)
         settings = {
             "records": str(records),
-            "screenshots": str(screenshots.resolve()) if screenshots is not None else None,
+            "screenshots": str(shots) if screenshots is not None else None,
             "mode": mode,
             "path": list(path),
             "max_interactions": max_interactions,
@@ -511,27 +536,27 @@ def run_play_check(
         env.update(HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CONFIG_HOME=str(home / ".config"))
         command = ["timeout", "-k", "10", str(int(timeout)), *engine.command(str(copy), "run")]
         started = time.perf_counter()
-        timed_out = False
         try:
-            done = runner(
+            done = subprocess.run(
                 command, capture_output=True, text=True, errors="replace", env=env, timeout=timeout + 30, check=False
             )
             returncode, output = done.returncode, (done.stdout or "") + (done.stderr or "")
         except subprocess.TimeoutExpired:
-            returncode, output, timed_out = 124, "", True
-        timed_out = timed_out or returncode in (124, 137)
+            returncode, output = 124, ""
+        timed_out = returncode in (124, 137)
         seconds = time.perf_counter() - started
         raw = records.read_text(encoding="utf-8", errors="replace") if records.is_file() else ""
-        parsed = [json.loads(line) for line in raw.splitlines() if line.strip().startswith("{")]
         for name in ("traceback.txt", "errors.txt"):
             if (copy / name).is_file():
                 output += f"\n--- {name}\n" + (copy / name).read_text(encoding="utf-8", errors="replace")
         # Fonts are read while the copy still exists: the records name files inside it.
-        report = evaluate(parsed, finished_run=returncode == 0 and not timed_out)
+        report = evaluate(_parse(raw), finished_run=returncode == 0 and not timed_out)
+        saved = _deliver(report.screenshots, screenshots) if screenshots is not None else {}
         if keep_records is not None:
-            keep_records.write_text(raw, encoding="utf-8")
+            atomic_write_text(keep_records, raw)
     return attrs.evolve(
         report,
+        screenshots=saved,
         seconds=seconds,
         returncode=returncode,
         timed_out=timed_out,

@@ -232,6 +232,13 @@ def test_the_same_line_seen_twice_is_one_finding() -> None:
     assert report.findings_total == 1
 
 
+def test_a_record_cut_short_by_a_killed_engine_is_left_out() -> None:
+    from comfyvn_renpy.playcheck import _parse
+
+    raw = '{"event": "boot", "screen": [1280, 720]}\n{"event": "interaction", "kind": "sa'
+    assert _parse(raw) == [{"event": "boot", "screen": [1280, 720]}]
+
+
 def test_the_checker_ships_inside_the_package() -> None:
     assert CHECKER.is_file() and CHECKER.parent.parent.name == "comfyvn_renpy"
     assert "init 1999 python in cvn_playcheck" in CHECKER.read_text(encoding="utf-8")
