@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import attrs
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 from markdown_it.token import Token
 
 __all__ = ["Rendered", "Segment", "escape", "plain_text", "render", "story_parser"]
@@ -69,6 +71,11 @@ _OPEN_QUOTES = {"“": "”", "«": "»", "「": "」", "『": "』", "„": "�
 _CLOSE_QUOTES = {v: k for k, v in _OPEN_QUOTES.items() if k != "„"}
 _QUOTE_CHAR = re.compile('["“”«»「」『』„]')
 _ENTITY_LIKE = re.compile(r"&(?=#\d+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)")
+_ESCAPABLE = re.compile(r"[\\*_~`&]")
+_BACKTICKS = re.compile(r"`+")
+_ASTERISKS = re.compile(r"(\*+)")
+_SPEECH_START = re.compile(r'["“«「『„]')
+_MANY_NEWLINES = re.compile(r"\n{3,}")
 
 
 @attrs.frozen
@@ -101,7 +108,7 @@ class Rendered:
 
 def escape(text: str) -> str:
     """Backslash-escape the characters that story text would otherwise read as markup."""
-    if not any(c in text for c in "\\*_~`&"):
+    if not _ESCAPABLE.search(text):
         return text
     out: list[str] = []
     n = len(text)
@@ -123,7 +130,7 @@ def escape(text: str) -> str:
 
 
 def _code(content: str) -> str:
-    longest = max((len(m) for m in re.findall(r"`+", content)), default=0)
+    longest = max((len(m) for m in _BACKTICKS.findall(content)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if content.startswith("`") or content.endswith("`") or not content.strip() else ""
     return f"{fence}{pad}{content}{pad}{fence}"
@@ -131,22 +138,22 @@ def _code(content: str) -> str:
 
 @attrs.define
 class _Run:
-    text: str  # already in story syntax (escaped literal, or a code span)
+    parts: list[str]  # already in story syntax (escaped literal, or a code span); joined once
     styles: tuple[str, ...]
     action: bool
     block: int
-    literal: str  # the plain characters, for whitespace handling
+    last: str  # the last plain character, for telling an action's opening asterisk
 
 
 def _serialize(runs: Sequence[_Run]) -> str:
     """Runs → story text with canonical markers; whitespace is kept outside the markers."""
     if len(runs) == 1 and not runs[0].styles:
-        return runs[0].text
+        return "".join(runs[0].parts)
     out: list[str] = []
     open_styles: list[str] = []
     for run in runs:
         wanted = [s for s in _ORDER if s in run.styles]
-        body = run.text
+        body = "".join(run.parts)
         lead = body[: len(body) - len(body.lstrip())]
         trail = body[len(body.rstrip()) :] if body.strip() else ""
         core = body.strip()
@@ -176,18 +183,26 @@ def _serialize(runs: Sequence[_Run]) -> str:
     return "".join(out)
 
 
-def _merge_text(children: Iterable[Token]) -> list[Token]:
-    """Join text with escapes and entities (``\\<``, ``&lt;``), so a tag written with them is still a
-    tag; only an escaped asterisk stays apart (it must not open an action)."""
-    out: list[Token] = []
+# What the walker reads of an inline token: (type, content, markup).
+_Item = tuple[str, str, str]
+
+
+def _items(children: Iterable[Token]) -> list[_Item]:
+    """Inline tokens as walker items, text joined with escapes and entities (``\\<``, ``&lt;``), so a
+    tag written with them is still a tag; only an escaped asterisk stays apart (it must not open an
+    action)."""
+    out: list[_Item] = []
+    text: list[str] = []
     for tok in children:
-        literal = tok.type == "text" or (tok.type == "text_special" and tok.content != "*")
-        if literal and out and out[-1].type == "text":
-            out[-1] = Token("text", "", 0, content=out[-1].content + tok.content)
-        elif literal:
-            out.append(Token("text", "", 0, content=tok.content))
-        else:
-            out.append(tok)
+        if tok.type == "text" or (tok.type == "text_special" and tok.content != "*"):
+            text.append(tok.content)
+            continue
+        if text:
+            out.append(("text", "".join(text), ""))
+            text = []
+        out.append((tok.type, tok.content, tok.markup))
+    if text:
+        out.append(("text", "".join(text), ""))
     return out
 
 
@@ -210,15 +225,15 @@ class _Walker:
     def emit(self, story: str, literal: str) -> None:
         if not literal:
             return
-        styles = tuple(dict.fromkeys([*self.styles, *self.tag_styles]))
+        styles = tuple(dict.fromkeys([*self.styles, *self.tag_styles])) if self.styles or self.tag_styles else ()
         action = self.action_depth != 0
         if self.runs:
             last = self.runs[-1]
             if last.styles == styles and last.action == action and last.block == self.block:
-                last.text += story
-                last.literal += literal
+                last.parts.append(story)
+                last.last = literal[-1]
                 return
-        self.runs.append(_Run(story, styles, action, self.block, literal))
+        self.runs.append(_Run([story], styles, action, self.block, literal[-1]))
 
     def newline(self) -> None:
         self.emit("\n", "\n")
@@ -244,6 +259,9 @@ class _Walker:
                 del self.quote[len(self.quote) - 1 - self.quote[::-1].index(_CLOSE_QUOTES[c]) :]
 
     def _text(self, text: str) -> None:
+        if "<" not in text:
+            self._plain(text)
+            return
         pos = 0
         for m in _TAG.finditer(text):
             self._plain(text[pos : m.start()])
@@ -259,7 +277,7 @@ class _Walker:
             return
         # An asterisk markdown-it could not pair: "*walks away." opens an action the writer never
         # closed (it runs to the end of the block); other stray asterisks stay literal.
-        parts = re.split(r"(\*+)", text)
+        parts = _ASTERISKS.split(text)
         for i, part in enumerate(parts):
             if i % 2 == 0:
                 self._speech(part)
@@ -275,7 +293,7 @@ class _Walker:
     def _speech(self, text: str) -> None:
         if self.action_depth == -1:
             # An unclosed action stops where speech starts.
-            m = re.search(r'["“«「『„]', text)
+            m = _SPEECH_START.search(text)
             if m is None:
                 self.emit(escape(text), text)
                 return
@@ -287,7 +305,7 @@ class _Walker:
 
     def _last_char(self) -> str:
         if self.runs and self.runs[-1].block == self.block:
-            return self.runs[-1].literal[-1:]
+            return self.runs[-1].last
         return ""
 
     def _tag(self, closing: bool, name: str, raw: str) -> None:
@@ -305,21 +323,20 @@ class _Walker:
         else:
             self.tag_styles.append(style)
 
-    def inline(self, children: Iterable[Token]) -> None:
-        for tok in _merge_text(children):
-            kind = tok.type
+    def inline(self, items: Iterable[_Item]) -> None:
+        for kind, content, markup in items:
             if kind == "text":
-                self._text(tok.content)
+                self._text(content)
             elif kind == "text_special":
                 # An escaped asterisk is literal: never an action, whatever surrounds it.
-                self.emit(escape(tok.content), tok.content)
+                self.emit(escape(content), content)
             elif kind in ("softbreak", "hardbreak"):
                 self.newline()
             elif kind == "code_inline":
-                self.emit(_code(tok.content), tok.content)
+                self.emit(_code(content), content)
             elif kind == "em_open":
                 self.em_depth += 1
-                starts_action = self.split_actions and tok.markup == "*" and not self.quote and not self.action_depth
+                starts_action = self.split_actions and markup == "*" and not self.quote and not self.action_depth
                 self.em_action.append(starts_action)
                 if starts_action:
                     self.action_depth = self.em_depth
@@ -352,7 +369,7 @@ class _Walker:
         for tok in tokens:
             kind = tok.type
             if kind == "inline":
-                self.inline(tok.children or ())
+                self.inline(_items(tok.children or ()))
             elif kind in ("paragraph_close", "heading_close"):
                 if in_list:
                     self.newline()
@@ -377,37 +394,140 @@ class _Walker:
 # A line that may open a block construct (quote, heading, fence, list item, rule, setext underline).
 # Text without one is plain paragraphs, which the block parser would only split at blank lines.
 _BLOCK_START = re.compile(r"^[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)", re.MULTILINE)
-_INLINE_SPECIAL = re.compile(r"[\\`*_~&<\n]")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
+# Inline syntax that _fast_items leaves to markdown-it: escapes, code, underscores, strikethrough,
+# entities and runs of asterisks (bold, and the rule of three).
+_NOT_FAST = re.compile(r"[\\`_~&]|\*\*")
+_STAR_OR_NEWLINE = re.compile(r"[*\n]")
+_FAST_CACHE_CHARS = 2000  # longer messages are rarely repeated word for word
+_OUTSIDE = (True, False)  # the start and end of the text count as whitespace
 
 
-def _tokens(text: str) -> list[Token]:
-    """markdown-it's tokens for ``text``; plain paragraphs skip the block parser (same tokens)."""
-    if _BLOCK_START.search(text):
-        return _MD.parse(text)
-    tokens: list[Token] = []
+def _paragraphs(text: str) -> list[str] | None:
+    """The inline content of each paragraph markdown-it finds in ``text``, or None where the text
+    may hold a block construct (or starts a paragraph with whitespace that parser versions trim
+    differently)."""
+    if "\0" in text or _BLOCK_START.search(text):
+        return None
+    out: list[str] = []
     for para in _BLANK_LINE.split(text):
-        content = para.strip()
+        content = para.strip(" \t\n")
         if not content:
+            continue  # blank lines only: no paragraph
+        if content[0].isspace() or content[-1].isspace():
+            return None
+        out.append(content)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _char_class(c: str) -> tuple[bool, bool]:
+    """(whitespace, punctuation) as markdown-it's delimiter scan classifies ``c``."""
+    return isWhiteSpace(ord(c)), isMdAsciiPunct(ord(c)) or isPunctChar(c)
+
+
+def _fast_items(content: str) -> list[_Item] | None:
+    """The walker items markdown-it's inline parser gives for ``content`` when its only markup is
+    single asterisks and line breaks; None for any other inline syntax.
+
+    The CommonMark emphasis rules reduce to a stack for lone asterisks: each one is left- and/or
+    right-flanking by its neighbours; a closer takes the nearest open opener (delimiters between
+    them are spent), and the rule of three never applies to runs of length one.
+    """
+    if _NOT_FAST.search(content):
+        return None
+    if "*" not in content and "\n" not in content:
+        return [("text", content, "")]
+    n = len(content)
+    raw: list[_Item] = []
+    delimiters: list[tuple[int, bool, bool]] = []
+    pos = 0
+    for m in _STAR_OR_NEWLINE.finditer(content):
+        i = m.start()
+        pending = content[pos:i]
+        if m.group() == "*":
+            if pending:
+                raw.append(("text", pending, ""))
+            white_before, punct_before = _char_class(content[i - 1]) if i else _OUTSIDE
+            white_after, punct_after = _char_class(content[i + 1]) if i + 1 < n else _OUTSIDE
+            left = not (white_after or (punct_after and not (white_before or punct_before)))
+            right = not (white_before or (punct_before and not (white_after or punct_after)))
+            delimiters.append((len(raw), left, right))
+            raw.append(("text", "*", ""))
+            pos = i + 1
             continue
-        if _INLINE_SPECIAL.search(content):
-            children: list[Token] = []
-            _MD.inline.parse(content, _MD, {}, children)
-        else:
-            children = [Token("text", "", 0, content=content)]
-        tokens.append(Token("paragraph_open", "p", 1))
-        tokens.append(Token("inline", "", 0, content=content, children=children))
-        tokens.append(Token("paragraph_close", "p", -1))
-    return tokens
+        # markdown-it's newline rule: two trailing spaces make a hard break, one is dropped, and
+        # the next line's leading spaces and tabs are skipped.
+        hard = pending.endswith("  ")
+        pending = pending.rstrip(" ") if hard else pending.removesuffix(" ")
+        if pending:
+            raw.append(("text", pending, ""))
+        raw.append(("hardbreak" if hard else "softbreak", "", ""))
+        pos = i + 1
+        while pos < n and content[pos] in " \t":
+            pos += 1
+    if pos < n:
+        raw.append(("text", content[pos:], ""))
+    tags: dict[int, str] = {}
+    openers: list[int] = []
+    for index, can_open, can_close in delimiters:
+        if can_close and openers:
+            tags[openers.pop()] = "em_open"
+            tags[index] = "em_close"
+        elif can_open:
+            openers.append(index)
+    out: list[_Item] = []
+    text: list[str] = []
+    for index, item in enumerate(raw):
+        tag = tags.get(index)
+        if tag is None and item[0] == "text":
+            text.append(item[1])
+            continue
+        if text:
+            out.append(("text", "".join(text), ""))
+            text = []
+        out.append((tag, "", "*") if tag else item)
+    if text:
+        out.append(("text", "".join(text), ""))
+    return out
+
+
+def _inline_items(content: str) -> list[_Item]:
+    items = _fast_items(content)
+    if items is None:
+        children: list[Token] = []
+        _MD.inline.parse(content, _MD, {}, children)
+        items = _items(children)
+    return items
 
 
 def render(text: str, *, split_actions: bool = True) -> Rendered:
     """Render one message to story-text segments (see the module docstring)."""
+    if len(text) <= _FAST_CACHE_CHARS:
+        # Swipes, greetings and short replies repeat; a Rendered is immutable, so it can be shared.
+        return _render_cached(text, split_actions)
+    return _render(text, split_actions)
+
+
+@lru_cache(maxsize=1024)
+def _render_cached(text: str, split_actions: bool) -> Rendered:
+    return _render(text, split_actions)
+
+
+def _render(text: str, split_actions: bool, *, block_parser: bool = False) -> Rendered:
+    """:func:`render` without its cache; ``block_parser`` always runs markdown-it's full parse, which
+    plain paragraphs otherwise skip (the tests compare the two)."""
     text = _NONCHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     if "<" in text:
         text = _COMMENT_OR_RAW.sub("", text)
     walker = _Walker(split_actions)
-    walker.blocks(_tokens(text))
+    paragraphs = None if block_parser else _paragraphs(text)
+    if paragraphs is None:
+        walker.blocks(_MD.parse(text))
+    else:
+        for content in paragraphs:
+            walker.inline(_inline_items(content))
+            walker.end_block()
     segments: list[Segment] = []
     group: list[_Run] = []
 
@@ -432,7 +552,7 @@ def _tidy(text: str) -> str:
         return text.strip()
     lines = [line.strip() for line in text.split("\n")]
     out = "\n".join(lines).strip()
-    return re.sub(r"\n{3,}", "\n\n", out)
+    return _MANY_NEWLINES.sub("\n\n", out)
 
 
 def plain_text(story: str) -> str:
