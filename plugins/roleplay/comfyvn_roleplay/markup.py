@@ -326,7 +326,11 @@ class _Walker:
     def inline(self, items: Iterable[_Item]) -> None:
         for kind, content, markup in items:
             if kind == "text":
-                self._text(content)
+                if "<" in content or "*" in content or self.action_depth == -1:
+                    self._text(content)
+                else:  # plain text: what _text would do, without its three calls
+                    self._quotes(content)
+                    self.emit(escape(content), content)
             elif kind == "text_special":
                 # An escaped asterisk is literal: never an action, whatever surrounds it.
                 self.emit(escape(content), content)
@@ -395,12 +399,8 @@ class _Walker:
 # Text without one is plain paragraphs, which the block parser would only split at blank lines.
 _BLOCK_START = re.compile(r"^[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)", re.MULTILINE)
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
-# Inline syntax that _fast_items leaves to markdown-it: escapes, code, underscores, strikethrough,
-# entities and runs of asterisks (bold, and the rule of three).
-_NOT_FAST = re.compile(r"[\\`_~&]|\*\*")
-_STAR_OR_NEWLINE = re.compile(r"[*\n]")
 _FAST_CACHE_CHARS = 2000  # longer messages are rarely repeated word for word
-_OUTSIDE = (True, False)  # the start and end of the text count as whitespace
+_SOFT, _HARD = "\n", "\n\n"  # line breaks among _fast_items' pieces, which hold no newline
 
 
 def _paragraphs(text: str) -> list[str] | None:
@@ -410,7 +410,7 @@ def _paragraphs(text: str) -> list[str] | None:
     if "\0" in text or _BLOCK_START.search(text):
         return None
     out: list[str] = []
-    for para in _BLANK_LINE.split(text):
+    for para in _BLANK_LINE.split(text) if "\n" in text else (text,):
         content = para.strip(" \t\n")
         if not content:
             continue  # blank lines only: no paragraph
@@ -420,10 +420,24 @@ def _paragraphs(text: str) -> list[str] | None:
     return out
 
 
-@lru_cache(maxsize=4096)
-def _char_class(c: str) -> tuple[bool, bool]:
-    """(whitespace, punctuation) as markdown-it's delimiter scan classifies ``c``."""
-    return isWhiteSpace(ord(c)), isMdAsciiPunct(ord(c)) or isPunctChar(c)
+_FLANKS: dict[str, tuple[bool, bool]] = {}
+
+
+def _flanks(around: str) -> tuple[bool, bool]:
+    """(can open, can close) for a lone asterisk between ``around[0]`` and ``around[1]``, as
+    markdown-it's delimiter scan decides (a line's start and end count as a space)."""
+    found = _FLANKS.get(around)
+    if found is not None:
+        return found
+    before, after = around[0], around[1]
+    white_before, white_after = isWhiteSpace(ord(before)), isWhiteSpace(ord(after))
+    punct_before = isMdAsciiPunct(ord(before)) or isPunctChar(before)
+    punct_after = isMdAsciiPunct(ord(after)) or isPunctChar(after)
+    left = not (white_after or (punct_after and not (white_before or punct_before)))
+    right = not (white_before or (punct_before and not (white_after or punct_after)))
+    if len(_FLANKS) < 65536:  # bounded: a chat could use every pair of characters
+        _FLANKS[around] = (left, right)
+    return left, right
 
 
 def _fast_items(content: str) -> list[_Item] | None:
@@ -434,61 +448,68 @@ def _fast_items(content: str) -> list[_Item] | None:
     right-flanking by its neighbours; a closer takes the nearest open opener (delimiters between
     them are spent), and the rule of three never applies to runs of length one.
     """
-    if _NOT_FAST.search(content):
+    # Left to markdown-it: escapes, code, underscores, strikethrough, entities and runs of
+    # asterisks (bold, and the rule of three). Substring tests are several times faster than a regex.
+    if "\\" in content or "`" in content or "_" in content or "~" in content or "&" in content or "**" in content:
         return None
     if "*" not in content and "\n" not in content:
         return [("text", content, "")]
-    n = len(content)
-    raw: list[_Item] = []
-    delimiters: list[tuple[int, bool, bool]] = []
-    pos = 0
-    for m in _STAR_OR_NEWLINE.finditer(content):
-        i = m.start()
-        pending = content[pos:i]
-        if m.group() == "*":
-            if pending:
-                raw.append(("text", pending, ""))
-            white_before, punct_before = _char_class(content[i - 1]) if i else _OUTSIDE
-            white_after, punct_after = _char_class(content[i + 1]) if i + 1 < n else _OUTSIDE
-            left = not (white_after or (punct_after and not (white_before or punct_before)))
-            right = not (white_before or (punct_before and not (white_after or punct_after)))
-            delimiters.append((len(raw), left, right))
-            raw.append(("text", "*", ""))
-            pos = i + 1
-            continue
-        # markdown-it's newline rule: two trailing spaces make a hard break, one is dropped, and
-        # the next line's leading spaces and tabs are skipped.
-        hard = pending.endswith("  ")
-        pending = pending.rstrip(" ") if hard else pending.removesuffix(" ")
-        if pending:
-            raw.append(("text", pending, ""))
-        raw.append(("hardbreak" if hard else "softbreak", "", ""))
-        pos = i + 1
-        while pos < n and content[pos] in " \t":
-            pos += 1
-    if pos < n:
-        raw.append(("text", content[pos:], ""))
+    pieces: list[str] = []  # text, "*", _SOFT or _HARD
+    stars: list[tuple[int, bool, bool]] = []  # index in pieces, can open, can close
+    lines = content.split("\n") if "\n" in content else [content]
+    last_line = len(lines) - 1
+    for number, line in enumerate(lines):
+        brk = ""
+        if number:
+            line = line.lstrip(" \t")  # markdown-it skips the next line's leading spaces and tabs
+        if number < last_line:
+            # Two trailing spaces make a hard break (all trailing spaces go); one is dropped.
+            brk = _HARD if line.endswith("  ") else _SOFT
+            line = line.rstrip(" ") if brk == _HARD else line.removesuffix(" ")
+        if "*" in line:
+            parts = line.split("*")
+            if parts[0]:
+                pieces.append(parts[0])
+            for j in range(1, len(parts)):
+                part = parts[j]
+                # Runs of asterisks were refused above, so only a line's ends meet an empty part.
+                open_, close = _flanks((parts[j - 1][-1:] or " ") + (part[:1] or " "))
+                stars.append((len(pieces), open_, close))
+                pieces.append("*")
+                if part:
+                    pieces.append(part)
+        elif line:
+            pieces.append(line)
+        if brk:
+            pieces.append(brk)
     tags: dict[int, str] = {}
     openers: list[int] = []
-    for index, can_open, can_close in delimiters:
+    for index, can_open, can_close in stars:
         if can_close and openers:
             tags[openers.pop()] = "em_open"
             tags[index] = "em_close"
         elif can_open:
             openers.append(index)
     out: list[_Item] = []
-    text: list[str] = []
-    for index, item in enumerate(raw):
-        tag = tags.get(index)
-        if tag is None and item[0] == "text":
-            text.append(item[1])
+    start = 0  # pieces[start:index] are text not yet output (and unpaired asterisks)
+    for index, piece in enumerate(pieces):
+        if piece == "*":
+            tag = tags.get(index)
+            if tag is None:
+                continue
+            item: _Item = (tag, "", "*")
+        elif piece == _SOFT:
+            item = ("softbreak", "", "")
+        elif piece == _HARD:
+            item = ("hardbreak", "", "")
+        else:
             continue
-        if text:
-            out.append(("text", "".join(text), ""))
-            text = []
-        out.append((tag, "", "*") if tag else item)
-    if text:
-        out.append(("text", "".join(text), ""))
+        if start < index:
+            out.append(("text", "".join(pieces[start:index]), ""))
+        out.append(item)
+        start = index + 1
+    if start < len(pieces):
+        out.append(("text", "".join(pieces[start:]), ""))
     return out
 
 
@@ -517,7 +538,10 @@ def _render_cached(text: str, split_actions: bool) -> Rendered:
 def _render(text: str, split_actions: bool, *, block_parser: bool = False) -> Rendered:
     """:func:`render` without its cache; ``block_parser`` always runs markdown-it's full parse, which
     plain paragraphs otherwise skip (the tests compare the two)."""
-    text = _NONCHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii() and max(text) >= "\ufdd0":  # the regex is slow on every character
+        text = _NONCHARS.sub("", text)
     if "<" in text:
         text = _COMMENT_OR_RAW.sub("", text)
     walker = _Walker(split_actions)
@@ -528,22 +552,18 @@ def _render(text: str, split_actions: bool, *, block_parser: bool = False) -> Re
         for content in paragraphs:
             walker.inline(_inline_items(content))
             walker.end_block()
+    # Consecutive runs of one block and kind make one segment.
     segments: list[Segment] = []
-    group: list[_Run] = []
-
-    def flush() -> None:
-        if not group:
-            return
-        story = _tidy(_serialize(group))
+    runs = walker.runs
+    start = 0
+    for end in range(1, len(runs) + 1):
+        first = runs[start]
+        if end < len(runs) and runs[end].action == first.action and runs[end].block == first.block:
+            continue
+        story = _tidy(_serialize(runs[start:end]))
         if story:
-            segments.append(Segment("action" if group[0].action else "speech", story, group[0].block))
-        group.clear()
-
-    for run in walker.runs:
-        if group and (run.action != group[0].action or run.block != group[0].block):
-            flush()
-        group.append(run)
-    flush()
+            segments.append(Segment("action" if first.action else "speech", story, first.block))
+        start = end
     return Rendered(tuple(segments), tuple(walker.dropped))
 
 

@@ -184,7 +184,7 @@ def split_ooc(text: str) -> tuple[str, list[str]]:
 def tidy(text: str, *, unquote: bool = False) -> str:
     """Normalise whitespace (no trailing blanks, at most one empty line); optionally drop quotes
     that wrap the whole line, which a VN text box does not need."""
-    text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text)).strip()
+    text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text)).strip() if "\n" in text else text.strip()
     if unquote:
         m = _QUOTED.match(text)
         if m and '"' not in m.group(1) and "“" not in m.group(1):

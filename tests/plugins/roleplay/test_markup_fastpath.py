@@ -132,6 +132,9 @@ CORPUS: list[tuple[str, bool, list[Seg], tuple[str, ...]]] = [
     ("*a *b* c*", True, [("action", "a *b* c", 0)], ()),
     ("**", True, [("speech", r"\*\*", 0)], ()),
     ("*", True, [], ()),
+    # Line ends are normalised and Unicode noncharacters removed, also among CJK and emoji.
+    ("a\r\nb\rc\ufdd0d\uffff", True, [("speech", "a\nb\ncd", 0)], ()),
+    ("猫\ufffe「*走る*」😀\ufdef", True, [("speech", "猫「*走る*」😀", 0)], ()),
     # A paragraph of a no-break space still counts as a block, so "Text" is the second.
     ("\u00a0\n\nText", True, [("speech", "Text", 1)], ()),
 ]
