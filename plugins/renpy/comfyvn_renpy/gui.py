@@ -42,6 +42,12 @@ class GuiSpec:
         return self.text_size + self.line_spacing
 
     @property
+    def dialogue_height(self) -> int:
+        """Pixels of the text box below the dialogue's top: a page drawn with the real font's line height
+        (ascent + descent + ``line_spacing``) must fit here, or its last line leaves the screen."""
+        return self.textbox_height - self.dialogue_ypos - _scaled(8, self.height / 1080)
+
+    @property
     def factor(self) -> float:
         """How much larger than Ren'Py's 1080-pixel-high reference layout this window is."""
         return self.height / 1080

@@ -157,7 +157,8 @@ def build_layout(project: Project) -> Layout:
     for name in _var_roots(project):
         layout.variables[name] = var_registry.claim(f"v_{slug(name, lower=False)}")
 
-    char_registry, tag_registry = NameRegistry(), NameRegistry({"bg"})
+    # "side" images are side images and "cvn_keyart" is the title screen's: no character may take those tags.
+    char_registry, tag_registry = NameRegistry(), NameRegistry({"bg", "side", "cvn_keyart"})
     for char_id, spec in project.characters.items():
         layout.char_vars[char_id] = char_registry.claim(f"c_{slug(char_id, lower=False)}")
         tag = slug(char_id)

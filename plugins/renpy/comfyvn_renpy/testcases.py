@@ -65,8 +65,10 @@ def _case(
     pov_names: Mapping[str, str],
     pager: Paginator,
 ) -> Testcase | None:
-    # The game opens on its title screen: start the story as a player does.
-    lines: list[str] = ['"Start"']
+    # Ren'Py calls a testcase stuck after 5 s without progress and clicks through a transition after
+    # 5 s; a software-rendered 1080p game on a busy machine needs longer, and a click that cuts a
+    # transition short is lost. Then the game opens on its title screen: start as a player does.
+    lines: list[str] = ["$ _test.timeout = 90.0", "$ _test.transition_timeout = 60.0", '"Start"']
     if pov_menu:
         pattern = _pattern(pov_names[trace["pov"]])
         if pattern is None:

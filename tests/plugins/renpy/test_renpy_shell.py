@@ -183,6 +183,16 @@ def test_backgrounds_cover_sprites_fit_and_portraits_are_side_images(stage: Path
     assert re.search(r"^image cvn_keyart = Fixed\('bg street', ", images, re.M)
 
 
+def test_character_ids_never_take_the_shells_image_tags() -> None:
+    from comfyvn_renpy.layout import build_layout
+    from comfyvn_scenario import Project
+
+    characters = {cid: {"name": cid} for cid in ("side", "cvn_keyart", "bg")}
+    scene = {"id": "a", "start": "n", "nodes": [{"id": "n", "type": "narration", "text": "t", "end": True}]}
+    layout = build_layout(Project(meta={"id": "x", "start": "a", "characters": characters}, scenes={"a": scene}))
+    assert not {"side", "cvn_keyart", "bg"} & set(layout.char_tags.values())
+
+
 def test_missing_portrait_is_reported(stage: Path) -> None:
     (stage / "assets/portraits/kai.png").unlink()
     bundle = build_bundle(load_project(stage), ExportOptions(resolution="1280x720"))
@@ -247,7 +257,7 @@ init python:
         for t in tags:
             b = renpy.get_image_bounds(t)
             bounds[t] = None if b is None else [int(round(v)) for v in b]
-        names = ("main_menu", "say", "choice", "cvn_the_end")
+        names = ("main_menu", "say", "choice", "save", "cvn_the_end")
         screens = [s for s in names if renpy.get_screen(s) is not None]
         side = renpy.get_screen("say") is not None and renpy.get_side_image("side") is not None
         record = {"step": step, "tags": tags, "bounds": bounds, "screens": screens, "side": side}
@@ -262,6 +272,12 @@ testcase cvn_shell_check:
     "Start"
     pause 1.5
     $ cvn_probe("n1")
+    click button 3
+    pause 2.0
+    $ cvn_probe("right_click")
+    type ESCAPE
+    pause 2.0
+    $ cvn_probe("escape")
     click
     pause 1.0
     $ cvn_probe("n2")
@@ -307,6 +323,8 @@ def test_real_engine_title_first_art_fitted_and_the_end_returns_to_the_title(
     assert probes["title"]["screens"] == ["main_menu"]
     assert probes["end"]["screens"] == ["cvn_the_end"]
     assert probes["title_again"]["screens"] == ["main_menu"]
+    # Right-click opens the game menu (its Save page); Escape goes back to the story.
+    assert probes["right_click"]["screens"] == ["save"] and "say" in probes["escape"]["screens"]
     for step in ("n1", "n2", "n3", "n4", "n5", "s1"):
         probe = probes[step]
         assert "say" in probe["screens"], probe
