@@ -78,6 +78,9 @@ class Layout:
     backdrop_source: Path | None = None
     #: whether some node shows a character without naming a position (the stage arranges those).
     auto_stage: bool = False
+    #: characters whose expression pictures are all opaque (framed pictures, not cut-out figures): they
+    #: are shown as the side image beside the text box, changing with the expression, never on the stage.
+    face_only: set[str] = attrs.Factory(set)
     _node_index: dict[str, dict[str, Any]] = attrs.Factory(dict)
 
     def node_label(self, scene_id: str, target: str) -> tuple[str | None, str]:
@@ -180,7 +183,8 @@ def build_layout(project: Project) -> Layout:
             layout.attrs_of[(char_id, expression)] = attr
             tag = layout.char_tags[char_id]
             planned.append((f"{tag} {attr}", str(sprites.get(expression) or ""), f"images/characters/{tag}_{attr}"))
-        _add_sprites(layout, root, planned)
+        if _add_sprites(layout, root, planned):
+            layout.face_only.add(char_id)
         _add_side_image(layout, root, char_id, spec)
         fallback = default if isinstance(default, str) else next(iter(wanted), None)
         if fallback is not None:
@@ -242,9 +246,10 @@ def _on_stage(project: Project, char_id: str) -> bool:
     )
 
 
-def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str, str]]) -> None:
+def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str, str]]) -> bool:
     """One character's expressions (``(image name, file ref, destination stem)``): each found file is
-    shown cropped to the box that holds the visible part of every same-sized expression."""
+    shown cropped to the box that holds the visible part of every same-sized expression. True when
+    every found picture is opaque (no transparent surround: a framed picture, not a figure)."""
     found = {name: _image_file(root, ref) for name, ref, _stem in planned}
     pictures = {name: probe(path) for name, path in found.items() if path is not None}
     groups: dict[tuple[int, int], list[Picture]] = {}
@@ -261,6 +266,8 @@ def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str
         picture = pictures.get(name)
         box = union_box(groups[picture.size]) if picture is not None else None
         layout.images.append(ImageDef(name, "portrait", ref, dest, "", sprite=True, picture=picture, box=box))
+    probed = [p for p in pictures.values() if p is not None]
+    return bool(probed) and len(probed) == len(planned) and not any(p.cutout for p in probed)
 
 
 def _add_side_image(layout: Layout, root: Path | None, char_id: str, spec: Any) -> None:

@@ -156,10 +156,17 @@ class ScriptWriter:
             if not isinstance(entry, Mapping) or entry.get("id") not in self.layout.char_tags:
                 continue
             char_id = entry["id"]
+            expression = entry.get("expression") if isinstance(entry.get("expression"), str) else None
+            if char_id in self.layout.face_only:
+                # Framed pictures, not figures: the expression changes the side image beside the text box.
+                tag = py_literal(self.layout.char_tags[char_id])
+                face = self.layout.sprite(char_id, expression).split(" ", 1)[-1]
+                hidden = entry.get("hide")
+                lines.append(f"$ cvn_face.pop({tag}, None)" if hidden else f"$ cvn_face[{tag}] = {py_literal(face)}")
+                continue
             if entry.get("hide"):
                 lines.append(f"hide {self.layout.char_tags[char_id]}")
                 continue
-            expression = entry.get("expression") if isinstance(entry.get("expression"), str) else None
             line = f"show {self.layout.sprite(char_id, expression)}"
             position = POSITIONS.get(entry["position"]) if isinstance(entry.get("position"), str) else None
             lines.append(f"{line} at {position}" if position else line)
@@ -378,8 +385,15 @@ class ScriptWriter:
         out = [self.header]
         for name, xalign in TRANSFORMS:
             out += [f"transform {name}:", f"    xalign {xalign!r} yalign 1.0", ""]
+        faces = {self.layout.char_tags[c]: c for c in self.layout.face_only}
         for image in self.layout.images:
-            if image.file and image.kind == "background":
+            tag, _sep, attr = image.name.partition(" ")
+            if image.file and image.kind == "side" and attr in faces:
+                # The card portrait of a character whose expressions are pictures: their fallback.
+                out.append(f"image cvn_card {attr} = {art.side_expr(image.file, image.picture, spec)}")
+            elif image.file and image.sprite and tag in faces:
+                out.append(f"image {image.name} = {art.side_expr(image.file, image.picture, spec)}")
+            elif image.file and image.kind == "background":
                 out.append(f"image {image.name} = {art.background_expr(image.file, image.picture, spec)}")
             elif image.file and image.kind == "side":
                 out.append(f"image {image.name} = {art.side_expr(image.file, image.picture, spec)}")
@@ -390,8 +404,24 @@ class ScriptWriter:
             else:
                 out.append(f"image {image.name} = Solid({py_literal(image.colour)})")
         out.append(f"image {BACKDROP} = Transform({py_literal(BACKDROP_FILE)}, xysize=({spec.width}, {spec.height}))")
+        out += self._faces(faces)
         out += ["", *self._keyart(spec), "", *self._arranger()]
         return "\n".join(out) + "\n"
+
+    def _faces(self, faces: Mapping[str, str]) -> list[str]:
+        """Side images that follow ``cvn_face`` (tag -> expression) for characters shown as pictures."""
+        out = ["", "# The expression each picture-only character shows beside the text box.", "default cvn_face = {}"]
+        for tag in sorted(faces):
+            char_id = faces[tag]
+            names = [i.name for i in self.layout.images if i.sprite and i.file and i.name.startswith(f"{tag} ")]
+            fallback = f"cvn_card {tag}" if char_id in self.layout.side_images else self.layout.sprite(char_id, None)
+            pairs = []
+            for name in names:
+                condition = f"cvn_face.get({tag!r}) == {name.split(' ', 1)[1]!r}"
+                pairs.append(f"{py_literal(condition)}, {py_literal(name)}")
+            pairs.append(f"'True', {py_literal(fallback)}")
+            out.append(f"image side {tag} = ConditionSwitch({', '.join(pairs)})")
+        return out
 
     def _keyart(self, spec: GuiSpec) -> list[str]:
         """``image cvn_keyart``: the title screen's picture. The story's first background (else the backdrop)
@@ -402,7 +432,7 @@ class ScriptWriter:
         standing: list[str] = []
         for char_id in self.layout.cast_order:
             image = by_name.get(self.layout.sprite(char_id, None))
-            if image is not None and image.file and len(standing) < 3:
+            if image is not None and image.file and char_id not in self.layout.face_only and len(standing) < 3:
                 standing.append(image.name)
         parts = [py_literal(ground)]
         if standing:
@@ -413,12 +443,13 @@ class ScriptWriter:
                 for n, x in zip(standing, slots, strict=True)
             ]
         else:
-            side = next(
-                (self.layout.side_images[c] for c in self.layout.cast_order if c in self.layout.side_images), None
-            )
-            if side is not None:
-                picture = by_name[side]
-                assert picture.file is not None
+            pictures = [
+                by_name.get(self.layout.side_images.get(c, "")) or by_name.get(self.layout.sprite(c, None))
+                for c in self.layout.cast_order
+                if c in self.layout.side_images or c in self.layout.face_only
+            ]
+            picture = next((p for p in pictures if p is not None and p.file), None)
+            if picture is not None and picture.file is not None:
                 zoom_box = (round(spec.width * 0.4), round(spec.height * 0.8))
                 fitted = f"Transform({py_literal(picture.file)}, fit='contain', xysize={zoom_box!r})"
                 parts.append(f"Transform({fitted}, xalign=0.85, yalign=0.45)")

@@ -193,6 +193,27 @@ def test_character_ids_never_take_the_shells_image_tags() -> None:
     assert not {"side", "cvn_keyart", "bg"} & set(layout.char_tags.values())
 
 
+def test_opaque_expression_pictures_are_side_images_not_standing_sprites(stage: Path) -> None:
+    # Jun's only expression becomes an opaque picture (a framed image with a background, as many
+    # SillyTavern expression packs are): it is shown beside the text box (300x500 fitted into the
+    # 240x300 side-image box of a 720-line window: x0.6) and follows the expression.
+    Image.new("RGB", (300, 500), "#3f88c5").save(stage / "assets/characters/jun/neutral.png")
+    bundle = build_bundle(load_project(stage), ExportOptions(resolution="1280x720"))
+    images = bundle.files["game/images.rpy"].decode()
+    scene = bundle.files["game/scenes/scene_opening.rpy"].decode()
+    assert "show jun" not in scene and "$ cvn_face['jun'] = 'neutral'" in scene
+    assert (
+        "image side jun = ConditionSwitch(\"cvn_face.get('jun') == 'neutral'\", 'jun neutral', 'True', 'jun neutral')"
+        in images
+    )
+    assert re.search(
+        r"^image jun neutral = Transform\('images/characters/jun_neutral\.png', zoom=0\.6\)$", images, re.M
+    )
+    assert "'jun neutral'" not in images.split("image cvn_keyart")[1].splitlines()[0]  # not standing on the title
+    # Mira's transparent figures still stand on the stage.
+    assert "show mira neutral" in scene
+
+
 def test_missing_portrait_is_reported(stage: Path) -> None:
     (stage / "assets/portraits/kai.png").unlink()
     bundle = build_bundle(load_project(stage), ExportOptions(resolution="1280x720"))
