@@ -31,7 +31,6 @@ from .text import Paginator
 __all__ = ["POV_MODES", "Bundle", "ExportOptions", "build_bundle", "digest", "manifest_bytes"]
 
 POV_MODES = ("auto", "master", "forks", "both", "disabled")
-MANIFESTS = ("export_manifest.json", "label_manifest.json")
 # Strings of script.py the player reads besides the project's own (the shell's interface is ASCII).
 SHELL_TEXT = ("Whose story do you want to follow?", "Switch POV: whose eyes from now on?", "Keep the current POV")
 
