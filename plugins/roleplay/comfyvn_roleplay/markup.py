@@ -21,8 +21,9 @@ from functools import lru_cache
 
 import attrs
 from markdown_it import MarkdownIt
-from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 from markdown_it.token import Token
+
+from ._inline_scan import HARD, SOFT, pair, paragraphs, scan
 
 __all__ = ["Rendered", "Segment", "escape", "plain_text", "render", "story_parser"]
 
@@ -206,6 +207,19 @@ def _items(children: Iterable[Token]) -> list[_Item]:
     return out
 
 
+def _track_quotes(quote: list[str], text: str) -> None:
+    """Update ``quote``, the open quote characters (innermost last), with those in ``text``."""
+    for m in _QUOTE_CHAR.finditer(text):
+        c = m.group(0)
+        if c == '"' and '"' in quote:
+            # A straight quote closes the open straight quote and any quote left open inside it.
+            del quote[len(quote) - 1 - quote[::-1].index('"') :]
+        elif c == '"' or c in _OPEN_QUOTES:
+            quote.append(c)
+        elif c in _CLOSE_QUOTES and _CLOSE_QUOTES[c] in quote:
+            del quote[len(quote) - 1 - quote[::-1].index(_CLOSE_QUOTES[c]) :]
+
+
 class _Walker:
     """Turns markdown-it tokens into runs; one instance per message."""
 
@@ -246,17 +260,8 @@ class _Walker:
 
     # -- inline ------------------------------------------------------------------------------
     def _quotes(self, text: str) -> None:
-        if self.action_depth:
-            return
-        for m in _QUOTE_CHAR.finditer(text):
-            c = m.group(0)
-            if c == '"' and '"' in self.quote:
-                # A straight quote closes the open straight quote and any quote left open inside it.
-                del self.quote[len(self.quote) - 1 - self.quote[::-1].index('"') :]
-            elif c == '"' or c in _OPEN_QUOTES:
-                self.quote.append(c)
-            elif c in _CLOSE_QUOTES and _CLOSE_QUOTES[c] in self.quote:
-                del self.quote[len(self.quote) - 1 - self.quote[::-1].index(_CLOSE_QUOTES[c]) :]
+        if not self.action_depth:
+            _track_quotes(self.quote, text)
 
     def _text(self, text: str) -> None:
         if "<" not in text:
@@ -326,11 +331,25 @@ class _Walker:
     def inline(self, items: Iterable[_Item]) -> None:
         for kind, content, markup in items:
             if kind == "text":
-                if "<" in content or "*" in content or self.action_depth == -1:
+                if "<" in content or "*" in content or self.action_depth == -1 or not content:
                     self._text(content)
-                else:  # plain text: what _text would do, without its three calls
-                    self._quotes(content)
-                    self.emit(escape(content), content)
+                    continue
+                # Plain text, the most common item: what _text does, with its calls inlined.
+                if not self.action_depth and _QUOTE_CHAR.search(content):
+                    _track_quotes(self.quote, content)
+                story = escape(content) if _ESCAPABLE.search(content) else content
+                styles = (
+                    tuple(dict.fromkeys([*self.styles, *self.tag_styles])) if self.styles or self.tag_styles else ()
+                )
+                action = self.action_depth != 0
+                runs = self.runs
+                if runs:
+                    last = runs[-1]
+                    if last.styles == styles and last.action == action and last.block == self.block:
+                        last.parts.append(story)
+                        last.last = content[-1]
+                        continue
+                runs.append(_Run([story], styles, action, self.block, content[-1]))
             elif kind == "text_special":
                 # An escaped asterisk is literal: never an action, whatever surrounds it.
                 self.emit(escape(content), content)
@@ -395,112 +414,28 @@ class _Walker:
                 self.end_block()
 
 
-# A line that may open a block construct (quote, heading, fence, list item, rule, setext underline).
-# Text without one is plain paragraphs, which the block parser would only split at blank lines.
-_BLOCK_START = re.compile(r"^[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)", re.MULTILINE)
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _FAST_CACHE_CHARS = 2000  # longer messages are rarely repeated word for word
-_SOFT, _HARD = "\n", "\n\n"  # line breaks among _fast_items' pieces, which hold no newline
-
-
-def _paragraphs(text: str) -> list[str] | None:
-    """The inline content of each paragraph markdown-it finds in ``text``, or None where the text
-    may hold a block construct (or starts a paragraph with whitespace that parser versions trim
-    differently)."""
-    if "\0" in text or _BLOCK_START.search(text):
-        return None
-    out: list[str] = []
-    for para in _BLANK_LINE.split(text) if "\n" in text else (text,):
-        content = para.strip(" \t\n")
-        if not content:
-            continue  # blank lines only: no paragraph
-        if content[0].isspace() or content[-1].isspace():
-            return None
-        out.append(content)
-    return out
-
-
-_FLANKS: dict[str, tuple[bool, bool]] = {}
-
-
-def _flanks(around: str) -> tuple[bool, bool]:
-    """(can open, can close) for a lone asterisk between ``around[0]`` and ``around[1]``, as
-    markdown-it's delimiter scan decides (a line's start and end count as a space)."""
-    found = _FLANKS.get(around)
-    if found is not None:
-        return found
-    before, after = around[0], around[1]
-    white_before, white_after = isWhiteSpace(ord(before)), isWhiteSpace(ord(after))
-    punct_before = isMdAsciiPunct(ord(before)) or isPunctChar(before)
-    punct_after = isMdAsciiPunct(ord(after)) or isPunctChar(after)
-    left = not (white_after or (punct_after and not (white_before or punct_before)))
-    right = not (white_before or (punct_before and not (white_after or punct_after)))
-    if len(_FLANKS) < 65536:  # bounded: a chat could use every pair of characters
-        _FLANKS[around] = (left, right)
-    return left, right
 
 
 def _fast_items(content: str) -> list[_Item] | None:
     """The walker items markdown-it's inline parser gives for ``content`` when its only markup is
-    single asterisks and line breaks; None for any other inline syntax.
-
-    The CommonMark emphasis rules reduce to a stack for lone asterisks: each one is left- and/or
-    right-flanking by its neighbours; a closer takes the nearest open opener (delimiters between
-    them are spent), and the rule of three never applies to runs of length one.
-    """
-    # Left to markdown-it: escapes, code, underscores, strikethrough, entities and runs of
-    # asterisks (bold, and the rule of three). Substring tests are several times faster than a regex.
-    if "\\" in content or "`" in content or "_" in content or "~" in content or "&" in content or "**" in content:
+    single asterisks and line breaks; None for any other inline syntax."""
+    scanned = scan(content)
+    if scanned is None:
         return None
-    if "*" not in content and "\n" not in content:
-        return [("text", content, "")]
-    pieces: list[str] = []  # text, "*", _SOFT or _HARD
-    stars: list[tuple[int, bool, bool]] = []  # index in pieces, can open, can close
-    lines = content.split("\n") if "\n" in content else [content]
-    last_line = len(lines) - 1
-    for number, line in enumerate(lines):
-        brk = ""
-        if number:
-            line = line.lstrip(" \t")  # markdown-it skips the next line's leading spaces and tabs
-        if number < last_line:
-            # Two trailing spaces make a hard break (all trailing spaces go); one is dropped.
-            brk = _HARD if line.endswith("  ") else _SOFT
-            line = line.rstrip(" ") if brk == _HARD else line.removesuffix(" ")
-        if "*" in line:
-            parts = line.split("*")
-            if parts[0]:
-                pieces.append(parts[0])
-            for j in range(1, len(parts)):
-                part = parts[j]
-                # Runs of asterisks were refused above, so only a line's ends meet an empty part.
-                open_, close = _flanks((parts[j - 1][-1:] or " ") + (part[:1] or " "))
-                stars.append((len(pieces), open_, close))
-                pieces.append("*")
-                if part:
-                    pieces.append(part)
-        elif line:
-            pieces.append(line)
-        if brk:
-            pieces.append(brk)
-    tags: dict[int, str] = {}
-    openers: list[int] = []
-    for index, can_open, can_close in stars:
-        if can_close and openers:
-            tags[openers.pop()] = "em_open"
-            tags[index] = "em_close"
-        elif can_open:
-            openers.append(index)
+    pieces, stars = scanned
+    tags = pair(stars)
     out: list[_Item] = []
     start = 0  # pieces[start:index] are text not yet output (and unpaired asterisks)
     for index, piece in enumerate(pieces):
         if piece == "*":
-            tag = tags.get(index)
-            if tag is None:
+            opens = tags.get(index)
+            if opens is None:
                 continue
-            item: _Item = (tag, "", "*")
-        elif piece == _SOFT:
+            item: _Item = ("em_open" if opens else "em_close", "", "*")
+        elif piece == SOFT:
             item = ("softbreak", "", "")
-        elif piece == _HARD:
+        elif piece == HARD:
             item = ("hardbreak", "", "")
         else:
             continue
@@ -544,27 +479,104 @@ def _render(text: str, split_actions: bool, *, block_parser: bool = False) -> Re
         text = _NONCHARS.sub("", text)
     if "<" in text:
         text = _COMMENT_OR_RAW.sub("", text)
+    contents = None if block_parser else paragraphs(text)
+    if contents is not None and "<" not in text:
+        simple = _render_simple(contents, split_actions)
+        if simple is not None:
+            return simple
     walker = _Walker(split_actions)
-    paragraphs = None if block_parser else _paragraphs(text)
-    if paragraphs is None:
+    if contents is None:
         walker.blocks(_MD.parse(text))
     else:
-        for content in paragraphs:
+        for content in contents:
             walker.inline(_inline_items(content))
             walker.end_block()
-    # Consecutive runs of one block and kind make one segment.
     segments: list[Segment] = []
-    runs = walker.runs
+    _assemble(walker.runs, segments)
+    return Rendered(tuple(segments), tuple(walker.dropped))
+
+
+def _assemble(runs: list[_Run], segments: list[Segment]) -> None:
+    """Consecutive runs of one block and kind make one segment."""
+    count = len(runs)
     start = 0
-    for end in range(1, len(runs) + 1):
+    for end in range(1, count + 1):
         first = runs[start]
-        if end < len(runs) and runs[end].action == first.action and runs[end].block == first.block:
+        if end < count and runs[end].action == first.action and runs[end].block == first.block:
             continue
-        story = _tidy(_serialize(runs[start:end]))
+        if end - start == 1 and not first.styles:
+            story = "".join(first.parts)
+            story = _tidy(story) if "\n" in story else story.strip()
+        else:
+            story = _tidy(_serialize(runs[start:end]))
         if story:
             segments.append(Segment("action" if first.action else "speech", story, first.block))
         start = end
-    return Rendered(tuple(segments), tuple(walker.dropped))
+
+
+def _render_simple(contents: list[str], split_actions: bool) -> Rendered | None:
+    """What the walker makes of paragraphs of text, line breaks and paired lone asterisks (most
+    chat messages), in one pass; None, having done nothing, for anything else, unpaired asterisks
+    included (one may open an action the writer never closed)."""
+    segments: list[Segment] = []
+    for block, content in enumerate(contents):
+        scanned = scan(content)
+        if scanned is None:
+            return None
+        pieces, stars = scanned
+        tags = pair(stars)
+        if len(tags) != len(stars):
+            return None
+        quote: list[str] = []
+        em_action: list[bool] = []  # per open emphasis: whether it is an action
+        italic = 0  # open emphases that are italics
+        action = False
+        parts: list[str] = []  # the current run: text of one style and kind
+        italic_run = run_action = False
+        earlier: list[_Run] = []  # the segment's runs before the current one (another style)
+        for index, piece in enumerate(pieces):
+            if piece == "*":
+                if tags[index]:
+                    starts_action = split_actions and not quote and not action
+                    em_action.append(starts_action)
+                    if starts_action:
+                        action = True
+                    else:
+                        italic += 1
+                elif em_action.pop():
+                    action = False
+                else:
+                    italic -= 1
+                continue
+            if piece in (SOFT, HARD):
+                piece = "\n"
+            elif not action and _QUOTE_CHAR.search(piece):
+                _track_quotes(quote, piece)
+            if parts and action != run_action:
+                _finish(parts, italic_run, earlier, run_action, block, segments)
+                parts, earlier = [], []
+            elif parts and bool(italic) != italic_run:
+                earlier.append(_Run(parts, (ITALIC,) if italic_run else (), run_action, block, ""))
+                parts = []
+            if not parts:
+                italic_run, run_action = bool(italic), action
+            parts.append(piece)
+        if parts:
+            _finish(parts, italic_run, earlier, run_action, block, segments)
+    return Rendered(tuple(segments))
+
+
+def _finish(
+    parts: list[str], italic: bool, earlier: list[_Run], action: bool, block: int, segments: list[Segment]
+) -> None:
+    """Close a segment of _render_simple: its earlier runs and the current one."""
+    if earlier or italic:
+        story = _tidy(_serialize([*earlier, _Run(parts, (ITALIC,) if italic else (), action, block, "")]))
+    else:
+        story = "".join(parts)
+        story = _tidy(story) if "\n" in story else story.strip()
+    if story:
+        segments.append(Segment("action" if action else "speech", story, block))
 
 
 def _tidy(text: str) -> str:

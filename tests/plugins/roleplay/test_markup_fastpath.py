@@ -2,9 +2,10 @@
 markdown-it's full parse gives.
 
 :func:`render` skips the block parser for text without block markers and markdown-it's inline parser
-for text whose only markup is single asterisks and line breaks. These tests pin its output on a
-varied corpus and compare it, on generated messages, with ``_render(..., block_parser=True)``: the
-same walker fed by ``MarkdownIt.parse`` for every message.
+for paragraphs whose only markup is single asterisks and line breaks (``_inline_scan``); messages
+made only of such paragraphs skip the token walker too (``_render_simple``). These tests pin its
+output on a varied corpus and compare it, on generated messages, with ``_render(...,
+block_parser=True)``: the walker fed by ``MarkdownIt.parse`` for every message.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import random
 
 import pytest
 from comfyvn_roleplay import markup
-from comfyvn_roleplay.markup import _fast_items, _items, _paragraphs, _render, render
+from comfyvn_roleplay._inline_scan import paragraphs
+from comfyvn_roleplay.markup import _fast_items, _items, _render, _render_simple, render
 from comfyvn_roleplay.textproc import resolve_macros, split_ooc
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,6 +132,8 @@ CORPUS: list[tuple[str, bool, list[Seg], tuple[str, ...]]] = [
     ),
     ("tab\tand\u3000wide,\u00a0nbsp", True, [("speech", "tab\tand\u3000wide,\u00a0nbsp", 0)], ()),
     ("*a *b* c*", True, [("action", "a *b* c", 0)], ()),
+    # A quote opened inside an action does not make the next action speech.
+    ('*mutters "fine* *walks off*', True, [("action", 'mutters "fine', 0), ("action", "walks off", 0)], ()),
     ("**", True, [("speech", r"\*\*", 0)], ()),
     ("*", True, [], ()),
     # Line ends are normalised and Unicode noncharacters removed, also among CJK and emoji.
@@ -150,9 +154,9 @@ def test_corpus_renders_as_pinned(text: str, split: bool, expected: list[Seg], d
 def test_the_benchmark_shape_takes_the_fast_paths() -> None:
     # Otherwise the equivalence properties below would prove nothing about the common case.
     text = "*She smiles.* Tide salt gull, “quiet” night.\nLamp  \ndoor.\n\nRain.「雨」"
-    paragraphs = _paragraphs(text)
-    assert paragraphs == ["*She smiles.* Tide salt gull, “quiet” night.\nLamp  \ndoor.", "Rain.「雨」"]
-    assert _fast_items(paragraphs[0]) == [
+    contents = paragraphs(text)
+    assert contents == ["*She smiles.* Tide salt gull, “quiet” night.\nLamp  \ndoor.", "Rain.「雨」"]
+    assert _fast_items(contents[0]) == [
         ("em_open", "", "*"),
         ("text", "She smiles.", ""),
         ("em_close", "", "*"),
@@ -162,7 +166,12 @@ def test_the_benchmark_shape_takes_the_fast_paths() -> None:
         ("hardbreak", "", ""),
         ("text", "door.", ""),
     ]
-    assert _paragraphs("> quote") is None and _fast_items("**bold**") is None
+    assert paragraphs("> quote") is None and _fast_items("**bold**") is None
+    simple = _render_simple(contents, True)
+    assert simple is not None and simple == _render(text, True, block_parser=True)
+    assert [s.kind for s in simple.segments] == ["action", "speech", "speech"]
+    # An unpaired asterisk may open an unclosed action: left to the walker.
+    assert _render_simple(["*walks off. Bye"], True) is None
 
 
 def test_cached_results_are_per_text_and_option() -> None:
@@ -211,6 +220,22 @@ common = st.lists(
     max_size=40,
 ).map("".join)
 
+# Chat-shaped text: actions, speech and narration whose words may hold stray quote characters.
+_word = st.sampled_from(["she", "Smiles", "猫", "ok.", "fine,", '"', "“", "”", "«", "»", "「", "」", "'"])
+_phrase = st.lists(_word, min_size=1, max_size=4).map(" ".join)
+shaped = st.lists(
+    st.one_of(
+        _phrase,
+        _phrase.map(lambda p: f"*{p}*"),
+        _phrase.map(lambda p: f'"{p}"'),
+        _phrase.map(lambda p: f"“{p}”"),
+        _phrase.map(lambda p: f"*{p}"),
+        _phrase.map(lambda p: f"**{p}**"),
+        st.sampled_from(["\n", "\n\n", "  \n", " \t\n"]),
+    ),
+    max_size=12,
+).map(" ".join)
+
 
 def _same(text: str) -> None:
     for split in (True, False):
@@ -218,7 +243,7 @@ def _same(text: str) -> None:
 
 
 @settings(max_examples=400)
-@given(st.one_of(messages, common))
+@given(st.one_of(messages, common, shaped))
 def test_property_fast_path_equals_markdown_it(text: str) -> None:
     _same(text)
     # What the converter actually renders: macros expanded and OOC asides cut out first.
@@ -226,10 +251,10 @@ def test_property_fast_path_equals_markdown_it(text: str) -> None:
 
 
 @settings(max_examples=400)
-@given(st.one_of(messages, common))
+@given(st.one_of(messages, common, shaped))
 def test_property_fast_items_equal_markdown_its_inline_tokens(text: str) -> None:
-    paragraphs = _paragraphs(text.replace("\r", ""))
-    for content in paragraphs or [text.replace("\r", "").replace("\0", "").strip()]:
+    contents = paragraphs(text.replace("\r", ""))
+    for content in contents or [text.replace("\r", "").replace("\0", "").strip()]:
         fast = _fast_items(content)
         if fast is not None and content:
             children = markup._MD.parseInline(content)[0].children or []

@@ -1,0 +1,116 @@
+"""markdown-it's reading of the simplest chat text, without running markdown-it.
+
+Most roleplay messages are paragraphs of prose with ``*actions*`` and line breaks. For text that
+holds no block construct, :func:`paragraphs` finds the paragraphs the block parser would; for a
+paragraph whose only markup is lone asterisks and line breaks, :func:`scan` and :func:`pair` find
+the emphasis the inline parser would. ``markup`` uses them to skip the parser, and its tests compare
+the result with markdown-it's on generated text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
+
+__all__ = ["HARD", "SOFT", "pair", "paragraphs", "scan"]
+
+# A line that may open a block construct (quote, heading, fence, list item, rule, setext underline).
+# Text without one is plain paragraphs, which the block parser would only split at blank lines.
+_BLOCK_START = re.compile(r"^[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)", re.MULTILINE)
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+SOFT, HARD = "\n", "\n\n"  # line breaks among scan's pieces (text pieces hold no newline)
+_FLANKS: dict[str, tuple[bool, bool]] = {}
+
+
+def paragraphs(text: str) -> list[str] | None:
+    """The inline content of each paragraph markdown-it finds in ``text`` (newlines normalised), or
+    None where the text may hold a block construct, a NUL, or starts or ends a paragraph with
+    whitespace other than spaces and tabs (which parser versions trim differently)."""
+    if "\0" in text or _BLOCK_START.search(text):
+        return None
+    out: list[str] = []
+    for para in _BLANK_LINE.split(text) if "\n" in text else (text,):
+        content = para.strip(" \t\n")
+        if not content:
+            continue  # blank lines only: no paragraph
+        if content[0].isspace() or content[-1].isspace():
+            return None
+        out.append(content)
+    return out
+
+
+def _flanks(around: str) -> tuple[bool, bool]:
+    """(can open, can close) for a lone asterisk between ``around[0]`` and ``around[1]``, as
+    markdown-it's delimiter scan decides (a line's start and end count as a space)."""
+    found = _FLANKS.get(around)
+    if found is not None:
+        return found
+    before, after = around[0], around[1]
+    white_before, white_after = isWhiteSpace(ord(before)), isWhiteSpace(ord(after))
+    punct_before = isMdAsciiPunct(ord(before)) or isPunctChar(before)
+    punct_after = isMdAsciiPunct(ord(after)) or isPunctChar(after)
+    left = not (white_after or (punct_after and not (white_before or punct_before)))
+    right = not (white_before or (punct_before and not (white_after or punct_after)))
+    if len(_FLANKS) < 65536:  # bounded: a chat could use every pair of characters
+        _FLANKS[around] = (left, right)
+    return left, right
+
+
+def scan(content: str) -> tuple[list[str], list[tuple[int, bool, bool]]] | None:
+    """Paragraph ``content`` as pieces — text, ``"*"``, :data:`SOFT` or :data:`HARD` — and its
+    asterisks as ``(index in pieces, can open, can close)``; None when it holds other inline syntax.
+
+    The text is what markdown-it's inline parser keeps: a line break drops one trailing space (two
+    or more make a hard break and all go) and the next line's leading spaces and tabs.
+    """
+    # Left to markdown-it: escapes, code, underscores, strikethrough, entities and runs of
+    # asterisks (bold, and the rule of three). Substring tests are several times faster than a regex.
+    if "\\" in content or "`" in content or "_" in content or "~" in content or "&" in content or "**" in content:
+        return None
+    pieces: list[str] = []
+    stars: list[tuple[int, bool, bool]] = []
+    lines = content.split("\n") if "\n" in content else [content]
+    last_line = len(lines) - 1
+    for number, line in enumerate(lines):
+        brk = ""
+        if number:
+            line = line.lstrip(" \t")
+        if number < last_line:
+            brk = HARD if line.endswith("  ") else SOFT
+            line = line.rstrip(" ") if brk == HARD else line.removesuffix(" ")
+        if "*" in line:
+            parts = line.split("*")
+            if parts[0]:
+                pieces.append(parts[0])
+            for j in range(1, len(parts)):
+                part = parts[j]
+                # Runs of asterisks were refused above, so only a line's ends meet an empty part.
+                can_open, can_close = _flanks((parts[j - 1][-1:] or " ") + (part[:1] or " "))
+                stars.append((len(pieces), can_open, can_close))
+                pieces.append("*")
+                if part:
+                    pieces.append(part)
+        elif line:
+            pieces.append(line)
+        if brk:
+            pieces.append(brk)
+    return pieces, stars
+
+
+def pair(stars: list[tuple[int, bool, bool]]) -> dict[int, bool]:
+    """The asterisks that become emphasis: piece index → True for an opener, False for a closer.
+
+    The CommonMark emphasis rules reduce to a stack for lone asterisks: a closer takes the nearest
+    opener still open (delimiters between them are spent), and the rule of three never applies to
+    runs of length one.
+    """
+    tags: dict[int, bool] = {}
+    openers: list[int] = []
+    for index, can_open, can_close in stars:
+        if can_close and openers:
+            tags[openers.pop()] = True
+            tags[index] = False
+        elif can_open:
+            openers.append(index)
+    return tags
