@@ -481,7 +481,7 @@ def _render(text: str, split_actions: bool, *, block_parser: bool = False) -> Re
         text = _COMMENT_OR_RAW.sub("", text)
     contents = None if block_parser else paragraphs(text)
     if contents is not None and "<" not in text:
-        simple = _render_simple(contents, split_actions)
+        simple = _render_simple(contents, split_actions, _QUOTE_CHAR.search(text) is not None)
         if simple is not None:
             return simple
     walker = _Walker(split_actions)
@@ -514,10 +514,11 @@ def _assemble(runs: list[_Run], segments: list[Segment]) -> None:
         start = end
 
 
-def _render_simple(contents: list[str], split_actions: bool) -> Rendered | None:
+def _render_simple(contents: list[str], split_actions: bool, quotes: bool = True) -> Rendered | None:
     """What the walker makes of paragraphs of text, line breaks and paired lone asterisks (most
     chat messages), in one pass; None, having done nothing, for anything else, unpaired asterisks
-    included (one may open an action the writer never closed)."""
+    included (one may open an action the writer never closed). ``quotes``: whether the text has
+    quote characters at all."""
     segments: list[Segment] = []
     for block, content in enumerate(contents):
         scanned = scan(content)
@@ -550,7 +551,7 @@ def _render_simple(contents: list[str], split_actions: bool) -> Rendered | None:
                 continue
             if piece in (SOFT, HARD):
                 piece = "\n"
-            elif not action and _QUOTE_CHAR.search(piece):
+            elif quotes and not action and _QUOTE_CHAR.search(piece):
                 _track_quotes(quote, piece)
             if parts and action != run_action:
                 _finish(parts, italic_run, earlier, run_action, block, segments)
