@@ -11,6 +11,11 @@ inline Markdown subset a node's ``text`` may hold (``*italic*``, ``**bold**``, `
 ```code```; everything else literal, with CommonMark backslash escapes where a literal character
 would otherwise read as markup). :func:`story_parser` is the parser configuration that reads story
 text back; :func:`plain_text` strips it to plain characters.
+
+Most messages need none of the parser: text without block markers skips the block parser,
+paragraphs whose only markup is lone asterisks and line breaks skip the inline parser
+(``_inline_scan``), and messages made only of those skip the token walker too. Each shortcut gives
+exactly what the full parse gives; the tests compare them on generated text.
 """
 
 from __future__ import annotations
@@ -414,7 +419,7 @@ class _Walker:
                 self.end_block()
 
 
-_FAST_CACHE_CHARS = 2000  # longer messages are rarely repeated word for word
+_CACHE_MAX_CHARS = 2000  # longer messages are rarely repeated word for word
 
 
 def _fast_items(content: str) -> list[_Item] | None:
@@ -459,7 +464,7 @@ def _inline_items(content: str) -> list[_Item]:
 
 def render(text: str, *, split_actions: bool = True) -> Rendered:
     """Render one message to story-text segments (see the module docstring)."""
-    if len(text) <= _FAST_CACHE_CHARS:
+    if len(text) <= _CACHE_MAX_CHARS:
         # Swipes, greetings and short replies repeat; a Rendered is immutable, so it can be shared.
         return _render_cached(text, split_actions)
     return _render(text, split_actions)

@@ -184,7 +184,12 @@ def split_ooc(text: str) -> tuple[str, list[str]]:
 def tidy(text: str, *, unquote: bool = False) -> str:
     """Normalise whitespace (no trailing blanks, at most one empty line); optionally drop quotes
     that wrap the whole line, which a VN text box does not need."""
-    text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text)).strip() if "\n" in text else text.strip()
+    # Substring tests first: most text has neither, and each regex scans the whole text.
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _BLANKS.sub("\n\n", text)
+    text = text.strip()
     if unquote:
         m = _QUOTED.match(text)
         if m and '"' not in m.group(1) and "“" not in m.group(1):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from comfyvn_roleplay import markup
+from comfyvn_roleplay import markup, textproc
 from comfyvn_roleplay._inline_scan import paragraphs
 from comfyvn_roleplay.markup import _fast_items, _items, _render, _render_simple, render
-from comfyvn_roleplay.textproc import resolve_macros, split_ooc
+from comfyvn_roleplay.textproc import resolve_macros, split_ooc, tidy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -274,3 +274,17 @@ def test_equivalence_on_a_seeded_sample_of_benchmark_messages() -> None:
         if rng.random() < 0.5:
             text = f'"{sentence(4)}" *{sentence(3)}*\n{sentence(5)} *{sentence(2)}'
         _same(text)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from(["a", " ", "\t", "\n", '"', "“", "”", "\u00a0"]), max_size=30).map("".join), st.booleans()
+)
+def test_property_tidy_equals_its_regexes(text: str, unquote: bool) -> None:
+    # tidy skips its regexes when a substring test shows they cannot match; the result is the same.
+    expected = textproc._BLANKS.sub("\n\n", textproc._TRAILING.sub("\n", text)).strip()
+    if unquote:
+        m = textproc._QUOTED.match(expected)
+        if m and '"' not in m.group(1) and "“" not in m.group(1):
+            expected = m.group(1).strip()
+    assert tidy(text, unquote=unquote) == expected
