@@ -139,6 +139,8 @@ CORPUS: list[tuple[str, bool, list[Seg], tuple[str, ...]]] = [
     # Line ends are normalised and Unicode noncharacters removed, also among CJK and emoji.
     ("a\r\nb\rc\ufdd0d\uffff", True, [("speech", "a\nb\ncd", 0)], ()),
     ("猫\ufffe「*走る*」😀\ufdef", True, [("speech", "猫「*走る*」😀", 0)], ()),
+    # markdown-it reads NUL as U+FFFD; the plain-paragraph shortcut once kept it (a NUL in a script).
+    ("a\0b", True, [("speech", "a\ufffdb", 0)], ()),
     # A paragraph of a no-break space still counts as a block, so "Text" is the second.
     ("\u00a0\n\nText", True, [("speech", "Text", 1)], ()),
 ]
