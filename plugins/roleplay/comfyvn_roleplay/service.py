@@ -228,13 +228,24 @@ def run_import(
             classify=classifier(kernel),
             progress=progress,
         )
-        target = out_dir if out_dir is not None else store.processed / result.import_id
-        result = attrs.evolve(result, project_dir=target)
-        atomic_write_text(staged / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
-        _swap_in(store, staged, target)
+        result = _install(store, staged, result, out_dir)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+    return _announce(kernel, store, result)
+
+
+def _install(store: Storage, staged: Path, result: ImportResult, out_dir: Path | None) -> ImportResult:
+    """Write the import report into the staged folder and swap it in at its target."""
+    target = out_dir if out_dir is not None else store.processed / result.import_id
+    result = attrs.evolve(result, project_dir=target)
+    atomic_write_text(staged / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+    _swap_in(store, staged, target)
+    return result
+
+
+def _announce(kernel: Any, store: Storage, result: ImportResult) -> ImportResult:
+    """Remember a finished import and emit ``on_roleplay_imported``."""
     store.remember(result)
     kernel.events.emit(
         "on_roleplay_imported",
@@ -274,29 +285,11 @@ def run_card_import(
     staged = _staging(out_dir.parent if out_dir is not None else store.processed)
     try:
         result = import_card(raw, parsed, staged, options=options, world=world, sprites_dir=sprites_dir)
-        target = out_dir if out_dir is not None else store.processed / result.import_id
-        result = attrs.evolve(result, project_dir=target)
-        atomic_write_text(staged / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
-        _swap_in(store, staged, target)
+        result = _install(store, staged, result, out_dir)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    store.remember(result)
-    kernel.events.emit(
-        "on_roleplay_imported",
-        {
-            "import_id": result.import_id,
-            "project_id": result.project_id,
-            "project_path": str(result.project_dir),
-            "source_format": result.source_format,
-            "scenes": len(result.scene_ids),
-            "nodes": result.stats.get("nodes", 0),
-            "messages": result.stats.get("messages", 0),
-            "skipped": 0,
-            "raw_sha256": result.raw.sha256,
-        },
-    )
-    return result
+    return _announce(kernel, store, result)
 
 
 def split_uid(scene_uid: str) -> tuple[str, str]:
