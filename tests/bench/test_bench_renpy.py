@@ -89,6 +89,10 @@ def test_bench_export_10k_nodes(benchmark: Any, tmp_path: Path) -> None:
         f"{validation:.3f} s is comfyvn_scenario.validate_project; "
         f"{mean / baseline:.1f}x the JSON dump baseline ({baseline:.3f} s)"
     )
+    if benchmark.stats:
+        # The absolute target (< 2 s) depends on the machine; the ratio to the same-run JSON dump does
+        # not: 7.6x before pagination and fonts existed, so 10x means the export got slower.
+        assert mean / baseline < 10, f"export is {mean / baseline:.1f}x the JSON dump baseline (limit 10x)"
     engine = find_engine()
     if engine is None:
         print("lint: no Ren'Py engine installed, not measured")
