@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from comfyvn.errors import ComfyVNError, TooLarge
 from comfyvn.paths import atomic_write_text
+from comfyvn.wire import loads
 
 from .playtest import POLICIES, Trace, compare_traces, explore, run_playtest
 from .pov import PovManager
@@ -234,15 +234,12 @@ def golden_from(value: Mapping[str, Any] | Path) -> dict[str, Any]:
     """A golden trace given inline or as a file path."""
     if isinstance(value, Path):
         try:
-            data = json.loads(value.read_text(encoding="utf-8"))
+            raw = value.read_bytes()
         except OSError as exc:
             raise ComfyVNError(
                 f"cannot read golden trace {value}: {exc.strerror}", field="golden", code="invalid_file"
             ) from None
-        except ValueError as exc:
-            raise ComfyVNError(
-                f"golden trace {value} is not JSON: {exc}", field="golden", code="invalid_json"
-            ) from None
+        data = loads(raw, field="golden")  # the project's decoding policy, as saves and the CLI read files
     else:
         data = dict(value)
     if not isinstance(data, dict):

@@ -86,3 +86,11 @@ def test_cli_playtest_and_golden(kernel: Kernel, tmp_path: Path) -> None:
     assert explored.exit_code == 0 and "unvisited: none" in explored.output
     bad = _run(kernel, "scenario", "playtest", str(DEMO), "--policy", "scripted", "--choice", "fly")
     assert bad.exit_code == 2 and "available: look_around" in bad.output
+
+
+def test_golden_file_is_read_under_the_json_policy(kernel: Kernel, tmp_path: Path) -> None:
+    # NaN is not JSON: a golden trace holding one is refused with its field, not compared.
+    golden = tmp_path / "golden.json"
+    golden.write_text('{"steps": [], "digest": NaN}', encoding="utf-8")
+    result = _run(kernel, "scenario", "playtest", str(DEMO), "--seed", "7", "--golden", str(golden))
+    assert result.exit_code == 2 and "golden.digest: NaN is not a JSON number" in result.output
