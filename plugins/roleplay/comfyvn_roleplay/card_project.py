@@ -13,7 +13,6 @@ report says so.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from itertools import pairwise
@@ -22,12 +21,19 @@ from typing import Any
 
 import attrs
 from comfyvn.errors import Unprocessable
-from comfyvn.paths import atomic_write_bytes, atomic_write_text
-from comfyvn_scenario.project import PROJECT_FILE, Project, dump_json
 
 from .cast import Cast, scan_sprite_folder
 from .convert import ImportOptions, SceneBuilder
-from .importer import REPORT_FILE, ImportResult, RawUpload, project_slug, write_assets, write_scene
+from .importer import (
+    ImportResult,
+    RawUpload,
+    participants,
+    project_slug,
+    write_assets,
+    write_project,
+    write_report,
+    write_scene,
+)
 from .lorebook import expand_macros, lorebook_to_dict, unique_books
 from .markup import plain_text
 from .models import Card, Kind, Lorebook, Message, ParseIssue
@@ -196,10 +202,7 @@ def import_card(
         "raw_sha256": raw.sha256,
         "raw_filename": raw.filename,
         "detail_level": options.detail_level,
-        "participants": [
-            {"id": cid, "name": c["name"], "role": c.get("metadata", {}).get("role", "character")}
-            for cid, c in cast.characters.items()
-        ],
+        "participants": participants(cast),
     }
     if books:
         roleplay_meta["world"] = [lorebook_to_dict(expand_macros(b, user_name, card.name)) for b in books]
@@ -212,8 +215,7 @@ def import_card(
         "characters": cast.characters,
         "metadata": {"roleplay": roleplay_meta},
     }
-    project = Project(meta=document, scenes={s["id"]: {} for s in scenes})
-    atomic_write_bytes(out_dir / PROJECT_FILE, dump_json(project.document()).encode("utf-8", "replace"))
+    write_project(out_dir, document, [s["id"] for s in scenes])
     issues: tuple[ParseIssue, ...] = tuple(builder.issues)
     result = ImportResult(
         import_id=import_id,
@@ -234,5 +236,5 @@ def import_card(
         issues_total=len(issues),
         warnings=(*cast.warnings, *notes),
     )
-    atomic_write_text(out_dir / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+    write_report(out_dir, result)
     return result

@@ -341,10 +341,9 @@ def import_chat(
         "raw_filename": raw.filename,
         "detail_level": options.detail_level,
         "participants": [
-            {"id": cid, "name": c["name"], "role": c.get("metadata", {}).get("role", "character")}
-            for cid, c in cast.characters.items()
-        ]
-        + [{"id": None, "name": meta.get("narrator_name") or "System", "role": "narrator"}],
+            *participants(cast),
+            {"id": None, "name": meta.get("narrator_name") or "System", "role": "narrator"},
+        ],
         "chat_metadata": meta,
     }
     if header is not None and header.create_date is not None:
@@ -362,9 +361,7 @@ def import_chat(
         "characters": cast.characters,
         "metadata": {"roleplay": roleplay_meta},
     }
-    # project.json last (as save_project does) so a reader never sees a scene it lists missing.
-    project = Project(meta=document, scenes={sid: {} for sid in builder.scene_ids})
-    atomic_write_bytes(out_dir / PROJECT_FILE, dump_json(project.document()).encode("utf-8", "replace"))
+    write_project(out_dir, document, builder.scene_ids)
     result = ImportResult(
         import_id=import_id,
         project_id=project_id,
@@ -378,8 +375,28 @@ def import_chat(
         issues_total=issues_total,
         warnings=(*cast.warnings, *notes),
     )
-    atomic_write_text(out_dir / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+    write_report(out_dir, result)
     return result
+
+
+def write_project(out_dir: Path, document: dict[str, Any], scene_ids: Sequence[str]) -> None:
+    """Write ``project.json`` for scenes already written. Call it last (as save_project does) so a
+    reader never sees a scene it lists missing."""
+    project = Project(meta=document, scenes={sid: {} for sid in scene_ids})
+    atomic_write_bytes(out_dir / PROJECT_FILE, dump_json(project.document()).encode("utf-8", "replace"))
+
+
+def write_report(folder: Path, result: ImportResult) -> None:
+    """Write the import report (``roleplay_import.json``) into ``folder``."""
+    atomic_write_text(folder / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def participants(cast: Cast) -> list[dict[str, Any]]:
+    """The cast as the project metadata lists it: id, name and role of each character."""
+    return [
+        {"id": cid, "name": c["name"], "role": c.get("metadata", {}).get("role", "character")}
+        for cid, c in cast.characters.items()
+    ]
 
 
 def scene_bytes(scene: dict[str, Any]) -> bytes:

@@ -34,7 +34,7 @@ from comfyvn_scenario.project import dump_json
 from .card_project import import_card
 from .cards import read_card
 from .convert import ImportOptions
-from .importer import REPORT_FILE, ImportResult, import_chat, store_raw
+from .importer import REPORT_FILE, ImportResult, import_chat, store_raw, write_report
 from .lorebook import read_lorebook
 from .models import Card, Lorebook
 
@@ -239,7 +239,7 @@ def _install(store: Storage, staged: Path, result: ImportResult, out_dir: Path |
     """Write the import report into the staged folder and swap it in at its target."""
     target = out_dir if out_dir is not None else store.processed / result.import_id
     result = attrs.evolve(result, project_dir=target)
-    atomic_write_text(staged / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+    write_report(staged, result)
     _swap_in(store, staged, target)
     return result
 
