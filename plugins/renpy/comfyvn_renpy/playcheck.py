@@ -532,8 +532,7 @@ def run_play_check(
             "max_seconds": max(5.0, timeout - 20),
         }
         (copy / "game" / "cvn_playcheck.json").write_text(json.dumps(settings), encoding="utf-8")
-        env = engine.environment(video="offscreen")
-        env.update(HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"), XDG_CONFIG_HOME=str(home / ".config"))
+        env = engine.environment(video="offscreen", home=home)
         command = ["timeout", "-k", "10", str(int(timeout)), *engine.command(str(copy), "run")]
         started = time.perf_counter()
         try:
