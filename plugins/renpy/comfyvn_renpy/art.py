@@ -107,6 +107,17 @@ def background_expr(file: str, picture: Picture | None, spec: GuiSpec) -> str:
     return f"Transform({py_literal(file)}, crop={crop!r}, xysize=({spec.width}, {spec.height}))"
 
 
+def _fitted(file: str, picture: Picture, box: Box, max_width: int, max_height: int) -> str:
+    """``file`` cropped to ``box`` (left, top, right, bottom; no crop when it is the whole picture) and
+    scaled to fit ``max_width`` x ``max_height``."""
+    left, top, right, bottom = box
+    zoom = fit_zoom(right - left, bottom - top, max_width, max_height)
+    crop = (left, top, right - left, bottom - top)
+    if crop == (0, 0, *picture.size):
+        return f"Transform({py_literal(file)}, zoom={_zoom(zoom)})"
+    return f"Transform({py_literal(file)}, crop={crop!r}, zoom={_zoom(zoom)})"
+
+
 def sprite_expr(file: str, picture: Picture | None, box: Box | None, spec: GuiSpec) -> str:
     """A standing sprite: cropped to ``box`` (its visible part) and scaled to fit the stage, feet at the
     bottom of the cropped box, so the position transforms (``yalign 1.0``) put them on the screen's edge."""
@@ -114,12 +125,7 @@ def sprite_expr(file: str, picture: Picture | None, box: Box | None, spec: GuiSp
         return (
             f"Transform({py_literal(file)}, fit='contain', xysize=({spec.sprite_max_width}, {spec.sprite_max_height}))"
         )
-    left, top, right, bottom = box or (0, 0, *picture.size)
-    zoom = fit_zoom(right - left, bottom - top, spec.sprite_max_width, spec.sprite_max_height)
-    crop = (left, top, right - left, bottom - top)
-    if crop == (0, 0, *picture.size):
-        return f"Transform({py_literal(file)}, zoom={_zoom(zoom)})"
-    return f"Transform({py_literal(file)}, crop={crop!r}, zoom={_zoom(zoom)})"
+    return _fitted(file, picture, box or (0, 0, *picture.size), spec.sprite_max_width, spec.sprite_max_height)
 
 
 def side_expr(file: str, picture: Picture | None, spec: GuiSpec) -> str:
@@ -127,11 +133,7 @@ def side_expr(file: str, picture: Picture | None, spec: GuiSpec) -> str:
     box_w, box_h = spec.side_image_width, spec.side_image_height
     if picture is None:
         return f"Transform({py_literal(file)}, fit='contain', xysize=({box_w}, {box_h}))"
-    left, top, right, bottom = picture.box if picture.cutout else (0, 0, *picture.size)
-    zoom = fit_zoom(right - left, bottom - top, box_w, box_h)
-    if (left, top, right, bottom) == (0, 0, *picture.size):
-        return f"Transform({py_literal(file)}, zoom={_zoom(zoom)})"
-    return f"Transform({py_literal(file)}, crop={(left, top, right - left, bottom - top)!r}, zoom={_zoom(zoom)})"
+    return _fitted(file, picture, picture.box if picture.cutout else (0, 0, *picture.size), box_w, box_h)
 
 
 def placeholder_sprite_expr(colour: str, spec: GuiSpec) -> str:
