@@ -83,16 +83,20 @@ def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str) -> Pat
     return Path(value)
 
 
+# Shared by the chat and card imports: a project folder to write, never the working directory.
+_OUT_OPTION = click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    callback=_out_folder,
+    help="Project folder to write (project.json + scenes/).",
+)
+
+
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option(
-            "--out",
-            "out",
-            type=click.Path(file_okay=False),
-            required=True,
-            callback=_out_folder,
-            help="Project folder to write (project.json + scenes/).",
-        ),
+        _OUT_OPTION,
         click.option("--title", help="Project title (default: from the chat)."),
         click.option(
             "--detail-level",
@@ -218,14 +222,7 @@ def text_cmd(kernel: Any, /, log: Path, fmt: str | None, out: Path, as_json: boo
 )
 @click.option("--user", "user_name", default="You", show_default=True, help="The player's name ({{user}}).")
 @click.option("--title", help="Project title (default: the character's name).")
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    required=True,
-    callback=_out_folder,
-    help="Project folder to write (project.json + scenes/).",
-)
+@_OUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
 @click.pass_obj
 def card_cmd(
