@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from comfyvn.errors import ComfyVNError
+from comfyvn.paths import atomic_write_text
 from comfyvn.wire import loads, parse_request
 
 from .playtest import compare_traces
@@ -131,8 +132,7 @@ def playtest_cmd(
     response = ScenarioService(kernel).playtest(parse_request(body, PlaytestRequest))
     result: dict[str, Any] = response.get("trace") or response["report"]
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(dump_json(result), encoding="utf-8")
+        atomic_write_text(out, dump_json(result))
     differs = False
     if golden is not None:
         comparison = compare_traces(result, golden_from(golden))
