@@ -160,7 +160,7 @@ def backdrop_png(source: Path | None, spec: GuiSpec) -> bytes:
     ``source`` (the cast's art) covering the frame, blurred and darkened; a dusk gradient without one."""
     width, height = max(16, spec.width // 4), max(9, spec.height // 4)
     image: Image.Image | None = None
-    if source is not None and probe(source) is not None:
+    if source is not None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
