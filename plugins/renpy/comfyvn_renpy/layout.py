@@ -82,6 +82,7 @@ class Layout:
     #: are shown as the side image beside the text box, changing with the expression, never on the stage.
     face_only: set[str] = attrs.Factory(set)
     _node_index: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    _pictures: dict[Path, Picture | None] = attrs.Factory(dict)
 
     def node_label(self, scene_id: str, target: str) -> tuple[str | None, str]:
         """``(other scene or None, label)`` of a choice target seen from ``scene_id``."""
@@ -94,6 +95,12 @@ class Layout:
         if found is None:
             found = self._node_index[scene_id] = {n["id"]: n for n in self.project.scenes[scene_id]["nodes"]}
         return found
+
+    def picture(self, path: Path) -> Picture | None:
+        """`art.probe` of ``path``, once per file (one picture may serve several expressions and the side image)."""
+        if path not in self._pictures:
+            self._pictures[path] = probe(path)
+        return self._pictures[path]
 
     def sprite(self, char_id: str, expression: str | None) -> str:
         """The ``show`` name of a character's expression (``alice smile``; the bare tag when it has none)."""
@@ -226,7 +233,9 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
     if found is not None and dest_stem:
         dest = f"{dest_stem}{found.suffix.lower()}"
         layout.files[f"game/{dest}"] = found
-        layout.images.append(ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait", picture=probe(found)))
+        layout.images.append(
+            ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait", picture=layout.picture(found))
+        )
         return
     layout.images.append(ImageDef(name, kind, ref, None, placeholder_colour(name), sprite=kind == "portrait"))
     bucket = "backgrounds" if kind == "background" else "portraits"
@@ -251,7 +260,7 @@ def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str
     shown cropped to the box that holds the visible part of every same-sized expression. True when
     every found picture is opaque (no transparent surround: a framed picture, not a figure)."""
     found = {name: _image_file(root, ref) for name, ref, _stem in planned}
-    pictures = {name: probe(path) for name, path in found.items() if path is not None}
+    pictures = {name: layout.picture(path) for name, path in found.items() if path is not None}
     groups: dict[tuple[int, int], list[Picture]] = {}
     for picture in pictures.values():
         if picture is not None:
@@ -286,7 +295,7 @@ def _add_side_image(layout: Layout, root: Path | None, char_id: str, spec: Any) 
         return
     dest = f"images/characters/{tag}_portrait{found.suffix.lower()}"
     layout.files[f"game/{dest}"] = found
-    layout.images.append(ImageDef(f"side {tag}", "side", ref, dest, "", picture=probe(found)))
+    layout.images.append(ImageDef(f"side {tag}", "side", ref, dest, "", picture=layout.picture(found)))
     layout.side_images[char_id] = f"side {tag}"
 
 
