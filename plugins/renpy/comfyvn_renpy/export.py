@@ -186,8 +186,11 @@ def build_bundle(
             texts[f"forks/{layout.pov_slugs[pov]}/{path}"] = text
     files: dict[str, bytes] = {path: text.encode("utf-8") for path, text in texts.items()}
     roots = [""] + [f"forks/{layout.pov_slugs[pov]}/" for pov in forks]
+    read: dict[Path, bytes] = {}  # one file may be copied to several places (expressions, side image)
     for dest, source in layout.files.items():
-        data = source.read_bytes()
+        if source not in read:
+            read[source] = source.read_bytes()
+        data = read[source]
         for root in roots:
             files[f"{root}{dest}"] = data
     for path, data in fonts.files.items():
