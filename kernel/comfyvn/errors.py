@@ -1,6 +1,5 @@
-"""Errors that cross the kernel/plugin boundary. Domain code raises a class named by meaning; the edges choose
-what it becomes: the server's status table renders ``{"error": {"code", "message", "field"}}`` and the CLI's
-exit-code table prints one line. A bare `ComfyVNError` is the caller's mistake, like `Invalid`."""
+"""Errors that cross the kernel/plugin boundary, named by meaning; the edges choose what each becomes (the server's
+status table, the CLI's exit codes). A bare `ComfyVNError` is the caller's mistake, like `Invalid`."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ __all__ = [
     "Invalid",
     "NotFound",
     "OperationFailed",
+    "PreconditionFailed",
     "TooLarge",
     "Unprocessable",
     "UpstreamError",
@@ -90,6 +90,12 @@ class Conflict(ComfyVNError):
     """The request clashes with the current state (a duplicate, a stale choice)."""
 
     code = "conflict"
+
+
+class PreconditionFailed(Conflict):
+    """A conditional write named a version that is no longer the current one (HTTP ``If-Match``)."""
+
+    code = "version_mismatch"
 
 
 class FeatureDisabled(ComfyVNError):
