@@ -395,7 +395,7 @@ class SceneBuilder:
                     return
                 data = {"line": message.line, "message": message.index}
                 nodes = [{"id": "", "type": "narration", "text": "", "data": data}]
-        if message.image:
+        if message.image and groups is None:
             nodes[0].setdefault("data", {})["image"] = message.image
         reason = self._segment(message)
         if reason is not None:
@@ -434,6 +434,9 @@ class SceneBuilder:
             "text": "",
             "data": {"line": message.line, "message": message.index, "swipes": True},
         }
+        if message.image:
+            # The picture belongs to the message, whichever swipe is read: it goes on the menu.
+            menu["data"]["image"] = message.image
         yield from self._append([menu], message.line)
         scene = self._scene
         assert scene is not None

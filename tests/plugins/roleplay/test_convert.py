@@ -253,3 +253,18 @@ def test_random_chats_import_valid_or_fail_cleanly(tmp_path_factory, lines: list
         run(tmp, text, options=ImportOptions(swipes_as_choices=choices, detail_level="high"))
     except ComfyVNError as exc:
         assert http_status(exc) in (400, 422)
+
+
+def test_swipe_choices_keep_the_image_on_the_menu(tmp_path: Path) -> None:
+    # Regression: an image on a message shown as swipe choices crashed the import (IndexError).
+    text = jsonl(
+        [
+            HEADERS["2023_epoch"],
+            {"name": "Aqua", "mes": "One.", "swipes": ["One.", "Two."], "swipe_id": 0, "extra": {"image": "p.png"}},
+        ]
+    )
+    _, project = run(tmp_path, text, options=ImportOptions(swipes_as_choices=True))
+    menu, first, second = nodes(project)
+    assert menu["type"] == "choice" and menu["data"] == {"line": 2, "message": 0, "swipes": True, "image": "p.png"}
+    assert [first["text"], second["text"]] == ["One.", "Two."]
+    assert "image" not in first["data"] and "image" not in second["data"]
