@@ -69,6 +69,32 @@ _FINISHED = {
         "outcome": {"enum": ["finished", "max_steps", "script_exhausted", "explored", "truncated"]},
     },
 }
+_SCENE_VERSIONS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["id", "version"],
+        "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}},
+    },
+}
+_PROJECT_CREATED = {
+    "type": "object",
+    "required": ["id", "version", "scenes"],
+    "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}, "scenes": _SCENE_VERSIONS},
+}
+_PROJECT_UPDATED = {
+    "type": "object",
+    "required": ["id", "version", "scenes", "removed"],
+    "properties": {
+        **_PROJECT_CREATED["properties"],
+        "removed": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_PROJECT_DELETED = {
+    "type": "object",
+    "required": ["id", "version"],
+    "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}},
+}
 
 
 @hookimpl
@@ -78,6 +104,15 @@ def register_events(register: Any) -> None:
     register("on_playtest_start", "A headless playtest (or explore-all) began.", _START)
     register("on_playtest_step", "One step of a playtest: the choice taken and where it led.", _STEP)
     register("on_playtest_finished", "A playtest ended: its trace digest, step count and outcome.", _FINISHED)
+    register(
+        "on_project_created", "A project was added to the store: its id, version and scene versions.", _PROJECT_CREATED
+    )
+    register(
+        "on_project_updated",
+        "A store project changed: its new version, the scenes written (with their versions) and removed.",
+        _PROJECT_UPDATED,
+    )
+    register("on_project_deleted", "A project was deleted from the store (with the version it had).", _PROJECT_DELETED)
 
 
 @hookimpl

@@ -7,6 +7,7 @@ wire shape (comfyvn-wire.md) so that every plugin reads and writes the same JSON
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -143,7 +144,7 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
-def _read_json(path: Path, label: str) -> Any:
+def _read_json(path: Path, label: str, fingerprints: dict[str, str] | None = None) -> Any:
     # Messages name the file relative to the project (``label``), never the server's absolute path.
     try:
         data = path.read_bytes()
@@ -151,6 +152,8 @@ def _read_json(path: Path, label: str) -> Any:
         raise NotFound(f"{label} not found", field=label, code="file_not_found") from None
     except OSError as exc:
         raise ComfyVNError(f"cannot read {label}: {exc.strerror}", field=label, code="unreadable_file") from None
+    if fingerprints is not None:
+        fingerprints[label] = hashlib.sha256(data).hexdigest()
     return loads(data, field=label)
 
 
@@ -161,14 +164,16 @@ def _project_root(path: str | os.PathLike[str]) -> Path:
     return root
 
 
-def load_project(path: str | os.PathLike[str]) -> Project:
+def load_project(path: str | os.PathLike[str], *, fingerprints: dict[str, str] | None = None) -> Project:
     """Read a project folder (or its project.json). Raises `NotFound` / `ComfyVNError` naming the file.
 
     Only the scenes listed in project.json ``scenes`` are read, in that order. The result is not
-    validated: call `comfyvn_scenario.validation.validate_project` for that.
+    validated: call `comfyvn_scenario.validation.validate_project` for that. ``fingerprints``, when
+    given, receives the SHA-256 of every file read (by its project-relative name), taken from the very
+    bytes parsed, so a caller can tell whether the files are the ones it validated before.
     """
     root = _project_root(path)
-    document = _read_json(root / PROJECT_FILE, PROJECT_FILE)
+    document = _read_json(root / PROJECT_FILE, PROJECT_FILE, fingerprints)
     if not isinstance(document, dict):
         raise ComfyVNError("project.json must be a JSON object", field=PROJECT_FILE, code="invalid_project")
     order = document.get("scenes")
@@ -180,7 +185,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         if not SCENE_ID.match(scene_id):
             raise ComfyVNError(f"scene id {scene_id!r} is not a valid file name", field=field, code="invalid_scene_id")
         relative = f"{SCENES_DIR}/{scene_id}.json"
-        scene = _read_json(safe_join(root, SCENES_DIR, f"{scene_id}.json", field=field), relative)
+        scene = _read_json(safe_join(root, SCENES_DIR, f"{scene_id}.json", field=field), relative, fingerprints)
         if not isinstance(scene, dict):
             raise ComfyVNError(f"{relative} must be a JSON object", field=relative, code="invalid_scene")
         scenes[scene_id] = scene
