@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 from comfyvn.errors import ComfyVNError
-from comfyvn_scenario import Project, compile_scenario, validate_project
+from comfyvn_scenario import Project, ValidationReport, compile_scenario, validate_project
 from comfyvn_scenario.validation import raise_for_invalid
 
 from .art import backdrop_png
@@ -153,9 +153,13 @@ def build_bundle(
     generated_at: str | None = None,
     gate: Mapping[str, Any] | None = None,
     weather_bake: Mapping[str, Any] | None = None,
+    report: ValidationReport | None = None,
 ) -> Bundle:
-    """Validate ``project`` (422 when invalid) and build the master build, its POV forks and manifests."""
-    report = validate_project(project)
+    """Validate ``project`` (422 when invalid) and build the master build, its POV forks and manifests.
+    ``report`` is the project's validation report when it is already known (the project store's
+    validation stamp matched the very bytes loaded); the project is not validated again."""
+    if report is None:
+        report = validate_project(project)
     raise_for_invalid(report)
     layout = build_layout(project)
     defaults = compile_scenario(project, validate=False).variables
