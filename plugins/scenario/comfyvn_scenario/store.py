@@ -45,7 +45,7 @@ from comfyvn.wire import loads
 
 from .archive import EXPORTS_DIR, STORE_DIR, copy_project_files, unzip_project, zip_project
 from .project import PROJECT_FILE, SCENE_ID, SCENES_DIR, Project, dump_json, load_project
-from .validation import ValidationReport, validate_project
+from .validation import Issue, ValidationReport, validate_project
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -107,9 +107,10 @@ def _nodes(scene: Mapping[str, Any]) -> int:
     return len(nodes) if isinstance(nodes, list) else 0
 
 
-def _refuse_invalid(report: ValidationReport) -> None:
+def _refuse_invalid(report: ValidationReport) -> list[dict[str, Any]]:
+    """Raise `Unprocessable` listing the errors of an invalid report; else the warnings, for the stamp."""
     if report.valid:
-        return
+        return [issue.to_wire() for issue in report.warnings]
     errors = [issue.to_wire() for issue in report.errors]
     first = report.errors[0]
     where = f"{first.document}#{first.path}" if first.document else first.path
@@ -119,6 +120,27 @@ def _refuse_invalid(report: ValidationReport) -> None:
         code="invalid_project",
         details={"errors": errors[:200], "error_count": len(errors)},
     )
+
+
+def _stamped_report(stamp: Mapping[str, Any]) -> ValidationReport | None:
+    """The (valid) report a stamp recorded: its warnings, rebuilt. None when they are unreadable."""
+    warnings = stamp.get("warnings", [])
+    if not isinstance(warnings, list):
+        return None
+    try:
+        issues = tuple(
+            Issue(
+                path=str(w["path"]),
+                message=str(w["message"]),
+                code=str(w["code"]),
+                severity=str(w.get("severity", "warning")),
+                document=w.get("document"),
+            )
+            for w in warnings
+        )
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return ValidationReport(errors=(), warnings=issues)
 
 
 @attrs.frozen
@@ -135,6 +157,7 @@ class StoredProject:
     created_at: str | None = None
     updated_at: str | None = None
     files: dict[str, str] = attrs.field(factory=dict, repr=False)  # project-relative name -> SHA-256 read
+    report: ValidationReport | None = attrs.field(default=None, repr=False)  # from the stamp, when validated
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready description the store lists and the REST API returns (no server paths)."""
@@ -249,19 +272,24 @@ class ProjectStore:
         project = load_project(folder, fingerprints=fingerprints)
         state = self._state(folder, project)
         stamp = state.get("stamp")
-        validated = (
-            isinstance(stamp, dict) and stamp.get("validator") == validator_id() and stamp.get("files") == fingerprints
+        report = (
+            _stamped_report(stamp)
+            if isinstance(stamp, dict)
+            and stamp.get("validator") == validator_id()
+            and stamp.get("files") == fingerprints
+            else None
         )
         return StoredProject(
             id=project_id,
             project=project,
             version=state["version"],
             scene_versions={sid: state["scenes"][sid] for sid in project.scenes},
-            validated=validated,
+            validated=report is not None,
             path=folder,
             created_at=state.get("created_at"),
             updated_at=state.get("updated_at"),
             files=fingerprints,
+            report=report,
         )
 
     # -- reads -----------------------------------------------------------------------------------------
@@ -399,7 +427,7 @@ class ProjectStore:
                     code="unknown_scene",
                 )
             candidate = Project(meta=plan.meta, scenes={sid: s for sid, s in scenes.items() if s is not None})
-            _refuse_invalid(validate_project(candidate))
+            warnings = _refuse_invalid(validate_project(candidate))
             state = self._state(current.path, current.project)
             fingerprints = {
                 label: sha
@@ -417,7 +445,7 @@ class ProjectStore:
             state.update(
                 version=version,
                 updated_at=_now(),
-                stamp={"validator": validator_id(), "files": fingerprints},
+                stamp={"validator": validator_id(), "files": fingerprints, "warnings": warnings},
             )
             atomic_write_json(current.path / STORE_DIR / STATE_FILE, state)
             updated = self._read(project_id)
@@ -581,7 +609,7 @@ class ProjectStore:
         as one new version of it (a re-import); otherwise an id the caller chose that exists is a 409, and
         a derived one gets ``-2``, ``-3``... The project is validated first; nothing is written when invalid.
         """
-        _refuse_invalid(validate_project(project))
+        warnings = _refuse_invalid(validate_project(project))
         checked = {
             sid: self._scene_for(sid, scene, f"scenes/{i}") for i, (sid, scene) in enumerate(project.scenes.items())
         }
@@ -596,7 +624,7 @@ class ProjectStore:
                     if chosen:
                         raise Conflict(f"project {candidate!r} already exists", field="id", code="project_exists")
                     continue
-                self._install_new(candidate, project, files_from)
+                self._install_new(candidate, project, files_from, warnings)
                 created = self._read(candidate)
             self._announce(
                 "on_project_created",
@@ -611,7 +639,9 @@ class ProjectStore:
             raise Conflict(f"no free project id for {base!r}", field="id", code="project_exists")
         return self._replace(candidate, project, files_from)
 
-    def _install_new(self, project_id: str, project: Project, files_from: Path | None) -> None:
+    def _install_new(
+        self, project_id: str, project: Project, files_from: Path | None, warnings: list[dict[str, Any]]
+    ) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=f".staging-{project_id}-", dir=self.root))
         try:
@@ -636,7 +666,7 @@ class ProjectStore:
                     "scenes": scene_versions,
                     "created_at": now,
                     "updated_at": now,
-                    "stamp": {"validator": validator_id(), "files": fingerprints},
+                    "stamp": {"validator": validator_id(), "files": fingerprints, "warnings": warnings},
                 },
             )
             os.rename(staged, self.root / project_id)
