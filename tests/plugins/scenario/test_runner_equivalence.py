@@ -1,0 +1,306 @@
+"""The runner's fast path changes nothing: every step equals the pre-optimisation runner's.
+
+`reference_runner` is the runner as it was before the step fast path (the project's own code, copied
+verbatim). For generated scenes and projects -- conditions of every operator, actions of every type,
+weights (0 included), POV-restricted choices, node actions, endings, several scenes with cross-scene
+targets -- a random sequence of operations (seeded draws, explicit choices, unavailable choices, POV
+switches, wire round trips, seed mismatches) must give the same wire result, the same choices, the
+same state repr and the same error (class, code, field, message, details) step after step.
+
+The pinned digests were produced by the pre-optimisation runner and are cross-checked here against
+the reference copy, so they do not merely echo the code under test.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from typing import Any
+
+import pytest
+import reference_runner as ref
+from comfyvn.digest import canonical_json
+from comfyvn.errors import ComfyVNError
+from comfyvn_scenario import Project, compile_scenario, initial_state, load_project, step
+from comfyvn_scenario.playtest import explore, run_playtest
+from comfyvn_scenario.validation import validate_project, validate_scene
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from scenario_support import DEMO
+
+VARS: dict[str, Any] = {"gold": 0, "hp": 3, "flags": {"met": False, "name": "ann"}, "items": ["key"], "ratio": 0.5}
+NUMERIC = ["gold", "hp", "ratio", "flags.met"]
+POVS = ["alice", "bob"]
+
+conditions = st.one_of(
+    st.builds(
+        lambda k, op, v: {"key": k, "operator": op, "value": v},
+        st.sampled_from([*NUMERIC, "flags.name"]),
+        st.sampled_from(["eq", "neq", "gt", "gte", "lt", "lte"]),
+        st.one_of(st.integers(-2, 5), st.sampled_from([0.5, "3", "x", True, None])),
+    ),
+    st.builds(
+        lambda k, op: {"key": k, "operator": op},
+        st.sampled_from(["gold", "flags.met", "flags.name", "items"]),
+        st.sampled_from(["exists", "not_exists"]),
+    ),
+    st.builds(
+        lambda k, op, v: {"key": k, "operator": op, "value": v},
+        st.sampled_from(["hp", "flags.name", "gold"]),
+        st.sampled_from(["in", "not_in"]),
+        st.one_of(st.lists(st.integers(0, 5), max_size=3), st.sampled_from(["annabel", "bob", ""])),
+    ),
+)
+actions = st.one_of(
+    st.builds(
+        lambda t, k, a: {"type": t, "key": k, "amount": a},
+        st.sampled_from(["increment", "decrement"]),
+        st.sampled_from(["gold", "hp", "ratio"]),
+        st.sampled_from([1, 2, 3, 0.5]),
+    ),
+    st.builds(lambda k: {"type": "increment", "key": k}, st.sampled_from(["gold", "hp", "ratio"])),
+    st.builds(lambda k: {"type": "clear", "key": k}, st.sampled_from([*NUMERIC, "flags", "flags.name"])),
+    st.builds(
+        lambda k, v: {"type": "set", "key": k, "value": v},
+        st.sampled_from(["flags.met", "flags.name", "gold", "hp"]),
+        st.one_of(st.booleans(), st.integers(0, 4), st.sampled_from(["ann", "bo", {"deep": 1}])),
+    ),
+)
+
+
+def _scene(draw: st.DrawFn, scene_id: str, ids: list[str], targets: list[str]) -> dict[str, Any]:
+    nodes = []
+    for node_id in ids:
+        node: dict[str, Any] = {"id": node_id, "text": f"text of {node_id}"}
+        if draw(st.integers(0, 3)) == 0:
+            node["actions"] = draw(st.lists(actions, max_size=2))
+        choices = []
+        for j in range(draw(st.integers(0, 4))):
+            choice: dict[str, Any] = {"target": draw(st.sampled_from(targets))}
+            if j or draw(st.booleans()):  # the first choice may be keyed by its target
+                choice["id"] = f"c{j}"
+            weight = draw(st.sampled_from([None, 0, 0.1, 0.5, 1, 2, 3, 7]))
+            if weight is not None:
+                choice["weight"] = weight
+            if draw(st.booleans()):
+                choice["conditions"] = draw(st.lists(conditions, max_size=3))
+            if draw(st.booleans()):
+                choice["actions"] = draw(st.lists(actions, max_size=2))
+            if draw(st.integers(0, 3)) == 0:
+                visible = draw(st.lists(st.sampled_from(POVS), min_size=1, max_size=2, unique=True))
+                choice["visible_to"] = visible[0] if len(visible) == 1 and draw(st.booleans()) else visible
+            choices.append(choice)
+        if choices:
+            node["choices"] = choices
+        if draw(st.integers(0, 5)) == 0:
+            node["end"] = True
+        nodes.append(node)
+    return {"id": scene_id, "start": draw(st.sampled_from(ids)), "variables": copy.deepcopy(VARS), "nodes": nodes}
+
+
+@st.composite
+def stories(draw: st.DrawFn) -> dict[str, Any] | Project:
+    """A valid scene, or a project of up to three scenes whose choices also jump across scenes."""
+    count = draw(st.integers(0, 3))
+    if count == 0:
+        ids = [f"n{i}" for i in range(draw(st.integers(1, 8)))]
+        scene = _scene(draw, "gen", ids, ids)
+        assume(validate_scene(scene).valid)
+        return scene
+    layout = {f"s{s}": [f"n{i}" for i in range(draw(st.integers(1, 5)))] for s in range(count)}
+    scenes = {}
+    for scene_id, ids in layout.items():
+        foreign = [f"{other}:{n}" for other, others in layout.items() if other != scene_id for n in others]
+        scenes[scene_id] = _scene(draw, scene_id, ids, ids + foreign)
+        del scenes[scene_id]["variables"]
+    meta = {
+        "id": "gen",
+        "title": "Generated",
+        "start": draw(st.sampled_from(list(layout))),
+        "variables": copy.deepcopy(VARS),
+        "povs": [{"id": p} for p in POVS],
+    }
+    if draw(st.booleans()):
+        meta["default_pov"] = draw(st.sampled_from(POVS))
+    project = Project(meta=meta, scenes=scenes)
+    assume(validate_project(project).valid)
+    return project
+
+
+operations = st.lists(
+    st.one_of(
+        st.just(("draw", None)),
+        st.tuples(st.just("pick"), st.integers(0, 5)),
+        st.just(("unavailable", "no-such-choice")),
+        st.tuples(st.just("pov"), st.sampled_from([*POVS, "narrator", "zoe"])),
+        st.just(("wire", None)),
+        st.tuples(st.just("seed"), st.sampled_from([0, 7, 2**32 + 7])),
+    ),
+    max_size=40,
+)
+
+
+def _outcome(call: Any) -> tuple[str, Any]:
+    try:
+        return "ok", call()
+    except ComfyVNError as exc:
+        return "error", (type(exc).__name__, exc.code, exc.field, str(exc), exc.details)
+
+
+def _view(result: Any) -> dict[str, Any]:
+    return {
+        "wire": result.to_wire(),
+        "keys": [c.key for c in result.choices],
+        "finished": result.finished,
+        "repr": repr(result.state),
+        "history_list": result.state.history_list(),
+    }
+
+
+@given(stories(), st.integers(0, 2**32 + 5), st.sampled_from([None, *POVS]), st.booleans(), operations)
+def test_fast_runner_equals_reference(
+    story: dict[str, Any] | Project, seed: int, pov: str | None, override: bool, ops: list[tuple[str, Any]]
+) -> None:
+    fast, slow = compile_scenario(story), ref.compile_scenario(story)
+    variables = {"gold": 4, "flags": {"met": True}} if override else None
+    first_fast = initial_state(fast, seed=seed, pov=pov, variables=variables)
+    first_slow = ref.initial_state(slow, seed=seed, pov=pov, variables=variables)
+    assert _view(first_fast) == _view(first_slow)
+    # The same start through step(state=None), from the raw story (compiled inside step).
+    started = _outcome(lambda: _view(step(story, None, seed=seed, pov=pov)))
+    assert started == _outcome(lambda: _view(ref.step(story, None, seed=seed, pov=pov)))
+    state_fast, state_slow = first_fast.state, first_slow.state
+    keys = [c.key for c in first_slow.choices]
+    for kind, arg in ops:
+        kwargs: dict[str, Any] = {}
+        given_fast: Any = state_fast
+        given_slow: Any = state_slow
+        if kind == "pick":
+            kwargs["choice_id"] = keys[arg % len(keys)] if keys else "nothing-available"
+        elif kind == "unavailable":
+            kwargs["choice_id"] = arg
+        elif kind == "pov":
+            kwargs["pov"] = arg
+        elif kind == "seed":
+            kwargs["seed"] = arg
+        elif kind == "wire":
+            with_scene = isinstance(story, Project)
+            given_fast = state_fast.to_wire(with_scene=with_scene)
+            given_slow = state_slow.to_wire(with_scene=with_scene)
+            assert given_fast == given_slow
+        got_fast = _outcome(lambda: step(fast, given_fast, **kwargs))  # noqa: B023 - called at once
+        got_slow = _outcome(lambda: ref.step(slow, given_slow, **kwargs))  # noqa: B023
+        assert got_fast[0] == got_slow[0], (got_fast, got_slow)
+        if got_fast[0] == "error":
+            assert got_fast == got_slow
+            continue
+        result_fast, result_slow = got_fast[1], got_slow[1]
+        assert _view(result_fast) == _view(result_slow)
+        # The service tells "entered a node" from a new history object; that must agree too.
+        moved_fast = result_fast.state.history is not state_fast.history
+        moved_slow = result_slow.state.history is not state_slow.history
+        assert kind == "wire" or moved_fast == moved_slow
+        state_fast, state_slow = result_fast.state, result_slow.state
+        keys = [c.key for c in result_slow.choices]
+
+
+@given(stories(), st.data())
+def test_available_equals_reference_for_any_variables(story: dict[str, Any] | Project, data: st.DataObject) -> None:
+    fast, slow = compile_scenario(story), ref.compile_scenario(story)
+    values = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "gold": st.one_of(st.integers(-3, 6), st.text(max_size=2), st.none()),
+                "hp": st.one_of(st.integers(-3, 6), st.floats(allow_nan=True), st.booleans()),
+                "flags": st.one_of(
+                    st.fixed_dictionaries({}, optional={"met": st.booleans(), "name": st.sampled_from(["a", "ann"])}),
+                    st.integers(),
+                    st.lists(st.integers(), max_size=2),
+                ),
+                "items": st.lists(st.integers(0, 3), max_size=2),
+            },
+        )
+    )
+    pov = data.draw(st.sampled_from([*POVS, "narrator", "zoe"]))
+    for scene_id, nodes in slow.nodes.items():
+        for node_id, node in nodes.items():
+            expected = [c.key for c in node.available(values, pov)]
+            assert [c.key for c in fast.nodes[scene_id][node_id].available(values, pov)] == expected
+
+
+def bench_like_scene(count: int, seed: int) -> dict[str, Any]:
+    """The benchmark's generated scene (tests/bench/test_bench_scenario.py), at a size a unit test affords."""
+    rng = random.Random(seed)
+    nodes = []
+    for i in range(count):
+        choices: list[dict[str, Any]] = [{"id": "next", "target": f"n{(i + 1) % count}", "weight": 2}]
+        for j in range(rng.randint(1, 2)):
+            choice: dict[str, Any] = {"id": f"c{j}", "target": f"n{rng.randrange(count)}", "weight": rng.choice([1, 3])}
+            if rng.random() < 0.33:
+                choice["conditions"] = [{"key": "stats.steps", "operator": "gte", "value": 0}]
+            if rng.random() < 0.25:
+                choice["actions"] = [{"type": "increment", "key": "stats.steps"}]
+            choices.append(choice)
+        nodes.append(
+            {"id": f"n{i}", "type": "dialogue", "speaker": "narrator", "text": f"line {i}", "choices": choices}
+        )
+    return {"id": "bench", "start": "n0", "variables": {"stats": {"steps": 0}}, "nodes": nodes}
+
+
+def _walk_digest(module: Any, scene: dict[str, Any], seed: int, steps: int) -> str:
+    scenario = module.compile_scenario(scene)
+    state = module.initial_state(scenario, seed=seed).state
+    digest = hashlib.sha256()
+    for _ in range(steps):
+        result = module.step(scenario, state)
+        state = result.state
+        digest.update(canonical_json(result.to_wire()).encode())
+    return digest.hexdigest()
+
+
+# Produced by the runner before the fast path (commit 8637416), walking the scene `bench_like_scene` builds.
+PINNED_WALK = "b79a1f51b0643dcd879571ab403fb8f1eec09db3137e4a442840cbd6ec5a1024"
+
+
+@pytest.mark.parametrize("module", [ref, None], ids=["reference", "runner"])
+def test_bench_scene_walk_matches_the_pinned_digest(module: Any) -> None:
+    import comfyvn_scenario.runner as runner
+
+    assert _walk_digest(module or runner, bench_like_scene(500, 3), seed=11, steps=3000) == PINNED_WALK
+
+
+# run_playtest digests of the demo project from the runner before the fast path: (seed, pov, policy).
+PINNED_PLAYTESTS = {
+    (0, None, "random"): "115c4dcedbf93cd5363c36dd5fa9d9725975527c8ddb9b78584daab2c8f3f9d7",
+    (0, None, "first"): "cec7826b02e4babb089d66575d4ae92c650257212fec4d07c70a494fde64c490",
+    (0, "bob", "random"): "7f4cea4dce2d1fab3a7045ba7213fe522b052e5a59749496010016a45e53f172",
+    (0, "bob", "first"): "0b48c1abc9c811fe4ca76d8074372b0dcfe2f5d268be200666d13b5be24272f7",
+    (1, "alice", "random"): "295155d184d59ce6d99d5f2468682266725bb7e12c047699150001a07c462703",
+    (1, "bob", "random"): "647aa9374a623d19060fad4c58e37c9d43110d3168a21742e021b5ef717a55c9",
+    (7, None, "random"): "c6cb6082406876173f568190d430b7c322e82cfbe4acc7f11298595d72f20bde",
+    (7, "bob", "first"): "333ec49009432b53b54f45671469ad48bb3516fa0dc4ae82ff596bcbf13c010f",
+    (1234, None, "random"): "c2f0aa021bb5612faa38e3287004e790bafbf0d3c8258c8618d3d48b4d9b0f2a",
+    (1234, "bob", "random"): "6866343f9237a332913a13924c8233462a12d5a5e8b9c43977a0ae038992b79b",
+    (1234, "alice", "first"): "a52e43d29bcbb92ae8a2f8a74155d1bf7e06a4d85236fb44f14f3bfdb936671c",
+}
+PINNED_EXPLORE = "1359945af3d7ebda1536db1d20726b80bb9a25fc710de92568e33db833d93897"
+
+
+def test_demo_playtests_and_explore_match_the_pinned_digests() -> None:
+    demo = load_project(DEMO)
+    got = {key: run_playtest(demo, seed=key[0], pov=key[1], policy=key[2]).digest for key in PINNED_PLAYTESTS}
+    assert got == PINNED_PLAYTESTS
+    assert explore(demo).digest == PINNED_EXPLORE
+
+
+def test_demo_random_walks_match_the_reference() -> None:
+    # The pins above hold for the reference copy too: both runners walk the demo identically.
+    demo = load_project(DEMO)
+    fast, slow = compile_scenario(demo), ref.compile_scenario(demo)
+    for seed, pov in ((0, None), (1, "alice"), (1234, "bob")):
+        a, b = initial_state(fast, seed=seed, pov=pov), ref.initial_state(slow, seed=seed, pov=pov)
+        for _ in range(60):
+            assert a.to_wire() == b.to_wire()
+            a, b = step(fast, a.state), ref.step(slow, b.state)
