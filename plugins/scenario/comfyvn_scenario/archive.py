@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -117,15 +118,35 @@ def unzip_project(data: bytes, target: Path) -> None:
             if not relative.parts or relative.parts[0] in _NOT_EXPORTED:
                 continue
             destination = safe_join(target, *relative.parts, field="file")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as source, destination.open("wb") as out:
-                while chunk := source.read(2**20):
-                    written += len(chunk)
-                    if written > MAX_UNPACKED_BYTES:  # the sizes in the directory can lie
-                        raise TooLarge("the zip unpacks to more than 2 GiB", field="file", code="zip_too_large")
-                    out.write(chunk)
+            written = _extract(archive, info, destination, written)
     if not (target / PROJECT_FILE).is_file():
         raise Unprocessable("the zip has no project.json", field="file", code="invalid_zip")
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, written: int) -> int:
+    """Unpack one entry to ``destination``; returns the bytes unpacked so far. A damaged entry (bad CRC,
+    truncated data, an unknown compression) or one that clashes with another (``a`` and ``a/b``) is the
+    upload's fault: 422, never a crash."""
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(info) as source, destination.open("wb") as out:
+            while chunk := source.read(2**20):
+                written += len(chunk)
+                if written > MAX_UNPACKED_BYTES:  # the sizes in the directory can lie
+                    raise TooLarge("the zip unpacks to more than 2 GiB", field="file", code="zip_too_large")
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+        raise Unprocessable(
+            "the zip is damaged or uses an unsupported format", field="file", code="invalid_zip"
+        ) from None
+    except OSError:
+        raise Unprocessable(
+            "the zip has entries that cannot be unpacked together (a file and a folder of the same name, "
+            "or a name too long)",
+            field="file",
+            code="invalid_zip",
+        ) from None
+    return written
 
 
 def _common_top(paths: Iterable[PurePosixPath]) -> tuple[str, ...]:

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import routes
+from . import project_routes, routes
 from .cli import scenario_group
+from .projects_cli import projects_group
 from .service import PLAYTEST_FLAG
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ _SCENE_VERSIONS = {
         "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}},
     },
 }
-_PROJECT_CREATED = {
+_PROJECT_CREATED: dict[str, Any] = {
     "type": "object",
     "required": ["id", "version", "scenes"],
     "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}, "scenes": _SCENE_VERSIONS},
@@ -123,8 +124,9 @@ def register_flags(register: Any) -> None:
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(scenario_group)
+    cli.add_command(projects_group)
 
 
 @hookimpl
 def register_routes(kernel: Kernel) -> list[Any]:
-    return routes.make_routes(kernel)
+    return [*routes.make_routes(kernel), *project_routes.make_project_routes(kernel)]

@@ -217,7 +217,7 @@ class ProjectStore:
 
     # -- paths and locks -----------------------------------------------------------------------------
     def _check_id(self, project_id: Any, field: str = "project") -> str:
-        if not isinstance(project_id, str) or not PROJECT_ID.match(project_id):
+        if not isinstance(project_id, str) or not PROJECT_ID.fullmatch(project_id):
             raise Invalid(
                 "a project id is 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit",
                 field=field,
@@ -233,7 +233,7 @@ class ProjectStore:
         return folder
 
     def exists(self, project_id: str) -> bool:
-        return PROJECT_ID.match(project_id) is not None and (self.root / project_id / PROJECT_FILE).is_file()
+        return PROJECT_ID.fullmatch(project_id) is not None and (self.root / project_id / PROJECT_FILE).is_file()
 
     @contextlib.contextmanager
     def _lock(self, project_id: str, *, exclusive: bool) -> Iterator[None]:
@@ -299,7 +299,7 @@ class ProjectStore:
             return []
         found = []
         for entry in sorted(self.root.iterdir(), key=lambda p: p.name):
-            if not PROJECT_ID.match(entry.name) or not (entry / PROJECT_FILE).is_file():
+            if not PROJECT_ID.fullmatch(entry.name) or not (entry / PROJECT_FILE).is_file():
                 continue
             try:
                 found.append(self.load(entry.name).summary())
@@ -327,7 +327,7 @@ class ProjectStore:
         if path.is_dir() or path.name == PROJECT_FILE:
             return path
         text = str(ref)
-        if PROJECT_ID.match(text) and self.exists(text):
+        if PROJECT_ID.fullmatch(text) and self.exists(text):
             return self.root / text
         raise NotFound(f"no project folder or store project {text!r}", field=field, code="project_not_found")
 
@@ -339,7 +339,7 @@ class ProjectStore:
         """The kept versions of a scene, newest first: ``{version, saved_at, sha256, bytes, nodes, current}``.
         A deleted scene keeps its history (and can be restored)."""
         self._check_id(project_id)
-        if not SCENE_ID.match(scene_id):
+        if not SCENE_ID.fullmatch(scene_id):
             raise Invalid("invalid scene id", field="scene", code="invalid_scene_id")
         with self._lock(project_id, exclusive=False):
             stored = self._read(project_id)
@@ -368,7 +368,7 @@ class ProjectStore:
     def scene_version(self, project_id: str, scene_id: str, version: int) -> dict[str, Any]:
         """A kept version of a scene (404 ``version_not_found`` when it was never kept or was pruned)."""
         self._check_id(project_id)
-        if not SCENE_ID.match(scene_id):
+        if not SCENE_ID.fullmatch(scene_id):
             raise Invalid("invalid scene id", field="scene", code="invalid_scene_id")
         with self._lock(project_id, exclusive=False):
             folder = self._history_dir(self.path(project_id), scene_id)
@@ -388,6 +388,21 @@ class ProjectStore:
         kept = sorted((p for p in history.glob("*.json") if p.stem.isdigit()), key=lambda p: int(p.stem))
         for old in kept[: max(0, len(kept) - self.history_limit)]:
             old.unlink(missing_ok=True)
+
+    def _keep_missing(self, folder: Path, scene_id: str, version: int, scene: Mapping[str, Any]) -> None:
+        """Keep ``scene`` as ``version`` unless that version is kept already."""
+        if not (self._history_dir(folder, scene_id) / f"{version:08d}.json").is_file():
+            self._keep(folder, scene_id, version, dump_json(scene))
+
+    @staticmethod
+    def _unchanged(current: StoredProject, write: Mapping[str, dict[str, Any]], project_text: str) -> bool:
+        """Whether a commit would leave every file as it is."""
+        if project_text != dump_json(current.project.document()):
+            return False
+        return all(
+            sid in current.project.scenes and dump_json(current.project.scenes[sid]) == dump_json(scene)
+            for sid, scene in write.items()
+        )
 
     # -- writes ----------------------------------------------------------------------------------------
     def _commit(
@@ -428,6 +443,10 @@ class ProjectStore:
                 )
             candidate = Project(meta=plan.meta, scenes={sid: s for sid, s in scenes.items() if s is not None})
             warnings = _refuse_invalid(validate_project(candidate))
+            project_text = dump_json(candidate.document())
+            if current.validated and not plan.remove and self._unchanged(current, plan.write, project_text):
+                # Writing what is already there: no new version, so other editors' ETags stay good.
+                return current
             state = self._state(current.path, current.project)
             fingerprints = {
                 label: sha
@@ -438,10 +457,12 @@ class ProjectStore:
             version = state["version"] + 1
             written = self._write_scenes(current.path, state, current, plan.write, fingerprints)
             for sid in plan.remove:
-                (current.path / SCENES_DIR / f"{sid}.json").unlink(missing_ok=True)
-            project_text = dump_json(candidate.document())
+                # A removed scene stays restorable: a hand-made project's scene has no history yet.
+                self._keep_missing(current.path, sid, state["scenes"].get(sid, 1), current.project.scenes[sid])
             atomic_write_text(current.path / PROJECT_FILE, project_text)
             fingerprints[PROJECT_FILE] = _sha(project_text)
+            for sid in plan.remove:  # after project.json stops listing them, so no reader misses a file
+                (current.path / SCENES_DIR / f"{sid}.json").unlink(missing_ok=True)
             state.update(
                 version=version,
                 updated_at=_now(),
@@ -475,8 +496,8 @@ class ProjectStore:
             if previous is not None and dump_json(previous) == text:
                 continue  # unchanged: same version, no history entry
             old_version = state["scenes"].get(sid, 0)
-            if previous is not None and not (self._history_dir(folder, sid) / f"{old_version:08d}.json").is_file():
-                self._keep(folder, sid, old_version, dump_json(previous))  # a hand-made project's first edit
+            if previous is not None:
+                self._keep_missing(folder, sid, old_version, previous)  # a hand-made project's first edit
             new_version = old_version + 1
             self._keep(folder, sid, new_version, text)
             atomic_write_text(folder / SCENES_DIR / f"{sid}.json", text)
@@ -524,7 +545,7 @@ class ProjectStore:
     def _scene_for(scene_id: str, scene: Any, field: str) -> dict[str, Any]:
         if not isinstance(scene, dict):
             raise Invalid("a scene must be a JSON object", field=field, code="invalid_scene")
-        if not isinstance(scene_id, str) or not SCENE_ID.match(scene_id) or len(scene_id) > 100:
+        if not isinstance(scene_id, str) or not SCENE_ID.fullmatch(scene_id) or len(scene_id) > 100:
             raise Invalid(
                 f"scene id {str(scene_id)[:40]!r} is not a valid file name", field=field, code="invalid_scene_id"
             )
@@ -609,11 +630,11 @@ class ProjectStore:
         as one new version of it (a re-import); otherwise an id the caller chose that exists is a 409, and
         a derived one gets ``-2``, ``-3``... The project is validated first; nothing is written when invalid.
         """
-        warnings = _refuse_invalid(validate_project(project))
         checked = {
             sid: self._scene_for(sid, scene, f"scenes/{i}") for i, (sid, scene) in enumerate(project.scenes.items())
         }
         project = Project(meta=dict(project.meta), scenes=checked)
+        warnings = _refuse_invalid(validate_project(project))  # what will be stored, scene ids filled in
         base, chosen = self._new_id(project, project_id)
         for attempt in range(1, 1000):
             candidate = base if attempt == 1 else f"{base[:90]}-{attempt}"
@@ -697,7 +718,11 @@ class ProjectStore:
         staged = Path(tempfile.mkdtemp(prefix=".unzip-", dir=self.root))
         try:
             unzip_project(data, staged)
-            return self.create_from_folder(staged, project_id=project_id)
+            try:
+                project = load_project(staged)
+            except NotFound as exc:  # a scene project.json lists is not in the zip: the upload is at fault
+                raise Unprocessable(f"the zip is incomplete: {exc.message}", field="file", code="invalid_zip") from None
+            return self.create(project, project_id=project_id, files_from=staged)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
@@ -724,10 +749,14 @@ class ProjectStore:
     def export_zip(self, project_id: str) -> bytes:
         """The project as a zip: project.json, scenes/, assets/ and its other files, without the store's
         bookkeeping or exports. Entries are sorted and dated 1980-01-01: the same project, the same bytes."""
+        return self.export_zip_versioned(project_id)[0]
+
+    def export_zip_versioned(self, project_id: str) -> tuple[bytes, int]:
+        """`export_zip` and the project version it holds, read under one lock (for an ETag that matches)."""
         self._check_id(project_id)
         with self._lock(project_id, exclusive=False):
-            folder = self.path(project_id)
-            return zip_project(folder)
+            stored = self._read(project_id)
+            return zip_project(stored.path), stored.version
 
     def exports_dir(self, project_id: str, *parts: str) -> Path:
         """A folder or file below the project's ``exports/`` (where exporters write for a store project)."""
