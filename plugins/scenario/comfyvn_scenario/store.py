@@ -122,6 +122,18 @@ def _refuse_invalid(report: ValidationReport) -> list[dict[str, Any]]:
     )
 
 
+def _refuse_duplicates(order: list[str]) -> None:
+    """A scene listed twice in project.json ``scenes``: refused like any invalid project, with its pointer."""
+    seen: set[str] = set()
+    for index, scene_id in enumerate(order):
+        if scene_id in seen:
+            issue = Issue(
+                f"/scenes/{index}", f"scene {scene_id!r} is listed twice", "duplicate_scene", document=PROJECT_FILE
+            )
+            _refuse_invalid(ValidationReport(errors=(issue,), warnings=()))
+        seen.add(scene_id)
+
+
 def _stamped_report(stamp: Mapping[str, Any]) -> ValidationReport | None:
     """The (valid) report a stamp recorded: its warnings, rebuilt. None when they are unreadable."""
     warnings = stamp.get("warnings", [])
@@ -530,7 +542,8 @@ class ProjectStore:
                 if listed is None:
                     order = list(current.project.scenes)
                 elif isinstance(listed, list) and all(isinstance(s, str) for s in listed):
-                    order = list(dict.fromkeys(listed))
+                    _refuse_duplicates(listed)
+                    order = listed
                 else:
                     raise Invalid(
                         "project `scenes` must be a list of scene ids", field="scenes", code="invalid_project"
