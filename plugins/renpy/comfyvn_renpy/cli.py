@@ -79,9 +79,43 @@ def _resolution_option(_ctx: click.Context, _param: click.Parameter, value: str)
         raise click.BadParameter(str(exc)) from None
 
 
+def _source(kernel: Kernel, ref: str, out: Path | None, publish_out: Path | None, publish: bool) -> dict[str, Any]:
+    """What PROJECT names: a project folder (or its project.json) on disk, else the id of a store project.
+    A store project is loaded through the store (its validation stamp spares validating it again) and its
+    outputs default to its own exports/ (the game in exports/renpy, the publish zip in exports/<id>.zip)."""
+    from comfyvn.errors import ComfyVNError
+    from comfyvn_scenario import ProjectStore
+
+    from .routes import RENPY_EXPORT
+
+    store = ProjectStore.for_kernel(kernel)
+    folder = store.resolve(ref)  # a folder on disk wins over a store id, as the shell reads it
+    if Path(ref).is_dir() or Path(ref).name == "project.json":
+        if out is None:
+            raise ComfyVNError(
+                "--out is required when PROJECT is a folder (a store project's default is its exports/renpy)",
+                field="out",
+                code="missing_option",
+            )
+        if publish and publish_out is None:
+            raise ComfyVNError("--publish needs --publish-out FILE.zip", field="publish_out", code="missing_option")
+        return {"project": folder, "out": out, "publish_out": publish_out}
+    stored = store.load(folder.name)
+    return {
+        "project": stored.path,
+        "source": stored,
+        "out": out if out is not None else store.exports_dir(stored.id, RENPY_EXPORT),
+        "publish_out": publish_out if publish_out is not None else store.exports_dir(stored.id, f"{stored.id}.zip"),
+    }
+
+
 @export_group.command("renpy")
-@click.argument("project", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Ren'Py project folder to write.")
+@click.argument("project")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Ren'Py project folder to write (default for a store project: its exports/renpy).",
+)
 @click.option("--pov-mode", type=click.Choice(POV_MODES), default="auto", show_default=True)
 @click.option("--no-pov-switch", is_flag=True, help="No in-game Switch POV menu in the master build.")
 @click.option("--no-per-scene", is_flag=True, help="All scenes in game/script.rpy instead of one file each.")
@@ -101,7 +135,11 @@ def _resolution_option(_ctx: click.Context, _param: click.Parameter, value: str)
     help="The game's window, WxH (1280x720 at least).",
 )
 @click.option("--dry-run", is_flag=True, help="Show new/modified/unchanged files with diffs; write nothing.")
-@click.option("--publish", is_flag=True, help="Also write a deterministic zip (needs --publish-out).")
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also write a deterministic zip (--publish-out; a store project's exports/<id>.zip).",
+)
 @click.option("--publish-out", type=click.Path(path_type=Path), help="Where the publish zip goes.")
 @click.option("--platform", "platforms", multiple=True, help="Platform folder in the zip (repeatable).")
 @click.option("--check", is_flag=True, help="Lint the result with the real Ren'Py engine when one is found.")
@@ -112,8 +150,8 @@ def _resolution_option(_ctx: click.Context, _param: click.Parameter, value: str)
 @click.pass_obj
 def export_renpy(
     kernel: Kernel,
-    project: Path,
-    out: Path,
+    project: str,
+    out: Path | None,
     pov_mode: str,
     no_pov_switch: bool,
     no_per_scene: bool,
@@ -131,14 +169,15 @@ def export_renpy(
     renpy_sdk: str | None,
     as_json: bool,
 ) -> None:
-    """Export PROJECT (a project folder) to a Ren'Py 8 project under --out."""
-    from comfyvn.errors import ComfyVNError, OperationFailed
+    """Export PROJECT (a project folder, or the id of a project in the store) to a Ren'Py 8 project under --out."""
+    from comfyvn.errors import OperationFailed
 
-    if publish and publish_out is None:
-        raise ComfyVNError("--publish needs --publish-out FILE.zip", field="publish_out", code="missing_option")
+    source = _source(kernel, project, out, publish_out, publish)
+    publish_to: Path | None = source["publish_out"]
     request = ExportRequest(
-        project=project,
-        out=out.resolve(),
+        project=source["project"],
+        source=source.get("source"),
+        out=Path(source["out"]).resolve(),
         options=ExportOptions(
             pov_mode=pov_mode,
             pov_switch=not no_pov_switch,
@@ -149,7 +188,7 @@ def export_renpy(
             resolution=resolution,
         ),
         dry_run=dry_run,
-        publish_out=publish_out.resolve() if publish and publish_out else None,
+        publish_out=publish_to.resolve() if publish and publish_to is not None else None,
         platforms=platforms or DEFAULT_PLATFORMS,
         check=check,
         renpy=renpy_path,

@@ -1,18 +1,20 @@
 """HTTP surface: ``POST /api/export/renpy`` and ``GET /api/export/renpy/preview?project=``.
 
-Projects are folders below ``<data>/projects``; exports go to ``<data>/plugins/renpy/exports/<project>``
-and publish zips to ``<data>/plugins/renpy/publish/<project>.zip``. Every request path goes through
-`safe_join`, and no request can name an executable (lint uses the engine found on the machine).
+``project`` is the id of a project in the store (``<data>/projects/<id>``, see
+`comfyvn_scenario.ProjectStore`). The game goes to the project's ``exports/renpy/`` and the publish zip
+to ``exports/<id>.zip``, so ``GET /api/projects/{id}`` lists them; answers name them relative to the
+project, never as server paths. Every request path goes through the store's id check or `safe_join`,
+and no request can name an executable (lint uses the engine found on the machine).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from comfyvn.errors import ComfyVNError, NotFound
 from comfyvn.paths import safe_join
 from comfyvn.wire import read_json
+from comfyvn_scenario import ProjectStore
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -26,22 +28,10 @@ from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["make_routes", "project_dir"]
+__all__ = ["RENPY_EXPORT", "make_routes"]
 
 _BOOLS = ("pov_switch", "per_scene", "testcases", "bake_weather", "dry_run", "publish", "check")
-
-
-def project_dir(kernel: Kernel, name: Any, field: str = "project") -> Path:
-    """The project folder ``name`` below ``<data>/projects`` (400 for bad names, 404 when missing)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ComfyVNError(
-            "project must be a non-empty string (a folder below <data>/projects)", field=field, code="invalid_project"
-        )
-    folder = safe_join(kernel.paths.data / "projects", name, field=field)
-    if not (folder / "project.json").is_file():
-        # The message names the project, never the server's folder.
-        raise NotFound(f"no project {name!r} (no project.json in it)", field=field, code="project_not_found")
-    return folder
+RENPY_EXPORT = "renpy"  # the game's folder below a store project's exports/
 
 
 def _font(kernel: Kernel, name: Any) -> str | None:
@@ -72,24 +62,31 @@ def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> Expor
     platforms = body.get("platforms", list(DEFAULT_PLATFORMS))
     if not (isinstance(platforms, list) and all(isinstance(p, str) and p.isidentifier() for p in platforms)):
         raise ComfyVNError('platforms must be a list of names like "linux"', field="platforms", code="invalid_type")
-    source = project_dir(kernel, body.get("project"))
-    name = source.name
-    root = kernel.paths.plugin_dir("renpy")
+    project_id = body.get("project")
+    if not isinstance(project_id, str) or not project_id.strip():
+        raise ComfyVNError("project must be the id of a project in the store", field="project", code="invalid_project")
+    options = ExportOptions(
+        pov_mode=pov_mode,
+        pov_switch=body.get("pov_switch", True),
+        per_scene=body.get("per_scene", True),
+        testcases=body.get("testcases", False),
+        bake_weather=body.get("bake_weather", False),
+        font=_font(kernel, body.get("font")),
+        # "1920x1080" or [1920, 1080]; anything else is a 400 naming the field (gui.parse_resolution).
+        resolution=body.get("resolution", DEFAULT_RESOLUTION),
+    )
+    store = ProjectStore.for_kernel(kernel)
+    # Loaded once, last (the request is checked first): the export builds from these very files, trusting
+    # the store's validation stamp when it matches them. Errors name the project, never the server's folder.
+    stored = store.load(project_id)
     return ExportRequest(
-        project=source,
-        out=safe_join(root, "exports", name, field="project"),
-        options=ExportOptions(
-            pov_mode=pov_mode,
-            pov_switch=body.get("pov_switch", True),
-            per_scene=body.get("per_scene", True),
-            testcases=body.get("testcases", False),
-            bake_weather=body.get("bake_weather", False),
-            font=_font(kernel, body.get("font")),
-            # "1920x1080" or [1920, 1080]; anything else is a 400 naming the field (gui.parse_resolution).
-            resolution=body.get("resolution", DEFAULT_RESOLUTION),
-        ),
+        project=stored.path,
+        source=stored,
+        relative_to=stored.path,
+        out=store.exports_dir(project_id, RENPY_EXPORT),
+        options=options,
         dry_run=body.get("dry_run", False) if dry_run is None else dry_run,
-        publish_out=safe_join(root, "publish", f"{name}.zip", field="project") if body.get("publish") else None,
+        publish_out=store.exports_dir(project_id, f"{project_id}.zip") if body.get("publish") else None,
         platforms=tuple(platforms),
         check=body.get("check", False),
     )
@@ -99,7 +96,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
     """The exporter's routes bound to ``kernel``."""
 
     async def export(request: Request) -> JSONResponse:
-        """Export a project below <data>/projects to a Ren'Py project (or preview it with dry_run).
+        """Export a store project to a Ren'Py project in its exports/renpy (or preview it with dry_run).
         ---
         summary: Export to Ren'Py
         requestBody:
@@ -111,7 +108,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
                 required: [project]
                 additionalProperties: false
                 properties:
-                  project: {type: string, description: folder name below <data>/projects}
+                  project: {type: string, description: "the id of a project in the store"}
                   pov_mode: {enum: [auto, master, forks, both, disabled]}
                   pov_switch: {type: boolean, default: true}
                   per_scene: {type: boolean, default: true}
@@ -120,12 +117,12 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   font: {type: string, description: "file below <data>/fonts for what the default font lacks"}
                   resolution: {type: string, default: 1920x1080, description: "window WxH, 1280x720 at least"}
                   dry_run: {type: boolean, default: false}
-                  publish: {type: boolean, default: false}
+                  publish: {type: boolean, default: false, description: "also write exports/<project>.zip"}
                   platforms: {type: array, items: {type: string}}
                   check: {type: boolean, default: false, description: lint with the installed Ren'Py}
         responses:
-          200: {description: "{ok, project, out, files, warnings, missing_assets, pov, write|preview, publish?,
-                check?}"}
+          200: {description: "{ok, project, out (exports/renpy, relative to the project), files, warnings,
+                missing_assets, pov, write|preview, publish? {path: exports/<project>.zip, ...}, check?}"}
           400: {description: invalid input; error.field names it}
           403: {description: bake_weather while enable_export_bake is off}
           404: {description: no such project}
@@ -133,8 +130,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           423: {description: an export gate blocked the export (error.blocked_by)}
         """
         body = await read_json(request)
-        req = _request(kernel, body)
-        return JSONResponse(await run_in_threadpool(run_export, kernel, req))
+        return JSONResponse(await run_in_threadpool(lambda: run_export(kernel, _request(kernel, body))))
 
     async def preview(request: Request) -> JSONResponse:
         """Dry-run an export: per file new/modified/unchanged with short unified diffs; nothing is written.
@@ -155,8 +151,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
         if unknown := sorted(set(params) - {"project", "pov_mode", "timeline", "resolution"}):
             raise ComfyVNError(f"unknown parameter {unknown[0]!r}", field=unknown[0], code="unknown_field")
         params.pop("timeline", None)  # accepted for compatibility; projects have no timelines here
-        req = _request(kernel, params, dry_run=True)
-        return JSONResponse(await run_in_threadpool(run_export, kernel, req))
+        return JSONResponse(await run_in_threadpool(lambda: run_export(kernel, _request(kernel, params, dry_run=True))))
 
     # Canonical paths are namespaced by plugin (writes need renpy.write); the original product's
     # /api/export/renpy paths stay as aliases of the same handlers, listed after.

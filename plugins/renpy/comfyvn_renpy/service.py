@@ -16,7 +16,7 @@ from comfyvn import Kernel
 from comfyvn.errors import Blocked, ComfyVNError
 from comfyvn.paths import atomic_write_bytes
 from comfyvn.plugins import HookFailure
-from comfyvn_scenario import Project, load_project
+from comfyvn_scenario import Project, StoredProject, load_project
 
 from .engine import Engine, find_engine
 from .export import Bundle, ExportOptions, build_bundle, digest
@@ -32,7 +32,11 @@ DEFAULT_PLATFORMS = ("linux", "mac", "windows")
 
 @attrs.frozen
 class ExportRequest:
-    """One export: source project folder, output folder, options and the optional steps after writing."""
+    """One export: source project folder, output folder, options and the optional steps after writing.
+
+    ``source`` is the project as the store loaded it (its validation stamp spares validating it again);
+    without it ``project`` is read from disk. ``relative_to`` set, the result names ``out`` and the publish
+    zip relative to that folder (a store project's own), so an HTTP answer shows no server path."""
 
     project: Path
     out: Path
@@ -44,6 +48,14 @@ class ExportRequest:
     renpy: str | None = None
     invoke_sdk: bool = False
     renpy_sdk: str | None = None
+    source: StoredProject | None = None
+    relative_to: Path | None = None
+
+    def shown(self, path: Path) -> str:
+        """``path`` as the result names it (relative to ``relative_to`` when set and below it)."""
+        if self.relative_to is not None and path.is_relative_to(self.relative_to):
+            return path.relative_to(self.relative_to).as_posix()
+        return str(path)
 
 
 def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +153,7 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
     if options.bake_weather:
         kernel.flags.require(BAKE_FLAG)
     note("load")
-    project = load_project(request.project)
+    project = request.source.project if request.source is not None else load_project(request.project)
     hook_options = {**options.to_wire(), "dry_run": request.dry_run, "publish": request.publish_out is not None}
     gate = check_gates(kernel, project, hook_options)
     extras, extra_files, contributors = collect_contributions(kernel, project, hook_options)
@@ -159,11 +171,12 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
         generated_at=_generated_at(),
         gate=gate,
         weather_bake={"requested": options.bake_weather, "contributors": contributors},
+        report=request.source.report if request.source is not None else None,
     )
     result: dict[str, Any] = {
         "ok": True,
         "project": project.id,
-        "out": str(request.out),
+        "out": request.shown(request.out),
         "dry_run": request.dry_run,
         "options": options.to_wire(),
         "warnings": list(bundle.warnings),
@@ -184,7 +197,7 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
         if not request.dry_run:
             atomic_write_bytes(request.publish_out, data, mode=0o644)
         result["publish"] = {
-            "path": str(request.publish_out),
+            "path": request.shown(request.publish_out),
             "sha256": digest(data),
             "bytes": len(data),
             "written": not request.dry_run,

@@ -27,7 +27,7 @@ from .cast import IMAGE_EXTS
 from .lorebook import parse_lorebook, read_lorebook
 from .models import Lorebook
 from .serialize import options_from_payload
-from .service import run_card_import
+from .service import public_report, run_card_import
 
 __all__ = ["card_import_endpoint"]
 
@@ -97,7 +97,8 @@ def card_import_endpoint(kernel: Any) -> Callable[[Request], Awaitable[JSONRespo
                   user_name: {type: string, default: You}
                   title: {type: string}
         responses:
-          200: {description: "import report: import_id, project, scenes[{id, scene_uid}], stats, warnings"}
+          200: {description: "import report: import_id, project {id (the store id), title, version}, scenes[{id,
+                scene_uid, version}], stats, warnings"}
           400: {description: bad request}
           422: {description: "not a card, or a card with nothing to open the story with"}
         """
@@ -132,6 +133,6 @@ def card_import_endpoint(kernel: Any) -> Callable[[Request], Awaitable[JSONRespo
             world = parse_lorebook(raw_world, name="world") if isinstance(raw_world, dict) else None
             options = _options(body)
         result = await run_in_threadpool(work, card, filename, options, world, sprites)
-        return JSONResponse(result.to_dict())
+        return JSONResponse(public_report(result))
 
     return import_card

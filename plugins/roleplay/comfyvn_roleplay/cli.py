@@ -1,4 +1,7 @@
-"""``comfyvn import sillytavern|text``: parse options, call the service, print a summary or JSON."""
+"""``comfyvn import sillytavern|text|card``: parse options, call the service, print a summary or JSON.
+
+With ``--out DIR`` the project is written to that folder; without it the project goes to the project
+store (``<data>/projects/<id>``) and its id, which every other command accepts, is printed."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from comfyvn.errors import Invalid
 from .importer import FORMATS, ImportResult
 from .lorebook import read_lorebook
 from .serialize import options_from_payload
-from .service import read_inputs, run_card_import, run_import
+from .service import StoredImport, read_inputs, run_card_import, run_import
 
 __all__ = ["import_group"]
 
@@ -58,9 +61,13 @@ def _report(result: ImportResult, as_json: bool) -> None:
         click.echo(json.dumps(body, indent=2, ensure_ascii=False))
         return
     stats = result.stats
+    where = (
+        f"store project {result.import_id} (version {result.version})"
+        if isinstance(result, StoredImport)
+        else str(result.project_dir)
+    )
     click.echo(
-        f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) "
-        f"-> {result.project_dir}"
+        f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) -> {where}"
     )
     click.echo(f"read as {body['source_format_label']}")
     click.echo(f"project id {result.project_id}; raw upload kept at {result.raw.path}")
@@ -76,21 +83,23 @@ def _report(result: ImportResult, as_json: bool) -> None:
         click.echo(f"warning: {text}")
 
 
-def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
+def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
     # An empty --out would be the working directory: refuse it rather than write there.
+    if value is None:
+        return None
     if not value.strip():
         raise Invalid("--out must name a folder", field="out", code="invalid_out")
     return Path(value)
 
 
-# Shared by the chat and card imports: a project folder to write, never the working directory.
+# Shared by the chat and card imports: a project folder to write, never the working directory; without
+# it, the project store.
 _OUT_OPTION = click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False),
-    required=True,
     callback=_out_folder,
-    help="Project folder to write (project.json + scenes/).",
+    help="Project folder to write (project.json + scenes/). Default: a project in the store, whose id is printed.",
 )
 
 
@@ -168,7 +177,7 @@ def sillytavern_cmd(
     cards: tuple[Path, ...],
     world: Path | None,
     sprites: Path | None,
-    out: Path,
+    out: Path | None,
     as_json: bool,
     progress: bool,
     **opts: Any,
@@ -204,7 +213,9 @@ def sillytavern_cmd(
 )
 @_common
 @click.pass_obj
-def text_cmd(kernel: Any, /, log: Path, fmt: str | None, out: Path, as_json: bool, progress: bool, **opts: Any) -> None:
+def text_cmd(
+    kernel: Any, /, log: Path, fmt: str | None, out: Path | None, as_json: bool, progress: bool, **opts: Any
+) -> None:
     """Import a generic chat log (Name: text, [time] Name: text, Name - text) or a JSON message array."""
     options = _options(**opts)
     with log.open("rb") as fh, _progress(log, progress and not as_json) as update:
@@ -232,7 +243,7 @@ def card_cmd(
     sprites: Path | None,
     user_name: str,
     title: str | None,
-    out: Path,
+    out: Path | None,
     as_json: bool,
 ) -> None:
     """Start a project from a character card alone: its scenario, description and greetings."""

@@ -2,6 +2,8 @@
 
 Handlers parse the request, hand the work to :mod:`service` in a worker thread (imports are CPU
 and disk bound) and return JSON. Client mistakes raise ComfyVNError, rendered by the server plugin.
+Imports go to the project store: the answer's ``project.id`` works with every plugin (validate,
+playtest, export, ``/api/projects``), and answers never carry server paths.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 from pathlib import PurePath
 from typing import Any
 
-from comfyvn.errors import ComfyVNError
+from comfyvn.errors import ComfyVNError, Invalid
 from comfyvn.wire import read_json
+from comfyvn_scenario.store import parse_if_match
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -23,7 +26,7 @@ from starlette.routing import Route
 from .card_routes import card_import_endpoint
 from .lorebook import parse_lorebook, read_lorebook
 from .serialize import OPTION_FIELDS, options_from_payload
-from .service import apply_corrections, load_scene, run_import, sample_llm
+from .service import apply_corrections, public_report, read_scene, run_import, sample_llm
 
 __all__ = ["make_routes"]
 
@@ -76,6 +79,21 @@ def _from_json(body: dict[str, Any]) -> dict[str, Any]:
         "world": parse_lorebook(world, name="world") if isinstance(world, dict) else None,
         "options": options_from_payload(body),
     }
+
+
+def _expected_version(request: Request, body: dict[str, Any]) -> int | None:
+    """The scene version a correction expects: the ``If-Match`` header or the body's ``version``."""
+    header = parse_if_match(request.headers.get("if-match"))
+    version = body.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise Invalid("version must be a scene version (a whole number from 1)", field="version", code="invalid_type")
+    if header is not None and version is not None and header != version:
+        raise Invalid("If-Match and version name different versions", field="version", code="invalid_request")
+    return header if header is not None else version
+
+
+def _etag(version: int | None) -> dict[str, str]:
+    return {} if version is None else {"ETag": f'"{version}"'}
 
 
 async def _from_form(form: Any) -> dict[str, Any]:
@@ -159,7 +177,9 @@ def make_routes(kernel: Any) -> list[Route]:
                   card: {type: array, items: {type: string, format: binary}}
                   world: {type: string, format: binary}
         responses:
-          200: {description: "import report: import_id, project, scenes[{id, scene_uid}], stats, skipped, warnings"}
+          200: {description: "import report: import_id, project {id (the store id), title, version}, scenes[{id,
+                scene_uid, version}], raw {sha256, size, filename}, stats, skipped, warnings. A re-import of
+                the same chat and title is a new version of the same project."}
           400: {description: bad request}
           422: {description: "unusable input (no messages, --strict failure, card without character data)"}
         """
@@ -170,7 +190,7 @@ def make_routes(kernel: Any) -> list[Route]:
                 result = await _run(await _from_form(form))
         else:
             result = await _run(_from_json(await _json(request)))
-        return JSONResponse({**result.to_dict(), "blocking": True})
+        return JSONResponse({**public_report(result), "blocking": True})
 
     async def preview(request: Request) -> JSONResponse:
         """The scene JSON of an imported scene.
@@ -179,17 +199,27 @@ def make_routes(kernel: Any) -> list[Route]:
         parameters:
           - {name: scene_uid, in: path, required: true, schema: {type: string}, description: "<import_id>:<scene_id>"}
         responses:
-          200: {description: "{scene_uid, scene}"}
+          200: {description: "{scene_uid, scene, version} (version and the ETag header: store projects only)"}
           404: {description: unknown scene}
         """
         uid = request.path_params["scene_uid"]
-        _, scene = await run_in_threadpool(load_scene, kernel, uid)
-        return JSONResponse({"scene_uid": uid, "scene": scene})
+        ref = await run_in_threadpool(read_scene, kernel, uid)
+        body: dict[str, Any] = {"scene_uid": uid, "scene": ref.scene}
+        if ref.version is not None:
+            body["version"] = ref.version
+        return JSONResponse(body, headers=_etag(ref.version))
 
     async def corrections(request: Request) -> JSONResponse:
-        """Persist editor corrections to an imported scene (validated before saving).
+        """Persist editor corrections to an imported scene (validated before saving; a store project's scene
+        becomes a new version, kept in its history).
         ---
         summary: Apply corrections
+        parameters:
+          - name: If-Match
+            in: header
+            required: false
+            schema: {type: string}
+            description: the scene version the editor saw (as the preview's ETag); a stale one is a 412
         requestBody:
           content:
             application/json:
@@ -203,17 +233,23 @@ def make_routes(kernel: Any) -> list[Route]:
                     type: array
                     items: {type: object, required: [id]}
                     description: "patches {id, text?, speaker?, type?, characters?, background?, end?, data?}"
+                  version: {type: integer, minimum: 1, description: "as If-Match: the scene version the editor saw"}
         responses:
-          200: {description: "{scene_uid, nodes_changed, scene}"}
+          200: {description: "{scene_uid, nodes_changed, scene, version} (version, ETag: store projects only)"}
+          400: {description: bad request (a version for a project imported into a folder, which has none)}
           404: {description: unknown scene}
+          412: {description: "the scene changed since that version; error.current_version says which it is"}
           422: {description: the corrected scene does not validate; errors listed}
         """
         body = await _json(request)
         uid = body.get("scene_uid")
         if not isinstance(uid, str):
             raise ComfyVNError("scene_uid is required", field="scene_uid")
-        result = await run_in_threadpool(apply_corrections, kernel, uid, body.get("scene"), body.get("nodes"))
-        return JSONResponse(result)
+        expected = _expected_version(request, body)
+        result = await run_in_threadpool(
+            lambda: apply_corrections(kernel, uid, body.get("scene"), body.get("nodes"), if_match=expected)
+        )
+        return JSONResponse(result, headers=_etag(result.get("version")))
 
     async def llm(request: Request) -> JSONResponse:
         """Run the detail-aware LLM clean-up on an imported scene and store the final variant.

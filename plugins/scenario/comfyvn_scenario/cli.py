@@ -18,6 +18,7 @@ from comfyvn.wire import loads, parse_request
 from .playtest import compare_traces
 from .project import PROJECT_FILE, Project, dump_json
 from .service import ScenarioService, golden_from
+from .store import ProjectStore
 from .validation import ValidationReport, validate_project_dir, validate_scene
 from .wire import PlaytestRequest
 
@@ -43,6 +44,15 @@ def load_story(path: Path) -> tuple[dict[str, Any] | Project, ValidationReport]:
     return scene, validate_scene(scene)
 
 
+def story_path(kernel: Kernel, ref: str) -> Path:
+    """What the user named: a file or folder on disk (a scene file, a project folder or its project.json),
+    else the id of a project in the store (its folder). A path on disk wins, as the shell reads it."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    return ProjectStore.for_kernel(kernel).resolve(ref, field="path")
+
+
 def _print_report(report: ValidationReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_wire(), indent=2, ensure_ascii=False))
@@ -61,18 +71,20 @@ def scenario_group() -> None:
 
 
 @scenario_group.command("validate")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print {valid, errors, warnings} as JSON.")
-def validate_cmd(path: Path, as_json: bool) -> None:
-    """Validate PATH: a project folder, its project.json, or a scene file. Exit 1 when invalid."""
-    _, report = load_story(path)
+@click.pass_obj
+def validate_cmd(kernel: Kernel, path: str, as_json: bool) -> None:
+    """Validate PATH: a project folder, its project.json, a scene file, or a store project's id. Exit 1 when
+    invalid."""
+    _, report = load_story(story_path(kernel, path))
     _print_report(report, as_json)
     if not report.valid:
         raise click.exceptions.Exit(1)
 
 
 @scenario_group.command("playtest")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--pov", help="POV to play (default: the project's or scene's default).")
 @click.option(
@@ -95,7 +107,7 @@ def validate_cmd(path: Path, as_json: bool) -> None:
 @click.pass_obj
 def playtest_cmd(
     kernel: Kernel,
-    path: Path,
+    path: str,
     seed: int,
     pov: str | None,
     policy: str,
@@ -108,8 +120,9 @@ def playtest_cmd(
     persist: bool,
     as_json: bool,
 ) -> None:
-    """Play PATH headless with a seed and a policy; print the digest (and the diff against --golden)."""
-    story, report = load_story(path)
+    """Play PATH (a project folder, its project.json, a scene file, or a store project's id) headless with a
+    seed and a policy; print the digest (and the diff against --golden)."""
+    story, report = load_story(story_path(kernel, path))
     if not report.valid:
         _print_report(report, False)
         raise click.exceptions.Exit(1)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from .pov import candidates
 from .service import PLAYTEST_FLAG, ScenarioService, validate_story
-from .wire import PlaytestRequest, PovForkRequest, PovSetRequest, StepRequest, story_of
+from .wire import PlaytestRequest, PovForkRequest, PovSetRequest, StepRequest
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -48,13 +48,17 @@ def make_routes(kernel: Kernel) -> list[Route]:
                 oneOf:
                   - {type: object, required: [scene], properties: {scene: {$ref: "urn:comfyvn:schema:scene"}}}
                   - {type: object, required: [project], properties: {project: {type: object}, scenes: {}}}
+                  - type: object
+                    required: [project]
+                    properties: {project: {type: string, description: "the id of a project in the store"}}
                   - {type: object, description: a bare scene, required: [id, start, nodes]}
         responses:
           200: {description: "{valid, errors[{path, message, code, severity, document?}], warnings[]}"}
           400: {description: body is not a JSON object}
+          404: {description: no stored project with that id}
         """
         body = await read_json(request)
-        return await _off_loop(lambda: validate_story(body).to_wire())
+        return await _off_loop(lambda: validate_story(body, lambda pid: service.store.load(pid)).to_wire())
 
     async def run_step(request: Request) -> JSONResponse:
         """Advance the deterministic runner one step (builds the initial state when none is given).
@@ -69,8 +73,10 @@ def make_routes(kernel: Kernel) -> list[Route]:
                 additionalProperties: false
                 properties:
                   scene: {type: object}
-                  project: {type: object, description: project.json content (with scenes given in `scenes`)}
-                  scenes: {description: "list of scenes or {id: scene}"}
+                  project:
+                    description: "project.json content (with scenes given in `scenes`), or a store project's id"
+                    oneOf: [{type: object}, {type: string}]
+                  scenes: {description: "list of scenes or {id: scene} (with an inline project only)"}
                   state: {type: object, description: "{scene_id, current_node, variables, history, rng,
                           finished, pov}"}
                   seed: {type: integer, minimum: 0}
@@ -80,6 +86,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
         responses:
           200: {description: "{ok, state, node, choices, finished}"}
           400: {description: invalid input; error.field names the field}
+          404: {description: no stored project with that id}
           409: {description: seed differs from the state's rng seed}
           422: {description: "invalid scenario, unknown node, or an unavailable choice
                 (error.available lists the choices)"}
@@ -182,19 +189,24 @@ def make_routes(kernel: Kernel) -> list[Route]:
         requestBody:
           required: true
           content: {application/json: {schema: {type: object,
-                    description: "{scene} | {project, scenes} | a bare scene"}}}
+                    description: "{scene} | {project, scenes} | {project: store id} | a bare scene"}}}
         responses:
           200: {description: "{ok, candidates: [{id, name, source}]}"}
           400: {description: body is not a scene or project}
+          404: {description: no stored project with that id}
         """
         body = await read_json(request)
         if not isinstance(body, dict):
             raise ComfyVNError("the request body must be a JSON object", field="body", code="invalid_request")
-        if "project" in body:
-            story: Any = story_of(None, body["project"], body.get("scenes"))
-        else:
-            story = body["scene"] if isinstance(body.get("scene"), dict) else body
-        return await _off_loop(lambda: {"ok": True, "candidates": candidates(story)})
+
+        def work() -> dict[str, Any]:
+            if "project" in body:
+                story: Any = service.story(None, body["project"], body.get("scenes"))
+            else:
+                story = body["scene"] if isinstance(body.get("scene"), dict) else body
+            return {"ok": True, "candidates": candidates(story)}
+
+        return await _off_loop(work)
 
     async def playtest_run(request: Request) -> JSONResponse:
         """Run a headless playtest (flag enable_playtest_harness): a canonical trace and its digest.
@@ -209,7 +221,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
                 additionalProperties: false
                 properties:
                   scene: {type: object}
-                  project: {type: object}
+                  project: {description: "a project object, or a store project's id", oneOf: [{type: object},
+                            {type: string}]}
                   scenes: {}
                   seed: {type: integer, minimum: 0, default: 0}
                   pov: {type: string}
@@ -229,6 +242,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, digest, trace | report, provenance, comparison?, trace_path?, log_path?}"}
           400: {description: invalid input; error.field names the field}
           403: {description: enable_playtest_harness is off}
+          404: {description: no stored project with that id}
           422: {description: invalid scenario or an unavailable scripted choice}
         """
         kernel.flags.require(PLAYTEST_FLAG)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +14,9 @@ from comfyvn.wire import loads
 from .playtest import POLICIES, Trace, compare_traces, explore, run_playtest
 from .pov import PovManager
 from .project import Project, dump_json
-from .runner import StepResult, compile_scenario, initial_state, state_from_wire, step
+from .runner import Scenario, StepResult, compile_scenario, initial_state, state_from_wire, step
 from .saves import SaveStore, normalize_slot
+from .store import ProjectStore, StoredProject
 from .validation import ValidationReport, validate_project, validate_scene
 from .wire import PlaytestRequest, StepRequest, story_of
 
@@ -54,10 +55,17 @@ def _version() -> str:
         return "unknown"
 
 
-def validate_story(payload: Any) -> ValidationReport:
-    """Validate ``{scene}``, a bare scene, or ``{project, scenes}``."""
+def validate_story(payload: Any, load: Callable[[str], StoredProject] | None = None) -> ValidationReport:
+    """Validate ``{scene}``, a bare scene, ``{project, scenes}``, or ``{project: "<store id>"}`` (read with
+    ``load``; a stored project whose files are the ones the store validated answers with that report)."""
     if not isinstance(payload, dict):
         raise ComfyVNError("the request body must be a JSON object", field="body", code="invalid_request")
+    if isinstance(payload.get("project"), str) and load is not None and payload.get("scenes") is None:
+        stored = load(payload["project"])
+        if stored.report is not None:
+            return stored.report
+        check_size(stored.project)
+        return validate_project(stored.project)
     if "project" in payload:
         story = story_of(None, payload["project"], payload.get("scenes"))
     elif "scene" in payload and "nodes" not in payload:
@@ -75,6 +83,30 @@ class ScenarioService:
         self.kernel = kernel
         self.saves = SaveStore(kernel.paths.data / "saves")
         self.pov = PovManager(kernel.paths.plugin_dir(PLUGIN) / "pov.json")
+
+    @property
+    def store(self) -> ProjectStore:
+        """The kernel's project store (built when asked: a bad ``projects`` setting only fails store requests)."""
+        return ProjectStore.for_kernel(self.kernel)
+
+    def stored_project(self, project_id: str) -> Project:
+        """A store project by id (400 for a malformed id, 404 when unknown)."""
+        return self.store.load(project_id).project
+
+    def story(self, scene: Any, project: Any, scenes: Any) -> dict[str, Any] | Project:
+        """`story_of` with store ids resolved through the kernel's store."""
+        return story_of(scene, project, scenes, load=self.stored_project)
+
+    def scenario(self, scene: Any, project: Any, scenes: Any) -> Scenario:
+        """The compiled story a request names. A stored project the store validated as it is on disk (its
+        validation stamp matches) is not validated again."""
+        if isinstance(project, str) and scene is None and scenes is None:
+            stored = self.store.load(project)
+            check_size(stored.project)
+            return compile_scenario(stored.project, validate=stored.report is None)
+        story = self.story(scene, project, scenes)
+        check_size(story)
+        return compile_scenario(story)
 
     # -- runner --------------------------------------------------------------------------------
     def _emit_enter(self, result: StepResult) -> None:
@@ -106,9 +138,7 @@ class ScenarioService:
         """One wire step; emits ``on_scene_enter``/``on_choice_render`` for every node entered."""
         if req.choice_id is not None and req.choice is not None and req.choice_id != req.choice:
             raise ComfyVNError("choice_id and choice disagree", field="choice", code="invalid_request")
-        story = story_of(req.scene, req.project, req.scenes)
-        check_size(story)
-        scenario = compile_scenario(story)
+        scenario = self.scenario(req.scene, req.project, req.scenes)
         choice_id = req.choice_id or req.choice
         if req.state is None:
             start = initial_state(scenario, seed=req.seed, pov=req.pov)
@@ -131,9 +161,7 @@ class ScenarioService:
                 field="policy",
                 code="invalid_policy",
             )
-        story = story_of(req.scene, req.project, req.scenes)
-        check_size(story)
-        scenario = compile_scenario(story)
+        scenario = self.scenario(req.scene, req.project, req.scenes)
         provenance = {
             "plugin": "comfyvn-scenario",
             "version": _version(),

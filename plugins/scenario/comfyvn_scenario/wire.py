@@ -1,11 +1,13 @@
 """The scenario plugin's request shapes, structured by the shared strict converter (`comfyvn.wire.parse_request`).
 
 A failure is an `Invalid` naming the offending field. A request names its story either as ``scene``
-(one scene) or as ``project`` (+ ``scenes``), see `story_of`.
+(one scene), as ``project`` (+ ``scenes``) given inline, or as ``project``: the id of a project in the
+store (a string), see `story_of`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -40,12 +42,18 @@ def _object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise _bad(attribute, "must be a JSON object")
 
 
+def _project(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, (dict, str)):
+        raise _bad(attribute, "must be a project object or the id of a stored project")
+
+
 @attrs.frozen
 class StepRequest:
-    """``POST /api/scenario/run/step``: ``{scene | project+scenes, state?, seed?, choice_id? (alias choice), pov?}``."""
+    """``POST /api/scenario/run/step``: ``{scene | project(+scenes) | project id, state?, seed?, choice_id? (alias
+    choice), pov?}``."""
 
     scene: Any = attrs.field(default=None, validator=_object)
-    project: Any = attrs.field(default=None, validator=_object)
+    project: Any = attrs.field(default=None, validator=_project)
     scenes: Any = None
     state: Any = attrs.field(default=None, validator=_object)
     seed: int | None = attrs.field(default=None, validator=_seed)
@@ -59,7 +67,7 @@ class PlaytestRequest:
     """``POST /api/playtest/run``; ``prompt_packs`` and ``workflow`` are recorded in the provenance."""
 
     scene: Any = attrs.field(default=None, validator=_object)
-    project: Any = attrs.field(default=None, validator=_object)
+    project: Any = attrs.field(default=None, validator=_project)
     scenes: Any = None
     seed: int = attrs.field(default=0, validator=_seed)
     pov: str | None = attrs.field(default=None, validator=_name)
@@ -92,10 +100,23 @@ class PovForkRequest:
     pov: str | None = attrs.field(default=None, validator=_name)
 
 
-def story_of(scene: Any, project: Any, scenes: Any) -> dict[str, Any] | Project:
-    """The scene dict or `Project` a request names; exactly one of ``scene`` / ``project``."""
+def story_of(
+    scene: Any, project: Any, scenes: Any, *, load: Callable[[str], Project] | None = None
+) -> dict[str, Any] | Project:
+    """The scene dict or `Project` a request names; exactly one of ``scene`` / ``project``. A string
+    ``project`` is a store id, read with ``load`` (None: only inline stories are accepted)."""
     if scene is not None and project is not None:
         raise ComfyVNError("send either scene or project, not both", field="project", code="invalid_request")
+    if isinstance(project, str):
+        if scenes is not None:
+            raise ComfyVNError(
+                "scenes only go with a project given inline, not with a stored project's id",
+                field="scenes",
+                code="invalid_request",
+            )
+        if load is None:
+            raise Invalid("project must be a JSON object here", field="project", code="invalid_project")
+        return load(project)
     if project is not None:
         return project_from_payload(project, scenes)
     if scene is None:

@@ -280,8 +280,9 @@ def test_routes_export_preview_and_path_safety(
     http = http_for(kernel)
     done = http.request("POST", "/api/export/renpy", json={"project": "demo", "pov_mode": "master"})
     assert done.status_code == 200, done.text
-    out = Path(done.json()["out"])
-    assert out == kernel.paths.data / "plugins" / "renpy" / "exports" / "demo" and (out / "game/script.rpy").is_file()
+    # A store project's game goes to its own exports/renpy, named relative to the project (no server path).
+    assert done.json()["out"] == "exports/renpy" and str(kernel.paths.data) not in done.text
+    assert (kernel.paths.data / "projects" / "demo" / "exports" / "renpy" / "game" / "script.rpy").is_file()
     preview = http.request("GET", "/api/export/renpy/preview", params={"project": "demo", "pov_mode": "master"})
     assert preview.status_code == 200 and preview.json()["preview"]["summary"]["modified"] == 0
     for body, field in (

@@ -132,7 +132,8 @@ def test_resolution_option_validation(
         assert answer.status_code == 400 and answer.json()["error"]["field"] == "resolution", answer.text
     done = http.request("POST", "/api/export/renpy", json={"project": "demo", "resolution": [1280, 720]})
     assert done.status_code == 200, done.text
-    assert "gui.init(1280, 720)" in (Path(done.json()["out"]) / "game/gui.rpy").read_text()
+    game = kernel.paths.data / "projects" / "demo" / done.json()["out"]
+    assert "gui.init(1280, 720)" in (game / "game/gui.rpy").read_text()
     preview = http.request("GET", "/api/export/renpy/preview", params={"project": "demo", "resolution": "1x1"})
     assert preview.status_code == 400 and preview.json()["error"]["field"] == "resolution"
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from comfyvn import hookimpl
 from comfyvn.cli import make_cli
 from comfyvn_roleplay.cards import embed_card_png
-from comfyvn_scenario import validate_project_dir
+from comfyvn_scenario import ProjectStore, validate_project_dir
 from comfyvn_server import create_app
 from rp_fixtures import EXAMPLES, jsonl
 from starlette.testclient import TestClient
@@ -107,28 +107,80 @@ def test_routes_import_json_preview_corrections_llm(kernel: Any) -> None:
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert Path(body["project"]["path"]) == kernel.paths.plugin_dir("roleplay") / "processed" / body["import_id"]
+    # The import is a store project whose id is the import id, and the answer names no server path.
+    store = ProjectStore.for_kernel(kernel)
+    assert body["project"]["id"] == body["import_id"] and store.exists(body["import_id"])
+    assert body["project"]["version"] == 1 and "path" not in body["project"] and "path" not in body["raw"]
+    assert str(kernel.paths.data) not in resp.text
+    stored = store.load(body["import_id"])
+    assert [s["id"] for s in body["scenes"]] == list(stored.project.scenes)
+    report = json.loads((stored.path / "roleplay_import.json").read_text(encoding="utf-8"))
+    assert report["import_id"] == body["import_id"] and str(kernel.paths.data) not in json.dumps(report)
     uid = body["scenes"][0]["scene_uid"]
-    scene = client.get(f"/api/roleplay/preview/{uid}").json()["scene"]
+    previewed = client.get(f"/api/roleplay/preview/{uid}")
+    scene = previewed.json()["scene"]
+    assert previewed.json()["version"] == 1 and previewed.headers["etag"] == '"1"'
     node = next(n for n in scene["nodes"] if n["type"] == "dialogue")
     fixed = client.post(
         "/api/roleplay/apply_corrections", json={"scene_uid": uid, "nodes": [{"id": node["id"], "text": "Fixed."}]}
     )
     assert fixed.status_code == 200 and fixed.json()["nodes_changed"] == 1
+    assert fixed.json()["version"] == 2 and fixed.headers["etag"] == '"2"'
     assert (
         next(n for n in client.get(f"/api/roleplay/preview/{uid}").json()["scene"]["nodes"] if n["id"] == node["id"])[
             "text"
         ]
         == "Fixed."
     )
+    scene_id = body["scenes"][0]["id"]
+    assert [h["version"] for h in store.history(body["import_id"], scene_id)] == [2, 1]
+    # An editor that saw version 1 may not overwrite version 2 (header or body); nothing changes.
+    for stale in ({"headers": {"If-Match": '"1"'}, "json": {}}, {"json": {"version": 1}}):
+        answer = client.post(
+            "/api/roleplay/apply_corrections",
+            headers=stale.get("headers", {}),
+            json={"scene_uid": uid, "nodes": [{"id": node["id"], "text": "Stale."}], **stale["json"]},
+        )
+        assert answer.status_code == 412 and answer.json()["error"]["current_version"] == 2, answer.text
+    assert store.scene(body["import_id"], scene_id)[1] == 2
+    both = client.post(
+        "/api/roleplay/apply_corrections",
+        headers={"If-Match": "2"},
+        json={"scene_uid": uid, "version": 3, "nodes": [{"id": node["id"], "text": "x"}]},
+    )
+    assert both.status_code == 400 and both.json()["error"]["field"] == "version"
     broken = client.post(
         "/api/roleplay/apply_corrections", json={"scene_uid": uid, "nodes": [{"id": node["id"], "speaker": "nobody"}]}
     )
     assert broken.status_code == 422 and broken.json()["error"]["errors"]
+    assert broken.json()["error"]["code"] == "invalid_scene" and store.scene(body["import_id"], scene_id)[1] == 2
     llm = client.post("/api/roleplay/sample_llm", json={"scene_uid": uid}).json()
     assert llm["llm"] == "not configured" and llm["stored"] is None and llm["scene"]["id"] == scene["id"]
     assert client.get("/api/roleplay/preview/nope:scene_0001").status_code == 404
     assert client.get("/api/roleplay/preview/bad").status_code == 400
+
+
+def test_an_http_reimport_is_a_new_version_of_the_same_store_project(kernel: Any) -> None:
+    client = client_for(kernel)
+    first = client.post("/api/roleplay/import", json={"text": "Alice: hi\nBob: yo\nAlice: bye", "title": "Again"})
+    assert first.status_code == 200, first.text
+    project_id, uid = first.json()["project"]["id"], first.json()["scenes"][0]["scene_uid"]
+    scene = client.get(f"/api/roleplay/preview/{uid}").json()["scene"]
+    edited = client.post(
+        "/api/roleplay/apply_corrections",
+        json={"scene_uid": uid, "nodes": [{"id": scene["nodes"][0]["id"], "text": "Edited."}]},
+    )
+    assert edited.status_code == 200 and edited.json()["version"] == 2
+    again = client.post("/api/roleplay/import", json={"text": "Alice: hi\nBob: yo\nAlice: bye", "title": "Again"})
+    assert again.status_code == 200 and again.json()["project"]["id"] == project_id
+    store = ProjectStore.for_kernel(kernel)
+    assert [p["id"] for p in store.list_projects()] == [project_id]
+    assert again.json()["project"]["version"] == store.load(project_id).version > 1
+    # The re-import brought the imported text back as the scene's next version; the edit stays in history.
+    current, version = store.scene(project_id, uid.partition(":")[2])
+    assert version == 3 and current["nodes"][0]["text"] != "Edited."
+    assert store.scene_version(project_id, uid.partition(":")[2], 2)["nodes"][0]["text"] == "Edited."
+    assert not list((kernel.paths.plugin_dir("roleplay") / "staging").iterdir())
 
 
 def test_routes_multipart_and_errors(kernel: Any) -> None:

@@ -20,6 +20,7 @@ from comfyvn.errors import ComfyVNError, TooLarge, Unprocessable
 from comfyvn_roleplay.cards import read_card
 from comfyvn_roleplay.convert import ImportOptions
 from comfyvn_roleplay.service import apply_corrections, load_scene, run_import
+from comfyvn_scenario import ProjectStore, validate_project_dir
 from comfyvn_server import create_app
 from rp_fixtures import jsonl
 from starlette.testclient import TestClient
@@ -100,8 +101,10 @@ def test_a_failed_reimport_keeps_the_earlier_import_and_its_corrections(kernel: 
         run_import(kernel, CHAT.encode(), "chat.jsonl", ImportOptions(strict=True))
     _, kept = load_scene(kernel, uid)
     assert kept["nodes"][0]["text"] == "Corrected by the editor."
-    processed = kernel.paths.plugin_dir("roleplay") / "processed"
-    assert sorted(p.name for p in processed.iterdir() if p.name != "_index") == [first.import_id]
+    store = ProjectStore.for_kernel(kernel)
+    assert [p["id"] for p in store.list_projects()] == [first.import_id]
+    assert store.load(first.import_id).version == 2  # the import, the correction; the failed import wrote nothing
+    assert not list((kernel.paths.plugin_dir("roleplay") / "staging").iterdir())
 
 
 def test_identical_concurrent_imports_all_succeed(kernel: Any) -> None:
@@ -123,12 +126,17 @@ def test_identical_concurrent_imports_all_succeed(kernel: Any) -> None:
         thread.join()
     assert errors == [] and len(results) == 12
     (import_id,) = {r.import_id for r in results}
-    processed = kernel.paths.plugin_dir("roleplay") / "processed"
-    assert sorted(p.name for p in processed.iterdir() if p.name != "_index") == [import_id]
-    project = processed / import_id
+    store = ProjectStore.for_kernel(kernel)
+    assert [p["id"] for p in store.list_projects()] == [import_id]
+    # One project: the first import created it; the others replaced it with the same files (no new version).
+    assert {r.version for r in results} == {1} and store.load(import_id).version == 1
+    project = store.load(import_id).path
     assert json.loads((project / "project.json").read_text(encoding="utf-8"))["id"] == import_id
     report = json.loads((project / "roleplay_import.json").read_text(encoding="utf-8"))
-    assert Path(report["project"]["path"]) == project
+    assert report["project"]["id"] == import_id and "path" not in report["project"]
+    assert validate_project_dir(project)[1].valid
+    assert not list((kernel.paths.plugin_dir("roleplay") / "staging").iterdir())
+    assert not [p for p in store.root.iterdir() if p.name.startswith(".staging")]
 
 
 def test_cli_import_into_a_foreign_folder_is_refused(kernel: Any, tmp_path: Path) -> None:
