@@ -37,9 +37,11 @@ UPLOADS_DIR = "uploads"
 _FORM_FIELDS = frozenset({"file", "id"})
 
 
-def keep_upload(uploads: Path, stream: IO[bytes], *, limit: int = MAX_ZIP_BYTES) -> bytes:
-    """Read an uploaded zip (at most ``limit`` bytes, else 413) and keep it as ``uploads/<sha256>.zip``
-    (written atomically, once per content) before anything parses it; returns its bytes."""
+def keep_upload(uploads: Path, stream: IO[bytes], *, limit: int | None = None) -> bytes:
+    """Read an uploaded zip (at most ``limit`` bytes, `MAX_ZIP_BYTES` by default, else 413) and keep it as
+    ``uploads/<sha256>.zip`` (written atomically, once per content) before anything parses it; returns its
+    bytes."""
+    limit = MAX_ZIP_BYTES if limit is None else limit
     digest, size, chunks = hashlib.sha256(), 0, []
     while chunk := stream.read(2**20):
         size += len(chunk)
