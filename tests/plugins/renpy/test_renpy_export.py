@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
@@ -308,3 +309,64 @@ def test_route_gate_is_a_423(
     shutil.copytree(demo_project, kernel.paths.data / "projects" / "demo")
     answer = http_for(kernel).request("GET", "/api/export/renpy/preview", params={"project": "demo"})
     assert answer.status_code == 423 and answer.json()["error"]["code"] == "export_blocked"
+
+
+def test_a_store_project_exports_into_its_own_exports_folder_on_its_stamp(
+    renpy_kernel: Callable[..., Kernel],
+    demo_project: Path,
+    http_for: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import comfyvn_renpy.export as export_module
+    from comfyvn_scenario import ProjectStore
+
+    kernel = renpy_kernel()
+    store = ProjectStore.for_kernel(kernel)
+    project = store.create_from_folder(demo_project, project_id="night-story")
+    calls: list[int] = []
+    validate = export_module.validate_project
+    monkeypatch.setattr(export_module, "validate_project", lambda p: calls.append(1) or validate(p))
+    http = http_for(kernel)
+    done = http.request("POST", "/api/export/renpy", json={"project": "night-story", "publish": True})
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["out"] == "exports/renpy" and body["publish"]["path"] == "exports/night-story.zip"
+    assert str(kernel.paths.data) not in done.text
+    assert calls == []  # the store validated these very files: its stamp is the report
+    assert (project.path / "exports" / "renpy" / "game" / "script.rpy").is_file()
+    assert zipfile.is_zipfile(project.path / "exports" / "night-story.zip")
+    assert [(e["name"], e["kind"]) for e in store.exports("night-story")] == [
+        ("night-story.zip", "file"),
+        ("renpy", "folder"),
+    ]
+    # Exports are not project files: the stamp still matches, and the project zip leaves them out.
+    assert store.load("night-story").validated
+    assert not [n for n in zipfile.ZipFile(io.BytesIO(store.export_zip("night-story"))).namelist() if "exports" in n]
+    # A hand edit breaks the stamp: the export validates again (and refuses the broken project).
+    scene = project.path / "scenes" / "platform.json"
+    scene.write_text(scene.read_text().replace('"target": "bags"', '"target": "nowhere"'))
+    refused = http.request("POST", "/api/renpy/export", json={"project": "night-story"})
+    assert refused.status_code == 422 and calls == [1], refused.text
+
+
+def test_cli_exports_a_store_project_by_id(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comfyvn_scenario import ProjectStore
+
+    kernel = renpy_kernel()
+    project = ProjectStore.for_kernel(kernel).create_from_folder(demo_project, project_id="night-story")
+    cli = make_cli(kernel)
+    result = CliRunner().invoke(cli, ["export", "renpy", "night-story", "--json", "--publish"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert Path(data["out"]) == (project.path / "exports" / "renpy").resolve()
+    assert Path(data["publish"]["path"]) == (project.path / "exports" / "night-story.zip").resolve()
+    assert (project.path / "exports" / "renpy" / "game" / "script.rpy").is_file()
+    elsewhere = CliRunner().invoke(cli, ["export", "renpy", "night-story", "--out", str(tmp_path / "g"), "--dry-run"])
+    assert elsewhere.exit_code == 0 and not (tmp_path / "g").exists(), elsewhere.output
+    # A folder still needs --out; an unknown name is one line, exit 2.
+    folder = CliRunner().invoke(cli, ["export", "renpy", str(demo_project)])
+    assert folder.exit_code == 2 and "--out is required" in folder.output
+    missing = CliRunner().invoke(cli, ["export", "renpy", "no-such-project", "--out", str(tmp_path / "g")])
+    assert missing.exit_code == 2 and "no-such-project" in missing.output
