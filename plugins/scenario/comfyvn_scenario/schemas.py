@@ -13,7 +13,9 @@ from typing import Any
 
 import jsonschema
 
-__all__ = ["SCHEMA_NAMES", "load_schema", "validator"]
+from .quickschema import Check, Unsupported, compile_check
+
+__all__ = ["SCHEMA_NAMES", "load_schema", "quick_check", "validator"]
 
 SCHEMA_NAMES = ("scene", "project", "save")
 
@@ -57,3 +59,13 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
     schema = load_schema(name)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(_inline_local_refs(schema, schema.get("$defs", {})))
+
+
+@functools.cache
+def quick_check(name: str) -> Check | None:
+    """A compiled yes/no check for ``name`` (quickschema.py) that never accepts what `validator` rejects,
+    or None where the schema uses a keyword the check does not implement."""
+    try:
+        return compile_check(load_schema(name))
+    except Unsupported:
+        return None

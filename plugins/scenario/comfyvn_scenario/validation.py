@@ -19,7 +19,7 @@ from comfyvn.errors import Unprocessable
 from .graph import reachable, trapped_cycles
 from .project import PROJECT_FILE, SCENE_ID, SCENES_DIR, Project, load_project, split_target
 from .rules import MISSING, get_path, is_number, split_key
-from .schemas import validator
+from .schemas import quick_check, validator
 
 __all__ = [
     "Issue",
@@ -119,6 +119,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 
 def schema_issues(name: str, document: Any, doc_label: str | None) -> list[Issue]:
     """Schema violations of ``document`` against the schema ``name``, as issues."""
+    check = quick_check(name)
+    if check is not None and check(document):
+        return []  # the compiled check accepts only what the detailed validator accepts
     issues = []
     for error in validator(name).iter_errors(document):
         path = list(error.absolute_path)
