@@ -142,18 +142,21 @@ def schema_issues(name: str, document: Any, doc_label: str | None) -> list[Issue
 
 
 # -- scene semantics ---------------------------------------------------------------------------
+# These loops run once per node, choice, condition and action of a whole project (10,000+ nodes):
+# they test types inline instead of through helper generators, and everything that depends only on
+# a variable key (its path, its declared default, whether an action sets it) is worked out once per
+# distinct key (`_Context`).
 
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _dicts(value: Any) -> Iterable[tuple[int, dict[str, Any]]]:
-    return ((i, v) for i, v in enumerate(_list(value)) if isinstance(v, dict))
-
-
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+ACTION_TYPES = ("set", "increment", "decrement", "clear")
 
 
 class _Context:
@@ -166,74 +169,110 @@ class _Context:
         self.action_keys: set[tuple[str, ...]] = set()
         self.characters: dict[str, Any] = project.characters if project else {}
         self.povs = {p["id"] for p in project.povs if isinstance(p.get("id"), str)} if project else set()
+        # Per distinct key; filled only once `declared` and `action_keys` are complete (scene checks).
+        self._parts: dict[str, tuple[str, ...]] = {}
+        self._defaults: dict[tuple[str, ...], Any] = {}
+        self._condition_ok: dict[str, bool] = {}
+
+    def parts(self, key: str) -> tuple[str, ...]:
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = self._parts[key] = split_key(key)
+        return parts
+
+    def default(self, parts: tuple[str, ...]) -> Any:
+        """The declared default at ``parts``, or `MISSING`."""
+        try:
+            return self._defaults[parts]
+        except KeyError:
+            value = self._defaults[parts] = get_path(self.declared, parts)
+            return value
+
+    def condition_key_known(self, key: str) -> bool:
+        """Declared, or written by some action on the key or on one of its ancestors (set a = {...})."""
+        known = self._condition_ok.get(key)
+        if known is None:
+            parts = self.parts(key)
+            declared = bool(parts) and self.default(parts) is not MISSING
+            # "some action key is a prefix of parts", the empty key included: one lookup per prefix.
+            known = declared or any(parts[:n] in self.action_keys for n in range(len(parts) + 1))
+            self._condition_ok[key] = known
+        return known
 
 
 def _index_scene(scene: dict[str, Any]) -> dict[str, int]:
     index: dict[str, int] = {}
-    for i, node in _dicts(scene.get("nodes")):
-        node_id = _str(node.get("id"))
-        if node_id is not None and node_id not in index:
-            index[node_id] = i
+    nodes = scene.get("nodes")
+    if isinstance(nodes, list):
+        for i, node in enumerate(nodes):
+            if isinstance(node, dict):
+                node_id = node.get("id")
+                if isinstance(node_id, str) and node_id and node_id not in index:
+                    index[node_id] = i
     return index
 
 
-def _collect_actions(scene: dict[str, Any], into: set[tuple[str, ...]]) -> None:
-    for _, node in _dicts(scene.get("nodes")):
-        actions = list(_dicts(node.get("actions")))
-        for _, choice in _dicts(node.get("choices")):
-            actions.extend(_dicts(choice.get("actions")))
-        for _, action in actions:
-            key = _str(action.get("key"))
-            if key and action.get("type") != "clear":
-                into.add(split_key(key))
+def _collect_actions(scene: dict[str, Any], ctx: _Context) -> None:
+    nodes = scene.get("nodes")
+    if not isinstance(nodes, list):
+        return
+    into = ctx.action_keys
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        lists = [node.get("actions")]
+        choices = node.get("choices")
+        if isinstance(choices, list):
+            lists.extend(choice.get("actions") for choice in choices if isinstance(choice, dict))
+        for actions in lists:
+            if not isinstance(actions, list):
+                continue
+            for action in actions:
+                if isinstance(action, dict):
+                    key = action.get("key")
+                    if isinstance(key, str) and key and action.get("type") != "clear":
+                        into.add(ctx.parts(key))
 
 
-def _declared(ctx: _Context, parts: tuple[str, ...]) -> bool:
-    return bool(parts) and get_path(ctx.declared, parts) is not MISSING
-
-
-def _set_by_action(ctx: _Context, parts: tuple[str, ...]) -> bool:
-    # A key is written by an action on it or on one of its ancestors (set a = {...}).
-    return any(parts[: len(k)] == k for k in ctx.action_keys)
-
-
-def _check_actions(actions: Any, base: tuple[str | int, ...], ctx: _Context, doc: str | None) -> list[Issue]:
+def _check_actions(actions: list[Any], base: tuple[str | int, ...], ctx: _Context, doc: str | None) -> list[Issue]:
     issues = []
-    for a, action in _dicts(actions):
-        key = _str(action.get("key"))
-        if key is None or action.get("type") not in ("set", "increment", "decrement", "clear"):
+    for a, action in enumerate(actions):
+        if not isinstance(action, dict):
             continue
-        here = (*base, a)
-        parts = split_key(key)
+        key = action.get("key")
+        kind = action.get("type")
+        if not (isinstance(key, str) and key) or kind not in ACTION_TYPES:
+            continue
+        parts = ctx.parts(key)
         if not parts:
-            issues.append(Issue(pointer(*here, "key"), "action key has no path segment", "empty_key", document=doc))
+            issues.append(Issue(pointer(*base, a, "key"), "action key has no path segment", "empty_key", document=doc))
             continue
-        if action["type"] in ("increment", "decrement"):
+        default = ctx.default(parts)
+        if kind in ("increment", "decrement"):
             amount_field = "amount" if action.get("amount") is not None else "value"
             amount = action.get(amount_field)
             if amount is not None and not is_number(amount):
                 issues.append(
                     Issue(
-                        pointer(*here, amount_field),
-                        f"{action['type']} needs a number",
+                        pointer(*base, a, amount_field),
+                        f"{kind} needs a number",
                         "non_numeric_amount",
                         document=doc,
                     )
                 )
-            default = get_path(ctx.declared, parts)
             if default is not MISSING and not is_number(default):
                 issues.append(
                     Issue(
-                        pointer(*here, "key"),
-                        f"cannot {action['type']} {key!r}: its declared default is not a number",
+                        pointer(*base, a, "key"),
+                        f"cannot {kind} {key!r}: its declared default is not a number",
                         "non_numeric_variable",
                         document=doc,
                     )
                 )
-        if action["type"] != "clear" and not _declared(ctx, parts):
+        if kind != "clear" and default is MISSING:
             issues.append(
                 Issue(
-                    pointer(*here, "key"),
+                    pointer(*base, a, "key"),
                     f"variable {key!r} is set here but has no declared default",
                     "undeclared_variable",
                     "warning",
@@ -243,9 +282,122 @@ def _check_actions(actions: Any, base: tuple[str | int, ...], ctx: _Context, doc
     return issues
 
 
-def _check_node(scene_id: str, i: int, node: dict[str, Any], ctx: _Context, doc: str | None) -> list[Issue]:
+def _check_target(target: str, where: str, local: dict[str, int], ctx: _Context, doc: str | None) -> Issue | None:
+    """The issue with a choice target that is not a node of its own scene, if any."""
+    other, node_id = split_target(target, local)
+    if other is None and node_id not in local:
+        message = f"unknown target node {target!r}"
+    elif other is not None and ctx.project is None:
+        message = f"target {target!r} names another scene: cross-scene targets need a project"
+    elif other is not None and other not in ctx.scenes:
+        message = f"unknown scene {other!r} in target"
+    elif other is not None and node_id not in ctx.scenes[other]:
+        message = f"scene {other!r} has no node {node_id!r}"
+    else:
+        return None
+    return Issue(where, message, "unknown_target", document=doc)
+
+
+def _check_actors(i: int, actors: list[Any], ctx: _Context, doc: str | None) -> list[Issue]:
     issues = []
-    local = ctx.scenes.get(scene_id, {})
+    for k, actor in enumerate(actors):
+        if not isinstance(actor, dict):
+            continue
+        char_id = _str(actor.get("id"))
+        if char_id is None:
+            continue
+        if char_id not in ctx.characters:
+            issues.append(
+                Issue(
+                    pointer("nodes", i, "characters", k, "id"),
+                    f"unknown character {char_id!r}",
+                    "unknown_character",
+                    document=doc,
+                )
+            )
+            continue
+        expression = _str(actor.get("expression"))
+        sprites = ctx.characters[char_id].get("sprites") if isinstance(ctx.characters[char_id], dict) else None
+        if expression and isinstance(sprites, dict) and expression not in sprites:
+            issues.append(
+                Issue(
+                    pointer("nodes", i, "characters", k, "expression"),
+                    f"character {char_id!r} has no sprite {expression!r}",
+                    "unknown_expression",
+                    "warning",
+                    doc,
+                )
+            )
+    return issues
+
+
+def _check_choice(
+    i: int,
+    c: int,
+    choice: dict[str, Any],
+    seen_keys: dict[str, int],
+    local: dict[str, int],
+    ctx: _Context,
+    doc: str | None,
+) -> list[Issue]:
+    issues = []
+    target = choice.get("target")
+    if not (isinstance(target, str) and target):
+        target = None
+    elif target not in local:  # a node of the scene itself is always a good target
+        issue = _check_target(target, pointer("nodes", i, "choices", c, "target"), local, ctx, doc)
+        if issue is not None:
+            issues.append(issue)
+    choice_id = _str(choice.get("id"))
+    key = choice_id or target
+    if key is not None:
+        if key in seen_keys:
+            issues.append(
+                Issue(
+                    pointer("nodes", i, "choices", c, "id" if choice_id else "target"),
+                    f"duplicate choice key {key!r} (also choice {seen_keys[key]}); give each an `id`",
+                    "duplicate_choice",
+                    document=doc,
+                )
+            )
+        else:
+            seen_keys[key] = c
+    conditions = choice.get("conditions")
+    if isinstance(conditions, list):
+        for k, cond in enumerate(conditions):
+            if not isinstance(cond, dict):
+                continue
+            key_path = cond.get("key")
+            if isinstance(key_path, str) and key_path and not ctx.condition_key_known(key_path):
+                issues.append(
+                    Issue(
+                        pointer("nodes", i, "choices", c, "conditions", k, "key"),
+                        f"condition on undeclared variable {key_path!r}",
+                        "undeclared_variable",
+                        document=doc,
+                    )
+                )
+    actions = choice.get("actions")
+    if isinstance(actions, list) and actions:
+        issues.extend(_check_actions(actions, ("nodes", i, "choices", c, "actions"), ctx, doc))
+    visible = choice.get("visible_to")
+    if ctx.povs and visible:
+        for pov in [visible] if isinstance(visible, str) else _list(visible):
+            if isinstance(pov, str) and pov not in ctx.povs:
+                issues.append(
+                    Issue(
+                        pointer("nodes", i, "choices", c, "visible_to"),
+                        f"POV {pov!r} is not declared in project.json povs",
+                        "unknown_pov",
+                        "warning",
+                        doc,
+                    )
+                )
+    return issues
+
+
+def _check_node(i: int, node: dict[str, Any], local: dict[str, int], ctx: _Context, doc: str | None) -> list[Issue]:
+    issues = []
     node_type = node.get("type", "dialogue")
     if isinstance(node_type, str) and node_type not in NODE_TYPES:
         issues.append(
@@ -257,7 +409,8 @@ def _check_node(scene_id: str, i: int, node: dict[str, Any], ctx: _Context, doc:
                 doc,
             )
         )
-    if node_type == "jump" and not _list(node.get("choices")) and not node.get("end"):
+    choices = node.get("choices")
+    if node_type == "jump" and not _list(choices) and not node.get("end"):
         issues.append(
             Issue(
                 pointer("nodes", i, "choices"),
@@ -275,123 +428,28 @@ def _check_node(scene_id: str, i: int, node: dict[str, Any], ctx: _Context, doc:
                     pointer("nodes", i, "speaker"), f"unknown character {speaker!r}", "unknown_character", document=doc
                 )
             )
-        for k, actor in _dicts(node.get("characters")):
-            char_id = _str(actor.get("id"))
-            if char_id is None:
-                continue
-            if char_id not in ctx.characters:
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "characters", k, "id"),
-                        f"unknown character {char_id!r}",
-                        "unknown_character",
-                        document=doc,
-                    )
-                )
-                continue
-            expression = _str(actor.get("expression"))
-            sprites = ctx.characters[char_id].get("sprites") if isinstance(ctx.characters[char_id], dict) else None
-            if expression and isinstance(sprites, dict) and expression not in sprites:
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "characters", k, "expression"),
-                        f"character {char_id!r} has no sprite {expression!r}",
-                        "unknown_expression",
-                        "warning",
-                        doc,
-                    )
-                )
-    issues.extend(_check_actions(node.get("actions"), ("nodes", i, "actions"), ctx, doc))
-    seen_keys: dict[str, int] = {}
-    for c, choice in _dicts(node.get("choices")):
-        target = _str(choice.get("target"))
-        if target is not None:
-            other, node_id = split_target(target, local)
-            if other is None and node_id not in local:
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "choices", c, "target"),
-                        f"unknown target node {target!r}",
-                        "unknown_target",
-                        document=doc,
-                    )
-                )
-            elif other is not None and ctx.project is None:
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "choices", c, "target"),
-                        f"target {target!r} names another scene: cross-scene targets need a project",
-                        "unknown_target",
-                        document=doc,
-                    )
-                )
-            elif other is not None and other not in ctx.scenes:
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "choices", c, "target"),
-                        f"unknown scene {other!r} in target",
-                        "unknown_target",
-                        document=doc,
-                    )
-                )
-            elif other is not None and node_id not in ctx.scenes[other]:
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "choices", c, "target"),
-                        f"scene {other!r} has no node {node_id!r}",
-                        "unknown_target",
-                        document=doc,
-                    )
-                )
-        key = _str(choice.get("id")) or target
-        if key is not None:
-            if key in seen_keys:
-                field = "id" if _str(choice.get("id")) else "target"
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "choices", c, field),
-                        f"duplicate choice key {key!r} (also choice {seen_keys[key]}); give each an `id`",
-                        "duplicate_choice",
-                        document=doc,
-                    )
-                )
-            else:
-                seen_keys[key] = c
-        for k, cond in _dicts(choice.get("conditions")):
-            key_path = _str(cond.get("key"))
-            if key_path is None:
-                continue
-            parts = split_key(key_path)
-            if not _declared(ctx, parts) and not _set_by_action(ctx, parts):
-                issues.append(
-                    Issue(
-                        pointer("nodes", i, "choices", c, "conditions", k, "key"),
-                        f"condition on undeclared variable {key_path!r}",
-                        "undeclared_variable",
-                        document=doc,
-                    )
-                )
-        issues.extend(_check_actions(choice.get("actions"), ("nodes", i, "choices", c, "actions"), ctx, doc))
-        visible = choice.get("visible_to")
-        if ctx.povs and visible:
-            for pov in [visible] if isinstance(visible, str) else _list(visible):
-                if isinstance(pov, str) and pov not in ctx.povs:
-                    issues.append(
-                        Issue(
-                            pointer("nodes", i, "choices", c, "visible_to"),
-                            f"POV {pov!r} is not declared in project.json povs",
-                            "unknown_pov",
-                            "warning",
-                            doc,
-                        )
-                    )
+        actors = node.get("characters")
+        if isinstance(actors, list) and actors:
+            issues.extend(_check_actors(i, actors, ctx, doc))
+    actions = node.get("actions")
+    if isinstance(actions, list) and actions:
+        issues.extend(_check_actions(actions, ("nodes", i, "actions"), ctx, doc))
+    if isinstance(choices, list):
+        seen_keys: dict[str, int] = {}
+        for c, choice in enumerate(choices):
+            if isinstance(choice, dict):
+                issues.extend(_check_choice(i, c, choice, seen_keys, local, ctx, doc))
     return issues
 
 
 def _scene_semantics(scene: dict[str, Any], scene_id: str, ctx: _Context, doc: str | None) -> list[Issue]:
     issues = []
+    nodes = scene.get("nodes")
+    nodes = nodes if isinstance(nodes, list) else []
     seen: dict[str, int] = {}
-    for i, node in _dicts(scene.get("nodes")):
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
         node_id = _str(node.get("id"))
         if node_id is None:
             continue
@@ -409,41 +467,59 @@ def _scene_semantics(scene: dict[str, Any], scene_id: str, ctx: _Context, doc: s
     start = _str(scene.get("start"))
     if start is not None and isinstance(scene.get("nodes"), list) and start not in seen:
         issues.append(Issue("/start", f"start node {start!r} is not among the nodes", "missing_start", document=doc))
-    for i, node in _dicts(scene.get("nodes")):
-        issues.extend(_check_node(scene_id, i, node, ctx, doc))
+    local = ctx.scenes.get(scene_id, {})
+    for i, node in enumerate(nodes):
+        if isinstance(node, dict):
+            issues.extend(_check_node(i, node, local, ctx, doc))
     return issues
 
 
-def _edges(ctx: _Context, scenes: Mapping[str, dict[str, Any]]) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
+Edges = dict[tuple[str, str], list[tuple[str, str]]]
+
+
+def _edges(ctx: _Context, scenes: Mapping[str, dict[str, Any]]) -> Edges:
+    edges: Edges = {}
+    all_nodes = ctx.scenes
     for scene_id, scene in scenes.items():
-        local = ctx.scenes[scene_id]
-        for _, node in _dicts(scene.get("nodes")):
-            node_id = _str(node.get("id"))
-            if node_id is None or node.get("end") is True:
+        local = all_nodes[scene_id]
+        nodes = scene.get("nodes")
+        if not isinstance(nodes, list):
+            continue
+        for node in nodes:
+            if not isinstance(node, dict):
+                continue
+            node_id = node.get("id")
+            if not (isinstance(node_id, str) and node_id) or node.get("end") is True:
                 continue
             out = edges.setdefault((scene_id, node_id), [])
-            for _, choice in _dicts(node.get("choices")):
-                target = _str(choice.get("target"))
-                if target is None:
+            choices = node.get("choices")
+            if not isinstance(choices, list):
+                continue
+            for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
+                target = choice.get("target")
+                if not (isinstance(target, str) and target):
+                    continue
+                if target in local:
+                    out.append((scene_id, target))
                     continue
                 other, target_node = split_target(target, local)
                 key = (other or scene_id, target_node)
-                if key[0] in ctx.scenes and key[1] in ctx.scenes[key[0]]:
+                if key[0] in all_nodes and key[1] in all_nodes[key[0]]:
                     out.append(key)
     return edges
 
 
 def _graph_warnings(
     ctx: _Context,
-    scenes: Mapping[str, dict[str, Any]],
-    starts: list[tuple[str, str]],
+    edges: Edges,
+    seen: set[tuple[str, str]],
     docs: Mapping[str, str | None],
     skip_scenes: set[str],
 ) -> list[Issue]:
+    """Unreachable nodes (not in ``seen``, the keys reachable from the start) and trapped cycles."""
     issues = []
-    edges = _edges(ctx, scenes)
-    seen = reachable(starts, edges)
     for scene_id, index in ctx.scenes.items():
         if scene_id in skip_scenes:
             continue
@@ -485,11 +561,13 @@ def validate_scene(scene: Any) -> ValidationReport:
     ctx.scenes[scene_id] = _index_scene(scene)
     if isinstance(scene.get("variables"), dict):
         ctx.declared = scene["variables"]
-    _collect_actions(scene, ctx.action_keys)
+    _collect_actions(scene, ctx)
     issues.extend(_scene_semantics(scene, scene_id, ctx, None))
     start = _str(scene.get("start"))
     if start in ctx.scenes[scene_id]:
-        issues.extend(_graph_warnings(ctx, {scene_id: scene}, [(scene_id, start)], {scene_id: None}, set()))
+        edges = _edges(ctx, {scene_id: scene})
+        seen = reachable([(scene_id, start)], edges)
+        issues.extend(_graph_warnings(ctx, edges, seen, {scene_id: None}, set()))
     return ValidationReport.of(issues)
 
 
@@ -532,7 +610,7 @@ def validate_project(project: Project) -> ValidationReport:
         if isinstance(scene, dict) and isinstance(scene.get("variables"), dict):
             _merge_declared(declared, scene["variables"], "an earlier declaration", docs[scene_id], issues)
         if isinstance(scene, dict):
-            _collect_actions(scene, ctx.action_keys)
+            _collect_actions(scene, ctx)
     ctx.declared = declared
     for position, (scene_id, scene) in enumerate(project.scenes.items()):
         doc = docs[scene_id]
@@ -621,8 +699,10 @@ def _project_semantics(project: Project, ctx: _Context, docs: Mapping[str, str])
     if start_node not in ctx.scenes[scene_id]:
         return issues  # reported as the scene's missing start
     dict_scenes = {s: sc for s, sc in project.scenes.items() if isinstance(sc, dict)}
-    edges_seen = reachable([(scene_id, start_node)], _edges(ctx, dict_scenes))
-    unreached = {s for s in ctx.scenes if not any(key[0] == s for key in edges_seen)}
+    edges = _edges(ctx, dict_scenes)
+    edges_seen = reachable([(scene_id, start_node)], edges)
+    reached = {key[0] for key in edges_seen}
+    unreached = {s for s in ctx.scenes if s not in reached}
     for position, s in enumerate(project.scenes):
         if s in unreached:
             issues.append(
@@ -634,7 +714,7 @@ def _project_semantics(project: Project, ctx: _Context, docs: Mapping[str, str])
                     PROJECT_FILE,
                 )
             )
-    issues.extend(_graph_warnings(ctx, dict_scenes, [(scene_id, start_node)], docs, unreached))
+    issues.extend(_graph_warnings(ctx, edges, edges_seen, docs, unreached))
     return issues
 
 
