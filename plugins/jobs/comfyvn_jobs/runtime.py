@@ -1,0 +1,140 @@
+"""The worker side: the task Dask runs for every job, and the worker plugin that holds the ComfyVN kernel.
+
+`run_job` is a module-level function, so any worker with ``comfyvn-jobs`` installed can import it. It
+finds the kernel in the worker's `KernelPlugin` (the server's own kernel on the embedded cluster, the
+worker process's kernel under ``comfyvn worker``; a plain ``dask worker`` builds one from its
+environment on first use), looks the kind up, and tells the server what happens through Dask's event
+topic `TOPIC` (``started``, ``progress``, ``finished``, ``attempt_failed``). A message names its worker
+under ``name``: the scheduler overwrites ``worker`` in every worker event with the worker's address.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from comfyvn import create_kernel
+from comfyvn.errors import ComfyVNError
+from comfyvn.wire import dumps
+from distributed import get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .kinds import JobCancelled, JobContext, kinds_for
+
+if TYPE_CHECKING:
+    from comfyvn import Kernel
+    from distributed import Worker
+
+__all__ = ["MAX_RESULT_BYTES", "PLUGIN_NAME", "TOPIC", "JobFailed", "KernelPlugin", "run_job"]
+
+TOPIC = "comfyvn.jobs"
+PLUGIN_NAME = "comfyvn"
+MAX_RESULT_BYTES = 64 * 1024
+_GONE = frozenset({"cancelled", "released", "forgotten"})
+_lock = threading.Lock()
+
+
+class JobFailed(Exception):
+    """A job's failure as it crosses processes: ``args == (code, message)`` (pickles as it is)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code, self.message = code, message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class KernelPlugin(WorkerPlugin):
+    """Holds the kernel job bodies run with, and the worker's options (``name``, ``comfyui_url``)."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, kernel: Kernel | None = None, options: Mapping[str, str] | None = None) -> None:
+        self.kernel = kernel
+        self.options = dict(options or {})
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A kernel never travels: a worker that receives this plugin builds its own from its environment.
+        return {"kernel": None, "options": self.options}
+
+    def setup(self, worker: Worker) -> None:
+        if self.kernel is None:
+            self.kernel = create_kernel()
+
+
+def _plugin(worker: Worker) -> KernelPlugin:
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if isinstance(plugin, KernelPlugin) and plugin.kernel is not None:
+        return plugin
+    with _lock:
+        plugin = worker.plugins.get(PLUGIN_NAME)
+        if not isinstance(plugin, KernelPlugin) or plugin.kernel is None:
+            plugin = KernelPlugin(create_kernel())
+            worker.plugins[PLUGIN_NAME] = plugin
+        return plugin
+
+
+def _error(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, JobFailed):
+        return {"code": exc.code, "message": exc.message}
+    if isinstance(exc, ComfyVNError):
+        return {"code": exc.code, "message": exc.message}
+    if isinstance(exc, JobCancelled):
+        return {"code": "cancelled", "message": "the job was cancelled"}
+    # An unexpected exception's text may quote anything; its type and a clipped message are enough.
+    return {"code": "job_error", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+
+def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
+    """Run one job on this worker (the Dask task of every job; its Dask key is ``job_id``)."""
+    worker = get_worker()
+    plugin = _plugin(worker)
+    assert plugin.kernel is not None
+    label = plugin.options.get("name") or str(worker.name)
+
+    def send(message: dict[str, Any]) -> None:
+        worker.log_event(TOPIC, message)
+
+    def is_cancelled() -> bool:
+        state = worker.state.tasks.get(job_id)
+        return state is None or state.state in _GONE
+
+    started = time.monotonic()
+    send({"type": "started", "job": job_id, "name": label, "address": worker.address, "at": time.time()})
+    ctx = JobContext(job_id, kind, plugin.kernel, label, plugin.options, send, is_cancelled)
+    ctx.add_transfer(rx=len(dumps(params)))
+    try:
+        job_kind = kinds_for(plugin.kernel).get(kind)
+        if job_kind is None:
+            raise JobFailed("unknown_kind", f"no plugin on worker {label} runs jobs of kind {kind}")
+        result = job_kind.run(ctx, params)
+        try:
+            encoded = dumps(result)
+        except (TypeError, ValueError) as exc:
+            raise JobFailed("invalid_result", f"the result is not strict JSON: {str(exc)[:200]}") from None
+        if len(encoded.encode("utf-8")) > MAX_RESULT_BYTES:
+            raise JobFailed("result_too_large", f"the result is over {MAX_RESULT_BYTES} bytes of JSON")
+        ctx.add_transfer(tx=len(encoded))
+    except Exception as exc:
+        error = _error(exc)
+        send({"type": "attempt_failed", "job": job_id, "name": label, "at": time.time(), "error": error})
+        if isinstance(exc, JobFailed | JobCancelled):
+            raise
+        # Dask sends the exception back to the server: one that always pickles, without local state.
+        raise JobFailed(error["code"], error["message"]) from None
+    send(
+        {
+            "type": "finished",
+            "job": job_id,
+            "name": label,
+            "at": time.time(),
+            "result": result,
+            "duration_sec": time.monotonic() - started,
+            "bytes_tx": ctx.bytes_tx,
+            "bytes_rx": ctx.bytes_rx,
+        }
+    )
+    return result
