@@ -695,7 +695,8 @@ def _project_semantics(project: Project, ctx: _Context, docs: Mapping[str, str])
             Issue("/start", f"scene {scene_id!r} has no node {node_id!r}", "missing_start", document=PROJECT_FILE)
         )
         return issues
-    start_node = node_id or _str(project.scenes[scene_id].get("start"))
+    start_scene = project.scenes[scene_id]
+    start_node = node_id or (_str(start_scene.get("start")) if isinstance(start_scene, dict) else None)
     if start_node not in ctx.scenes[scene_id]:
         return issues  # reported as the scene's missing start
     dict_scenes = {s: sc for s, sc in project.scenes.items() if isinstance(sc, dict)}

@@ -55,15 +55,21 @@ json_values = st.recursive(
 )
 
 condition = st.fixed_dictionaries(
-    {"key": st.sampled_from(["gold", "flags.met"]), "operator": st.sampled_from(["eq", "gte", "in", "exists"])},
+    {
+        "key": st.sampled_from(["gold", "flags.met", "a.b.c", "flags.met.x", "x", "", "."]),
+        "operator": st.sampled_from(["eq", "gte", "in", "exists"]),
+    },
     optional={"value": json_values},
 )
 action = st.fixed_dictionaries(
-    {"type": st.sampled_from(["set", "increment", "decrement", "clear"]), "key": st.sampled_from(["gold", "a.b"])},
+    {
+        "type": st.sampled_from(["set", "increment", "decrement", "clear"]),
+        "key": st.sampled_from(["gold", "a.b", "a", "flags", ".", "x..y"]),
+    },
     optional={"value": json_values, "amount": st.sampled_from([1, 2.5, -1])},
 )
 choice = st.fixed_dictionaries(
-    {"target": st.sampled_from(["n0", "n1", "other:n0"])},
+    {"target": st.sampled_from(["n0", "n1", "n2", "other:n0", "s0:n1", "intro:n0", "s1:zz", ":n0"])},
     optional={
         "id": st.sampled_from(["a", "b"]),
         "label": st.text(max_size=5),
