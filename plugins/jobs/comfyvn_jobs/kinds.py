@@ -121,7 +121,11 @@ def kinds_for(kernel: Kernel) -> dict[str, JobKind]:
         if table is None:
             table = {}
             kernel.plugins.call_each(
-                "register_job_kinds", register=per_plugin(lambda owner: KindRegistrar(table, owner)), on_error="log"
+                "register_job_kinds",
+                register=per_plugin(lambda owner: KindRegistrar(table, owner)),
+                on_error="log",
+                # A plugin whose registration fails registers nothing: not half of its kinds.
+                undo=lambda owner: [table.pop(n) for n, k in list(table.items()) if k.owner == owner],
             )
             _KINDS[kernel] = table
         return table

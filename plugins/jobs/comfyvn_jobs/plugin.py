@@ -31,8 +31,9 @@ def register_events(register: Any) -> None:
         register(name, description, schema)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def register_job_kinds(register: KindRegistrar) -> None:
+    # First, so the diagnostic names stay this plugin's: a plugin reusing one fails its registration.
     builtin_kinds(register)
 
 

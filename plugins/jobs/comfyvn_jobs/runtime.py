@@ -10,6 +10,7 @@ under ``name``: the scheduler overwrites ``worker`` in every worker event with t
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -27,7 +28,16 @@ if TYPE_CHECKING:
     from comfyvn import Kernel
     from distributed import Worker
 
-__all__ = ["MAX_RESULT_BYTES", "PLUGIN_NAME", "TOPIC", "JobFailed", "KernelPlugin", "run_job"]
+__all__ = [
+    "MAX_RESULT_BYTES",
+    "PLUGIN_NAME",
+    "TOPIC",
+    "JobFailed",
+    "KernelPlugin",
+    "dask_key",
+    "job_of",
+    "run_job",
+]
 
 TOPIC = "comfyvn.jobs"
 PLUGIN_NAME = "comfyvn"
@@ -65,6 +75,17 @@ class KernelPlugin(WorkerPlugin):
             self.kernel = create_kernel()
 
 
+def dask_key(job_id: str, run: str) -> str:
+    """The Dask key of one submission of a job: a job submitted again (same key, after a failure) must not
+    meet the old run's result still held under the old key."""
+    return f"{job_id}@{run}"
+
+
+def job_of(key: Any) -> str:
+    """The job id of a Dask key made by `dask_key`."""
+    return str(key).partition("@")[0]
+
+
 def _plugin(worker: Worker) -> KernelPlugin:
     plugin = worker.plugins.get(PLUGIN_NAME)
     if isinstance(plugin, KernelPlugin) and plugin.kernel is not None:
@@ -88,8 +109,13 @@ def _error(exc: Exception) -> dict[str, str]:
     return {"code": "job_error", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
+def _size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what a job's params and result cost to move."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+
+
 def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
-    """Run one job on this worker (the Dask task of every job; its Dask key is ``job_id``)."""
+    """Run one job on this worker (the Dask task of every job; its Dask key is `dask_key` of the run)."""
     worker = get_worker()
     plugin = _plugin(worker)
     assert plugin.kernel is not None
@@ -98,26 +124,29 @@ def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
     def send(message: dict[str, Any]) -> None:
         worker.log_event(TOPIC, message)
 
+    key = worker.get_current_task()
+
     def is_cancelled() -> bool:
-        state = worker.state.tasks.get(job_id)
+        state = worker.state.tasks.get(key)
         return state is None or state.state in _GONE
 
     started = time.monotonic()
     send({"type": "started", "job": job_id, "name": label, "address": worker.address, "at": time.time()})
     ctx = JobContext(job_id, kind, plugin.kernel, label, plugin.options, send, is_cancelled)
-    ctx.add_transfer(rx=len(dumps(params)))
+    ctx.add_transfer(rx=_size(params))
     try:
         job_kind = kinds_for(plugin.kernel).get(kind)
         if job_kind is None:
             raise JobFailed("unknown_kind", f"no plugin on worker {label} runs jobs of kind {kind}")
         result = job_kind.run(ctx, params)
         try:
-            encoded = dumps(result)
-        except (TypeError, ValueError) as exc:
+            dumps(result)  # the storage policy: no NaN, no lone surrogates
+            size = _size(result)
+        except (TypeError, ValueError, ComfyVNError) as exc:
             raise JobFailed("invalid_result", f"the result is not strict JSON: {str(exc)[:200]}") from None
-        if len(encoded.encode("utf-8")) > MAX_RESULT_BYTES:
+        if size > MAX_RESULT_BYTES:
             raise JobFailed("result_too_large", f"the result is over {MAX_RESULT_BYTES} bytes of JSON")
-        ctx.add_transfer(tx=len(encoded))
+        ctx.add_transfer(tx=size)
     except Exception as exc:
         error = _error(exc)
         send({"type": "attempt_failed", "job": job_id, "name": label, "at": time.time(), "error": error})

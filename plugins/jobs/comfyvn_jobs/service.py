@@ -29,7 +29,7 @@ from comfyvn.wire import dumps
 from .cost import Providers, estimate
 from .kinds import MAX_RETRIES, JobKind, check_resources, kinds_for
 from .records import ACTIVE, TERMINAL, JobRecords, this_owner
-from .runtime import PLUGIN_NAME, TOPIC, JobFailed, KernelPlugin, run_job
+from .runtime import PLUGIN_NAME, TOPIC, JobFailed, KernelPlugin, dask_key, job_of, run_job
 from .settings import JobSettings
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ _SECRET = re.compile(r"(secret|token|password|passphrase|api[_-]?key|authorizati
 EMBEDDED = "embedded"
 # Worker messages applied per SQLite transaction at most (a burst of 1,000 no-op jobs commits a few times).
 BURST = 256
+RECENT = 10_000
 _DASK: Any = distributed  # its API is untyped; calls through it are checked by the tests
 log = structlog.get_logger("comfyvn.jobs")
 
@@ -83,6 +84,7 @@ class Jobs:
         self._cluster: Any = None
         self._futures: dict[str, Any] = {}
         self._cancelling: set[str] = set()
+        self._ended: dict[str, None] = {}  # insertion-ordered: the RECENT jobs this process ended last
         self._lock = threading.RLock()
         self._changed = threading.Condition()
         self._version = 0
@@ -128,7 +130,10 @@ class Jobs:
                 processes=False,
                 n_workers=1,
                 threads_per_worker=self.settings.threads,
-                dashboard_address=None,
+                # Dask always serves HTTP (metrics, health) from the scheduler and the worker: loopback only.
+                dashboard_address="127.0.0.1:0",
+                worker_dashboard_address="127.0.0.1:0",
+                local_directory=str(self.kernel.paths.cache / "dask"),
                 resources=dict(self.settings.resources) or None,
                 silence_logs=logging.CRITICAL,
             )
@@ -207,7 +212,7 @@ class Jobs:
                 record["id"],
                 kind,
                 clean,
-                key=record["id"],
+                key=dask_key(record["id"], uuid.uuid4().hex[:12]),
                 priority=priority,
                 retries=retries,
                 resources=wanted or None,
@@ -310,7 +315,10 @@ class Jobs:
     def _end(self, job_id: str, status: str, **fields: Any) -> dict[str, Any] | None:
         record = self.records.finish(job_id, status, at=time.time(), **fields)
         with self._lock:
-            self._futures.pop(job_id, None)
+            if self._futures.pop(job_id, None) is not None:
+                self._ended[job_id] = None
+                while len(self._ended) > RECENT:
+                    del self._ended[next(iter(self._ended))]
             self._cancelling.discard(job_id)
         if record is not None:
             base = {"id": job_id, "kind": record["kind"], "attempts": record["attempts"]}
@@ -364,9 +372,10 @@ class Jobs:
             log.exception("job recorder failed polling cancel requests")
 
     def _mine(self, job_id: Any) -> bool:
-        # Under the lock: `submit` holds it from Dask's submit until the future is known.
+        # Under the lock: `submit` holds it from Dask's submit until the future is known. Jobs ended
+        # lately still count: a cancelled body reports its run's end after the job itself ended.
         with self._lock:
-            return job_id in self._futures
+            return job_id in self._futures or job_id in self._ended
 
     def _apply(self, message: dict[str, Any]) -> None:
         job_id, what = str(message["job"]), message.get("type")
@@ -405,7 +414,7 @@ class Jobs:
             self._end(job_id, "done", result=message.get("result"), cost=cost)
 
     def _done(self, future: Any) -> None:
-        job_id = str(future.key)
+        job_id = job_of(future.key)
         with self._lock:
             current = self._futures.get(job_id)
             if current is None or current is not future:
@@ -450,7 +459,7 @@ class Jobs:
         """Job ids the scheduler has handed to each worker (by address)."""
         if self._client is None:
             return {}
-        return {str(a): [str(k) for k in keys] for a, keys in self._client.processing().items()}
+        return {str(a): [job_of(k) for k in keys] for a, keys in self._client.processing().items()}
 
 
 _SERVICES: weakref.WeakKeyDictionary[Kernel, Jobs] = weakref.WeakKeyDictionary()

@@ -1,0 +1,260 @@
+"""The `Jobs` service on the embedded cluster: submit, progress, results, failures and retries, cancel,
+idempotent keys, refusals, recovery of a dead process's jobs, and the ``register_job_kinds`` hook."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from comfyvn import Kernel, RuntimePaths, hookimpl
+from comfyvn.errors import ComfyVNError, Conflict, Invalid, NotFound, TooLarge
+from comfyvn_jobs import JobContext, jobs_for
+from comfyvn_jobs.records import JobRecords, owner_alive, this_owner
+
+from .conftest import wait_for
+
+
+def _events(kernel: Kernel) -> list[tuple[str, dict[str, Any]]]:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    kernel.events.subscribe(lambda env: seen.append((env.event, dict(env.payload))))
+    return seen
+
+
+def test_a_job_runs_reports_progress_and_keeps_its_result_and_cost(jobs_kernel: Callable[..., Kernel]) -> None:
+    kernel = jobs_kernel()
+    seen = _events(kernel)
+    service = jobs_for(kernel)
+    job_id = service.submit("test.sleep", {"seconds": 0.2, "steps": 4})
+    record = service.wait(job_id, timeout=30)
+    assert record["status"] == "done" and record["progress"] == 1
+    assert record["result"] == {"seconds": 0.2, "steps": 4, "worker": "embedded"}
+    assert record["attempts"] == 1 and record["worker"] == "embedded"
+    assert [r["outcome"] for r in record["runs"]] == ["done"]
+    assert record["cost"]["duration_sec"] >= 0.2 and record["cost"]["cost_estimate"] == 0
+    assert record["cost"]["bytes_rx"] == len('{"seconds":0.2,"steps":4}')
+    names = [name for name, payload in seen if payload.get("id") == job_id]
+    assert names[0] == "on_job_queued" and names[1] == "on_job_started" and names[-1] == "on_job_finished"
+    progress = [p["progress"] for name, p in seen if name == "on_job_progress"]
+    assert progress == [0.25, 0.5, 0.75, 1.0]
+    assert record["started_at"] <= record["finished_at"] and record["duration_sec"] >= 0.2
+
+
+def test_failures_are_retried_by_dask_and_every_attempt_is_recorded(jobs_kernel: Callable[..., Kernel]) -> None:
+    kernel = jobs_kernel()
+    seen = _events(kernel)
+    service = jobs_for(kernel)
+    record = service.wait(service.submit("test.fail", {"message": "no luck"}, retries=2), timeout=30)
+    assert record["status"] == "failed" and record["attempts"] == 3
+    assert record["error"] == {"code": "job_failed", "message": "no luck"}
+    assert [r["outcome"] for r in record["runs"]] == ["failed", "failed", "failed"]
+    failed = [p for name, p in seen if name == "on_job_failed"]
+    assert failed == [{"id": record["id"], "kind": "test.fail", "attempts": 3, "error": record["error"]}]
+
+
+def test_cancel_stops_a_running_job_at_its_next_report(jobs_kernel: Callable[..., Kernel]) -> None:
+    service = jobs_for(jobs_kernel())
+    job_id = service.submit("test.sleep", {"seconds": 20, "steps": 200})
+    wait_for(lambda: service.get(job_id)["status"] == "running", 20, "the job to start")
+    assert service.cancel(job_id)["status"] == "cancelled"
+    assert service.cancel(job_id)["status"] == "cancelled"  # cancelling an ended job changes nothing
+    # The body notices at its next report and its run closes as cancelled.
+    wait_for(lambda: service.get(job_id)["runs"][-1]["outcome"] == "cancelled", 10, "the body to stop")
+    assert service.get(job_id)["status"] == "cancelled"
+
+
+def test_a_key_makes_submitting_idempotent(jobs_kernel: Callable[..., Kernel]) -> None:
+    kernel = jobs_kernel()
+    seen = _events(kernel)
+    service = jobs_for(kernel)
+    first = service.submit("test.sleep", {"seconds": 0.05, "steps": 1}, key="render:mira:smile")
+    assert service.submit("test.sleep", {"seconds": 0.05, "steps": 1}, key="render:mira:smile") == first
+    service.wait(first, timeout=30)
+    assert service.submit("test.sleep", {"seconds": 0.05, "steps": 1}, key="render:mira:smile") == first
+    assert [name for name, p in seen if name == "on_job_started"] == ["on_job_started"]
+    with pytest.raises(Conflict) as info:
+        service.submit("test.sleep", {"seconds": 0.1, "steps": 1}, key="render:mira:smile")
+    assert info.value.field == "key"
+    # A failed keyed job runs again when submitted again: the same record, one more attempt.
+    failing = service.submit("test.fail", {}, key="flaky")
+    assert service.wait(failing, timeout=30)["status"] == "failed"
+    assert service.submit("test.fail", {}, key="flaky") == failing
+    record = service.wait(failing, timeout=30)
+    assert record["status"] == "failed" and record["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "field"),
+    [
+        (lambda s: s.submit("test.nothing", {}), Invalid, "kind"),
+        (lambda s: s.submit("test.sleep", {"seconds": 61}), ComfyVNError, "params.seconds"),
+        (lambda s: s.submit("test.sleep", {"minutes": 1}), ComfyVNError, "params.minutes"),
+        (lambda s: s.submit("test.noop", {"auth": {"api_key": "x"}}), Invalid, "params.auth.api_key"),
+        (lambda s: s.submit("test.noop", [1]), Invalid, "params"),
+        (lambda s: s.submit("test.noop", priority=True), Invalid, "priority"),
+        (lambda s: s.submit("test.noop", retries=11), Invalid, "retries"),
+        (lambda s: s.submit("test.noop", resources={"GPU": 0}), Invalid, "resources.GPU"),
+        (lambda s: s.submit("test.noop", resources={"a b": 1}), Invalid, "resources.a b"),
+        (lambda s: s.submit("test.noop", key="has space"), Invalid, "key"),
+        (lambda s: s.get("job-" + "0" * 32), NotFound, "job_id"),
+    ],
+)
+def test_bad_requests_are_refused_naming_the_field(
+    jobs_kernel: Callable[..., Kernel], call: Callable[[Any], Any], error: type[Exception], field: str
+) -> None:
+    service = jobs_for(jobs_kernel())
+    with pytest.raises(error) as info:
+        call(service)
+    assert getattr(info.value, "field", None) == field
+    assert service.list() == []  # nothing refused was recorded
+
+
+def test_params_are_bounded(jobs_kernel: Callable[..., Kernel]) -> None:
+    class Echo:
+        @hookimpl
+        def register_job_kinds(self, register: Any) -> None:
+            register("echo.text", lambda ctx, params: params, "Echo.")
+
+    service = jobs_for(jobs_kernel(Echo()))
+    with pytest.raises(TooLarge):
+        service.submit("echo.text", {"text": "x" * 70_000})
+
+
+def test_hook_register_job_kinds(jobs_kernel: Callable[..., Kernel], runtime: RuntimePaths) -> None:
+    class Painter:
+        @hookimpl
+        def register_job_kinds(self, register: Any) -> None:
+            register("painter.paint", self.paint, "Paints.", resources={"BRUSH": 1}, retries=1, check=self.check)
+
+        @staticmethod
+        def check(params: dict[str, Any]) -> dict[str, Any]:
+            if not isinstance(params.get("colour"), str):
+                raise Invalid("colour is a string", field="params.colour")
+            return {"colour": params["colour"], "coats": 2}
+
+        @staticmethod
+        def paint(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+            ctx.report(0.5, "first coat")
+            ctx.add_transfer(tx=1000)
+            root = ctx.kernel.paths.plugin_dir("painter")
+            root.mkdir(parents=True, exist_ok=True)
+            # Idempotent by job id: a rerun writes the same file.
+            (root / f"{ctx.job_id}.txt").write_text(params["colour"])
+            return {"painted": params["colour"], "coats": params["coats"], "worker": ctx.worker}
+
+    kernel = jobs_kernel(Painter(), env={})
+    (runtime.config).mkdir(parents=True, exist_ok=True)
+    (runtime.config / "comfyvn.json").write_text('{"jobs": {"resources": {"BRUSH": 1}}}')
+    kernel.flags.refresh()
+    service = jobs_for(kernel)
+    kinds = service.kinds()
+    assert kinds["painter.paint"].owner != "jobs" and kinds["painter.paint"].resources == {"BRUSH": 1.0}
+    assert {"test.noop", "test.sleep", "test.fail"} <= set(kinds)
+    with pytest.raises(Invalid):
+        service.submit("painter.paint", {"colour": 3})
+    record = service.wait(service.submit("painter.paint", {"colour": "teal"}), timeout=30)
+    assert record["status"] == "done", record
+    assert record["params"] == {"colour": "teal", "coats": 2} and record["resources"] == {"BRUSH": 1.0}
+    assert record["retries"] == 1 and record["result"]["painted"] == "teal"
+    assert record["cost"]["bytes_tx"] == 1000 + len('{"painted":"teal","coats":2,"worker":"embedded"}')
+    assert (runtime.data / "plugins" / "painter" / f"{record['id']}.txt").read_text() == "teal"
+
+
+def test_a_plugin_reusing_a_kind_name_registers_none_of_its_kinds(jobs_kernel: Callable[..., Kernel]) -> None:
+    class Copycat:
+        @hookimpl
+        def register_job_kinds(self, register: Any) -> None:
+            register("copycat.own", lambda ctx, params: None, "Its own kind.")
+            register("test.noop", lambda ctx, params: None, "A second noop.")
+
+    kernel = jobs_kernel(Copycat())
+    kinds = jobs_for(kernel).kinds()
+    assert kinds["test.noop"].description.startswith("Does nothing")
+    assert "copycat.own" not in kinds
+    record = kernel.plugins.records["copycat"]
+    assert (record.error or "").startswith("register_job_kinds: ValueError: job kind 'test.noop' is already registered")
+
+
+def test_a_result_that_is_not_json_fails_the_job(jobs_kernel: Callable[..., Kernel]) -> None:
+    class Bad:
+        @hookimpl
+        def register_job_kinds(self, register: Any) -> None:
+            register("bad.nan", lambda ctx, params: {"x": float("nan")}, "NaN.")
+            register("bad.big", lambda ctx, params: "x" * 70_000, "Too big.")
+            register("bad.crash", lambda ctx, params: 1 / 0, "Crashes.")
+
+    service = jobs_for(jobs_kernel(Bad()))
+    codes = {kind: service.wait(service.submit(kind), timeout=30)["error"]["code"] for kind in ("bad.nan", "bad.big")}
+    assert codes == {"bad.nan": "invalid_result", "bad.big": "result_too_large"}
+    crash = service.wait(service.submit("bad.crash"), timeout=30)
+    assert crash["error"] == {"code": "job_error", "message": "ZeroDivisionError: division by zero"}
+
+
+_DYING_OWNER = """
+import sys, time
+from comfyvn import create_kernel, RuntimePaths
+import comfyvn_jobs.plugin as plugin
+from comfyvn_jobs import jobs_for
+kernel = create_kernel(plugins=[plugin], paths=RuntimePaths.under(sys.argv[1]), env={})
+service = jobs_for(kernel)
+job = service.submit("test.sleep", {"seconds": 60, "steps": 600})
+while service.get(job)["status"] != "running":
+    time.sleep(0.05)
+print(job, flush=True)
+time.sleep(120)
+"""
+
+
+def test_jobs_of_a_process_that_died_become_failed_on_the_next_open(
+    jobs_kernel: Callable[..., Kernel], runtime: RuntimePaths, tmp_path: Path
+) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(textwrap.dedent(_DYING_OWNER))
+    root = runtime.config.parent
+    process = subprocess.Popen([sys.executable, str(script), str(root)], stdout=subprocess.PIPE, env=dict(os.environ))
+    try:
+        assert process.stdout is not None
+        job_id = process.stdout.readline().decode().strip()
+        records = JobRecords(runtime.data / "plugins" / "jobs" / "jobs.sqlite3")
+        assert records.get(job_id)["status"] == "running"
+        assert records.orphans() == []  # its owner is alive: not ours to touch
+        process.kill()
+        process.wait(10)
+        assert records.orphans() == [job_id]
+        records.close()
+    finally:
+        process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+    kernel = jobs_kernel()
+    seen = _events(kernel)
+    service = jobs_for(kernel)  # opening the service recovers
+    record = service.get(job_id)
+    assert record["status"] == "failed" and record["error"]["code"] == "interrupted"
+    assert seen == [("on_job_failed", {"id": job_id, "kind": "test.sleep", "attempts": 1, "error": record["error"]})]
+
+
+def test_owner_liveness_tells_a_reused_pid_apart() -> None:
+    me = this_owner()
+    host, pid, started = me.split("/")
+    assert owner_alive(me)
+    assert not owner_alive(f"{host}/{pid}/{float(started) - 100:.2f}")
+    assert not owner_alive(f"{host}/notapid/1")
+    assert owner_alive(f"not-{socket.gethostname()}/1/1")  # another machine: unknowable, left alone
+
+
+def test_wait_returns_the_active_record_after_its_timeout(jobs_kernel: Callable[..., Kernel]) -> None:
+    service = jobs_for(jobs_kernel())
+    job_id = service.submit("test.sleep", {"seconds": 5, "steps": 50})
+    started = time.monotonic()
+    assert service.wait(job_id, timeout=0.3)["status"] in ("queued", "running")
+    assert time.monotonic() - started < 2
+    service.cancel(job_id)
