@@ -120,12 +120,17 @@ def kinds_for(kernel: Kernel) -> dict[str, JobKind]:
         table = _KINDS.get(kernel)
         if table is None:
             table = {}
+
+            def undo(owner: str) -> None:
+                for name in [n for n, k in table.items() if k.owner == owner]:
+                    del table[name]
+
             kernel.plugins.call_each(
                 "register_job_kinds",
                 register=per_plugin(lambda owner: KindRegistrar(table, owner)),
                 on_error="log",
                 # A plugin whose registration fails registers nothing: not half of its kinds.
-                undo=lambda owner: [table.pop(n) for n, k in list(table.items()) if k.owner == owner],
+                undo=undo,
             )
             _KINDS[kernel] = table
         return table
