@@ -7,6 +7,7 @@ output folder or the machine, so the same project and options give byte-identica
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -15,7 +16,8 @@ from typing import Any
 
 import attrs
 from comfyvn.errors import ComfyVNError
-from comfyvn_scenario import Project, ValidationReport, compile_scenario, validate_project
+from comfyvn_scenario import Project, ValidationReport, validate_project
+from comfyvn_scenario.runner import _deep_merge_defaults
 from comfyvn_scenario.validation import raise_for_invalid
 
 from .art import backdrop_png
@@ -87,6 +89,16 @@ def digest(data: bytes) -> str:
 def manifest_bytes(value: Any) -> bytes:
     """Manifests: sorted keys, 2-space indent, UTF-8, final newline (stable bytes)."""
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def start_variables(project: Project) -> dict[str, Any]:
+    """The variables a run of ``project`` starts with (the project's defaults, then each scene's, the
+    first declaration winning): `compile_scenario(project).variables`, by the runner's own merge, without
+    compiling every node of the project for it."""
+    variables = copy.deepcopy(project.variables)
+    for scene in project.scenes.values():
+        _deep_merge_defaults(variables, scene.get("variables") or {})
+    return variables
 
 
 def _pov_plan(project: Project, options: ExportOptions) -> tuple[str, bool, list[str]]:
@@ -162,7 +174,7 @@ def build_bundle(
         report = validate_project(project)
     raise_for_invalid(report)
     layout = build_layout(project)
-    defaults = compile_scenario(project, validate=False).variables
+    defaults = start_variables(project)
     mode, menu, forks = _pov_plan(project, options)
     # The fonts are chosen before any text is written: pages are measured in the fonts the game uses.
     spec = gui_spec(*options.resolution)
