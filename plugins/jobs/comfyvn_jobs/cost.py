@@ -97,7 +97,7 @@ class Providers:
         try:
             if stat.st_size > MAX_BYTES:
                 raise ComfyVNError("the file is over 1 MiB", field="(root)", code="invalid_config")
-            self._providers, self._default = parse_providers(loads(self.path.read_bytes(), field="(root)"))
+            self._providers, self._default = parse_providers(loads(self.path.read_bytes(), field="file"))
             self.error = None
         except (OSError, ComfyVNError) as exc:
             self._providers, self._default = {}, None
