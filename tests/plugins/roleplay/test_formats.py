@@ -16,7 +16,7 @@ from comfyvn_roleplay.cards import embed_card_png
 from comfyvn_roleplay.convert import ImportOptions
 from comfyvn_roleplay.formats import sniff_binary
 from comfyvn_roleplay.importer import detect_format, import_chat, store_raw
-from comfyvn_scenario import validate_project_dir
+from comfyvn_scenario import ProjectStore, validate_project_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -78,9 +78,11 @@ def test_http_refuses_a_png_card_as_chat_with_422(kernel: Any, http_for: Any) ->
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "not_a_chat" and error["field"] == "chat" and "--card" in error["message"]
-    assert not (kernel.paths.plugin_dir("roleplay") / "processed").exists() or not [
-        p for p in (kernel.paths.plugin_dir("roleplay") / "processed").iterdir() if not p.name.startswith("_")
-    ]
+    # No project in the store (where HTTP imports go), and nothing left staged.
+    assert ProjectStore.for_kernel(kernel).list_projects() == []
+    staging = kernel.paths.plugin_dir("roleplay") / "staging"
+    assert not staging.exists() or not list(staging.iterdir())
+    assert not (kernel.paths.data / "projects").exists() or not list((kernel.paths.data / "projects").iterdir())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
