@@ -8,14 +8,15 @@ intermediate objects, ``clear`` removes. The small helpers the translations call
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from comfyvn_scenario.rules import is_number, split_key
 
 from .names import py_literal
 
-__all__ = ["RUNTIME_RPY", "action_python", "choice_condition", "condition_python"]
+__all__ = ["RUNTIME_RPY", "action_python", "choice_condition", "condition_python", "key_parts"]
 
 RUNTIME_RPY = '''\
 ## ComfyVN runtime helpers: scenario conditions and actions with the runner's exact semantics.
@@ -116,6 +117,11 @@ init -10 python:
 '''
 
 
+# A project names a few variables many times over (one condition or action per choice): each key is
+# split once. Tuples are immutable, so sharing them is safe; the bound keeps a server's memory flat.
+key_parts: Callable[[str], tuple[str, ...]] = functools.lru_cache(maxsize=4096)(split_key)
+
+
 def _number(value: Any) -> float | None:
     try:
         return float(value)
@@ -125,7 +131,7 @@ def _number(value: Any) -> float | None:
 
 def condition_python(condition: Mapping[str, Any], variables: Mapping[str, str]) -> str:
     """One condition object as a Python boolean expression over the exported variables."""
-    parts = split_key(str(condition.get("key", "")))
+    parts = key_parts(str(condition.get("key", "")))
     operator = condition.get("operator")
     value = condition.get("value")
     if not parts:
@@ -160,7 +166,7 @@ def choice_condition(choice: Mapping[str, Any], variables: Mapping[str, str]) ->
 
 def action_python(action: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
     """One action object as a Python statement (for a ``$`` line), or None when it does nothing."""
-    parts = split_key(str(action.get("key", "")))
+    parts = key_parts(str(action.get("key", "")))
     if not parts:
         return None
     root, rest, kind = variables[parts[0]], list(parts[1:]), action.get("type")

@@ -34,7 +34,7 @@ from comfyvn_scenario import Project
 
 from .gui import DEFAULT_RESOLUTION, gui_spec
 from .names import slug
-from .text import BOLD, CODE, ITALIC, Paginator, parse_markdown
+from .text import BOLD, CODE, ITALIC, MARKUP_CHARS, Paginator, parse_markdown
 
 __all__ = [
     "BASE_FONT",
@@ -149,6 +149,7 @@ class GameMetrics:
         self._bold = _pil_font(base[1], 0, size) if base and base[1] else None
         self._cache: dict[tuple[str, int], float] = {}
         self._skips: dict[int, int] = {}
+        self._char_skips: dict[tuple[str, int], int] = {}
 
     def advance(self, ch: str, style: int) -> float:
         """The pen advance of ``ch`` drawn in ``style`` (text.ITALIC/BOLD/STRIKE/CODE bits)."""
@@ -160,6 +161,13 @@ class GameMetrics:
 
     def lineskip(self, ch: str, style: int) -> int:
         """Ascent plus descent (whole pixels, as FreeType rounds them) of the font that draws ``ch``."""
+        key = (ch, style)
+        skip = self._char_skips.get(key)
+        if skip is None:
+            skip = self._char_skips[key] = self._lineskip(ch, style)
+        return skip
+
+    def _lineskip(self, ch: str, style: int) -> int:
         font = self._font(ch, style)
         if font is None:
             ascent, descent = DEJAVU_EXTENTS
@@ -553,7 +561,9 @@ def collect_characters(project: Project, extra: Iterable[str] = ()) -> tuple[set
             for choice in node.get("choices") or ():
                 if isinstance(choice, Mapping):
                     texts.add(str(choice.get("label") or choice.get("description") or ""))
-    for text in texts:
+    plain = [text for text in texts if not MARKUP_CHARS.intersection(text)]
+    seen.update("".join(plain))  # text without markup characters is its own visible text, without code
+    for text in texts.difference(plain):
         parsed = parse_markdown(text)
         seen.update(parsed.text)
         for start, end, style in parsed.runs:

@@ -17,9 +17,9 @@ import attrs
 from comfyvn.errors import ComfyVNError
 from comfyvn.paths import safe_join
 from comfyvn_scenario import Project, split_target
-from comfyvn_scenario.rules import split_key
 
 from .art import Box, Picture, probe, union_box
+from .conditions import key_parts
 from .names import NameRegistry, placeholder_colour, slug
 
 __all__ = ["BACKDROP", "ImageDef", "Layout", "build_layout"]
@@ -134,10 +134,10 @@ def _var_roots(project: Project) -> list[str]:
         roots.update(dict.fromkeys(scene.get("variables") or {}))
     for _scene_id, node in _nodes(project):
         for action in node.get("actions") or ():
-            roots.update(dict.fromkeys(split_key(str(action.get("key", "")))[:1]))
+            roots.update(dict.fromkeys(key_parts(str(action.get("key", "")))[:1]))
         for choice in node.get("choices") or ():
             for item in (*(choice.get("actions") or ()), *(choice.get("conditions") or ())):
-                roots.update(dict.fromkeys(split_key(str(item.get("key", "")))[:1]))
+                roots.update(dict.fromkeys(key_parts(str(item.get("key", "")))[:1]))
     return list(roots)
 
 
@@ -167,6 +167,7 @@ def build_layout(project: Project) -> Layout:
     for name in _var_roots(project):
         layout.variables[name] = var_registry.claim(f"v_{slug(name, lower=False)}")
 
+    stage = _Stage.of(project)
     # "side" images are side images and "cvn_keyart" is the title screen's: no character may take those tags.
     char_registry, tag_registry = NameRegistry(), NameRegistry({"bg", "side", "cvn_keyart"})
     for char_id, spec in project.characters.items():
@@ -177,10 +178,7 @@ def build_layout(project: Project) -> Layout:
         sprites = sprites if isinstance(sprites, dict) else {}
         attr_registry = NameRegistry()
         wanted: dict[str, None] = dict.fromkeys(str(k) for k in sprites)
-        for _scene_id, node in _nodes(project):
-            for entry in node.get("characters") or ():
-                if isinstance(entry, dict) and entry.get("id") == char_id and isinstance(entry.get("expression"), str):
-                    wanted[entry["expression"]] = None
+        wanted.update(stage.expressions.get(char_id, {}))
         default = spec.get("default_expression") if isinstance(spec, dict) else None
         if isinstance(default, str):
             wanted[default] = None
@@ -196,7 +194,7 @@ def build_layout(project: Project) -> Layout:
         fallback = default if isinstance(default, str) else next(iter(wanted), None)
         if fallback is not None:
             layout.attrs_of[(char_id, "")] = layout.attrs_of[(char_id, fallback)]
-        elif _on_stage(project, char_id):
+        elif char_id in stage.shown:
             # Shown on the stage with no sprite at all: a placeholder figure stands in.
             _add_image(layout, root, layout.char_tags[char_id], "portrait", "", None)
 
@@ -246,13 +244,33 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
     layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder {shape}")
 
 
-def _on_stage(project: Project, char_id: str) -> bool:
-    """Whether some node shows the character (so it needs an image even without sprites)."""
-    return any(
-        isinstance(entry, dict) and entry.get("id") == char_id and not entry.get("hide")
-        for _scene_id, node in _nodes(project)
-        for entry in node.get("characters") or ()
-    )
+@attrs.frozen
+class _Stage:
+    """Who the nodes put on stage, gathered in one pass over the project (not one per character)."""
+
+    #: character id -> the expressions nodes show it with, in the order they first appear.
+    expressions: dict[Any, dict[str, None]]
+    #: ids of characters some node shows (not only hides), so they need an image even without sprites.
+    shown: set[Any]
+
+    @classmethod
+    def of(cls, project: Project) -> _Stage:
+        expressions: dict[Any, dict[str, None]] = {}
+        shown: set[Any] = set()
+        for _scene_id, node in _nodes(project):
+            for entry in node.get("characters") or ():
+                if not isinstance(entry, dict):
+                    continue
+                char_id = entry.get("id")
+                try:
+                    hash(char_id)
+                except TypeError:
+                    continue  # an unhashable id (a list…) is equal to no character id
+                if isinstance(entry.get("expression"), str):
+                    expressions.setdefault(char_id, {})[entry["expression"]] = None
+                if not entry.get("hide"):
+                    shown.add(char_id)
+        return cls(expressions, shown)
 
 
 def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str, str]]) -> bool:

@@ -126,7 +126,11 @@ def say_string(text: str) -> str:
 def py_literal(value: Any) -> str:
     """A Python expression for a JSON value (dict/list/str/number/bool/null), stable and single-line."""
     if isinstance(value, str):
-        return repr(value.encode("utf-8", "replace").decode("utf-8")) if _has_surrogate(value) else repr(value)
+        try:
+            value.encode("utf-8")  # fails exactly when the string holds a lone surrogate
+        except UnicodeEncodeError:
+            return repr(value.encode("utf-8", "replace").decode("utf-8"))
+        return repr(value)
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return repr(value)
     if isinstance(value, float):
@@ -136,10 +140,6 @@ def py_literal(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(py_literal(v) for v in value) + "]"
     return repr(json.loads(json.dumps(value, default=str)))
-
-
-def _has_surrogate(value: str) -> bool:
-    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
 
 
 def placeholder_colour(key: str) -> str:

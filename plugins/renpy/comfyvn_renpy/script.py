@@ -78,17 +78,20 @@ def shown_choices(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def flow_kind(node: Mapping[str, Any], variables: Mapping[str, str]) -> str:
     """How a node continues: ``end`` (return), ``auto`` (one unlabelled unconditional choice: jump) or ``menu``."""
-    choices = shown_choices(node)
+    return _flow(node, shown_choices(node), variables)[0]
+
+
+def _flow(
+    node: Mapping[str, Any], choices: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+) -> tuple[str, list[str | None]]:
+    """`flow_kind` of a node whose shown choices are known, with the ``if`` condition of each choice
+    (worked out only where the kind needs them: none for an end, the one for an auto jump)."""
     if node.get("end") or not choices:
-        return "end"
-    if (
-        len(choices) == 1
-        and not choices[0].get("label")
-        and node.get("type") != "choice"
-        and choice_condition(choices[0], variables) is None
-    ):
-        return "auto"
-    return "menu"
+        return "end", []
+    first = choice_condition(choices[0], variables)
+    if len(choices) == 1 and not choices[0].get("label") and node.get("type") != "choice" and first is None:
+        return "auto", [first]
+    return "menu", [first, *(choice_condition(c, variables) for c in choices[1:])]
 
 
 def choice_text(choice: Mapping[str, Any]) -> str:
@@ -239,7 +242,7 @@ class ScriptWriter:
         if say and voice:
             body.append(f"voice {py_literal(voice)}")
         choices = shown_choices(node)
-        kind = flow_kind(node, self.layout.variables)
+        kind, conditions = _flow(node, choices, self.layout.variables)
         if kind == "end":
             body += [*say, "return"]
         elif kind == "auto":
@@ -249,18 +252,19 @@ class ScriptWriter:
                 *self.jump(scene_id, str(choices[0]["target"])),
             ]
         else:
-            body += self._menu(scene_id, say, choices)
+            body += self._menu(scene_id, say, choices, conditions)
         return [f"label {label}:", *(f"    {line}" for line in body), ""]
 
-    def _menu(self, scene_id: str, say: Sequence[str], choices: Sequence[Mapping[str, Any]]) -> list[str]:
+    def _menu(
+        self, scene_id: str, say: Sequence[str], choices: Sequence[Mapping[str, Any]], conditions: Sequence[str | None]
+    ) -> list[str]:
         # The last page is the menu's caption, so the line being answered stays in the text box.
         caption = say[-1] if say else None
         lines = [*say[:-1], "menu:"]
         if caption:
             lines.append(f"    {caption}")
-        for choice in choices:
+        for choice, condition in zip(choices, conditions, strict=True):
             text = choice_text(choice)
-            condition = choice_condition(choice, self.layout.variables)
             lines.append(f"    {self.pager.line(str(text))}" + (f" if {condition}:" if condition else ":"))
             block = [*self._actions(choice.get("actions")), *self.jump(scene_id, str(choice["target"]))]
             lines += [f"        {line}" for line in block]
