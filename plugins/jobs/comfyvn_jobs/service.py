@@ -71,6 +71,19 @@ def job_id_for(key: str | None) -> str:
     return f"job-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
+class _ComputeFailed(logging.Filter):
+    """Drops Dask's "Compute Failed" log records: a job's failure is in its record and on the bus."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+def _quiet_compute_failures() -> None:
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _ComputeFailed) for f in logger.filters):
+        logger.addFilter(_ComputeFailed())
+
+
 class Jobs:
     """Jobs of one kernel. Use `jobs_for(kernel)`; the Dask client starts on first submit."""
 
@@ -126,6 +139,7 @@ class Jobs:
                     code="scheduler_unreachable",
                 ) from None
         else:
+            _quiet_compute_failures()
             self._cluster = _DASK.LocalCluster(
                 processes=False,
                 n_workers=1,
