@@ -154,13 +154,16 @@ def condition_python(condition: Mapping[str, Any], variables: Mapping[str, str])
 
 def choice_condition(choice: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
     """The ``if`` expression of a menu choice (POV visibility and every condition), or None."""
-    terms: list[str] = []
     visible = choice.get("visible_to")
+    conditions = choice.get("conditions")
+    if visible is None and not conditions:
+        return None  # most choices: no POV filter, no condition
+    terms: list[str] = []
     if isinstance(visible, str):
         visible = [visible]
     if visible:
         terms.append(f"cvn_pov in {py_literal(sorted({str(v) for v in visible}))}")
-    terms.extend(condition_python(c, variables) for c in choice.get("conditions") or () if isinstance(c, Mapping))
+    terms.extend(condition_python(c, variables) for c in conditions or () if type(c) is dict or isinstance(c, Mapping))
     return " and ".join(f"({t})" if " or " in t else t for t in terms) or None
 
 

@@ -69,11 +69,13 @@ def transition(spec: Any) -> str | None:
 
 def shown_choices(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The choices a menu can offer: weight > 0 (weight 0 or less hides a choice, as in the runner)."""
-    return [
-        c
-        for c in node.get("choices") or ()
-        if isinstance(c, Mapping) and is_number(c.get("weight", 1)) and c.get("weight", 1) > 0
-    ]
+    shown = []
+    for c in node.get("choices") or ():
+        if type(c) is dict or isinstance(c, Mapping):  # the exact-type test first: ABC checks are slow
+            weight = c.get("weight", 1)
+            if is_number(weight) and weight > 0:
+                shown.append(c)
+    return shown
 
 
 def flow_kind(node: Mapping[str, Any], variables: Mapping[str, str]) -> str:
@@ -225,18 +227,31 @@ class ScriptWriter:
     def _actions(self, actions: Any) -> list[str]:
         lines = []
         for action in actions or ():
-            if isinstance(action, Mapping) and (code := action_python(action, self.layout.variables)):
+            if (type(action) is dict or isinstance(action, Mapping)) and (
+                code := action_python(action, self.layout.variables)
+            ):
                 lines.append(f"$ {code}")
         return lines
 
     def node(self, scene_id: str, node: Mapping[str, Any]) -> list[str]:
         """The label block of one node."""
         label = self.layout.node_labels[(scene_id, node["id"])]
-        body = self._actions(node.get("actions"))
-        body += self.extras.node_lines.get(f"{scene_id}:{node['id']}", ())
-        visual = [*self._background(node), *self._music(node.get("music")), *self._stage(node)]
-        trans = transition(node.get("transition"))
-        body += visual + ([f"with {trans}"] if trans else []) + self._sfx(node)
+        # Each part is asked for only when the node has its field: most nodes are a line and a menu.
+        actions = node.get("actions")
+        body = self._actions(actions) if actions else []
+        if self.extras.node_lines:
+            body += self.extras.node_lines.get(f"{scene_id}:{node['id']}", ())
+        if "background" in node:
+            body += self._background(node)
+        if node.get("music") is not None:
+            body += self._music(node["music"])
+        if node.get("characters"):
+            body += self._stage(node)
+        trans = transition(node["transition"]) if node.get("transition") is not None else None
+        if trans:
+            body.append(f"with {trans}")
+        if node.get("sfx"):
+            body += self._sfx(node)
         voice = self.layout.audio.get(node["voice"]) if isinstance(node.get("voice"), str) else None
         say = self._say(node)
         if say and voice:
@@ -253,7 +268,10 @@ class ScriptWriter:
             ]
         else:
             body += self._menu(scene_id, say, choices, conditions)
-        return [f"label {label}:", *(f"    {line}" for line in body), ""]
+        out = [f"label {label}:"]
+        out.extend([f"    {line}" for line in body])
+        out.append("")
+        return out
 
     def _menu(
         self, scene_id: str, say: Sequence[str], choices: Sequence[Mapping[str, Any]], conditions: Sequence[str | None]
@@ -266,8 +284,10 @@ class ScriptWriter:
         for choice, condition in zip(choices, conditions, strict=True):
             text = choice_text(choice)
             lines.append(f"    {self.pager.line(str(text))}" + (f" if {condition}:" if condition else ":"))
-            block = [*self._actions(choice.get("actions")), *self.jump(scene_id, str(choice["target"]))]
-            lines += [f"        {line}" for line in block]
+            actions = choice.get("actions")
+            if actions:
+                lines.extend([f"        {line}" for line in self._actions(actions)])
+            lines.extend([f"        {line}" for line in self.jump(scene_id, str(choice["target"]))])
         # Only reached when no choice is available: the run ends here, as in the runner; the text is
         # shown again because Ren'Py skips a menu (and its caption) that has no available choice.
         return [*lines, *([caption] if caption else []), "return"]
