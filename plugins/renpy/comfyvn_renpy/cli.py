@@ -146,6 +146,10 @@ def _source(kernel: Kernel, ref: str, out: Path | None, publish_out: Path | None
 @click.option("--renpy", "renpy_path", help="Ren'Py launcher or SDK folder for --check.")
 @click.option("--invoke-sdk", is_flag=True, help="Run the SDK's distribute step after exporting.")
 @click.option("--renpy-sdk", help="Ren'Py SDK folder for --invoke-sdk.")
+@click.option(
+    "--rating-ack-token", help="An acknowledged rating token (`comfyvn rating ack TOKEN`) for the rating gate."
+)
+@click.option("--rating-acknowledged", is_flag=True, help="With --rating-ack-token: pass the rating gate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def export_renpy(
@@ -167,6 +171,8 @@ def export_renpy(
     renpy_path: str | None,
     invoke_sdk: bool,
     renpy_sdk: str | None,
+    rating_ack_token: str | None,
+    rating_acknowledged: bool,
     as_json: bool,
 ) -> None:
     """Export PROJECT (a project folder, or the id of a project in the store) to a Ren'Py 8 project under --out."""
@@ -194,6 +200,8 @@ def export_renpy(
         renpy=renpy_path,
         invoke_sdk=invoke_sdk,
         renpy_sdk=renpy_sdk,
+        rating_ack_token=rating_ack_token,
+        rating_acknowledged=rating_acknowledged,
     )
     try:
         if as_json:

@@ -287,6 +287,8 @@ def _export_manifest(
         ]
 
     rating = project.meta.get("metadata", {}).get("rating") if isinstance(project.meta.get("metadata"), dict) else None
+    if gate is not None and gate.get("rating") is not None:
+        rating = gate["rating"]  # the rating a gate resolved (the rating plugin's) wins over the declared one
     return {
         "format": "comfyvn-renpy-export",
         "version": 1,

@@ -12,12 +12,15 @@ from comfyvn import hookspec
 
 
 @hookspec
-def renpy_export_gate(project: Any, options: dict[str, Any]) -> dict[str, Any] | None:
+def renpy_export_gate(project: Any, options: dict[str, Any], kernel: Any) -> dict[str, Any] | None:
     """Allow or block an export before anything is written.
 
     Runs once per export (CLI, HTTP, demo, dry runs included), after the project is loaded. Return
     None to allow, or ``{"reason": str, ...}`` to block: the export fails with HTTP 423 / CLI exit 3,
-    code ``export_blocked``, and every blocking answer is listed under ``blocked_by``.
+    code ``export_blocked``, and every blocking answer is listed under ``blocked_by``. Return
+    ``{"allow": True, ...}`` to allow and say something: its ``warnings`` (strings) join the export's
+    warnings, its ``rating`` becomes ``export_manifest.rating``, and the answer is kept under
+    ``export_manifest.rating_gate.notes``. ``kernel`` is the exporting kernel (flags, paths, events).
     """
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RENPY_EXPORT", "make_routes"]
 
-_BOOLS = ("pov_switch", "per_scene", "testcases", "bake_weather", "dry_run", "publish", "check")
+_BOOLS = ("pov_switch", "per_scene", "testcases", "bake_weather", "dry_run", "publish", "check", "rating_acknowledged")
 RENPY_EXPORT = "renpy"  # the game's folder below a store project's exports/
 
 
@@ -50,7 +50,7 @@ def _font(kernel: Kernel, name: Any) -> str | None:
 def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> ExportRequest:
     if not isinstance(body, dict):
         raise ComfyVNError("the body must be a JSON object", field="body", code="invalid_request")
-    allowed = {"project", "pov_mode", "platforms", "font", "resolution", *_BOOLS}
+    allowed = {"project", "pov_mode", "platforms", "font", "resolution", "rating_ack_token", *_BOOLS}
     if unknown := sorted(set(body) - allowed):
         raise ComfyVNError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
     for name in _BOOLS:
@@ -62,6 +62,9 @@ def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> Expor
     platforms = body.get("platforms", list(DEFAULT_PLATFORMS))
     if not (isinstance(platforms, list) and all(isinstance(p, str) and p.isidentifier() for p in platforms)):
         raise ComfyVNError('platforms must be a list of names like "linux"', field="platforms", code="invalid_type")
+    token = body.get("rating_ack_token")
+    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 200):
+        raise ComfyVNError("rating_ack_token must be a token string", field="rating_ack_token", code="invalid_type")
     project_id = body.get("project")
     if not isinstance(project_id, str) or not project_id.strip():
         raise ComfyVNError("project must be the id of a project in the store", field="project", code="invalid_project")
@@ -89,6 +92,8 @@ def _request(kernel: Kernel, body: Any, *, dry_run: bool | None = None) -> Expor
         publish_out=store.exports_dir(project_id, f"{project_id}.zip") if body.get("publish") else None,
         platforms=tuple(platforms),
         check=body.get("check", False),
+        rating_ack_token=token,
+        rating_acknowledged=body.get("rating_acknowledged", False),
     )
 
 
@@ -120,6 +125,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   publish: {type: boolean, default: false, description: "also write exports/<project>.zip"}
                   platforms: {type: array, items: {type: string}}
                   check: {type: boolean, default: false, description: lint with the installed Ren'Py}
+                  rating_ack_token: {type: string, description: "an acknowledged rating token (423 answers issue them)"}
+                  rating_acknowledged: {type: boolean, default: false, description: "with the token: pass the gate"}
         responses:
           200: {description: "{ok, project, out (exports/renpy, relative to the project), files, warnings,
                 missing_assets, pov, write|preview, publish? {path: exports/<project>.zip, ...}, check?}"}
@@ -140,6 +147,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
           - {name: project, in: query, required: true, schema: {type: string}}
           - {name: pov_mode, in: query, required: false, schema: {enum: [auto, master, forks, both, disabled]}}
           - {name: resolution, in: query, required: false, schema: {type: string, default: 1920x1080}}
+          - {name: rating_ack_token, in: query, required: false, schema: {type: string}}
+          - {name: rating_acknowledged, in: query, required: false, schema: {enum: ["true", "false"]}}
         responses:
           200: {description: "{ok, preview: {files[{path, status, sha256, diff?}], manifests, removed, summary,
                 label_manifest, missing_assets}, ...}"}
@@ -147,10 +156,18 @@ def make_routes(kernel: Kernel) -> list[Route]:
           404: {description: no such project}
           423: {description: an export gate blocked the export}
         """
-        params = dict(request.query_params)
-        if unknown := sorted(set(params) - {"project", "pov_mode", "timeline", "resolution"}):
+        params: dict[str, Any] = dict(request.query_params)
+        known = {"project", "pov_mode", "timeline", "resolution", "rating_ack_token", "rating_acknowledged"}
+        if unknown := sorted(set(params) - known):
             raise ComfyVNError(f"unknown parameter {unknown[0]!r}", field=unknown[0], code="unknown_field")
         params.pop("timeline", None)  # accepted for compatibility; projects have no timelines here
+        if "rating_acknowledged" in params:
+            flag = {"true": True, "false": False}.get(params["rating_acknowledged"])
+            if flag is None:
+                raise ComfyVNError(
+                    "rating_acknowledged must be true or false", field="rating_acknowledged", code="invalid_type"
+                )
+            params["rating_acknowledged"] = flag
         return JSONResponse(await run_in_threadpool(lambda: run_export(kernel, _request(kernel, params, dry_run=True))))
 
     # Canonical paths are namespaced by plugin (writes need renpy.write); the original product's

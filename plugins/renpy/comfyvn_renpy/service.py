@@ -50,6 +50,9 @@ class ExportRequest:
     renpy_sdk: str | None = None
     source: StoredProject | None = None
     relative_to: Path | None = None
+    #: An acknowledgement for the rating gate (the rating plugin): the token and the caller's "I acknowledge".
+    rating_ack_token: str | None = None
+    rating_acknowledged: bool = False
 
     def shown(self, path: Path) -> str:
         """``path`` as the result names it (relative to ``relative_to`` when set and below it)."""
@@ -63,17 +66,28 @@ def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> di
 
     A gate that crashes blocks the export (fails closed): a broken rating or policy plugin must not
     let everything through. Its error is logged with the plugin's name and listed under ``blocked_by``;
-    a `ComfyVNError` it raises reaches the caller as it is.
+    a `ComfyVNError` it raises reaches the caller as it is. Allowing answers (``{"allow": True, ...}``)
+    are kept under ``notes``; their ``warnings`` are gathered under ``warnings`` and a ``rating`` under
+    ``rating`` (the export manifest's).
     """
     answers = kernel.plugins.call_each(
-        "renpy_export_gate", on_error="report", propagate=(ComfyVNError,), project=project, options=options
+        "renpy_export_gate",
+        on_error="report",
+        propagate=(ComfyVNError,),
+        project=project,
+        options=options,
+        kernel=kernel,
     )
     blocked = []
+    notes: list[dict[str, Any]] = []
     for plugin, answer in answers:
         if answer is None:
             continue
         if isinstance(answer, HookFailure):
             blocked.append({"plugin": plugin, "reason": f"the gate failed ({type(answer.error).__name__})"})
+            continue
+        if isinstance(answer, dict) and answer.get("allow") is True:
+            notes.append({"plugin": plugin, **{k: v for k, v in answer.items() if k != "allow"}})
             continue
         reason = answer.get("reason") if isinstance(answer, dict) else str(answer)
         blocked.append(
@@ -87,7 +101,16 @@ def check_gates(kernel: Kernel, project: Project, options: dict[str, Any]) -> di
             code="export_blocked",
             details={"blocked_by": blocked},
         )
-    return {"allowed": True, "checked": len(answers)}
+    gate: dict[str, Any] = {"allowed": True, "checked": len(answers)}
+    if notes:
+        gate["notes"] = notes
+        warnings = [str(w) for note in notes for w in note.get("warnings") or () if isinstance(w, str)]
+        if warnings:
+            gate["warnings"] = warnings
+        rating = next((note["rating"] for note in notes if isinstance(note.get("rating"), dict)), None)
+        if rating is not None:
+            gate["rating"] = rating
+    return gate
 
 
 def collect_contributions(
@@ -154,7 +177,13 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
         kernel.flags.require(BAKE_FLAG)
     note("load")
     project = request.source.project if request.source is not None else load_project(request.project)
-    hook_options = {**options.to_wire(), "dry_run": request.dry_run, "publish": request.publish_out is not None}
+    hook_options = {
+        **options.to_wire(),
+        "dry_run": request.dry_run,
+        "publish": request.publish_out is not None,
+        "rating_ack_token": request.rating_ack_token,
+        "rating_acknowledged": request.rating_acknowledged,
+    }
     gate = check_gates(kernel, project, hook_options)
     extras, extra_files, contributors = collect_contributions(kernel, project, hook_options)
     kernel.events.emit(
@@ -179,7 +208,7 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
         "out": request.shown(request.out),
         "dry_run": request.dry_run,
         "options": options.to_wire(),
-        "warnings": list(bundle.warnings),
+        "warnings": [*gate.get("warnings", ()), *bundle.warnings],
         "missing_assets": bundle.export_manifest["missing_assets"],
         "pov": bundle.export_manifest["pov"],
         "files": len(bundle.files),
