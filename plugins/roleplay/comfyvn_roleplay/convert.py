@@ -170,6 +170,12 @@ class SceneBuilder:
         self._background = background
         self._last_date: datetime | None = None
         self.scene_ids: list[str] = []
+        # The options as the per-message path reads them (it runs once per line of a long chat).
+        detail = self.detail
+        self._cap = detail.max_scene_nodes
+        self._gap = timedelta(hours=detail.time_gap_hours) if detail.time_gap_hours else None
+        self._drop_ooc = options.ooc == "drop"
+        self._narrator_of: dict[str, bool] = {}  # speaker name → whether it names the narrator
 
     # -- scene bookkeeping -------------------------------------------------------------------
     def _new_scene(self, reason: str) -> None:
@@ -183,37 +189,49 @@ class SceneBuilder:
         sid = f"scene_{self._scene_count:04d}"
         self._scene = _Scene(id=sid, number=self._scene_count, background=self._background, reason=reason)
 
-    def _append(self, nodes: list[dict[str, Any]], line: int) -> Iterator[dict[str, Any]]:
-        """Link ``nodes`` (a chain) after the pending tails; the first node releases a held scene."""
+    def _append(self, nodes: list[dict[str, Any]], line: int) -> dict[str, Any] | None:
+        """Link ``nodes`` (a chain) after the pending tails; the first node releases a held scene,
+        which is returned (ready to write)."""
         scene = self._scene
         assert scene is not None
+        scene_nodes = scene.nodes
+        count = len(scene_nodes)
         for node in nodes:
-            node["id"] = f"n{len(scene.nodes) + 1:04d}"
-            scene.nodes.append(node)
+            count += 1
+            node["id"] = f"n{count:04d}"
+            scene_nodes.append(node)
         target = nodes[0]["id"]
-        if self._held is not None:
+        held = self._held
+        if held is not None:
             target = f"{scene.id}:{target}"
         for tail in self._pending:
             tail["choices"] = [{"target": target}]
-        if self._held is not None:
-            yield self._render(self._held)
+        closed = None
+        if held is not None:
+            closed = self._render(held)
             self._held = None
         for a, b in pairwise(nodes):
             a["choices"] = [{"target": b["id"]}]
         self._pending = [nodes[-1]]
         scene.first_line = scene.first_line or line
         scene.last_line = line
+        return closed
 
-    def _place(self, nodes: list[dict[str, Any]], line: int) -> Iterator[dict[str, Any]]:
-        """Append a chain of nodes, continuing in a new scene wherever the node cap would be passed."""
-        cap = self.detail.max_scene_nodes
+    def _place(self, nodes: list[dict[str, Any]], line: int) -> list[dict[str, Any]]:
+        """Append a chain of nodes, continuing in a new scene wherever the node cap would be passed;
+        return the scenes this closed."""
+        cap = self._cap
+        closed: list[dict[str, Any]] = []
         for start in range(0, len(nodes), cap):
-            chunk = nodes[start : start + cap]
+            chunk = nodes if len(nodes) <= cap else nodes[start : start + cap]
             scene = self._scene
             assert scene is not None
             if scene.nodes and len(scene.nodes) + len(chunk) > cap:
                 self._new_scene("max_length")
-            yield from self._append(chunk, line)
+            released = self._append(chunk, line)
+            if released is not None:
+                closed.append(released)
+        return closed
 
     def _render(self, scene: _Scene) -> dict[str, Any]:
         self.stats["scenes"] += 1
@@ -239,6 +257,8 @@ class SceneBuilder:
         return self._macros(text, speaker, message)
 
     def _macros(self, text: str, speaker: str | None, message: Message) -> str:
+        if "{" not in text and "<" not in text:
+            return text  # no macro: what resolve_macros returns at once
         char = self.cast.characters[speaker]["name"] if speaker and message.kind is Kind.CHARACTER else None
         unknown: list[str] = []
         text = resolve_macros(text, self.cast.user_name, char or self.main_character or "", unknown=unknown)
@@ -253,7 +273,7 @@ class SceneBuilder:
         self.stats["ooc_dropped"] += len(asides)
 
     def _without_ooc(self, text: str) -> tuple[str, list[str]]:
-        return split_ooc(text) if self.options.ooc == "drop" else (text, [])
+        return split_ooc(text) if self._drop_ooc else (text, [])
 
     def _nodes_for_text(
         self, text: str, speaker: str | None, message: Message, asides: Sequence[str] = ()
@@ -263,27 +283,34 @@ class SceneBuilder:
             base_data["hidden"] = True
         if asides:
             base_data["ooc"] = list(asides)
-        rendered = render(text, split_actions=self.detail.actions_as_narration)
-        if rendered.dropped_tags:
-            tags = ", ".join(rendered.dropped_tags[:8])
+        detail = self.detail
+        segments, dropped_tags = render(text, split_actions=detail.actions_as_narration)
+        if dropped_tags:
+            tags = ", ".join(dropped_tags[:8])
             self.issues.append(ParseIssue(message.line, f"dropped HTML-like tags: {tags}", "warning"))
         parts: list[tuple[str, str]] = []
         last_block = -1
-        for seg in rendered.segments:
+        split_paragraphs = detail.split_paragraphs
+        for kind, seg_text, block in segments:
             if (
                 parts
-                and seg.kind == "speech"
+                and kind == "speech"
                 and parts[-1][0] == "speech"
-                and not (self.detail.split_paragraphs and seg.block != last_block)
+                and not (split_paragraphs and block != last_block)
             ):
-                joiner = "\n\n" if seg.block != last_block else " "
-                parts[-1] = ("speech", parts[-1][1] + joiner + seg.text)
+                joiner = "\n\n" if block != last_block else " "
+                parts[-1] = ("speech", parts[-1][1] + joiner + seg_text)
             else:
-                parts.append((seg.kind, seg.text))
-            last_block = seg.block
+                parts.append((kind, seg_text))
+            last_block = block
         nodes: list[dict[str, Any]] = []
+        unquote_speech = detail.unquote
         for kind, part in parts:
-            clean = tidy(part, unquote=self.detail.unquote and kind == "speech")
+            if unquote_speech and kind == "speech":
+                clean = tidy(part, unquote=True)
+            else:
+                # tidy(part) without its call: one line needs only the strip.
+                clean = tidy(part) if "\n" in part else part.strip()
             if not clean:
                 continue
             # "id" first so the written JSON reads top-down; _append fills it in.
@@ -304,11 +331,9 @@ class SceneBuilder:
         return self._nodes_for_text(text, speaker, message, asides)
 
     def _stage(self, nodes: list[dict[str, Any]], speaker: str | None, text: str) -> None:
-        if speaker is None:
-            return
+        if speaker is None or not self.cast.characters.get(speaker, {}).get("sprites"):
+            return  # no sprite to show (what cast.labels would say, without making the list)
         labels = self.cast.labels(speaker)
-        if not labels:
-            return
         expression = None
         if self.classify is not None:
             expression = self.classify(speaker, text, labels)
@@ -326,59 +351,62 @@ class SceneBuilder:
         if self._break:
             reason, self._break = self._break, None
             return reason
-        raw_extra = message.extra.get("extra")
-        extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
-        bg = background_path(extra.get("background") or extra.get("bg"))
-        if bg and bg != self._background:
-            self._background = bg
-            return "background"
-        gap = self.detail.time_gap_hours
-        if gap and message.send_date is not None:
-            moment = to_comparable(message.send_date)
-            if self._last_date is not None and moment - self._last_date >= timedelta(hours=gap):
+        extra = message.extra.get("extra")
+        if extra and isinstance(extra, dict):
+            # background_path of a false value is None: only a set value can change the background.
+            value = extra.get("background") or extra.get("bg")
+            bg = background_path(value) if value else None
+            if bg and bg != self._background:
+                self._background = bg
+                return "background"
+        gap = self._gap
+        moment = message.send_date
+        if gap is not None and moment is not None:
+            if moment.tzinfo is not None:
+                moment = to_comparable(moment)
+            if self._last_date is not None and moment - self._last_date >= gap:
                 self._last_date = moment
                 return "time_gap"
             self._last_date = moment
-        if len(self._scene.nodes) >= self.detail.max_scene_nodes:
+        if len(self._scene.nodes) >= self._cap:
             return "max_length"
         return None
 
-    def add(self, record: Message | SceneBreak) -> Iterator[dict[str, Any]]:
-        """Consume one record; yield any scene that this closed (ready to write)."""
+    def add(self, record: Message | SceneBreak) -> list[dict[str, Any]]:
+        """Consume one record; return the scenes that this closed (ready to write), usually none."""
         if isinstance(record, SceneBreak):
             self._break = "break"
-            return
+            return []
         message = record
-        self.stats["messages"] += 1
-        if message.kind is Kind.SYSTEM:
-            self.stats["system"] += 1
-            return
+        stats = self.stats
+        stats["messages"] += 1
+        kind = message.kind
+        if kind is Kind.SYSTEM:
+            stats["system"] += 1
+            return []
         if message.hidden:
-            self.stats["hidden"] += 1
+            stats["hidden"] += 1
             if self.options.hidden == "drop":
-                self.stats["hidden_dropped"] += 1
-                return
+                stats["hidden_dropped"] += 1
+                return []
         if _BREAK_TEXT.match(message.text):
             self._break = "break"
-            return
-        if message.kind is Kind.CHARACTER and message.name.strip().lower() in self.narrator_names:
+            return []
+        if kind is Kind.CHARACTER and self._names_narrator(message.name):
             # "Narrator"/"System" (or the chat's narrator_name) tells the story; it is no character.
-            self.stats["narrator_messages"] += 1
+            stats["narrator_messages"] += 1
             message = attrs.evolve(message, kind=Kind.NARRATOR)
-        if self.options.ooc == "drop" and message.extra.get("ooc") is True:
+        if self._drop_ooc and message.extra.get("ooc") is True:
             # A message flagged out-of-character as a whole (Agnaistic's `ooc`).
             self._keep_ooc(message, [message.text.strip()] if message.text.strip() else [])
-            self.stats["ooc_messages"] += 1
-            return
+            stats["ooc_messages"] += 1
+            return []
         speaker = self.cast.speaker(message)
-        swipes = [s for s in message.swipes if s.strip()]
-        groups: list[tuple[int, list[dict[str, Any]], str]] | None
-        if self.options.swipes_as_choices and len(set(swipes)) >= 2:
+        groups: list[tuple[int, list[dict[str, Any]], str]] | None = None
+        if self.options.swipes_as_choices and len({s for s in message.swipes if s.strip()}) >= 2:
             groups = self._swipe_groups(message, speaker)
             if len(groups) < 2:
                 groups = None
-        else:
-            groups = None
         if groups is not None and 1 + sum(len(g[1]) for g in groups) > self.detail.max_scene_nodes:
             self.issues.append(
                 ParseIssue(message.line, "swipes too long for one scene; kept the chosen swipe only", "warning")
@@ -387,12 +415,13 @@ class SceneBuilder:
         nodes: list[dict[str, Any]] = []
         if groups is None:
             text, asides = self._without_ooc(self._text_of(message, speaker))
-            self._keep_ooc(message, asides)
+            if asides:
+                self._keep_ooc(message, asides)
             nodes = self._nodes_for_text(text, speaker, message, asides)
             if not nodes:
                 if not message.image:
-                    self.stats["ooc_messages" if asides else "empty"] += 1
-                    return
+                    stats["ooc_messages" if asides else "empty"] += 1
+                    return []
                 data = {"line": message.line, "message": message.index}
                 nodes = [{"id": "", "type": "narration", "text": "", "data": data}]
         if message.image and groups is None:
@@ -401,13 +430,20 @@ class SceneBuilder:
         if reason is not None:
             self._new_scene(reason)
         if groups is None:
-            yield from self._place(nodes, message.line)
-        else:
-            scene = self._scene
-            assert scene is not None
-            if scene.nodes and len(scene.nodes) + 1 + sum(len(g[1]) for g in groups) > self.detail.max_scene_nodes:
-                self._new_scene("max_length")
-            yield from self._append_swipes(groups, message)
+            return self._place(nodes, message.line)
+        scene = self._scene
+        assert scene is not None
+        if scene.nodes and len(scene.nodes) + 1 + sum(len(g[1]) for g in groups) > self.detail.max_scene_nodes:
+            self._new_scene("max_length")
+        return self._append_swipes(groups, message)
+
+    def _names_narrator(self, name: str) -> bool:
+        found = self._narrator_of.get(name)
+        if found is None:
+            found = name.strip().lower() in self.narrator_names
+            if len(self._narrator_of) < 4096:  # a chat has few speakers; the bound is for odd ones
+                self._narrator_of[name] = found
+        return found
 
     def _swipe_groups(self, message: Message, speaker: str | None) -> list[tuple[int, list[dict[str, Any]], str]]:
         groups = []
@@ -424,7 +460,7 @@ class SceneBuilder:
 
     def _append_swipes(
         self, groups: list[tuple[int, list[dict[str, Any]], str]], message: Message
-    ) -> Iterator[dict[str, Any]]:
+    ) -> list[dict[str, Any]]:
         self.stats["swipe_choices"] += 1
         selected = message.swipe_id if message.swipe_id is not None else 0
         groups.sort(key=lambda g: g[0] != selected)  # the swipe the user kept comes first
@@ -437,7 +473,7 @@ class SceneBuilder:
         if message.image:
             # The picture belongs to the message, whichever swipe is read: it goes on the menu.
             menu["data"]["image"] = message.image
-        yield from self._append([menu], message.line)
+        released = self._append([menu], message.line)
         scene = self._scene
         assert scene is not None
         tails: list[dict[str, Any]] = []
@@ -459,6 +495,7 @@ class SceneBuilder:
             )
             tails.append(nodes[-1])
         self._pending = tails
+        return [] if released is None else [released]
 
     def finish(self) -> Iterator[dict[str, Any]]:
         """Close the last scene: its final nodes end the story."""

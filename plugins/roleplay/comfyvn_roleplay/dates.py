@@ -43,6 +43,13 @@ _HUMAN = re.compile(
 # "2024-7-12@01h31m37s" and "2024-6-5 @14h 56m 50s 682ms"
 _AT = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*@\s*(\d{1,2})h\s*(\d{1,2})m\s*(\d{1,2})s(?:\s*(\d{1,3})ms)?\s*$")
 _DIGITS = re.compile(r"^\s*-?\d+(?:\.\d+)?\s*$")
+_NUMBER = (int, float)
+# What SillyTavern itself writes ("2024-7-12@01h31m37s"): a shorter match than _AT, which it is a
+# case of, and the numbers read from a table (int() costs three dict look-ups).
+_COMPACT = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})@(\d{1,2})h(\d{1,2})m(\d{1,2})s")
+_INTS = (
+    {str(i): i for i in range(1, 100)} | {f"{i:02d}": i for i in range(1, 10)} | {str(y): y for y in range(1970, 2100)}
+)
 
 # Epoch numbers below this are seconds (V3 cards use seconds); above, milliseconds.
 _MS_THRESHOLD = 100_000_000_000
@@ -68,15 +75,35 @@ def parse_send_date(value: Any) -> datetime | None:
 
     Never raises: a chat with an odd date still imports, only without time-gap segmentation.
     """
-    if value is None or isinstance(value, bool):
+    if isinstance(value, str):
+        if len(value) > 64:
+            return None
+    elif value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    elif isinstance(value, _NUMBER):
         if value != value or value in (float("inf"), float("-inf")):
             return None
         return _from_epoch(float(value))
-    if not isinstance(value, str) or len(value) > 64:
+    else:
         return None
-    if _DIGITS.match(value):
+    if "@" in value:
+        # No digit string holds "@": SillyTavern's own format (the usual one) skips that test.
+        m = _COMPACT.fullmatch(value)
+        if m is not None:
+            y, mo, d, h, mi, sec = m.groups()
+            get = _INTS.get  # zero is left out, so "or int()" reads it (and any digit the table lacks)
+            try:
+                return datetime(
+                    get(y) or int(y),
+                    get(mo) or int(mo),
+                    get(d) or int(d),
+                    get(h) or int(h),
+                    get(mi) or int(mi),
+                    get(sec) or int(sec),
+                )
+            except (ValueError, OverflowError):
+                return None
+    elif _DIGITS.match(value):
         try:
             return _from_epoch(float(value))
         except (OverflowError, ValueError):

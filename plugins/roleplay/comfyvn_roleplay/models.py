@@ -1,7 +1,7 @@
 """Domain data of the roleplay importer: parsed chats, cards and lorebooks.
 
-Everything here is a frozen attrs class so parsers can hand objects around without defensive
-copies; JSON in and out goes through :mod:`comfyvn_roleplay.serialize`.
+Everything here is a frozen attrs class (but :class:`Message`, read-only by convention) so parsers
+can hand objects around without defensive copies; JSON in and out goes through :mod:`comfyvn_roleplay.serialize`.
 """
 
 from __future__ import annotations
@@ -59,9 +59,13 @@ class ChatHeader:
     line: int = 1
 
 
-@attrs.frozen
+@attrs.define
 class Message:
-    """One chat message with its alternatives (swipes) and provenance."""
+    """One chat message with its alternatives (swipes) and provenance.
+
+    Treat it as read-only like the rest (``attrs.evolve`` makes changed copies). It alone is not
+    frozen: a chat makes one per line, and a frozen class's ``__init__`` costs three times as much.
+    """
 
     index: int
     line: int
