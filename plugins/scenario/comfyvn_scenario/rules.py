@@ -7,6 +7,7 @@ and cheap -- a step copies O(path length) dicts, not the whole variable tree.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeGuard
 
@@ -14,6 +15,7 @@ __all__ = [
     "MISSING",
     "Action",
     "Condition",
+    "all_of",
     "compile_action",
     "compile_condition",
     "get_path",
@@ -42,7 +44,11 @@ def get_path(variables: Mapping[str, Any], parts: Sequence[str]) -> Any:
     """The value at ``parts`` or `MISSING` (an intermediate that is not an object counts as missing)."""
     current: Any = variables
     for part in parts:
-        if isinstance(current, Mapping) and part in current:
+        if type(current) is dict:  # the usual case, without the slower isinstance(Mapping) check
+            if part not in current:
+                return MISSING
+            current = current[part]
+        elif isinstance(current, Mapping) and part in current:
             current = current[part]
         else:
             return MISSING
@@ -57,40 +63,74 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _getter(parts: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
+    """`get_path` bound to ``parts``, with plain-dict fast paths for the usual one- and two-segment keys
+    (conditions and increments run on every step). Anything but a plain dict on the way takes
+    `get_path` itself, so the result is always exactly `get_path`'s."""
+    if len(parts) == 1:
+        (head,) = parts
+
+        def get_one(variables: Mapping[str, Any]) -> Any:
+            if type(variables) is dict:
+                return variables.get(head, MISSING)
+            return get_path(variables, parts)
+
+        return get_one
+    if len(parts) == 2:
+        head, leaf = parts
+
+        def get_two(variables: Mapping[str, Any]) -> Any:
+            if type(variables) is dict:
+                child = variables.get(head, MISSING)
+                if type(child) is dict:
+                    return child.get(leaf, MISSING)
+            return get_path(variables, parts)
+
+        return get_two
+    return lambda variables: get_path(variables, parts)
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
 def compile_condition(condition: Mapping[str, Any]) -> Condition:
     """A predicate over variables. A missing key makes every operator false except ``not_exists``."""
     parts = split_key(str(condition["key"]))
-    operator = str(condition["operator"])
+    kind = str(condition["operator"])
     value = condition.get("value")
+    get = _getter(parts)
 
-    if operator == "exists":
-        return lambda variables: get_path(variables, parts) is not MISSING
-    if operator == "not_exists":
-        return lambda variables: get_path(variables, parts) is MISSING
-    if operator in ("gt", "gte", "lt", "lte"):
+    if kind == "exists":
+        return lambda variables: get(variables) is not MISSING
+    if kind == "not_exists":
+        return lambda variables: get(variables) is MISSING
+    if kind in _COMPARE:
         bound = _number(value)
         if bound is None:
             return lambda variables: False
-        compare: Callable[[float, float], bool] = {
-            "gt": float.__gt__,
-            "gte": float.__ge__,
-            "lt": float.__lt__,
-            "lte": float.__le__,
-        }[operator]
+        compare = _COMPARE[kind]
 
         def numeric(variables: Mapping[str, Any]) -> bool:
-            current = get_path(variables, parts)
+            current = get(variables)
             if current is MISSING:
                 return False
-            number = _number(current)
-            return number is not None and compare(number, bound)
+            try:  # _number, inlined: this runs on every step
+                number = float(current)
+            except (TypeError, ValueError):
+                return False
+            return compare(number, bound)
 
         return numeric
-    if operator in ("in", "not_in"):
-        negate = operator == "not_in"
+    if kind in ("in", "not_in"):
+        negate = kind == "not_in"
 
         def member(variables: Mapping[str, Any]) -> bool:
-            current = get_path(variables, parts)
+            current = get(variables)
             if current is MISSING:
                 return False
             if isinstance(value, str):
@@ -102,17 +142,35 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
             return found != negate
 
         return member
-    if operator in ("eq", "neq"):
-        negate = operator == "neq"
+    if kind in ("eq", "neq"):
+        negate = kind == "neq"
 
         def equal(variables: Mapping[str, Any]) -> bool:
-            current = get_path(variables, parts)
+            current = get(variables)
             if current is MISSING:
                 return False
             return bool(current == value) != negate
 
         return equal
-    raise ValueError(f"unknown condition operator {operator!r}")
+    raise ValueError(f"unknown condition operator {kind!r}")
+
+
+def all_of(conditions: Sequence[Condition]) -> Condition | None:
+    """One predicate for "every condition holds", checked in order and stopping at the first false one
+    (as ``all()`` does); None when there is none, so callers skip the call altogether."""
+    if not conditions:
+        return None
+    if len(conditions) == 1:
+        return conditions[0]
+    checks = tuple(conditions)
+
+    def every(variables: Mapping[str, Any]) -> bool:
+        for check in checks:  # noqa: SIM110 - a loop, not all(genexpr): no generator per step
+            if not check(variables):
+                return False
+        return True
+
+    return every
 
 
 def _assoc(tree: Mapping[str, Any], parts: Sequence[str], value: Any) -> dict[str, Any]:
@@ -122,7 +180,9 @@ def _assoc(tree: Mapping[str, Any], parts: Sequence[str], value: Any) -> dict[st
         new[head] = value
     else:
         child = tree.get(head)
-        new[head] = _assoc(child if isinstance(child, Mapping) else {}, parts[1:], value)
+        if type(child) is not dict and not isinstance(child, Mapping):
+            child = {}
+        new[head] = _assoc(child, parts[1:], value)
     return new
 
 
@@ -170,10 +230,12 @@ def compile_action(action: Mapping[str, Any]) -> Action:
         if kind == "decrement":
             delta = -delta
 
+        get = _getter(parts)
+
         def bump(variables: dict[str, Any]) -> dict[str, Any]:
-            base = get_path(variables, parts)
+            base = get(variables)
             # Missing or non-numeric base counts as 0 (original behaviour); ints stay ints.
-            start = base if is_number(base) else 0
+            start = base if type(base) is int or type(base) is float or is_number(base) else 0
             return _assoc(variables, parts, start + delta)
 
         return bump

@@ -8,15 +8,15 @@ no clock, no global state, so identical inputs give identical states in any proc
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Any
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
-import attrs
 from comfyvn.errors import ComfyVNError, Conflict, Unprocessable
 
 from .project import DEFAULT_POV, Project, split_target
-from .rng import Rng, weighted_index
-from .rules import Action, Condition, apply_actions, compile_action, compile_condition, is_number
+from .rng import INCREMENT, MOD, MULTIPLIER, Rng, weighted_index
+from .rules import Action, Condition, all_of, apply_actions, compile_action, compile_condition, is_number
 
 __all__ = [
     "Choice",
@@ -33,15 +33,18 @@ __all__ = [
 class Choice:
     """A compiled choice. ``raw`` is the scene's choice dict (read-only)."""
 
-    __slots__ = ("actions", "conditions", "key", "raw", "target", "visible_to", "weight")
+    __slots__ = ("actions", "check", "conditions", "entry", "key", "raw", "target", "visible_to", "weight")
 
-    def __init__(self, raw: Mapping[str, Any], target: Node) -> None:
+    def __init__(self, raw: Mapping[str, Any], target: Node, origin: Node) -> None:
         self.raw = raw
         self.key: str = raw.get("id") or raw["target"]
         self.target = target
+        # The history entry a step through this choice appends: built once, shared by every step.
+        self.entry: tuple[str, str, str | None] = (origin.scene_id, origin.id, self.key)
         weight = raw.get("weight", 1)
         self.weight: float = weight if is_number(weight) else 0
         self.conditions: tuple[Condition, ...] = tuple(compile_condition(c) for c in raw.get("conditions") or ())
+        self.check: Condition | None = all_of(self.conditions)  # every condition, or None without any
         self.actions: tuple[Action, ...] = tuple(compile_action(a) for a in raw.get("actions") or ())
         visible = raw.get("visible_to")
         if isinstance(visible, str):
@@ -49,10 +52,56 @@ class Choice:
         self.visible_to: frozenset[str] | None = frozenset(visible) if visible else None
 
 
-class Node:
-    """A compiled node; ``choices`` are filled in once every node of the scenario exists."""
+class Menu:
+    """The choices of a node that one POV may take before conditions: weight > 0 and visible to it,
+    in scene order. Built once per node and POV at compile time, so a step only evaluates conditions."""
 
-    __slots__ = ("actions", "choices", "end", "id", "raw", "scene_id")
+    __slots__ = ("all_hold", "candidates", "cumulative")
+
+    def __init__(self, candidates: Sequence[Choice]) -> None:
+        self.candidates: tuple[Choice, ...] = tuple(candidates)
+        # Every condition of every candidate, in order: when it holds (the usual case), all candidates
+        # are available and no per-choice filtering is needed. None when no candidate has a condition.
+        self.all_hold = all_of([cond for c in self.candidates for cond in c.conditions])
+        # The running sums `weighted_index` computes for the full list (same order, same float adds),
+        # for a pick when every candidate is available. None when they cannot be computed here (an
+        # int weight too large for a float): the pick then raises at the step, as it always did.
+        self.cumulative: tuple[float, ...] | None = None
+        cursor, sums = 0.0, []
+        try:
+            for choice in self.candidates:
+                cursor += choice.weight
+                sums.append(cursor)
+        except OverflowError:
+            return
+        self.cumulative = tuple(sums) if sums else None
+
+    def select(self, variables: Mapping[str, Any]) -> tuple[Choice, ...]:
+        """The candidates whose conditions all hold, in order (the shared tuple when all of them do).
+
+        Same conditions, same order, same first exception as checking choice by choice: `all_hold`
+        stops at the first false condition, and only then are the choices checked one by one."""
+        all_hold = self.all_hold
+        if all_hold is None or all_hold(variables):
+            return self.candidates
+        return tuple([c for c in self.candidates if c.check is None or c.check(variables)])
+
+    def pick(self, available: Sequence[Choice], r: float) -> Choice:
+        """`weighted_index` over ``available`` (a subsequence of the candidates) for the draw ``r``."""
+        cumulative = self.cumulative
+        if cumulative is not None and len(available) == len(cumulative):  # all of them: sums known
+            # bisect_right finds the first running sum above the threshold, as the scan does (the sums
+            # never decrease: weights are > 0); past the end, the scan falls back to the last choice.
+            index = bisect_right(cumulative, r * cumulative[-1])
+            return available[index] if index < len(available) else available[-1]
+        return available[weighted_index([c.weight for c in available], r)]
+
+
+class Node:
+    """A compiled node; ``choices`` are filled in once every node of the scenario exists, then `seal`
+    builds the per-POV menus."""
+
+    __slots__ = ("actions", "choices", "default_menu", "end", "id", "menus", "raw", "scene_id")
 
     def __init__(self, scene_id: str, raw: Mapping[str, Any]) -> None:
         self.scene_id = scene_id
@@ -61,22 +110,38 @@ class Node:
         self.end = bool(raw.get("end", False))
         self.actions: tuple[Action, ...] = tuple(compile_action(a) for a in raw.get("actions") or ())
         self.choices: tuple[Choice, ...] = ()
+        self.default_menu = Menu(())
+        self.menus: dict[str, Menu] | None = None
+
+    def seal(self) -> None:
+        """Build the menus: one per POV that a ``visible_to`` of a takeable choice names, and one for
+        every other POV (which sees exactly the unrestricted choices)."""
+        takeable = [c for c in self.choices if c.weight > 0]
+        self.default_menu = Menu([c for c in takeable if c.visible_to is None])
+        named = sorted({pov for c in takeable for pov in c.visible_to or ()})
+        self.menus = {
+            pov: Menu([c for c in takeable if c.visible_to is None or pov in c.visible_to]) for pov in named
+        } or None
+
+    def menu(self, pov: str) -> Menu:
+        """The menu ``pov`` sees here."""
+        menus = self.menus
+        return self.default_menu if menus is None else menus.get(pov, self.default_menu)
 
     def available(self, variables: Mapping[str, Any], pov: str) -> list[Choice]:
         """Choices visible to ``pov`` with weight > 0 and every condition true, in scene order."""
-        return [
-            c
-            for c in self.choices
-            if c.weight > 0
-            and (c.visible_to is None or pov in c.visible_to)
-            and all(cond(variables) for cond in c.conditions)
-        ]
+        return list(self.menu(pov).select(variables))
 
 
-@attrs.frozen(slots=True)
-class RunState:
+class RunState(NamedTuple):
     """Runner state. ``history`` is a persistent linked list ``((scene_id, node, choice), previous)``
-    so a step appends in O(1) without copying; `to_wire` lays it out as the wire list."""
+    so a step appends in O(1) without copying; `to_wire` lays it out as the wire list.
+
+    A named tuple rather than an attrs class because `step` builds one per step and a tuple is built
+    in one operation (attrs' frozen ``__init__`` stores field by field through ``object.__setattr__``,
+    the largest cost of a step). It is a value either way: immutable, compared and printed field by
+    field; ``state._replace(pov=...)`` is ``attrs.evolve``. Never mutate its ``variables`` in place:
+    consecutive states share them when no action ran."""
 
     scene_id: str
     node_id: str
@@ -112,9 +177,9 @@ class RunState:
         }
 
 
-@attrs.frozen(slots=True)
-class StepResult:
-    """What a step returns: the new state, the current node and the choices available there."""
+class StepResult(NamedTuple):
+    """What a step returns: the new state, the current node and the choices available there (a named
+    tuple for the same reason as `RunState`)."""
 
     state: RunState
     node: Node
@@ -134,6 +199,14 @@ class StepResult:
             "choices": [copy.deepcopy(dict(c.raw)) for c in self.choices],
             "finished": self.state.finished,
         }
+
+
+_make: Any = tuple.__new__
+_new = object.__new__
+# Slot setters of the frozen Rng, for the draw inlined in `step` (see Rng.draw).
+_set_rng_seed = Rng.__dict__["seed"].__set__
+_set_rng_value = Rng.__dict__["value"].__set__
+_set_rng_uses = Rng.__dict__["uses"].__set__
 
 
 def _deep_merge_defaults(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
@@ -179,11 +252,17 @@ class Scenario:
             scene_id: {raw["id"]: Node(scene_id, raw) for raw in scene["nodes"]} for scene_id, scene in scenes.items()
         }
         self.scene_starts = {scene_id: str(scene["start"]) for scene_id, scene in scenes.items()}
+        # The state the last `step` returned, with its node, menu and available choices, so stepping
+        # on from it does not look them up and evaluate the conditions again. One tuple, replaced
+        # whole, so threads sharing a scenario never see a state with another state's choices. It
+        # relies on states being values: a state's variables are never changed in place.
+        self.last_step: tuple[RunState, Node, Menu, Sequence[Choice]] | None = None
         for scene_id, scene_nodes in self.nodes.items():
             for node in scene_nodes.values():
                 node.choices = tuple(
-                    Choice(raw, self._resolve(scene_id, raw["target"])) for raw in node.raw.get("choices") or ()
+                    Choice(raw, self._resolve(scene_id, raw["target"]), node) for raw in node.raw.get("choices") or ()
                 )
+                node.seal()
 
     def _resolve(self, scene_id: str, target: str) -> Node:
         local = self.nodes[scene_id]
@@ -254,15 +333,48 @@ def initial_state(
     return StepResult(state, node, choices, scenario.multi_scene)
 
 
-def _advance(scenario: Scenario, state: RunState, choice_id: str | None, pov: str | None) -> StepResult:
-    if pov is not None and pov != state.pov:
-        state = attrs.evolve(state, pov=pov)
-    node = scenario.node(state.scene_id, state.node_id)
-    if state.finished:
-        return StepResult(state, node, [], scenario.multi_scene)
-    available = [] if node.end else node.available(state.variables, state.pov)
+def step(
+    source: Mapping[str, Any] | Project | Scenario,
+    state: RunState | Mapping[str, Any] | None = None,
+    choice_id: str | None = None,
+    seed: int | None = None,
+    pov: str | None = None,
+) -> StepResult:
+    """Advance one step (wire semantics). ``state=None`` builds the initial state and steps once.
+
+    ``source`` is a scene dict, a `Project` or a compiled `Scenario` (compile once when stepping
+    repeatedly: compiling validates). ``state`` is a `RunState` or a wire state dict. ``seed`` only
+    seeds a new state; with a state it must equal ``state.rng.seed``. ``pov`` switches the POV.
+    Raises `ComfyVNError` (4xx) naming the field for bad input or an unavailable ``choice_id``.
+    """
+    # This is the runner's hot loop (a playtest or a client steps thousands of times): `Node.menu`,
+    # `Menu.select`, `Menu.pick` and `Rng.draw` are written out inline below, and stepping on from the
+    # state the previous step returned reuses its node and choices (`Scenario.last_step`).
+    scenario = source if type(source) is Scenario else compile_scenario(source)
+    if type(state) is not RunState or seed is not None or pov is not None:
+        state = _prepare(scenario, state, seed, pov)
+    last = scenario.last_step
+    if last is not None and last[0] is state:
+        _, node, menu, available = last
+        if state.finished:
+            return StepResult(state, node, [], scenario.multi_scene)
+    else:
+        try:
+            node = scenario.nodes[state.scene_id][state.node_id]
+        except KeyError:
+            node = scenario.node(state.scene_id, state.node_id)  # raises the 422 naming the field
+        if state.finished:
+            return StepResult(state, node, [], scenario.multi_scene)
+        menus = node.menus
+        menu = node.default_menu if menus is None else menus.get(state.pov, node.default_menu)
+        if node.end:
+            available = ()
+        else:
+            all_hold = menu.all_hold
+            hold = all_hold is None or all_hold(state.variables)
+            available = menu.candidates if hold else menu.select(state.variables)
     if not available:
-        return StepResult(attrs.evolve(state, finished=True), node, [], scenario.multi_scene)
+        return StepResult(state._replace(finished=True), node, [], scenario.multi_scene)
     rng = state.rng
     if choice_id is not None:
         for choice in available:
@@ -278,40 +390,55 @@ def _advance(scenario: Scenario, state: RunState, choice_id: str | None, pov: st
             )
     else:
         # The original draws even when one choice is available; so do we, to keep RNG states equal.
-        r, rng = rng.draw()
-        choice = available[weighted_index([c.weight for c in available], r)]
+        if type(rng) is Rng:  # Rng.draw, inlined (a subclass may override it)
+            value = (MULTIPLIER * rng.value + INCREMENT) % MOD
+            r = value / MOD
+            drawn = _new(Rng)
+            _set_rng_seed(drawn, rng.seed)
+            _set_rng_value(drawn, value)
+            _set_rng_uses(drawn, rng.uses + 1)
+            rng = drawn
+        else:
+            r, rng = rng.draw()
+        cumulative = menu.cumulative  # Menu.pick, inlined
+        if cumulative is not None and len(available) == len(cumulative):
+            index = bisect_right(cumulative, r * cumulative[-1])
+            choice = available[index] if index < len(available) else available[-1]
+        else:
+            choice = available[weighted_index([c.weight for c in available], r)]
     target = choice.target
-    variables = apply_actions(target.actions, apply_actions(choice.actions, state.variables))
-    choices = [] if target.end else target.available(variables, state.pov)
-    new_state = RunState(
-        target.scene_id,
-        target.id,
-        variables,
-        ((state.scene_id, node.id, choice.key), state.history),
-        rng,
-        target.end or not choices,
-        state.pov,
+    variables = state.variables
+    if choice.actions:
+        variables = apply_actions(choice.actions, variables)
+    if target.actions:
+        variables = apply_actions(target.actions, variables)
+    pov = state.pov
+    following: tuple[Choice, ...]
+    if target.end:
+        menu, following = target.default_menu, ()
+    else:
+        menus = target.menus
+        menu = target.default_menu if menus is None else menus.get(pov, target.default_menu)
+        all_hold = menu.all_hold
+        following = menu.candidates if all_hold is None or all_hold(variables) else menu.select(variables)
+    choices = list(following)  # the caller's own list; the memo keeps the immutable tuple
+    # tuple.__new__ with the fields in order is what the named tuples' constructors do, minus a frame.
+    new_state = _make(
+        RunState,
+        (target.scene_id, target.id, variables, (choice.entry, state.history), rng, target.end or not choices, pov),
     )
-    return StepResult(new_state, target, choices, scenario.multi_scene)
+    scenario.last_step = (new_state, target, menu, following)
+    result: StepResult = _make(StepResult, (new_state, target, choices, scenario.multi_scene))
+    return result
 
 
-def step(
-    source: Mapping[str, Any] | Project | Scenario,
-    state: RunState | Mapping[str, Any] | None = None,
-    choice_id: str | None = None,
-    seed: int | None = None,
-    pov: str | None = None,
-) -> StepResult:
-    """Advance one step (wire semantics). ``state=None`` builds the initial state and steps once.
-
-    ``source`` is a scene dict, a `Project` or a compiled `Scenario` (compile once when stepping
-    repeatedly: compiling validates). ``state`` is a `RunState` or a wire state dict. ``seed`` only
-    seeds a new state; with a state it must equal ``state.rng.seed``. ``pov`` switches the POV.
-    Raises `ComfyVNError` (4xx) naming the field for bad input or an unavailable ``choice_id``.
-    """
-    scenario = compile_scenario(source)
+def _prepare(
+    scenario: Scenario, state: RunState | Mapping[str, Any] | None, seed: int | None, pov: str | None
+) -> RunState:
+    """The state `step` starts from: a new one (``state=None``), one parsed from the wire, the seed
+    checked against it, the POV switched."""
     if state is None:
-        return _advance(scenario, initial_state(scenario, seed=seed, pov=pov).state, choice_id, None)
+        return initial_state(scenario, seed=seed, pov=pov).state
     if not isinstance(state, RunState):
         state = state_from_wire(scenario, state, seed=seed)
     if seed is not None and int(seed) % 2**32 != state.rng.seed:
@@ -320,7 +447,9 @@ def step(
             field="seed",
             code="seed_mismatch",
         )
-    return _advance(scenario, state, choice_id, pov)
+    if pov is not None and pov != state.pov:
+        state = state._replace(pov=pov)
+    return state
 
 
 def state_from_wire(scenario: Scenario, raw: Any, *, seed: int | None = None, field: str = "state") -> RunState:
