@@ -1,6 +1,18 @@
-"""Ren'Py export of a generated 10,000-node project (target < 2 s), against a baseline in the same run
-(serialising the same project to JSON), plus the real engine's lint time of the output. One node in
-ten holds a long message that is paged, one in a hundred CJK text that needs a shipped font.
+"""Ren'Py export of a generated 10,000-node project: validation + build + write (what `run_export` does
+without its gates), target < 1 s, against a baseline in the same run (serialising the same project to
+indented JSON), plus the real engine's lint time of the output. One node in ten holds a long message
+that is paged, one in a hundred CJK text that needs a shipped font.
+
+Both targets are taken as the best of several rounds: the machine is shared, and the best round is the
+one least disturbed by other work.
+
+* Absolute: the best export round < 1.0 s.
+* Ratio: the best export round < 3.0x the best JSON-dump round. The dump is pure Python (``indent``
+  turns off the C encoder), so other load slows both alike and the ratio holds still where seconds do
+  not: on the shared machine it stayed within 2.1-2.5x while the same export took 0.8-1.3 s. Before this
+  work the export was 6.5-8.3x the dump (4.6-4.9 s then, 2.6-2.9 s on a quieter machine, where the dump
+  takes about 0.37 s); 1 s on that machine is 2.7x, and 3.0x leaves room for noise without letting a
+  real slowdown (a quadratic pass, a validation gone slow again) through.
 
 python3 -m pytest tests/bench/test_bench_renpy.py --benchmark-enable -q -s
 """
@@ -68,31 +80,56 @@ def generated_project() -> Project:
     return Project(meta=meta, scenes=scenes)
 
 
+ROUNDS = 5
+TARGET_S = 1.0
+RATIO_LIMIT = 3.0
+
+
+def _best_of(rounds: int, run: Any) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def test_bench_export_10k_nodes(benchmark: Any, tmp_path: Path) -> None:
     project = generated_project()
-    started = time.perf_counter()
-    json.dumps({"meta": project.meta, "scenes": project.scenes}, indent=2)
-    baseline = time.perf_counter() - started
+    dumps: list[float] = []
+
+    def dump() -> None:
+        # Timed here, untimed by the benchmark: each export round follows a dump round, so both see
+        # the same moment's load.
+        started = time.perf_counter()
+        json.dumps({"meta": project.meta, "scenes": project.scenes}, indent=2)
+        dumps.append(time.perf_counter() - started)
+
+    exports: list[float] = []
 
     def export() -> None:
+        started = time.perf_counter()
+        # build_bundle validates the project first (the plain path: no store stamp to skip it).
         write_bundle(build_bundle(project, ExportOptions()), tmp_path / "out")
+        exports.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    benchmark.pedantic(export, rounds=3, iterations=1)
+    export()  # the first export loads fonts and fills caches that every later export reuses
+    exports.clear()
     # With --benchmark-disable (the normal test run) pedantic runs once and keeps no stats.
-    mean = benchmark.stats.stats.mean if benchmark.stats else time.perf_counter() - started
-    started = time.perf_counter()
-    validate_project(project)  # the scenario plugin's validation, which every export runs first
-    validation = time.perf_counter() - started
+    benchmark.pedantic(export, setup=dump, rounds=ROUNDS, iterations=1)
+    best, baseline = min(exports), min(dumps)
+    validation = _best_of(3, lambda: validate_project(project))
     print(
-        f"\nexport of {SCENES * NODES} nodes: mean {mean:.3f} s (target < 2 s), of which "
-        f"{validation:.3f} s is comfyvn_scenario.validate_project; "
-        f"{mean / baseline:.1f}x the JSON dump baseline ({baseline:.3f} s)"
+        f"\nexport of {SCENES * NODES} nodes (validate + build + write): best {best:.3f} s of {len(exports)} "
+        f"(target < {TARGET_S} s), of which {validation:.3f} s is comfyvn_scenario.validate_project; "
+        f"{best / baseline:.2f}x the JSON dump baseline ({baseline:.3f} s; limit {RATIO_LIMIT}x)"
     )
     if benchmark.stats:
-        # The absolute target (< 2 s) depends on the machine; the ratio to the same-run JSON dump does
-        # not: 7.6x before pagination and fonts existed, so 10x means the export got slower.
-        assert mean / baseline < 10, f"export is {mean / baseline:.1f}x the JSON dump baseline (limit 10x)"
+        assert best < TARGET_S, f"export took {best:.3f} s at best (target < {TARGET_S} s)"
+        assert best / baseline < RATIO_LIMIT, (
+            f"export is {best / baseline:.2f}x the JSON dump baseline (limit {RATIO_LIMIT}x)"
+        )
+        assert validation < best / 2, f"validation ({validation:.3f} s) dominates the export ({best:.3f} s)"
     engine = find_engine()
     if engine is None:
         print("lint: no Ren'Py engine installed, not measured")
