@@ -1,6 +1,7 @@
 """``comfyvn jobs list|show|cancel|board|run`` and ``comfyvn worker``: parse options → `Jobs` → print.
 
-`run_with_progress` is the piece long commands use to run their work as a job with a progress bar.
+`run_with_progress` is the piece long commands use to run their work as a job with a progress bar, and
+`local_jobs` opens the service for a one-shot command whose work is a ``local`` job kind.
 """
 
 from __future__ import annotations
@@ -15,20 +16,21 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
+from comfyvn import errors
 from comfyvn.errors import ComfyVNError, OperationFailed
 from comfyvn.wire import loads
 
 from . import views
 from .records import STATUSES, TERMINAL
 from .service import Jobs, close_jobs, jobs_for
-from .settings import check_address, parse_resources
+from .settings import JobSettings, check_address, parse_resources
 from .worker import serve_worker
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
     from comfyvn.events import Envelope
 
-__all__ = ["jobs_group", "run_with_progress", "worker_command"]
+__all__ = ["job_error", "jobs_group", "local_jobs", "run_with_progress", "worker_command"]
 
 _STEPS = 1000
 
@@ -43,6 +45,51 @@ def _service(kernel: Kernel) -> Iterator[Jobs]:
         close_jobs(kernel)
 
 
+def jobs_loaded(kernel: Kernel) -> bool:
+    """Whether ``kernel`` has the jobs plugin (its events, its hook) loaded."""
+    from . import plugin  # the plugin module imports this one
+
+    return bool(kernel.plugins.pm.is_registered(plugin))
+
+
+@contextlib.contextmanager
+def local_jobs(kernel: Kernel, *, enabled: bool = True) -> Iterator[Jobs | None]:
+    """The job service for a one-shot command whose work is a ``local`` job kind, closed when the command
+    ends (the command owns its embedded cluster and the jobs on it). None — the command then does its work
+    in-process — when ``enabled`` is false (``--no-job``), when ``kernel`` has no jobs plugin, or when a Dask
+    scheduler is configured: a local kind's files are this machine's, so it runs on the embedded cluster only
+    (a note on stderr says so)."""
+    if not enabled or not jobs_loaded(kernel):
+        yield None
+        return
+    if JobSettings.from_kernel(kernel).scheduler is not None:
+        click.echo(
+            "note: a Dask scheduler is configured, and this command's files are on this machine: it runs here,"
+            " not as a job",
+            err=True,
+        )
+        yield None
+        return
+    with _service(kernel) as service:
+        yield service
+
+
+def job_error(record: dict[str, Any]) -> ComfyVNError:
+    """What a command raises for a job that did not finish well: the `comfyvn.errors` class its body raised
+    (so the exit code is the one the work gives in-process: 2 bad input, 3 blocked…), else `OperationFailed`."""
+    job_id, status = record["id"], record["status"]
+    error = record.get("error") or {"message": status}
+    message = f"job {job_id} {status}: {error.get('message') or status}"
+    name = error.get("type") if status == "failed" else None
+    cls = getattr(errors, name, None) if isinstance(name, str) and name in errors.__all__ else None
+    if isinstance(cls, type) and issubclass(cls, ComfyVNError):
+        exc = cls.__new__(cls)
+        # The base initialiser: a subclass's own (FeatureDisabled takes a flag name) would rebuild the message.
+        ComfyVNError.__init__(exc, message, field=error.get("field"), code=error.get("code"))
+        return exc
+    return OperationFailed(message, code="job_failed")
+
+
 def _print(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
@@ -51,8 +98,8 @@ def run_with_progress(
     jobs: Jobs, kind: str, params: dict[str, Any], *, label: str, show: bool = True, **submit: Any
 ) -> dict[str, Any]:
     """Submit a job and wait for it, drawing a click progress bar on stderr from its progress events
-    (``show=False``: no bar, for ``--json``). Returns the final record; `OperationFailed` if it did not
-    finish well."""
+    (``show=False``: no bar, for ``--json``). Returns the final record; raises `job_error` of the record if
+    the job did not finish well."""
     updates: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
 
     def on_progress(envelope: Envelope) -> None:
@@ -83,8 +130,7 @@ def run_with_progress(
     finally:
         subscription.close()
     if record["status"] != "done":
-        error = record.get("error") or {"message": record["status"]}
-        raise OperationFailed(f"job {job_id} {record['status']}: {error['message']}", code="job_failed")
+        raise job_error(record)
     return record
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 @hookspec
 def register_job_kinds(register: KindRegistrar) -> None:
     """Declare the kinds of job a plugin runs: ``register(name, run, description, *, resources=None,
-    retries=0, check=None)``. Returns nothing.
+    retries=0, check=None, local=False)``. Returns nothing.
 
     ``run(ctx, params)`` executes on a Dask worker (in-process for the embedded cluster, in a
     ``comfyvn worker`` process otherwise) with that process's kernel in ``ctx.kernel``; it reports
@@ -22,5 +22,7 @@ def register_job_kinds(register: KindRegistrar) -> None:
     again elsewhere), so it must be idempotent by its job id or key. ``check(params)`` runs where the
     job is submitted and returns the params to store or raises `comfyvn.errors.Invalid`;
     ``resources`` (``{"COMFYUI": 1}``) are Dask worker resources every job of the kind asks for.
+    ``local=True`` marks a kind whose params name files of the machine that submits it (a CLI export's
+    folders): it runs only on the embedded cluster, and ``POST /api/schedule/enqueue`` refuses it.
     Runs once per plugin, the first time a kernel's job kinds are needed.
     """

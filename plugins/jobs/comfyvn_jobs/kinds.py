@@ -52,6 +52,7 @@ class JobKind:
     resources: Mapping[str, float] = attrs.field(factory=dict)
     retries: int = 0
     check: CheckFn | None = None
+    local: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class JobKind:
             "owner": self.owner,
             "resources": dict(self.resources),
             "retries": self.retries,
+            "local": self.local,
         }
 
 
@@ -94,6 +96,7 @@ class KindRegistrar:
         resources: Mapping[str, float] | None = None,
         retries: int = 0,
         check: CheckFn | None = None,
+        local: bool = False,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"invalid job kind {name!r}: use dotted lower-case words (plugin.thing)")
@@ -105,8 +108,10 @@ class KindRegistrar:
             raise ValueError(f"job kind {name!r}: retries must be 0..{MAX_RETRIES}")
         if (existing := self._table.get(name)) is not None:
             raise ValueError(f"job kind {name!r} is already registered by {existing.owner!r}")
+        if not isinstance(local, bool):
+            raise TypeError(f"job kind {name!r}: local must be true or false")
         self._table[name] = JobKind(
-            name, run, description.strip(), self.owner, check_resources(resources), retries, check
+            name, run, description.strip(), self.owner, check_resources(resources), retries, check, local
         )
 
 

@@ -84,11 +84,17 @@ def make_routes(kernel: Kernel) -> list[Any]:
                   key: {type: string, maxLength: 200, description: idempotency key; the same key returns the same job}
         responses:
           202: {description: "{job}: the job's record (queued, or the existing job of that key)"}
-          400: {description: invalid input; error.field names the field}
+          400: {description: "invalid input (error.field names the field); kind_is_local: a kind the CLI runs only"}
           409: {description: the key names a different job}
         """
         req = parse_request(await read_json(request), EnqueueRequest)
         service = jobs_for(kernel)
+        kind = service.kinds().get(req.kind)
+        if kind is not None and kind.local:
+            # Its params name files of the submitting machine: a client must not point the server at its files.
+            raise ComfyVNError(
+                f"jobs of kind {req.kind} run from this machine's command line only", field="kind", code="kind_is_local"
+            )
 
         def submit() -> dict[str, Any]:
             job_id = service.submit(

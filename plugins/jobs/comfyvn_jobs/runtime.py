@@ -47,11 +47,23 @@ _lock = threading.Lock()
 
 
 class JobFailed(Exception):
-    """A job's failure as it crosses processes: ``args == (code, message)`` (pickles as it is)."""
+    """A job's failure as it crosses processes: ``args == (code, message, field, error_type)`` (pickles as is).
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.code, self.message = code, message
+    ``error_type`` names the `comfyvn.errors` class the body raised (``Blocked``, ``NotFound``…) and ``field``
+    its field, so a command waiting on the job fails as the work itself would have (same exit code)."""
+
+    def __init__(self, code: str, message: str, field: str | None = None, error_type: str | None = None) -> None:
+        super().__init__(code, message, field, error_type)
+        self.code, self.message, self.field, self.error_type = code, message, field, error_type
+
+    def to_error(self) -> dict[str, str]:
+        """The record's ``error``: ``{code, message}`` plus ``field`` and ``type`` when known."""
+        error = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        if self.error_type is not None:
+            error["type"] = self.error_type
+        return error
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -100,9 +112,11 @@ def _plugin(worker: Worker) -> KernelPlugin:
 
 def _error(exc: Exception) -> dict[str, str]:
     if isinstance(exc, JobFailed):
-        return {"code": exc.code, "message": exc.message}
+        return exc.to_error()
     if isinstance(exc, ComfyVNError):
-        return {"code": exc.code, "message": exc.message}
+        # The nearest kernel class: a plugin's own subclass is known by what it means, not by its name.
+        kind = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == ComfyVNError.__module__)
+        return JobFailed(exc.code, exc.message, exc.field, kind).to_error()
     if isinstance(exc, JobCancelled):
         return {"code": "cancelled", "message": "the job was cancelled"}
     # An unexpected exception's text may quote anything; its type and a clipped message are enough.
@@ -153,7 +167,7 @@ def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
         if isinstance(exc, JobFailed | JobCancelled):
             raise
         # Dask sends the exception back to the server: one that always pickles, without local state.
-        raise JobFailed(error["code"], error["message"]) from None
+        raise JobFailed(error["code"], error["message"], error.get("field"), error.get("type")) from None
     send(
         {
             "type": "finished",

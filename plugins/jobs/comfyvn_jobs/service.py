@@ -194,6 +194,13 @@ class Jobs:
         job_kind = self.kinds().get(kind) if isinstance(kind, str) else None
         if job_kind is None:
             raise Invalid(f"unknown job kind {str(kind)[:80]!r}", field="kind", code="unknown_kind")
+        if job_kind.local and not self.embedded:
+            raise Invalid(
+                f"jobs of kind {kind} read and write this machine's files: they run on the embedded cluster only,"
+                " not on the configured scheduler's workers",
+                field="kind",
+                code="kind_is_local",
+            )
         clean = self._params(job_kind, params)
         wanted = {**job_kind.resources, **check_resources(resources)}
         if isinstance(priority, bool) or not isinstance(priority, int) or not -1_000_000 <= priority <= 1_000_000:
@@ -445,7 +452,7 @@ class Jobs:
         else:
             exc = future.exception(timeout=30)
             if isinstance(exc, JobFailed):
-                error = {"code": exc.code, "message": exc.message}
+                error = exc.to_error()
             else:  # KilledWorker and the like: Dask gave up on it
                 error = {"code": "dask_error", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}
             self._end(job_id, "failed", error=error)

@@ -2,11 +2,14 @@
 
 Exit codes: 0 fine; 1 the real engine's lint (``--check``) or a demo step failed; 2 bad input;
 3 an export gate blocked the export (the root group turns `ComfyVNError` into one line and its code).
+With the jobs plugin loaded, ``export renpy`` runs as a ``renpy.export`` job on the embedded cluster (its
+progress bar fed by the job's progress); ``--no-job`` runs it in this process.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .demo import run_demo
-from .export import POV_MODES, ExportOptions
+from .export import POV_MODES
 from .fonts import configured_font
-from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
+from .jobs import KIND, check_export_params, export_or_fail, full_result, request_from_params
+from .service import DEFAULT_PLATFORMS
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -80,8 +84,8 @@ def _resolution_option(_ctx: click.Context, _param: click.Parameter, value: str)
 
 
 def _source(kernel: Kernel, ref: str, out: Path | None, publish_out: Path | None, publish: bool) -> dict[str, Any]:
-    """What PROJECT names: a project folder (or its project.json) on disk, else the id of a store project.
-    A store project is loaded through the store (its validation stamp spares validating it again) and its
+    """What PROJECT names, as job params: a project folder (or its project.json) on disk (``project_dir``),
+    else the id of a store project (``project_id``; the export loads it through the store). A store project's
     outputs default to its own exports/ (the game in exports/renpy, the publish zip in exports/<id>.zip)."""
     from comfyvn.errors import ComfyVNError
     from comfyvn_scenario import ProjectStore
@@ -99,14 +103,19 @@ def _source(kernel: Kernel, ref: str, out: Path | None, publish_out: Path | None
             )
         if publish and publish_out is None:
             raise ComfyVNError("--publish needs --publish-out FILE.zip", field="publish_out", code="missing_option")
-        return {"project": folder, "out": out, "publish_out": publish_out}
-    stored = store.load(folder.name)
+        return {"project_dir": os.path.abspath(folder), "out": out, "publish_out": publish_out}
+    project_id = folder.name  # the store resolved an id to its own folder
     return {
-        "project": stored.path,
-        "source": stored,
-        "out": out if out is not None else store.exports_dir(stored.id, RENPY_EXPORT),
-        "publish_out": publish_out if publish_out is not None else store.exports_dir(stored.id, f"{stored.id}.zip"),
+        "project_id": project_id,
+        "out": out if out is not None else store.exports_dir(project_id, RENPY_EXPORT),
+        "publish_out": publish_out if publish_out is not None else store.exports_dir(project_id, f"{project_id}.zip"),
     }
+
+
+def _jobs_published(kernel: Kernel) -> bool:
+    """Whether the jobs plugin published its hook: asked before importing it, which brings in Dask."""
+    caller = getattr(kernel.plugins.pm.hook, "register_job_kinds", None)
+    return caller is not None and caller.spec is not None
 
 
 @export_group.command("renpy")
@@ -150,7 +159,8 @@ def _source(kernel: Kernel, ref: str, out: Path | None, publish_out: Path | None
     "--rating-ack-token", help="An acknowledged rating token (`comfyvn rating ack TOKEN`) for the rating gate."
 )
 @click.option("--rating-acknowledged", is_flag=True, help="With --rating-ack-token: pass the rating gate.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-job", is_flag=True, help="Run in this process, not as a renpy.export job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (with the job record under job).")
 @click.pass_obj
 def export_renpy(
     kernel: Kernel,
@@ -173,48 +183,63 @@ def export_renpy(
     renpy_sdk: str | None,
     rating_ack_token: str | None,
     rating_acknowledged: bool,
+    no_job: bool,
     as_json: bool,
 ) -> None:
     """Export PROJECT (a project folder, or the id of a project in the store) to a Ren'Py 8 project under --out."""
-    from comfyvn.errors import OperationFailed
-
     source = _source(kernel, project, out, publish_out, publish)
     publish_to: Path | None = source["publish_out"]
-    request = ExportRequest(
-        project=source["project"],
-        source=source.get("source"),
-        out=Path(source["out"]).resolve(),
-        options=ExportOptions(
-            pov_mode=pov_mode,
-            pov_switch=not no_pov_switch,
-            per_scene=not no_per_scene,
-            testcases=testcases,
-            bake_weather=bake_weather,
-            font=str(font) if font is not None else configured_font(kernel.config),
-            resolution=resolution,
-        ),
-        dry_run=dry_run,
-        publish_out=publish_to.resolve() if publish and publish_to is not None else None,
-        platforms=platforms or DEFAULT_PLATFORMS,
-        check=check,
-        renpy=renpy_path,
-        invoke_sdk=invoke_sdk,
-        renpy_sdk=renpy_sdk,
-        rating_ack_token=rating_ack_token,
-        rating_acknowledged=rating_acknowledged,
-    )
-    try:
-        if as_json:
-            result = run_export(kernel, request)
-            click.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False))
-        else:
-            with click.progressbar(length=len(STEPS), label="export", file=sys.stderr) as bar:
-                result = run_export(kernel, request, progress=lambda _step: bar.update(1))
-            _print_result(result)
-    except OSError as exc:  # an output the machine refused (--out or --publish-out unwritable, disk full)
-        where = f"{exc.filename}: " if exc.filename else ""
-        raise OperationFailed(f"cannot write {where}{exc.strerror or exc}", field="out", code="write_failed") from None
+    font_file = str(font) if font is not None else configured_font(kernel.config)
+    params = {
+        **{key: source[key] for key in ("project_id", "project_dir") if key in source},
+        "out": str(Path(source["out"]).resolve()),
+        "publish_out": str(publish_to.resolve()) if publish and publish_to is not None else None,
+        "pov_mode": pov_mode,
+        "pov_switch": not no_pov_switch,
+        "per_scene": not no_per_scene,
+        "testcases": testcases,
+        "bake_weather": bake_weather,
+        "font": os.path.abspath(font_file) if font_file is not None else None,
+        "resolution": f"{resolution[0]}x{resolution[1]}",
+        "dry_run": dry_run,
+        "platforms": list(platforms or DEFAULT_PLATFORMS),
+        "check": check,
+        "renpy": renpy_path,
+        "invoke_sdk": invoke_sdk,
+        "renpy_sdk": renpy_sdk,
+        "rating_ack": rating_ack_token,
+        "rating_acknowledged": rating_acknowledged,
+    }
+    record: dict[str, Any] | None = None
+    if no_job or not _jobs_published(kernel):
+        result = _export_here(kernel, params, as_json)
+    else:
+        from comfyvn_jobs.cli import local_jobs, run_with_progress
+
+        with local_jobs(kernel) as jobs:
+            if jobs is None:
+                result = _export_here(kernel, params, as_json)
+            else:
+                record = run_with_progress(jobs, KIND, params, label="export", show=not as_json)
+                result = full_result(record)
+    if as_json:
+        # The result as before, plus the job's record (its result is the top level, not repeated).
+        shown = result if record is None else {**result, "job": {k: v for k, v in record.items() if k != "result"}}
+        click.echo(json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        _print_result(result)
+        if record is not None:
+            click.echo(f"job {record['id']} {record['status']} ({record['duration_sec'] or 0:.2f} s on its worker)")
     _fail_loudly(result)
+
+
+def _export_here(kernel: Kernel, params: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """The export in this process (no jobs plugin, a configured scheduler, or ``--no-job``)."""
+    request = request_from_params(kernel, check_export_params(params))
+    if as_json:
+        return export_or_fail(kernel, request)
+    with click.progressbar(length=len(STEPS), label="export", file=sys.stderr) as bar:
+        return export_or_fail(kernel, request, progress=lambda _step: bar.update(1))
 
 
 def _fail_loudly(result: dict[str, Any]) -> None:

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 import click
 from comfyvn import hookimpl
 
-from . import hookspecs, routes
+from . import hookspecs, jobs, routes
 from .cli import demo_command, export_group, renpy_group
 from .service import BAKE_FLAG
 
 if TYPE_CHECKING:
     import pluggy
     from comfyvn import Kernel
+    from comfyvn_jobs import KindRegistrar
 
 _STARTED = {
     "type": "object",
@@ -70,3 +71,9 @@ def register_commands(cli: click.Group) -> None:
 @hookimpl
 def register_routes(kernel: Kernel) -> list[Any]:
     return routes.make_routes(kernel)
+
+
+@hookimpl(optionalhook=True)
+def register_job_kinds(register: KindRegistrar) -> None:
+    # Optional: without the jobs plugin there is no such hookspec, and pluggy must not reject this plugin.
+    jobs.register_kinds(register)
