@@ -11,7 +11,7 @@ from comfyvn_renpy.layout import build_layout
 from comfyvn_renpy.names import py_literal
 from comfyvn_renpy.text import Paginator
 from comfyvn_scenario import Project, compile_scenario
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3))
@@ -90,3 +90,30 @@ def test_py_literal_replaces_exactly_the_surrogates(text: str) -> None:
     has_surrogate = any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
     expected = repr(text.encode("utf-8", "replace").decode("utf-8")) if has_surrogate else repr(text)
     assert py_literal(text) == expected
+
+
+class _Varied(_Widths):
+    def lineskip(self, ch: str, style: int) -> int:
+        return 20 + ord(ch) % 5 + style
+
+
+@settings(max_examples=300)
+@example(text="\u3042\u0301 a ", data=None).via("a combining mark never starts a line")
+@given(
+    text=st.text(alphabet="ab c\u00e9\u0301*_`~\n\t\u3042\u3002\u300c\u30fc\uff0c.!?\"'(", max_size=60),
+    data=st.data(),
+)
+def test_page_measures_are_measure(text: str, data: st.DataObject | None) -> None:
+    # Pagination measures slices through one per-text table (_Measures); it must agree with `measure`.
+    from comfyvn_renpy.text import _Measures, measure, parse_markdown
+
+    parsed = parse_markdown(text)
+    metrics = _Varied()
+    table = _Measures(parsed, metrics)
+    if data is None:  # the explicit example: the whole text at the narrowest width
+        start, end, width = 0, len(parsed.text), 1.0
+    else:
+        end = data.draw(st.integers(0, len(parsed.text)))
+        start = data.draw(st.integers(0, end))
+        width = data.draw(st.sampled_from([1.0, 5.0, 12.5, 40.0, 1000.0]))
+    assert table.measured(start, end, width) == measure(parsed, start, end, width, metrics)
