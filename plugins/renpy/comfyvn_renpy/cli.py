@@ -190,7 +190,7 @@ def export_renpy(
     source = _source(kernel, project, out, publish_out, publish)
     publish_to: Path | None = source["publish_out"]
     font_file = str(font) if font is not None else configured_font(kernel.config)
-    params = {
+    params: dict[str, Any] = {
         **{key: source[key] for key in ("project_id", "project_dir") if key in source},
         "out": str(Path(source["out"]).resolve()),
         "publish_out": str(publish_to.resolve()) if publish and publish_to is not None else None,

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from comfyvn import Kernel
+from comfyvn import Kernel, hookimpl
 from comfyvn.cli import make_cli
+from comfyvn.errors import Blocked, Invalid, NotFound
 from comfyvn_jobs import jobs_for
-from comfyvn_jobs.cli import run_with_progress
+from comfyvn_jobs.cli import local_jobs, run_with_progress
 
 
 def _run(kernel: Kernel, *args: str) -> Any:
@@ -78,7 +79,8 @@ class FakeBar:
     """Stands in for click's bar, which draws nothing when its stream is not a terminal."""
 
     def __init__(self, length: int, label: str, file: Any) -> None:
-        self.length, self.label, self.steps = length, label, []
+        self.length, self.label = length, label
+        self.steps: list[int] = []
 
     def __enter__(self) -> FakeBar:
         bars.append(self)
@@ -107,3 +109,75 @@ def test_run_with_progress_feeds_the_bar_from_progress_events(
     # Fed as the job went: a quarter at a time (possibly merged when two arrive together), never backwards.
     moved = [n for n in bar.steps if n]
     assert len(moved) >= 2 and all(n % 250 == 0 and n > 0 for n in moved)
+
+
+class LocalKinds:
+    """A plugin with a local kind (its params name this machine's files) and kinds failing by meaning."""
+
+    @hookimpl
+    def register_job_kinds(self, register: Any) -> None:
+        register("files.touch", lambda ctx, params: {"touched": params.get("path")}, "Touches a file.", local=True)
+        register("files.blocked", _blocked, "Refused by a gate.")
+        register("files.gone", _gone, "Names a missing thing.")
+
+
+def _blocked(ctx: Any, params: dict[str, Any]) -> None:
+    raise Blocked("export blocked by rating: not acknowledged", field="project", code="export_blocked")
+
+
+def _gone(ctx: Any, params: dict[str, Any]) -> None:
+    raise NotFound("no project 'x'", field="project", code="project_not_found")
+
+
+def test_a_local_kind_runs_on_the_embedded_cluster_only_and_never_over_http(
+    jobs_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Any]
+) -> None:
+    kernel = jobs_kernel(LocalKinds())
+    assert jobs_for(kernel).kinds()["files.touch"].as_dict()["local"] is True
+    ran = _run(kernel, "jobs", "run", "files.touch", "--params", '{"path": "/tmp/x"}', "--json")
+    assert ran.exit_code == 0 and json.loads(ran.stdout)["result"] == {"touched": "/tmp/x"}, ran.output
+    refused = http_for(kernel).post("/api/schedule/enqueue", json={"kind": "files.touch", "params": {"path": "/etc"}})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "kind_is_local"
+    assert [r["kind"] for r in jobs_for(kernel).list()] == ["files.touch"]  # the refused one was never recorded
+    # With a scheduler configured, the workers may be other machines: refused before any connection is tried.
+    remote = jobs_kernel(LocalKinds(), env={"COMFYVN_DASK_SCHEDULER": "tcp://127.0.0.1:9"})
+    with pytest.raises(Invalid) as caught:
+        jobs_for(remote).submit("files.touch", {"path": "/tmp/x"})
+    assert caught.value.code == "kind_is_local" and not jobs_for(remote).started
+
+
+@pytest.mark.parametrize(
+    ("kind", "exit", "error"),
+    [
+        ("files.blocked", 3, {"code": "export_blocked", "field": "project", "type": "Blocked"}),
+        ("files.gone", 2, {"code": "project_not_found", "field": "project", "type": "NotFound"}),
+        ("test.fail", 1, {"code": "job_failed", "type": "OperationFailed"}),
+    ],
+)
+def test_a_failed_job_fails_the_command_as_its_body_did(
+    jobs_kernel: Callable[..., Kernel], kind: str, exit: int, error: dict[str, str]
+) -> None:
+    kernel = jobs_kernel(LocalKinds())
+    result = _run(kernel, "jobs", "run", kind)
+    assert result.exit_code == exit, result.output
+    (record,) = jobs_for(kernel).list()
+    assert {k: v for k, v in record["error"].items() if k != "message"} == error
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # after the bar's label
+    assert line.startswith(f"error: job {record['id']} failed: ")
+    if "field" in error:
+        assert line.endswith(f"(field: {error['field']})")
+
+
+def test_local_jobs_is_none_where_the_work_must_run_in_process(
+    jobs_kernel: Callable[..., Kernel], make_kernel: Callable[..., Kernel], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with local_jobs(jobs_kernel()) as service:
+        assert service is not None and service.embedded
+    with local_jobs(jobs_kernel(), enabled=False) as service:
+        assert service is None  # --no-job
+    with local_jobs(make_kernel()) as service:
+        assert service is None  # no jobs plugin
+    assert capsys.readouterr().err == ""
+    with local_jobs(jobs_kernel(env={"COMFYVN_DASK_SCHEDULER": "tcp://127.0.0.1:9"})) as service:
+        assert service is None
+    assert "runs here, not as a job" in capsys.readouterr().err
