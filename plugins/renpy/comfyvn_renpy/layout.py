@@ -132,12 +132,20 @@ def _var_roots(project: Project) -> list[str]:
     roots: dict[str, None] = dict.fromkeys(project.variables)
     for scene in project.scenes.values():
         roots.update(dict.fromkeys(scene.get("variables") or {}))
+
+    def add(item: Mapping[str, Any]) -> None:
+        parts = key_parts(str(item.get("key", "")))
+        if parts and parts[0] not in roots:
+            roots[parts[0]] = None
+
     for _scene_id, node in _nodes(project):
         for action in node.get("actions") or ():
-            roots.update(dict.fromkeys(key_parts(str(action.get("key", "")))[:1]))
+            add(action)
         for choice in node.get("choices") or ():
-            for item in (*(choice.get("actions") or ()), *(choice.get("conditions") or ())):
-                roots.update(dict.fromkeys(key_parts(str(item.get("key", "")))[:1]))
+            for action in choice.get("actions") or ():
+                add(action)
+            for condition in choice.get("conditions") or ():
+                add(condition)
     return list(roots)
 
 
@@ -152,9 +160,10 @@ def build_layout(project: Project) -> Layout:
     root = project.root
     labels = NameRegistry(set(RESERVED_LABELS))
     for scene_id, scene in project.scenes.items():
-        layout.scene_labels[scene_id] = labels.claim(f"scene_{slug(scene_id, lower=False)}")
+        scene_slug = slug(scene_id, lower=False)
+        layout.scene_labels[scene_id] = labels.claim(f"scene_{scene_slug}")
         for node in scene.get("nodes") or ():
-            base = f"{slug(scene_id, lower=False)}_{slug(str(node['id']), lower=False)}"
+            base = f"{scene_slug}_{slug(str(node['id']), lower=False)}"
             # A label must not start with a digit (scene ids may): prefix those.
             layout.node_labels[(scene_id, node["id"])] = labels.claim(base if base[0].isalpha() else f"n_{base}")
     pov_ids = [p["id"] for p in project.povs if isinstance(p.get("id"), str)]

@@ -66,7 +66,9 @@ _NOT_IDENT = re.compile(r"[^0-9A-Za-z_]+")
 
 def slug(text: str, *, lower: bool = True, fallback: str = "x") -> str:
     """ASCII word characters only (accents folded, the rest ``_``-joined), never empty."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    # ASCII (the usual id) has nothing to fold: NFKD and the ASCII filter leave it as it is.
+    ascii_only = text.isascii()
+    folded = text if ascii_only else unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     value = _NOT_WORD.sub("_", folded.lower()) if lower else _NOT_IDENT.sub("_", folded)
     value = value.strip("_")
     return value or fallback
