@@ -107,7 +107,12 @@ class RatingService:
                 allowed = False
                 status = "pending" if acknowledged else "issued"
                 known = self.store.ack(ack_token) if ack_token else None
-                reusable = known is not None and known["item_id"] == item_id and known["status"] == "issued"
+                # The caller's token when it is this item's (open, or acknowledged and covering the rating):
+                # a request that only forgot `acknowledged` gets its own token back, not a new one.
+                reusable = known is not None and (
+                    (known["item_id"] == item_id and known["status"] == "issued")
+                    or self.store.verified(ack_token, item_id, result.rating) is not None
+                )
                 token = ack_token if reusable else self.store.issue(item_id, action, result.rating)["token"]
         decision: Decision = {
             "ok": True,
