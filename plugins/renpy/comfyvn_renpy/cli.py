@@ -19,7 +19,7 @@ import click
 from .demo import run_demo
 from .export import POV_MODES
 from .fonts import configured_font
-from .jobs import KIND, check_export_params, export_or_fail, full_result, request_from_params
+from .jobs import KIND, check_export_params, export_or_fail, request_from_params
 from .service import DEFAULT_PLATFORMS
 
 if TYPE_CHECKING:
@@ -215,6 +215,7 @@ def export_renpy(
         result = _export_here(kernel, params, as_json)
     else:
         from comfyvn_jobs.cli import local_jobs, run_with_progress
+        from comfyvn_jobs.results import full_result
 
         with local_jobs(kernel) as jobs:
             if jobs is None:

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from comfyvn.errors import Invalid, OperationFailed
-from comfyvn.paths import atomic_write_text, safe_join
-from comfyvn.wire import dumps, loads, parse_request
+from comfyvn.wire import parse_request
 from comfyvn_scenario import ProjectStore
 
 from .export import ExportOptions
-from .service import DEFAULT_PLATFORMS, PLUGIN, ExportRequest, run_export
+from .service import DEFAULT_PLATFORMS, ExportRequest, run_export
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -32,18 +31,12 @@ __all__ = [
     "ExportJobParams",
     "check_export_params",
     "export_or_fail",
-    "full_result",
     "register_kinds",
     "request_from_params",
     "run_export_job",
 ]
 
 KIND = "renpy.export"
-# The jobs plugin keeps a result of up to 64 KiB of JSON; a bigger one (a dry run's diffs, a long lint
-# report) is kept in a file and the record holds a summary naming it.
-MAX_RESULT_BYTES = 48 * 1024
-RESULTS_DIR = "job-results"
-KEEP_RESULTS = 32
 # Rough shares of an export's time per step, for the progress bar (building and linting dominate).
 STEP_WEIGHTS = {"load": 1, "build": 5, "preview": 2, "write": 3, "publish": 2, "lint": 6, "distribute": 6}
 _PATHS = ("out", "project_dir", "publish_out", "font")
@@ -174,17 +167,10 @@ def step_progress(request: ExportRequest, report: Callable[[float, str], None]) 
     return note
 
 
-def _keep(kernel: Kernel, job_id: str, result: dict[str, Any], data: str) -> dict[str, Any]:
-    folder = kernel.paths.plugin_dir(PLUGIN) / RESULTS_DIR
-    path = safe_join(folder, f"{job_id}.json", field="job_id")
-    atomic_write_text(path, data)
-    kept = sorted(folder.glob("job-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in kept[KEEP_RESULTS:]:
-        old.unlink(missing_ok=True)
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a result too big for it (a dry run's diffs, a long lint report)."""
     check = result.get("check")
     return {
-        "summary": True,
-        "full_result": str(path),
         "ok": result["ok"],
         "project": result["project"],
         "out": result["out"],
@@ -199,30 +185,12 @@ def _keep(kernel: Kernel, job_id: str, result: dict[str, Any], data: str) -> dic
 def run_export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """The body of a ``renpy.export`` job: the export, reporting progress per step. Idempotent: an export
     writes the same files again (atomically), so a rerun after a lost worker does no harm."""
+    from comfyvn_jobs.results import bounded_result  # runs only where the jobs plugin is (it brings Dask)
+
     request = request_from_params(ctx.kernel, params)
     result = export_or_fail(ctx.kernel, request, progress=step_progress(request, ctx.report))
     ctx.report(1.0, "done")
-    data = dumps(result)
-    if len(data.encode("utf-8")) <= MAX_RESULT_BYTES:
-        return result
-    return _keep(ctx.kernel, ctx.job_id, result, data)
-
-
-def full_result(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The whole result of a finished ``renpy.export`` job (read back from its file when the record holds a
-    summary)."""
-    result = record["result"]
-    if not (isinstance(result, dict) and result.get("summary") is True):
-        return dict(result)
-    try:
-        data = Path(result["full_result"]).read_bytes()
-    except OSError:
-        raise OperationFailed(
-            f"the full result of job {record['id']} is gone; `comfyvn jobs show {record['id']}` has its summary",
-            code="result_missing",
-        ) from None
-    full: dict[str, Any] = loads(data, field="result")
-    return full
+    return bounded_result(ctx, result, _summary)
 
 
 def register_kinds(register: KindRegistrar) -> None:

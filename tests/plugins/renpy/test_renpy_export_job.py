@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import comfyvn_jobs.plugin as jobs_plugin
+import comfyvn_jobs.results
 import comfyvn_renpy.jobs as renpy_jobs
 import comfyvn_renpy.plugin as renpy_plugin
 import comfyvn_scenario.plugin as scenario_plugin
@@ -172,7 +173,7 @@ def test_a_big_result_is_kept_in_a_file_and_the_record_holds_a_summary(
     fresh: Callable[..., Kernel], demo_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kernel = fresh()
-    monkeypatch.setattr(renpy_jobs, "MAX_RESULT_BYTES", 100)
+    monkeypatch.setattr(comfyvn_jobs.results, "MAX_INLINE_BYTES", 100)
     result = _cli(kernel, str(demo_project), "--out", str(tmp_path / "game"), "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
@@ -181,7 +182,7 @@ def test_a_big_result_is_kept_in_a_file_and_the_record_holds_a_summary(
     assert summary["summary"] is True and summary["files"] == printed["files"] > 5
     assert summary["warning_count"] == len(printed["warnings"]) and summary["dry_run"] is True
     kept = Path(summary["full_result"])
-    assert kept.parent == kernel.paths.data / "plugins" / "renpy" / "job-results"
+    assert kept == kernel.paths.data / "plugins" / "jobs" / "results" / f"{record['id']}.json"
     assert json.loads(kept.read_text()) == {k: v for k, v in printed.items() if k != "job"}
     assert printed["preview"]["summary"]["new"] > 5 and not (tmp_path / "game").exists()
 
