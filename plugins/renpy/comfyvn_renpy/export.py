@@ -382,8 +382,8 @@ def _label_manifest(
 MAX_MANIFEST_BYTES = 64 * 2**20
 
 
-def output_files(out: Path) -> dict[str, bytes]:
-    """The files a previous export wrote to ``out`` (from its export manifest), with their current bytes.
+def output_targets(out: Path) -> dict[str, Path]:
+    """The files a previous export wrote to ``out`` (from its export manifest): bundle path -> file.
 
     The manifest is only a hint: an entry that is not a relative path to a regular file inside ``out``
     once symlinks are resolved (absolute, with ``..``, or through a link leading out) is ignored, so a
@@ -399,7 +399,7 @@ def output_files(out: Path) -> dict[str, bytes]:
         return {}
     files = previous.get("files") if isinstance(previous, dict) else None
     root = out.resolve()
-    found: dict[str, bytes] = {}
+    found: dict[str, Path] = {}
     for path in files if isinstance(files, dict) else {}:
         if not isinstance(path, str) or not path or "\x00" in path or path.startswith(("/", "\\")):
             continue
@@ -407,5 +407,10 @@ def output_files(out: Path) -> dict[str, bytes]:
             continue
         target = (root / path).resolve()
         if root in target.parents and target.is_file():
-            found[path] = target.read_bytes()
+            found[path] = target
     return found
+
+
+def output_files(out: Path) -> dict[str, bytes]:
+    """`output_targets` with their current bytes."""
+    return {path: target.read_bytes() for path, target in output_targets(out).items()}

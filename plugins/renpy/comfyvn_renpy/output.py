@@ -12,7 +12,7 @@ from typing import Any
 from comfyvn.errors import ComfyVNError, Invalid, OperationFailed
 from comfyvn.paths import atomic_write_bytes, safe_join
 
-from .export import Bundle, digest, manifest_bytes, output_files
+from .export import Bundle, digest, manifest_bytes, output_files, output_targets
 
 __all__ = ["preview_bundle", "publish_zip", "write_bundle"]
 
@@ -45,7 +45,7 @@ def write_bundle(bundle: Bundle, out: Path) -> dict[str, Any]:
         raise OperationFailed("the output folder is not a folder", field="out", code="out_unwritable")
     files = bundle.all_files()
     targets = {path: _inside(out, path) for path in files}
-    previous = output_files(out)
+    previous = output_targets(out)  # only which files it wrote: their bytes are compared below, once
     written = unchanged = 0
     for path, data in files.items():
         target = targets[path]
