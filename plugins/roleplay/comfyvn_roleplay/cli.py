@@ -1,11 +1,14 @@
 """``comfyvn import sillytavern|text|card``: parse options, call the service, print a summary or JSON.
 
 With ``--out DIR`` the project is written to that folder; without it the project goes to the project
-store (``<data>/projects/<id>``) and its id, which every other command accepts, is printed."""
+store (``<data>/projects/<id>``) and its id, which every other command accepts, is printed. With the jobs
+plugin loaded, ``import sillytavern`` runs as a ``roleplay.import`` job on the embedded cluster (the bar fed
+by its progress, ``--json`` adding the job record); ``--no-job`` runs it in this process."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,22 +18,15 @@ from typing import Any
 import click
 from comfyvn.errors import Invalid
 
-from .importer import FORMATS, ImportResult
+from .importer import FORMATS, REPORT_FILE, ImportResult
+from .jobs import KIND, count_lines, import_chat_file
 from .lorebook import read_lorebook
 from .serialize import options_from_payload
-from .service import StoredImport, read_inputs, run_card_import, run_import
+from .service import read_inputs, run_card_import, run_import
 
 __all__ = ["import_group"]
 
 _PROGRESS_EVERY = 2000  # lines between progress-bar updates; keeps the bar off the hot path
-
-
-def _count_lines(path: Path) -> int:
-    count = 0
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            count += chunk.count(b"\n")
-    return count + 1
 
 
 @contextmanager
@@ -38,7 +34,7 @@ def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | Non
     if not enabled:
         yield None
         return
-    total = _count_lines(path)
+    total = count_lines(path)
     with click.progressbar(length=total, label=f"importing {path.name}", file=sys.stderr) as bar:
         done = [0]
 
@@ -55,32 +51,35 @@ def _options(**kwargs: Any) -> Any:
     return options_from_payload({k: v for k, v in kwargs.items() if v is not None})
 
 
-def _report(result: ImportResult, as_json: bool) -> None:
-    body = result.to_dict()
+def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[str, Any] | None = None) -> None:
+    """Print an import's report (``ImportResult.to_dict``), with the job's record when it ran as one."""
+    body = result if isinstance(result, dict) else result.to_dict()
     if as_json:
-        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        # The report as before, plus the job's record (its result is the top level, not repeated).
+        shown = body if record is None else {**body, "job": {k: v for k, v in record.items() if k != "result"}}
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
-    stats = result.stats
+    stats, project = body["stats"], body["project"]
     where = (
-        f"store project {result.import_id} (version {result.version})"
-        if isinstance(result, StoredImport)
-        else str(result.project_dir)
+        f"store project {body['import_id']} (version {project['version']})" if project.get("store") else project["path"]
     )
     click.echo(
         f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) -> {where}"
     )
     click.echo(f"read as {body['source_format_label']}")
-    click.echo(f"project id {result.project_id}; raw upload kept at {result.raw.path}")
+    click.echo(f"project id {project['id']}; raw upload kept at {body['raw']['path']}")
     skipped = body["skipped"]
     if skipped:
         click.echo(f"skipped {len(skipped)} line(s):")
         for issue in skipped[:20]:
             click.echo(f"  line {issue['line']}: {issue['message']}")
         if len(skipped) > 20:
-            click.echo(f"  … {len(skipped) - 20} more (see {result.project_dir / 'roleplay_import.json'})")
+            click.echo(f"  … {len(skipped) - 20} more (see {Path(project['path']) / REPORT_FILE})")
     for warning in body["warnings"][:10]:
         text = warning if isinstance(warning, str) else f"line {warning['line']}: {warning['message']}"
         click.echo(f"warning: {text}")
+    if record is not None:
+        click.echo(f"job {record['id']} {record['status']} ({record['duration_sec'] or 0:.2f} s on its worker)")
 
 
 def _out_folder(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
@@ -168,6 +167,7 @@ def import_group() -> None:
 )
 @click.option("--swipes-as-choices", is_flag=True, help="Turn swipes into a choice point.")
 @click.option("--display-text", "use_display_text", is_flag=True, help="Use translated display_text when present.")
+@click.option("--no-job", is_flag=True, help="Run in this process, not as a roleplay.import job.")
 @_common
 @click.pass_obj
 def sillytavern_cmd(
@@ -180,27 +180,39 @@ def sillytavern_cmd(
     out: Path | None,
     as_json: bool,
     progress: bool,
+    no_job: bool,
     **opts: Any,
 ) -> None:
     """Import a SillyTavern chat (.jsonl, or the .txt export) with its cards and lorebook."""
-    options = _options(**opts)
-    card_data, world_bytes = read_inputs(list(cards), world)
-    # A lorebook keeps its own name: its `name` field, else the file's name.
-    book = read_lorebook(world_bytes, name=world.stem) if world is not None and world_bytes is not None else None
-    with chat.open("rb") as fh, _progress(chat, progress and not as_json) as update:
-        result = run_import(
-            kernel,
-            fh,
-            chat.name,
-            options,
-            out_dir=out,
-            hint="sillytavern",
-            cards=card_data,
-            world=book,
-            sprites_dir=sprites,
-            progress=update,
-        )
+    _options(**opts)  # bad options fail here, before any job
+    params: dict[str, Any] = {
+        "chat": os.path.abspath(chat),
+        "hint": "sillytavern",
+        "cards": [os.path.abspath(card) for card in cards],
+        "world": os.path.abspath(world) if world is not None else None,
+        "sprites": os.path.abspath(sprites) if sprites is not None else None,
+        "out": os.path.abspath(out) if out is not None else None,
+        "options": {k: v for k, v in opts.items() if v is not None},
+    }
+    if not no_job and _jobs_published(kernel):
+        from comfyvn_jobs.cli import local_jobs, run_with_progress
+        from comfyvn_jobs.results import full_result
+
+        with local_jobs(kernel) as jobs:
+            if jobs is not None:
+                label = f"importing {chat.name}"
+                record = run_with_progress(jobs, KIND, params, label=label, show=progress and not as_json)
+                _report(full_result(record), as_json, record)
+                return
+    with _progress(chat, progress and not as_json) as update:
+        result = import_chat_file(kernel, params, update)
     _report(result, as_json)
+
+
+def _jobs_published(kernel: Any) -> bool:
+    """Whether the jobs plugin published its hook: asked before importing it, which brings in Dask."""
+    caller = getattr(kernel.plugins.pm.hook, "register_job_kinds", None)
+    return caller is not None and caller.spec is not None
 
 
 @import_group.command("text")

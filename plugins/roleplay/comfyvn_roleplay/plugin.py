@@ -6,7 +6,7 @@ from typing import Any
 
 from comfyvn import hookimpl
 
-from . import hookspecs, routes
+from . import hookspecs, jobs, routes
 from .cli import import_group
 from .service import EVENTS
 
@@ -30,3 +30,9 @@ def register_commands(cli: Any) -> None:
 @hookimpl
 def register_routes(kernel: Any) -> list[Any]:
     return routes.make_routes(kernel)
+
+
+@hookimpl(optionalhook=True)
+def register_job_kinds(register: Any) -> None:
+    # Optional: without the jobs plugin there is no such hookspec, and pluggy must not reject this plugin.
+    jobs.register_kinds(register)
