@@ -1,47 +1,32 @@
 """``comfyvn scenario validate|playtest``: parse options -> domain/service -> print.
 
 Exit codes: 0 fine; 1 the scenario is invalid or the trace differs from the golden one; 2 bad input
-(the root group turns a `ComfyVNError` into one line).
+(the root group turns a `ComfyVNError` into one line). With the jobs plugin loaded, ``playtest --policy
+explore`` runs as a ``scenario.explore`` job on the embedded cluster (``--no-job``: in this process).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from comfyvn.errors import ComfyVNError
 from comfyvn.paths import atomic_write_text
-from comfyvn.wire import loads, parse_request
+from comfyvn.wire import loads
 
+from .jobs import KIND, load_story, playtest_story
 from .playtest import compare_traces
-from .project import PROJECT_FILE, Project, dump_json
-from .service import ScenarioService, golden_from
+from .project import dump_json
+from .service import golden_from
 from .store import ProjectStore
-from .validation import ValidationReport, validate_project_dir, validate_scene
-from .wire import PlaytestRequest
+from .validation import Issue, ValidationReport
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["scenario_group"]
-
-
-def _read_json(path: Path, field: str) -> Any:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ComfyVNError(f"cannot read {path}: {exc.strerror}", field=field, code="invalid_file") from None
-    return loads(data, field=field)
-
-
-def load_story(path: Path) -> tuple[dict[str, Any] | Project, ValidationReport]:
-    """A project folder / project.json, or a single scene file, with its validation report."""
-    if path.is_dir() or path.name == PROJECT_FILE:
-        return validate_project_dir(path)
-    scene = _read_json(path, "path")
-    return scene, validate_scene(scene)
+__all__ = ["load_story", "scenario_group", "story_path"]
 
 
 def story_path(kernel: Kernel, ref: str) -> Path:
@@ -103,7 +88,8 @@ def validate_cmd(kernel: Kernel, path: str, as_json: bool) -> None:
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Write the trace (or explore report) JSON here.")
 @click.option("--persist", is_flag=True, help="Also write the trace and a .log under <logs>/playtest/.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full response JSON.")
+@click.option("--no-job", is_flag=True, help="With --policy explore: run in this process, not as a job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full response JSON (with the job record under job).")
 @click.pass_obj
 def playtest_cmd(
     kernel: Kernel,
@@ -118,15 +104,13 @@ def playtest_cmd(
     golden: Path | None,
     out: Path | None,
     persist: bool,
+    no_job: bool,
     as_json: bool,
 ) -> None:
     """Play PATH (a project folder, its project.json, a scene file, or a store project's id) headless with a
     seed and a policy; print the digest (and the diff against --golden)."""
-    story, report = load_story(story_path(kernel, path))
-    if not report.valid:
-        _print_report(report, False)
-        raise click.exceptions.Exit(1)
-    body: dict[str, Any] = {
+    target = story_path(kernel, path)
+    options: dict[str, Any] = {
         "seed": seed,
         "policy": policy,
         "choices": list(choices),
@@ -135,14 +119,27 @@ def playtest_cmd(
         "persist": persist,
     }
     if pov is not None:
-        body["pov"] = pov
+        options["pov"] = pov
     if variables is not None:
-        body["variables"] = loads(variables, field="variables")
-    if isinstance(story, Project):
-        body["project"], body["scenes"] = story.document(), story.scenes
-    else:
-        body["scene"] = story
-    response = ScenarioService(kernel).playtest(parse_request(body, PlaytestRequest))
+        options["variables"] = loads(variables, field="variables")
+    record: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None
+    if policy == "explore" and not no_job and _jobs_published(kernel):
+        from comfyvn_jobs.cli import local_jobs, run_with_progress
+        from comfyvn_jobs.results import full_result
+
+        with local_jobs(kernel) as jobs:
+            if jobs is not None:
+                params = {"path": os.path.abspath(target), "playtest": options}
+                record = run_with_progress(jobs, KIND, params, label="explore", show=not as_json)
+                outcome = full_result(record)
+    if outcome is None:
+        outcome = playtest_story(kernel, target, options)
+    if not outcome["valid"]:
+        wire = outcome["validation"]
+        _print_report(ValidationReport.of(Issue(**issue) for issue in (*wire["errors"], *wire["warnings"])), False)
+        raise click.exceptions.Exit(1)
+    response: dict[str, Any] = outcome["response"]
     result: dict[str, Any] = response.get("trace") or response["report"]
     if out is not None:
         atomic_write_text(out, dump_json(result))
@@ -152,11 +149,21 @@ def playtest_cmd(
         response["comparison"] = comparison.to_wire()
         differs = not comparison.equal
     if as_json:
-        click.echo(json.dumps(response, indent=2, ensure_ascii=False))
+        # The response as before, plus the job's record (its result is the top level, not repeated).
+        shown = response if record is None else {**response, "job": {k: v for k, v in record.items() if k != "result"}}
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
         _summary(response)
+        if record is not None:
+            click.echo(f"job {record['id']} {record['status']} ({record['duration_sec'] or 0:.2f} s on its worker)")
     if differs:
         raise click.exceptions.Exit(1)
+
+
+def _jobs_published(kernel: Kernel) -> bool:
+    """Whether the jobs plugin published its hook: asked before importing it, which brings in Dask."""
+    caller = getattr(kernel.plugins.pm.hook, "register_job_kinds", None)
+    return caller is not None and caller.spec is not None
 
 
 def _summary(response: dict[str, Any]) -> None:

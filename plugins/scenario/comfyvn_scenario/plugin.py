@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import project_routes, routes
+from . import jobs, project_routes, routes
 from .cli import scenario_group
 from .projects_cli import projects_group
 from .service import PLAYTEST_FLAG
@@ -130,3 +130,9 @@ def register_commands(cli: click.Group) -> None:
 @hookimpl
 def register_routes(kernel: Kernel) -> list[Any]:
     return [*routes.make_routes(kernel), *project_routes.make_project_routes(kernel)]
+
+
+@hookimpl(optionalhook=True)
+def register_job_kinds(register: Any) -> None:
+    # Optional: without the jobs plugin there is no such hookspec, and pluggy must not reject this plugin.
+    jobs.register_kinds(register)
