@@ -38,7 +38,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
                 description}}}"}
           403: {description: enable_rating_api is off}
         """
-        return JSONResponse(service().matrix())
+        svc = service()
+        return JSONResponse(await run_in_threadpool(svc.matrix))
 
     async def classify(request: Request) -> JSONResponse:
         """Rate an item (or, with project, a store project as a whole) and decide under the mode.
@@ -69,11 +70,24 @@ def make_routes(kernel: Kernel) -> list[Route]:
         req = parse_request(await read_json(request), ClassifyRequest)
         return JSONResponse(await run_in_threadpool(service().classify_request, req))
 
-    async def overrides(request: Request) -> JSONResponse:
-        """List reviewer overrides (GET) or pin one (POST).
+    async def list_overrides(request: Request) -> JSONResponse:
+        """Every reviewer override, newest first.
         ---
-        summary: Rating overrides
+        summary: List rating overrides
+        responses:
+          200: {description: "{ok, overrides[{item_id, rating, reviewer, reason, scope, timestamp}]}"}
+        """
+        svc = service()
+        found = await run_in_threadpool(svc.store.overrides)
+        listed = sorted(found.values(), key=lambda o: (-o.timestamp, o.item_id))
+        return JSONResponse({"ok": True, "overrides": [o.to_wire() for o in listed]})
+
+    async def put_override(request: Request) -> JSONResponse:
+        """Pin an item's rating (sticky across restarts; wins over every classifier).
+        ---
+        summary: Pin a rating override
         requestBody:
+          required: true
           content:
             application/json:
               schema:
@@ -87,13 +101,10 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   reason: {type: string}
                   scope: {type: string, default: asset}
         responses:
-          200: {description: "GET: {ok, overrides[]}; POST: {ok, override, rating}"}
+          200: {description: "{ok, override, rating}"}
           400: {description: invalid input}
         """
         svc = service()
-        if request.method == "GET":
-            listed = sorted(svc.store.overrides().values(), key=lambda o: (-o.timestamp, o.item_id))
-            return JSONResponse({"ok": True, "overrides": [o.to_wire() for o in listed]})
         req = parse_request(await read_json(request), OverrideRequest)
         record = await run_in_threadpool(svc.put_override, req.item_id, req.rating, req.reviewer, req.reason, req.scope)
         return JSONResponse({"ok": True, "override": record.to_wire(), "rating": record.to_result().to_wire()})
@@ -140,13 +151,25 @@ def make_routes(kernel: Kernel) -> list[Route]:
         responses:
           200: {description: "{ok, acks[]}"}
         """
-        return JSONResponse({"ok": True, "acks": service().store.acks()})
+        svc = service()
+        return JSONResponse({"ok": True, "acks": await run_in_threadpool(svc.store.acks)})
 
-    async def mode(request: Request) -> JSONResponse:
-        """The installation's rating mode (GET), or set it (POST {mode}).
+    async def get_mode(request: Request) -> JSONResponse:
+        """The installation's rating mode and where it comes from.
         ---
         summary: Rating mode
+        responses:
+          200: {description: "{ok, mode, modes, source: env|settings}"}
+        """
+        svc = service()
+        return JSONResponse(await run_in_threadpool(svc.describe_mode))
+
+    async def set_mode(request: Request) -> JSONResponse:
+        """Set the installation's rating mode (COMFYVN_RATING_MODE, when set, still wins).
+        ---
+        summary: Set the rating mode
         requestBody:
+          required: true
           content:
             application/json:
               schema:
@@ -157,19 +180,20 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   mode: {enum: [sfw, warn, unrestricted]}
         responses:
           200: {description: "{ok, mode, modes, source: env|settings}"}
+          400: {description: not a mode}
         """
         svc = service()
-        if request.method == "POST":
-            req = parse_request(await read_json(request), ModeRequest)
-            return JSONResponse(await run_in_threadpool(svc.set_mode, req.mode))
-        return JSONResponse(svc.describe_mode())
+        req = parse_request(await read_json(request), ModeRequest)
+        return JSONResponse(await run_in_threadpool(svc.set_mode, req.mode))
 
     return [
         Route("/api/rating/matrix", matrix, methods=["GET"], name="rating_matrix"),
         Route("/api/rating/classify", classify, methods=["POST"], name="rating_classify"),
-        Route("/api/rating/overrides", overrides, methods=["GET", "POST"], name="rating_overrides"),
+        Route("/api/rating/overrides", list_overrides, methods=["GET"], name="rating_overrides"),
+        Route("/api/rating/overrides", put_override, methods=["POST"], name="rating_override_put"),
         Route("/api/rating/overrides/{item_id:path}", delete_override, methods=["DELETE"], name="rating_override"),
         Route("/api/rating/ack", ack, methods=["POST"], name="rating_ack"),
         Route("/api/rating/acks", acks, methods=["GET"], name="rating_acks"),
-        Route("/api/rating/mode", mode, methods=["GET", "POST"], name="rating_mode"),
+        Route("/api/rating/mode", get_mode, methods=["GET"], name="rating_mode"),
+        Route("/api/rating/mode", set_mode, methods=["POST"], name="rating_mode_set"),
     ]
