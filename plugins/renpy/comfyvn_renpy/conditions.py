@@ -16,7 +16,7 @@ from comfyvn_scenario.rules import is_number, split_key
 
 from .names import py_literal
 
-__all__ = ["RUNTIME_RPY", "action_python", "choice_condition", "condition_python", "key_parts"]
+__all__ = ["RUNTIME_RPY", "Memo", "action_python", "choice_condition", "condition_python", "key_parts"]
 
 RUNTIME_RPY = '''\
 ## ComfyVN runtime helpers: scenario conditions and actions with the runner's exact semantics.
@@ -152,8 +152,13 @@ def condition_python(condition: Mapping[str, Any], variables: Mapping[str, str])
     raise ValueError(f"unknown condition operator {operator!r}")
 
 
-def choice_condition(choice: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
-    """The ``if`` expression of a menu choice (POV visibility and every condition), or None."""
+def choice_condition(
+    choice: Mapping[str, Any],
+    variables: Mapping[str, str],
+    translate: Callable[[Mapping[str, Any], Mapping[str, str]], str] = condition_python,
+) -> str | None:
+    """The ``if`` expression of a menu choice (POV visibility and every condition), or None.
+    ``translate`` is `condition_python` or a memo of it (`Memo`)."""
     visible = choice.get("visible_to")
     conditions = choice.get("conditions")
     if visible is None and not conditions:
@@ -163,7 +168,7 @@ def choice_condition(choice: Mapping[str, Any], variables: Mapping[str, str]) ->
         visible = [visible]
     if visible:
         terms.append(f"cvn_pov in {py_literal(sorted({str(v) for v in visible}))}")
-    terms.extend(condition_python(c, variables) for c in conditions or () if type(c) is dict or isinstance(c, Mapping))
+    terms.extend(translate(c, variables) for c in conditions or () if type(c) is dict or isinstance(c, Mapping))
     return " and ".join(f"({t})" if " or " in t else t for t in terms) or None
 
 
@@ -187,3 +192,45 @@ def action_python(action: Mapping[str, Any], variables: Mapping[str, str]) -> st
             delta = -delta
         return f"{root} = cvn_bump({root}, {py_literal(rest)}, {py_literal(delta)})"
     raise ValueError(f"unknown action type {kind!r}")
+
+
+def _scalar_key(item: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable key equal for two condition or action objects exactly when their translations are,
+    or None when a value is not a plain JSON scalar. Type and float ``repr`` are part of the key: 1, 1.0
+    and True (and 0.0 and -0.0) are equal in Python but not as literals."""
+    key: list[Any] = []
+    for name, value in item.items():
+        kind = value.__class__
+        if value is None or kind is str or kind is int or kind is bool:
+            key.append((name, kind, value))
+        elif kind is float:
+            key.append((name, kind, repr(value)))
+        else:
+            return None
+    return tuple(key)
+
+
+class Memo:
+    """`condition_python` and `action_python` for one set of variable names, each distinct condition or
+    action translated once (a project repeats the same few many times: ``increment score`` per choice)."""
+
+    def __init__(self) -> None:
+        self._conditions: dict[tuple[Any, ...], str] = {}
+        self._actions: dict[tuple[Any, ...], str | None] = {}
+
+    def condition(self, condition: Mapping[str, Any], variables: Mapping[str, str]) -> str:
+        key = _scalar_key(condition)
+        if key is None:
+            return condition_python(condition, variables)
+        found = self._conditions.get(key)
+        if found is None:
+            found = self._conditions[key] = condition_python(condition, variables)
+        return found
+
+    def action(self, action: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
+        key = _scalar_key(action)
+        if key is None:
+            return action_python(action, variables)
+        if key not in self._actions:
+            self._actions[key] = action_python(action, variables)
+        return self._actions[key]

@@ -14,7 +14,7 @@ import attrs
 from comfyvn_scenario.rules import is_number
 
 from . import art
-from .conditions import action_python, choice_condition
+from .conditions import Memo, choice_condition, condition_python
 from .fonts import default_pager
 from .gui import GuiSpec
 from .layout import BACKDROP, Layout
@@ -84,16 +84,20 @@ def flow_kind(node: Mapping[str, Any], variables: Mapping[str, str]) -> str:
 
 
 def _flow(
-    node: Mapping[str, Any], choices: Sequence[Mapping[str, Any]], variables: Mapping[str, str]
+    node: Mapping[str, Any],
+    choices: Sequence[Mapping[str, Any]],
+    variables: Mapping[str, str],
+    memo: Memo | None = None,
 ) -> tuple[str, list[str | None]]:
     """`flow_kind` of a node whose shown choices are known, with the ``if`` condition of each choice
     (worked out only where the kind needs them: none for an end, the one for an auto jump)."""
     if node.get("end") or not choices:
         return "end", []
-    first = choice_condition(choices[0], variables)
+    translate = memo.condition if memo is not None else condition_python
+    first = choice_condition(choices[0], variables, translate)
     if len(choices) == 1 and not choices[0].get("label") and node.get("type") != "choice" and first is None:
         return "auto", [first]
-    return "menu", [first, *(choice_condition(c, variables) for c in choices[1:])]
+    return "menu", [first, *(choice_condition(c, variables, translate) for c in choices[1:])]
 
 
 def choice_text(choice: Mapping[str, Any]) -> str:
@@ -118,6 +122,7 @@ class ScriptWriter:
         self.pov, self.pov_menu = pov, pov_menu
         self.extras = extras or Extras()
         self.header = HEADER.format(id=_one_line(self.project.id))
+        self.memo = Memo()  # for this writer's layout: its variable names
 
     # -- presentation ---------------------------------------------------------------------------
 
@@ -228,7 +233,7 @@ class ScriptWriter:
         lines = []
         for action in actions or ():
             if (type(action) is dict or isinstance(action, Mapping)) and (
-                code := action_python(action, self.layout.variables)
+                code := self.memo.action(action, self.layout.variables)
             ):
                 lines.append(f"$ {code}")
         return lines
@@ -257,7 +262,7 @@ class ScriptWriter:
         if say and voice:
             body.append(f"voice {py_literal(voice)}")
         choices = shown_choices(node)
-        kind, conditions = _flow(node, choices, self.layout.variables)
+        kind, conditions = _flow(node, choices, self.layout.variables, self.memo)
         if kind == "end":
             body += [*say, "return"]
         elif kind == "auto":

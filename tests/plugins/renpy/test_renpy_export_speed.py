@@ -117,3 +117,39 @@ def test_page_measures_are_measure(text: str, data: st.DataObject | None) -> Non
         start = data.draw(st.integers(0, end))
         width = data.draw(st.sampled_from([1.0, 5.0, 12.5, 40.0, 1000.0]))
     assert table.measured(start, end, width) == measure(parsed, start, end, width, metrics)
+
+
+# Values Python finds equal (hash alike) that are different literals: the memo must keep them apart.
+scalars = st.sampled_from([0, 0.0, -0.0, False, 1, 1.0, True, None, "1", 2.5])
+conditions = st.fixed_dictionaries(
+    {"key": st.sampled_from(["x", "x.y"]), "operator": st.sampled_from(["eq", "gte"])},
+    optional={"value": st.one_of(scalars, st.lists(scalars, max_size=2))},
+)
+actions = st.fixed_dictionaries(
+    {"key": st.sampled_from(["x", "x.y"]), "type": st.sampled_from(["set", "increment"])},
+    optional={"value": st.one_of(scalars, st.lists(scalars, max_size=2)), "amount": scalars},
+)
+
+
+@given(items=st.lists(st.tuples(conditions, actions), min_size=5, max_size=30))
+def test_memo_translates_like_the_functions(items: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    # One memo across the list: equal-looking values (1, 1.0, True; 0.0, -0.0) must not share a result.
+    from comfyvn_renpy.conditions import Memo, action_python, condition_python
+
+    memo, names = Memo(), {"x": "v_x"}
+    for condition, action in items:
+        assert memo.condition(condition, names) == condition_python(condition, names)
+        assert memo.action(action, names) == action_python(action, names)
+
+
+def test_memo_keeps_equal_looking_values_apart() -> None:
+    from comfyvn_renpy.conditions import Memo, action_python, condition_python
+
+    memo, names = Memo(), {"x": "v_x"}
+    for value in (0, 0.0, -0.0, False, 1, 1.0, True, None):
+        for operator in ("eq", "gte"):
+            condition = {"key": "x", "operator": operator, "value": value}
+            assert memo.condition(condition, names) == condition_python(condition, names)
+        for kind, field in (("set", "value"), ("increment", "amount")):
+            action = {"key": "x", "type": kind, field: value}
+            assert memo.action(action, names) == action_python(action, names)
