@@ -5,6 +5,9 @@ record holds the result; errors keep their exit codes; ``--no-job`` and a config
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -217,3 +220,38 @@ def test_the_kind_is_local_and_its_params_are_checked(
         with pytest.raises(ComfyVNError) as caught:
             renpy_jobs.check_export_params(params)
         assert caught.value.field == field, (params, caught.value.field)
+
+
+def test_the_comfyvn_command_exports_as_a_job_with_nothing_configured(demo_project: Path, tmp_path: Path) -> None:
+    # A real `comfyvn` process on an empty runtime root: the must-hold of the jobs issue, end to end.
+    root = tmp_path / "runtime"
+    env = {**os.environ, "COMFYVN_RUNTIME_ROOT": str(root), "COMFYVN_PLUGINS": "scenario,renpy,jobs"}
+    env.pop("COMFYVN_DASK_SCHEDULER", None)
+    ran = subprocess.run(
+        [sys.executable, "-m", "comfyvn", "export", "renpy", str(demo_project), "--out", str(tmp_path / "game")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert ran.stderr.startswith("export")  # the bar (click draws its label alone off a terminal)
+    job_id = ran.stdout.strip().splitlines()[-1].split()[1]
+    listed = subprocess.run(
+        [sys.executable, "-m", "comfyvn", "jobs", "show", job_id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    record = json.loads(listed.stdout)
+    assert (record["kind"], record["status"], record["progress"], record["message"]) == (
+        "renpy.export",
+        "done",
+        1.0,
+        "done",
+    )
+    assert record["result"]["out"] == str((tmp_path / "game").resolve())
+    assert (tmp_path / "game" / "game" / "script.rpy").is_file()
