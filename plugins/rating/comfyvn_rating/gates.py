@@ -33,15 +33,18 @@ def _terms(rating: Mapping[str, Any], limit: int = 2) -> str:
 
 
 def block_message(decision: Mapping[str, Any], *, what: str) -> str:
-    """How a blocked decision reads, with the way out: acknowledge the token, then repeat with it."""
+    """How a blocked decision reads, with the way out: acknowledge the token, then repeat with it. Kept
+    short: it must survive a prefix (``job … failed: export blocked by …``) within an error's 400 characters."""
     rating = decision["rating"]
     token = decision["ack_token"]
-    head = f"rated {rating['rating']} ({_terms(rating)}) in sfw mode"
-    if decision["ack_status"] == "pending":
-        head += f"; token {token} is not acknowledged for this rating yet"
+    pending = decision["ack_status"] == "pending"
+    head = f"rated {rating['rating']} ({_terms(rating)}) in sfw mode" + (
+        " and the token is not acknowledged for it" if pending else ""
+    )
+    http = "" if pending else " (HTTP: POST /api/rating/ack; rating_ack_token, rating_acknowledged)"
     return (
-        f"{head}: acknowledge with `comfyvn rating ack {token}` (or POST /api/rating/ack), then {what} "
-        f"with --rating-ack-token {token} --rating-acknowledged (HTTP: rating_ack_token, rating_acknowledged)"
+        f"{head}: acknowledge with `comfyvn rating ack {token}`, then {what} with --rating-ack-token {token} "
+        f"--rating-acknowledged{http}"
     )
 
 

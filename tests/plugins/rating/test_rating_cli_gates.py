@@ -8,12 +8,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import comfyvn_advisory.plugin
 import comfyvn_rating.store as store_module
 import pytest
 from click.testing import CliRunner
 from comfyvn import Kernel
 from comfyvn.cli import exit_code, make_cli
 from comfyvn.errors import Blocked, OperationFailed
+from comfyvn_advisory import enforce
 from comfyvn_rating import RatingService, llm_call_gate, require_llm_call
 from comfyvn_rating.store import RatingStore
 from comfyvn_renpy import ExportRequest, run_export
@@ -132,7 +134,7 @@ def test_tokens_are_bounded_and_the_first_acknowledgement_stands(
 
 
 def test_nothing_calls_a_network_service(rating_kernel: Callable[..., Kernel], monkeypatch: pytest.MonkeyPatch) -> None:
-    kernel = rating_kernel()
+    kernel = rating_kernel(comfyvn_advisory.plugin)
     project_id = import_adult_chat(kernel)
     stored = ProjectStore.for_kernel(kernel).load(project_id)
 
@@ -149,3 +151,5 @@ def test_nothing_calls_a_network_service(rating_kernel: Callable[..., Kernel], m
     service.set_mode("warn")
     result = run_export(kernel, ExportRequest(project=stored.path, source=stored, out=stored.path / "exports" / "r"))
     assert any(w.startswith("rating:") for w in result["warnings"])
+    assert any(w.startswith("policy: card_credit_missing") for w in result["warnings"])
+    assert enforce(kernel, "check", project=stored.project)["allow"] is True

@@ -201,6 +201,9 @@ def test_the_ack_flow_end_to_end_over_http(rating_kernel: Callable[..., Kernel],
         "/api/export/renpy", json={"project": project_id, "rating_ack_token": token, "rating_acknowledged": True}
     )
     assert pending.status_code == 423 and pending.json()["error"]["blocked_by"][0]["ack_status"] == "pending"
+    # Whole, not clipped: the way out is the message's end.
+    assert pending.json()["error"]["message"].endswith(f"--rating-ack-token {token} --rating-acknowledged")
+    assert error["message"].endswith("(HTTP: POST /api/rating/ack; rating_ack_token, rating_acknowledged)")
 
     assert (
         client.post("/api/rating/ack", json={"token": token, "user": "ana", "notes": "adults only"}).status_code == 200
