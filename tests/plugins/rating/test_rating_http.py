@@ -269,3 +269,21 @@ def test_events_stream_only_with_the_stream_flag(
     assert (decision["rating"], decision["ack_status"], decision["allowed"]) == ("M", "issued", False)
     assert [p["removed"] for _, p in events[1:3]] == [False, True]
     assert events[3][1]["token"] == token and events[3][1]["user"] == "ana"
+
+
+def test_the_preview_takes_the_acknowledgement_as_query_parameters(
+    rating_kernel: Callable[..., Kernel], http_for: Callable[..., Any]
+) -> None:
+    client = http_for(rating_kernel())
+    project_id = _upload(client)
+    refused = client.get("/api/export/renpy/preview", params={"project": project_id})
+    assert refused.status_code == 423
+    token = refused.json()["error"]["blocked_by"][0]["ack_token"]
+    client.post("/api/rating/ack", json={"token": token, "user": "ana"})
+    query = {"project": project_id, "rating_ack_token": token, "rating_acknowledged": "true"}
+    shown = client.get("/api/export/renpy/preview", params=query)
+    assert shown.status_code == 200 and shown.json()["preview"]["summary"]["new"] > 0
+    bad = client.get("/api/export/renpy/preview", params={**query, "rating_acknowledged": "yes"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "rating_acknowledged"
+    wrong = client.post("/api/export/renpy", json={"project": project_id, "rating_ack_token": 5})
+    assert wrong.status_code == 400 and wrong.json()["error"]["field"] == "rating_ack_token"
