@@ -90,9 +90,10 @@ def export_gate(kernel: Kernel, project: Any, options: Mapping[str, Any]) -> dic
 def llm_call_gate(kernel: Kernel, prompt: str, options: Mapping[str, Any]) -> dict[str, Any] | None:
     """The gate the llm plugin's call gate hook is meant to answer with (see docs/rating.md).
 
-    ``options``: ``item_id`` (default ``llm:prompt``), ``tags``, ``meta``, ``mode`` (default: the
-    installation's), ``rating_ack_token``, ``rating_acknowledged``. Returns None when allowed silently, the
-    allowing answer with a warning in ``warn`` mode, or a blocking answer with ``ack_token``.
+    ``options``: ``item_id`` (default ``llm:prompt``), ``tags``, ``meta``, ``mode`` (only ever stricter than
+    the installation's: a caller may ask for ``sfw`` under ``warn``, never the reverse), ``rating_ack_token``,
+    ``rating_acknowledged``. Returns None when allowed silently, the allowing answer with a warning in
+    ``warn`` mode, or a blocking answer with ``ack_token``.
     """
     if not kernel.flags.is_enabled(API_FLAG):
         return None
@@ -102,11 +103,12 @@ def llm_call_gate(kernel: Kernel, prompt: str, options: Mapping[str, Any]) -> di
     if mode is not None and mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", field="mode", code="invalid_mode")
     service = RatingService(kernel)
+    installed = service.mode()
+    # A call may tighten the mode, never loosen it: the installation's choice is not the caller's to undo.
+    effective = mode if mode is not None and MODES.index(mode) < MODES.index(installed) else installed
     payload = {"prompt": prompt, "tags": options.get("tags") or [], "meta": options.get("meta") or {}}
     result = service.classify(str(item_id), payload, service.store.overrides())
-    decision = service.decide(
-        result, mode=mode or service.mode(), acknowledged=acknowledged, action=LLM_ACTION, ack_token=token
-    )
+    decision = service.decide(result, mode=effective, acknowledged=acknowledged, action=LLM_ACTION, ack_token=token)
     if not decision["allowed"]:
         return {"reason": block_message(decision, what="call again"), **_gate_fields(decision)}
     if decision["mode"] == "warn" and result.rating in RISKY:

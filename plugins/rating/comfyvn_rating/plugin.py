@@ -8,7 +8,7 @@ from comfyvn import hookimpl
 
 from . import hookspecs, routes
 from .cli import rating_group
-from .gates import export_gate
+from .gates import export_gate, llm_call_gate
 from .service import API_FLAG, STREAM_FLAG
 
 if TYPE_CHECKING:
@@ -95,3 +95,10 @@ def register_routes(kernel: Kernel) -> list[Any]:
 def renpy_export_gate(project: Any, options: dict[str, Any], kernel: Kernel) -> dict[str, Any] | None:
     """Rate the project before an export; sfw mode blocks M/Adult until acknowledged (docs/rating.md)."""
     return export_gate(kernel, project, options)
+
+
+# optionalhook: published by the llm plugin (comfyvn-llm) when it is installed.
+@hookimpl(optionalhook=True, specname="llm_call_gate")
+def rate_llm_call(prompt: str, options: dict[str, Any], kernel: Kernel) -> dict[str, Any] | None:
+    """Rate the prompt before a language-model call; sfw mode blocks M/Adult until acknowledged."""
+    return llm_call_gate(kernel, prompt, options)

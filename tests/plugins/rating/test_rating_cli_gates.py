@@ -12,7 +12,7 @@ import comfyvn_advisory.plugin
 import comfyvn_rating.store as store_module
 import pytest
 from click.testing import CliRunner
-from comfyvn import Kernel
+from comfyvn import Kernel, hookimpl, hookspec
 from comfyvn.cli import exit_code, make_cli
 from comfyvn.errors import Blocked, OperationFailed
 from comfyvn_advisory import enforce
@@ -99,9 +99,15 @@ def test_llm_call_gate(rating_kernel: Callable[..., Kernel]) -> None:
     RatingService(kernel).acknowledge(token, "ana", None)
     options = {"item_id": "prompt:42", "rating_ack_token": token, "rating_acknowledged": True}
     assert require_llm_call(kernel, "Write an explicit scene.", options) is None
-    warned = llm_call_gate(kernel, "gore", {"mode": "warn"})
+    # A call can tighten the installation's mode, never loosen it.
+    assert llm_call_gate(kernel, "gore", {"mode": "unrestricted"})["ack_status"] == "issued"  # type: ignore[index]
+    RatingService(kernel).set_mode("warn")
+    warned = llm_call_gate(kernel, "gore", {})
     assert warned is not None and warned["allow"] is True and warned["warnings"] == ["rating: the prompt is rated M"]
-    assert llm_call_gate(kernel, "gore", {"mode": "unrestricted"}) is None
+    assert llm_call_gate(kernel, "gore", {"mode": "unrestricted"}) == warned
+    assert llm_call_gate(kernel, "gore", {"mode": "sfw"})["ack_status"] == "issued"  # type: ignore[index]
+    RatingService(kernel).set_mode("unrestricted")
+    assert llm_call_gate(kernel, "gore", {}) is None
     off = rating_kernel(env={"COMFYVN_FEATURE_ENABLE_RATING_API": "0"})
     assert llm_call_gate(off, "Write an explicit scene.", {}) is None
 
@@ -153,3 +159,27 @@ def test_nothing_calls_a_network_service(rating_kernel: Callable[..., Kernel], m
     assert any(w.startswith("rating:") for w in result["warnings"])
     assert any(w.startswith("policy: card_credit_missing") for w in result["warnings"])
     assert enforce(kernel, "check", project=stored.project)["allow"] is True
+
+
+class LlmSpecs:
+    """The llm plugin's gate spec, as comfyvn-llm publishes it (so this test does not need that plugin)."""
+
+    @hookspec
+    def llm_call_gate(self, prompt: str, options: dict[str, Any], kernel: Any) -> dict[str, Any] | None: ...
+
+
+class PublishesTheLlmGate:
+    @hookimpl
+    def add_hookspecs(self, pm: Any) -> None:
+        pm.add_hookspecs(LlmSpecs)
+
+
+def test_the_rating_plugin_answers_the_llm_plugins_gate_hook(rating_kernel: Callable[..., Kernel]) -> None:
+    kernel = rating_kernel(PublishesTheLlmGate())
+    answers = kernel.plugins.call_each(
+        "llm_call_gate", prompt="Write an explicit scene.", options={"provider": "x"}, kernel=kernel
+    )
+    ((plugin, answer),) = answers
+    assert plugin == "comfyvn_rating"
+    assert answer["ack_status"] == "issued" and "comfyvn rating ack" in answer["reason"]
+    assert kernel.plugins.call_each("llm_call_gate", prompt="Hello.", options={}, kernel=kernel)[0][1] is None
