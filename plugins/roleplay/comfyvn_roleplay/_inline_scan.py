@@ -13,31 +13,76 @@ import re
 
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 
-__all__ = ["HARD", "SOFT", "pair", "paired_line", "paragraphs", "scan"]
+__all__ = ["HARD", "SOFT", "has_inline_syntax", "pair", "paired_line", "paragraphs", "scan"]
 
 # A line that may open a block construct (quote, heading, fence, list item, rule, setext underline).
 # Text without one is plain paragraphs, which the block parser would only split at blank lines.
-_BLOCK_START_RULE = r"[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)"
-# Tested as two patterns, the first line and the others, rather than one "^…" in MULTILINE mode: a
-# pattern that starts with "\n" is found by the regex engine's literal-prefix scan, several times faster.
-_FIRST_LINE_BLOCK = re.compile(_BLOCK_START_RULE, re.MULTILINE)
-_LATER_LINE_BLOCK = re.compile("\n" + _BLOCK_START_RULE, re.MULTILINE)
+_BLOCK_START = re.compile(r"[ \t]*(?:[>#`~=|]|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$)")
+_BLOCK_FIRST = frozenset(">#`~=|-+*_")  # a line's first character, past spaces and tabs, if it opens one
+_BULLET_OR_RULE = frozenset(("", " ", "\t", "-", "*", "_"))  # what follows "*", "-", "_" that opens one
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 SOFT, HARD = "\n", "\n\n"  # line breaks among scan's pieces (text pieces hold no newline)
 _FLANKS: dict[str, tuple[bool, bool]] = {}
+
+
+def _opens_block(line: str) -> bool:
+    """Whether ``line`` may open a block construct: the _BLOCK_START test, its regex run only for a
+    line that starts like one ("*She smiles*" does not: a bullet needs a space after its marker)."""
+    start = line.lstrip(" \t")
+    first = start[:1]
+    if not first or (first not in _BLOCK_FIRST and not first.isdecimal()):
+        return False
+    if first in "*-_" and start[1:2] not in _BULLET_OR_RULE:
+        return False
+    return _BLOCK_START.match(line) is not None
 
 
 def paragraphs(text: str) -> list[str] | None:
     """The inline content of each paragraph markdown-it finds in ``text`` (newlines normalised), or
     None where the text may hold a block construct, a NUL, or starts or ends a paragraph with
     whitespace other than spaces and tabs (which parser versions trim differently)."""
-    if "\0" in text or _FIRST_LINE_BLOCK.match(text) or ("\n" in text and _LATER_LINE_BLOCK.search(text)):
+    if "\0" in text:
         return None
+    # The usual chat message: one-line paragraphs between "\n\n" (any other newline: the general case).
+    lines = text.split("\n\n") if "\n" in text else [text]
     out: list[str] = []
-    for para in _BLANK_LINE.split(text) if "\n" in text else (text,):
-        content = para.strip(" \t\n")
+    for line in lines:
+        if not line:
+            continue
+        if "\n" in line:
+            return _paragraph_runs(text)
+        # _opens_block's first tests, inlined: most lines start with a letter, a quote or "*word".
+        first = line[0]
+        if (
+            (first in _BLOCK_FIRST or first.isdecimal() or first == " " or first == "\t")
+            and not (first in "*-_" and line[1:2] not in _BULLET_OR_RULE)
+            and _opens_block(line)
+        ):
+            return None
+        content = line.strip(" \t")
         if not content:
-            continue  # blank lines only: no paragraph
+            continue
+        if content[0].isspace() or content[-1].isspace():
+            return None
+        out.append(content)
+    return out
+
+
+def _paragraph_runs(text: str) -> list[str] | None:
+    """:func:`paragraphs` for any text: paragraphs are runs of lines between blank ones (spaces and
+    tabs only)."""
+    out: list[str] = []
+    run: list[str] = []
+    for line in (*text.split("\n"), ""):  # the empty line closes the last run
+        if line.strip(" \t"):
+            if _opens_block(line):
+                return None
+            run.append(line)
+            continue
+        if not run:
+            continue
+        content = "\n".join(run).strip(" \t\n")
+        run = []
         if content[0].isspace() or content[-1].isspace():
             return None
         out.append(content)
@@ -68,9 +113,7 @@ def scan(content: str) -> tuple[list[str], list[tuple[int, bool, bool]]] | None:
     The text is what markdown-it's inline parser keeps: a line break drops one trailing space (two
     or more make a hard break and all go) and the next line's leading spaces and tabs.
     """
-    # Left to markdown-it: escapes, code, underscores, strikethrough, entities and runs of
-    # asterisks (bold, and the rule of three). Substring tests are several times faster than a regex.
-    if "\\" in content or "`" in content or "_" in content or "~" in content or "&" in content or "**" in content:
+    if has_inline_syntax(content):  # left to markdown-it
         return None
     if "\n" not in content and "*" not in content:
         return ([content] if content else []), []  # one line of plain text, the commonest paragraph
@@ -106,23 +149,24 @@ def scan(content: str) -> tuple[list[str], list[tuple[int, bool, bool]]] | None:
     return pieces, stars
 
 
-def paired_line(content: str) -> list[str] | None:
+def has_inline_syntax(text: str) -> bool:
+    """Whether ``text`` holds inline syntax other than lone asterisks, which :func:`scan` leaves to
+    markdown-it: escapes, code, underscores, strikethrough, entities and runs of asterisks (bold,
+    and the rule of three)."""
+    # Substring tests are several times faster than a regex.
+    return "\\" in text or "`" in text or "_" in text or "~" in text or "&" in text or "**" in text
+
+
+def paired_line(content: str, *, plain: bool = False) -> list[str] | None:
     """``content`` split at its asterisks, when it is one line whose asterisks markdown-it pairs in
     order (the first with the second, the third with the fourth…) and that holds no other inline
     syntax; None otherwise. Even indexes are the text outside the pairs, odd ones the text inside.
+    ``plain``: the caller has found no other inline syntax (:func:`has_inline_syntax`) already.
 
     This is what :func:`scan` and :func:`pair` find for the commonest chat paragraph,
     ``*action* speech *action*``, without building their lists.
     """
-    if (
-        "\n" in content
-        or "\\" in content
-        or "`" in content
-        or "_" in content
-        or "~" in content
-        or "&" in content
-        or "**" in content
-    ):
+    if "\n" in content or (not plain and has_inline_syntax(content)):
         return None
     parts = content.split("*")
     if not len(parts) % 2:

@@ -100,8 +100,17 @@ class ImportOptions:
 
 
 _CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)]*?))\s*\)""")
-_BREAK_TEXT = re.compile(r"^\s*(?:-{3,}|\*{3,}|={3,})\s*$")
+_BREAK_RUNS = frozenset({"---", "***", "==="})
 Classifier = Callable[[str, str, Sequence[str]], "str | None"]
+_NO_ENTRY: dict[str, Any] = {}  # read-only default for a character id not in the cast
+
+
+def is_scene_break(text: str) -> bool:
+    """Whether a message is only a scene-break rule: three or more of one of ``-``, ``*``, ``=``
+    (whitespace around allowed)."""
+    # The regex ^\s*(?:-{3,}|\*{3,}|={3,})\s*$ without the regex machinery (str.strip drops what \s matches).
+    rule = text.strip()
+    return rule[:3] in _BREAK_RUNS and not rule.strip(rule[0])
 
 
 def background_path(value: Any) -> str | None:
@@ -175,6 +184,10 @@ class SceneBuilder:
         self._cap = detail.max_scene_nodes
         self._gap = timedelta(hours=detail.time_gap_hours) if detail.time_gap_hours else None
         self._drop_ooc = options.ooc == "drop"
+        self._drop_hidden = options.hidden == "drop"
+        self._swipe_choices = options.swipes_as_choices
+        self._use_display = options.use_display_text
+        self._node_ids: list[str] = []  # "n0001", "n0002"… made once
         self._narrator_of: dict[str, bool] = {}  # speaker name → whether it names the narrator
 
     # -- scene bookkeeping -------------------------------------------------------------------
@@ -195,10 +208,11 @@ class SceneBuilder:
         scene = self._scene
         assert scene is not None
         scene_nodes = scene.nodes
-        count = len(scene_nodes)
+        ids = self._node_ids
+        if len(scene_nodes) + len(nodes) > len(ids):
+            ids.extend(f"n{n:04d}" for n in range(len(ids) + 1, len(scene_nodes) + len(nodes) + 1))
         for node in nodes:
-            count += 1
-            node["id"] = f"n{count:04d}"
+            node["id"] = ids[len(scene_nodes)]
             scene_nodes.append(node)
         target = nodes[0]["id"]
         held = self._held
@@ -210,8 +224,9 @@ class SceneBuilder:
         if held is not None:
             closed = self._render(held)
             self._held = None
-        for a, b in pairwise(nodes):
-            a["choices"] = [{"target": b["id"]}]
+        if len(nodes) > 1:
+            for a, b in pairwise(nodes):
+                a["choices"] = [{"target": b["id"]}]
         self._pending = [nodes[-1]]
         scene.first_line = scene.first_line or line
         scene.last_line = line
@@ -221,9 +236,16 @@ class SceneBuilder:
         """Append a chain of nodes, continuing in a new scene wherever the node cap would be passed;
         return the scenes this closed."""
         cap = self._cap
+        if len(nodes) <= cap:  # the usual case: the loop below, once, without its lists
+            scene = self._scene
+            assert scene is not None
+            if scene.nodes and len(scene.nodes) + len(nodes) > cap:
+                self._new_scene("max_length")
+            released = self._append(nodes, line)
+            return [] if released is None else [released]
         closed: list[dict[str, Any]] = []
         for start in range(0, len(nodes), cap):
-            chunk = nodes if len(nodes) <= cap else nodes[start : start + cap]
+            chunk = nodes[start : start + cap]
             scene = self._scene
             assert scene is not None
             if scene.nodes and len(scene.nodes) + len(chunk) > cap:
@@ -253,8 +275,21 @@ class SceneBuilder:
 
     # -- messages ----------------------------------------------------------------------------
     def _text_of(self, message: Message, speaker: str | None) -> str:
-        text = message.display_text if self.options.use_display_text and message.display_text else message.text
+        text = message.display_text if self._use_display and message.display_text else message.text
         return self._macros(text, speaker, message)
+
+    def _story_text(self, message: Message, speaker: str | None) -> tuple[str, list[str]]:
+        """The text a message's nodes are made of, and the OOC asides cut out of it (kept)."""
+        # _text_of, _without_ooc and _keep_ooc in one call, each skipped when it has nothing to do.
+        text = message.display_text if self._use_display and message.display_text else message.text
+        if "{" in text or "<" in text:
+            text = self._macros(text, speaker, message)
+        if not self._drop_ooc or ("((" not in text and "ooc" not in text.lower()):
+            return text, []
+        text, asides = split_ooc(text)
+        if asides:
+            self._keep_ooc(message, asides)
+        return text, asides
 
     def _macros(self, text: str, speaker: str | None, message: Message) -> str:
         if "{" not in text and "<" not in text:
@@ -278,17 +313,19 @@ class SceneBuilder:
     def _nodes_for_text(
         self, text: str, speaker: str | None, message: Message, asides: Sequence[str] = ()
     ) -> list[dict[str, Any]]:
-        base_data: dict[str, Any] = {"line": message.line, "message": message.index}
+        line, index = message.line, message.index
+        extra_data: dict[str, Any] = {}
         if message.hidden:
-            base_data["hidden"] = True
+            extra_data["hidden"] = True
         if asides:
-            base_data["ooc"] = list(asides)
+            extra_data["ooc"] = list(asides)
         detail = self.detail
         segments, dropped_tags = render(text, split_actions=detail.actions_as_narration)
         if dropped_tags:
             tags = ", ".join(dropped_tags[:8])
-            self.issues.append(ParseIssue(message.line, f"dropped HTML-like tags: {tags}", "warning"))
-        parts: list[tuple[str, str]] = []
+            self.issues.append(ParseIssue(line, f"dropped HTML-like tags: {tags}", "warning"))
+        # Speech runs of one block are joined (of all blocks, unless paragraphs are split).
+        parts: list[list[str]] = []
         last_block = -1
         split_paragraphs = detail.split_paragraphs
         for kind, seg_text, block in segments:
@@ -298,19 +335,16 @@ class SceneBuilder:
                 and parts[-1][0] == "speech"
                 and not (split_paragraphs and block != last_block)
             ):
-                joiner = "\n\n" if block != last_block else " "
-                parts[-1] = ("speech", parts[-1][1] + joiner + seg_text)
+                parts[-1][1] += ("\n\n" if block != last_block else " ") + seg_text
             else:
-                parts.append((kind, seg_text))
+                parts.append([kind, seg_text])
             last_block = block
         nodes: list[dict[str, Any]] = []
         unquote_speech = detail.unquote
         for kind, part in parts:
-            if unquote_speech and kind == "speech":
-                clean = tidy(part, unquote=True)
-            else:
-                # tidy(part) without its call: one line needs only the strip.
-                clean = tidy(part) if "\n" in part else part.strip()
+            # Segment texts are tidy and not empty (markup.Segment), and so is a blank line or a
+            # space between two: only unquoting has work left to do.
+            clean = tidy(part, unquote=True) if unquote_speech and kind == "speech" else part
             if not clean:
                 continue
             # "id" first so the written JSON reads top-down; _append fills it in.
@@ -318,9 +352,12 @@ class SceneBuilder:
                 node: dict[str, Any] = {"id": "", "type": "narration", "text": clean}
             else:
                 node = {"id": "", "type": "dialogue", "speaker": speaker, "text": clean}
-            node["data"] = dict(base_data)
+            node["data"] = (
+                {"line": line, "message": index, **extra_data} if extra_data else {"line": line, "message": index}
+            )
             nodes.append(node)
-        self._stage(nodes, speaker, text)
+        if speaker is not None and self.cast.characters.get(speaker, _NO_ENTRY).get("sprites"):
+            self._stage(nodes, speaker, text)
         return nodes
 
     def message_nodes(self, message: Message) -> list[dict[str, Any]]:
@@ -330,9 +367,8 @@ class SceneBuilder:
         self._keep_ooc(message, asides)
         return self._nodes_for_text(text, speaker, message, asides)
 
-    def _stage(self, nodes: list[dict[str, Any]], speaker: str | None, text: str) -> None:
-        if speaker is None or not self.cast.characters.get(speaker, {}).get("sprites"):
-            return  # no sprite to show (what cast.labels would say, without making the list)
+    def _stage(self, nodes: list[dict[str, Any]], speaker: str, text: str) -> None:
+        """Show the speaker's sprite on its dialogue nodes (for a speaker that has sprites)."""
         labels = self.cast.labels(speaker)
         expression = None
         if self.classify is not None:
@@ -386,10 +422,10 @@ class SceneBuilder:
             return []
         if message.hidden:
             stats["hidden"] += 1
-            if self.options.hidden == "drop":
+            if self._drop_hidden:
                 stats["hidden_dropped"] += 1
                 return []
-        if _BREAK_TEXT.match(message.text):
+        if is_scene_break(message.text):
             self._break = "break"
             return []
         if kind is Kind.CHARACTER and self._names_narrator(message.name):
@@ -403,7 +439,7 @@ class SceneBuilder:
             return []
         speaker = self.cast.speaker(message)
         groups: list[tuple[int, list[dict[str, Any]], str]] | None = None
-        if self.options.swipes_as_choices and len({s for s in message.swipes if s.strip()}) >= 2:
+        if self._swipe_choices and len({s for s in message.swipes if s.strip()}) >= 2:
             groups = self._swipe_groups(message, speaker)
             if len(groups) < 2:
                 groups = None
@@ -414,9 +450,7 @@ class SceneBuilder:
             groups = None
         nodes: list[dict[str, Any]] = []
         if groups is None:
-            text, asides = self._without_ooc(self._text_of(message, speaker))
-            if asides:
-                self._keep_ooc(message, asides)
+            text, asides = self._story_text(message, speaker)
             nodes = self._nodes_for_text(text, speaker, message, asides)
             if not nodes:
                 if not message.image:

@@ -29,7 +29,7 @@ import attrs
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ._inline_scan import HARD, SOFT, pair, paired_line, paragraphs, scan
+from ._inline_scan import HARD, SOFT, has_inline_syntax, pair, paired_line, paragraphs, scan
 
 __all__ = ["Rendered", "Segment", "escape", "plain_text", "render", "story_parser"]
 
@@ -86,12 +86,21 @@ _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 
 class Segment(NamedTuple):
-    """A run of one block: ``speech`` (or the whole text when actions are not split) or ``action``."""
+    """A run of one block: ``speech`` (or the whole text when actions are not split) or ``action``.
 
-    # A named tuple, not an attrs class: a message makes several, and a tuple is made three times faster.
+    ``text`` is never empty and is tidy: no line starts or ends with whitespace and no two empty
+    lines follow each other (the converter relies on it and does not tidy again).
+    """
+
+    # A named tuple, not an attrs class: a message makes several (see _new_tuple below).
     kind: str
     text: str
     block: int
+
+
+# _new_tuple(Segment, (kind, text, block)) is Segment(kind, text, block) without the named tuple's
+# Python-level __new__: half the cost, and a message makes several.
+_new_tuple = tuple.__new__
 
 
 class Rendered(NamedTuple):
@@ -419,7 +428,9 @@ class _Walker:
                 self.end_block()
 
 
-_CACHE_MAX_CHARS = 2000  # longer messages are rarely repeated word for word
+# Short replies ("*nods*", "Yes.") repeat word for word; longer messages rarely do, and for them the
+# cache's bookkeeping (hashing the text, keeping the order) would cost more than it saves.
+_CACHE_MAX_CHARS = 64
 
 
 def _fast_items(content: str) -> list[_Item] | None:
@@ -465,7 +476,7 @@ def _inline_items(content: str) -> list[_Item]:
 def render(text: str, *, split_actions: bool = True) -> Rendered:
     """Render one message to story-text segments (see the module docstring)."""
     if len(text) <= _CACHE_MAX_CHARS:
-        # Swipes, greetings and short replies repeat; a Rendered is immutable, so it can be shared.
+        # A Rendered is immutable, so it can be shared.
         return _render_cached(text, split_actions)
     return _render(text, split_actions)
 
@@ -486,7 +497,7 @@ def _render(text: str, split_actions: bool, *, block_parser: bool = False) -> Re
         text = _COMMENT_OR_RAW.sub("", text)
     contents = None if block_parser else paragraphs(text)
     if contents is not None and "<" not in text:
-        simple = _render_simple(contents, split_actions, _has_quote(text))
+        simple = _render_simple(contents, split_actions, _has_quote(text), not has_inline_syntax(text))
         if simple is not None:
             return simple
     walker = _Walker(split_actions)
@@ -515,7 +526,7 @@ def _assemble(runs: list[_Run], segments: list[Segment]) -> None:
         else:
             story = _tidy(_serialize(runs[start:end]))
         if story:
-            segments.append(Segment("action" if first.action else "speech", story, first.block))
+            segments.append(_new_tuple(Segment, ("action" if first.action else "speech", story, first.block)))
         start = end
 
 
@@ -524,21 +535,23 @@ def _has_quote(text: str) -> bool:
     return '"' in text or (not text.isascii() and _QUOTE_CHAR.search(text) is not None)
 
 
-def _render_simple(contents: list[str], split_actions: bool, quotes: bool = True) -> Rendered | None:
+def _render_simple(
+    contents: list[str], split_actions: bool, quotes: bool = True, plain: bool = False
+) -> Rendered | None:
     """What the walker makes of paragraphs of text, line breaks and paired lone asterisks (most
     chat messages), in one pass; None, having done nothing, for anything else, unpaired asterisks
     included (one may open an action the writer never closed). ``quotes``: whether the text has
-    quote characters at all."""
+    quote characters at all; ``plain``: whether it has no inline syntax but lone asterisks."""
     segments: list[Segment] = []
     for block, content in enumerate(contents):
         if split_actions and not (quotes and _has_quote(content)):
             # Pairs in order and no quote to make one emphasis: each pair is an action, the rest speech.
-            parts = paired_line(content)
+            parts = paired_line(content, plain=plain)
             if parts is not None:
                 for index, part in enumerate(parts):
                     story = part.strip()
                     if story:
-                        segments.append(Segment("action" if index % 2 else "speech", story, block))
+                        segments.append(_new_tuple(Segment, ("action" if index % 2 else "speech", story, block)))
                 continue
         scanned = scan(content)
         if scanned is None:
@@ -548,7 +561,7 @@ def _render_simple(contents: list[str], split_actions: bool, quotes: bool = True
             # One line of text: one speech segment, what the loop below makes of it.
             story = pieces[0].strip()
             if story:
-                segments.append(Segment("speech", story, block))
+                segments.append(_new_tuple(Segment, ("speech", story, block)))
             continue
         tags = pair(stars)
         if len(tags) != len(stars):
@@ -589,7 +602,7 @@ def _render_simple(contents: list[str], split_actions: bool, quotes: bool = True
             parts.append(piece)
         if parts:
             _finish(parts, italic_run, earlier, run_action, block, segments)
-    return Rendered(tuple(segments))
+    return _new_tuple(Rendered, (tuple(segments), ()))
 
 
 def _finish(
@@ -602,7 +615,7 @@ def _finish(
         story = "".join(parts)
         story = _tidy(story) if "\n" in story else story.strip()
     if story:
-        segments.append(Segment("action" if action else "speech", story, block))
+        segments.append(_new_tuple(Segment, ("action" if action else "speech", story, block)))
 
 
 def _tidy(text: str) -> str:
