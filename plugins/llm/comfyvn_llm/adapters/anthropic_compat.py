@@ -13,7 +13,7 @@ from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, upstream, usa
 
 __all__ = ["AnthropicAdapter"]
 
-NO_KEY = "comfyvn-no-key"
+API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 
 
@@ -22,12 +22,17 @@ class AnthropicAdapter:
 
     def __init__(self, provider: Provider, api_key: str | None, **_: Any) -> None:
         self.provider, self._key = provider, api_key
+        # The documented messages protocol: ``x-api-key`` and a pinned ``anthropic-version``. Newer clients send
+        # the key as a bearer token and a newer version by default; proxies and compatible servers expect these.
+        headers: dict[str, Any] = {"anthropic-version": API_VERSION, **provider.headers}
+        headers["x-api-key"] = api_key if api_key else anthropic.Omit()
+        headers["Authorization"] = anthropic.Omit()  # never a bearer copy of the key
         self.client = anthropic.AsyncAnthropic(
             base_url=provider.base_url,
-            api_key=api_key or NO_KEY,
+            api_key=None,
             timeout=provider.timeout,
             max_retries=provider.max_retries,
-            default_headers=dict(provider.headers) or None,
+            default_headers=headers,
         )
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
@@ -40,9 +45,10 @@ class AnthropicAdapter:
         }
         if system:
             body["system"] = system
-        for key in ("temperature", "top_p"):
-            if request.params.get(key) is not None:
-                body[key] = request.params[key]
+        # Recent clients no longer take sampling keywords; the API still reads them from the body.
+        sampling = {k: request.params[k] for k in ("temperature", "top_p") if request.params.get(k) is not None}
+        if sampling:
+            body["extra_body"] = sampling
         if request.params.get("stop"):
             stop = request.params["stop"]
             body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -87,7 +93,7 @@ class AnthropicAdapter:
                 elif event.type == "message_stop":
                     finished = True
         except Exception as exc:  # an ``error`` event, or the transport's own error on a broken connection
-            raise sdk_error(self.provider, exc, [self._key]) from None
+            raise sdk_error(self.provider, exc, [self._key], midstream=True) from None
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.close()

@@ -104,9 +104,19 @@ def upstream(
     return UpstreamError(clip(message, 400), field="registry_id", code="llm_upstream_error", details=details)
 
 
-def sdk_error(provider: Provider, exc: BaseException, secrets: Iterable[str | None]) -> UpstreamError:
-    """Translate an exception of the ``openai`` or ``anthropic`` client (same class names) or httpx."""
+def sdk_error(
+    provider: Provider, exc: BaseException, secrets: Iterable[str | None], *, midstream: bool = False
+) -> UpstreamError:
+    """Translate an exception of the ``openai`` or ``anthropic`` client (same class names) or httpx.
+    ``midstream``: the answer had begun, so a connection error means the server broke off, not that it is down."""
     name = type(exc).__name__
+    if midstream and not isinstance(getattr(exc, "status_code", None), int):
+        return upstream(
+            provider,
+            f"the connection to {provider.base_url} broke off mid-answer ({name})",
+            secrets=secrets,
+            reason="broken_stream",
+        )
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         message = provider_message(getattr(exc, "body", None), getattr(exc, "message", str(exc)))

@@ -140,7 +140,7 @@ class OllamaAdapter:
                         final = item
                         break
             except httpx.HTTPError as exc:
-                raise sdk_error(self.provider, exc, [self._key]) from None
+                raise sdk_error(self.provider, exc, [self._key], midstream=True) from None
         if final is None:
             raise upstream(
                 self.provider,

@@ -75,7 +75,7 @@ class OpenAIAdapter:
                         yield StreamEvent("delta", choice.delta.content)
                     finish = choice.finish_reason or finish
         except Exception as exc:  # the client lets a broken connection through as the transport's own error
-            raise sdk_error(self.provider, exc, [self._key]) from None
+            raise sdk_error(self.provider, exc, [self._key], midstream=True) from None
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.close()  # on cancellation too: the provider stops generating
