@@ -9,7 +9,7 @@ import anthropic
 import anyio
 
 from ..registry import Provider
-from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, upstream, usage_of
+from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, tls_context, upstream, usage_of
 
 __all__ = ["AnthropicAdapter"]
 
@@ -33,6 +33,7 @@ class AnthropicAdapter:
             timeout=provider.timeout,
             max_retries=provider.max_retries,
             default_headers=headers,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=tls_context()),
         )
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:

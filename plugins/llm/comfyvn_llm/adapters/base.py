@@ -6,7 +6,9 @@ every known secret replaced by ``[redacted]``; an unreachable server names the U
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -15,7 +17,7 @@ from comfyvn.errors import UpstreamError, clip
 
 from ..registry import Provider
 
-__all__ = ["Adapter", "ChatRequest", "ChatResult", "StreamEvent", "redact", "upstream", "usage_of"]
+__all__ = ["Adapter", "ChatRequest", "ChatResult", "StreamEvent", "redact", "tls_context", "upstream", "usage_of"]
 
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-.=]{8,})")
 
@@ -61,6 +63,13 @@ class Adapter(Protocol):
     async def models(self) -> list[str]: ...
 
     async def aclose(self) -> None: ...
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client: building one loads the CA bundle, which costs more than the
+    whole call to a local server (about 100 ms on a loaded machine), and clients are made per call."""
+    return ssl.create_default_context()
 
 
 def usage_of(prompt: int | None, completion: int | None) -> dict[str, int]:

@@ -16,7 +16,16 @@ import anyio
 import httpx
 
 from ..registry import Provider
-from .base import ChatRequest, ChatResult, StreamEvent, provider_message, sdk_error, upstream, usage_of
+from .base import (
+    ChatRequest,
+    ChatResult,
+    StreamEvent,
+    provider_message,
+    sdk_error,
+    tls_context,
+    upstream,
+    usage_of,
+)
 
 __all__ = ["OllamaAdapter"]
 
@@ -42,7 +51,9 @@ class OllamaAdapter:
         headers = dict(provider.headers)
         if api_key:  # Ollama behind an authenticating proxy
             headers["Authorization"] = f"Bearer {api_key}"
-        self.client = httpx.AsyncClient(base_url=provider.base_url, timeout=provider.timeout, headers=headers)
+        self.client = httpx.AsyncClient(
+            base_url=provider.base_url, timeout=provider.timeout, headers=headers, verify=tls_context()
+        )
 
     def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         options: dict[str, Any] = {}

@@ -10,7 +10,7 @@ import anyio
 import openai
 
 from ..registry import Provider
-from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, upstream, usage_of
+from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, tls_context, upstream, usage_of
 
 __all__ = ["OpenAIAdapter"]
 
@@ -30,6 +30,7 @@ class OpenAIAdapter:
             timeout=provider.timeout,
             max_retries=provider.max_retries,
             default_headers=dict(provider.headers) or None,
+            http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
         )
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
