@@ -32,20 +32,27 @@ def _terms(rating: Mapping[str, Any], limit: int = 2) -> str:
     return ", ".join(hits) if hits else str(rating.get("source"))
 
 
-def block_message(decision: Mapping[str, Any], *, what: str) -> str:
+def block_message(decision: Mapping[str, Any], *, what: str, llm: bool = False) -> str:
     """How a blocked decision reads, with the way out: acknowledge the token, then repeat with it. Kept
-    short: it must survive a prefix (``job … failed: export blocked by …``) within an error's 400 characters."""
+    short: it must survive a prefix (``job … failed: export blocked by …``) within an error's 400 characters.
+
+    ``llm``: the repeat is an LLM call, which takes the token as gate options (``comfyvn llm … --gate KEY=VALUE``,
+    the HTTP body's ``gate`` object) rather than the exporter's ``--rating-ack-token``/``--rating-acknowledged``.
+    """
     rating = decision["rating"]
     token = decision["ack_token"]
     pending = decision["ack_status"] == "pending"
     head = f"rated {rating['rating']} ({_terms(rating)}) in sfw mode" + (
         " and the token is not acknowledged for it" if pending else ""
     )
-    http = "" if pending else " (HTTP: POST /api/rating/ack; rating_ack_token, rating_acknowledged)"
-    return (
-        f"{head}: acknowledge with `comfyvn rating ack {token}`, then {what} with --rating-ack-token {token} "
-        f"--rating-acknowledged{http}"
-    )
+    if llm:
+        flags = f"--gate rating_ack_token={token} --gate rating_acknowledged=true"
+        http = "gate.rating_ack_token, gate.rating_acknowledged: true"
+    else:
+        flags = f"--rating-ack-token {token} --rating-acknowledged"
+        http = "rating_ack_token, rating_acknowledged"
+    hint = "" if pending else f" (HTTP: POST /api/rating/ack; {http})"
+    return f"{head}: acknowledge with `comfyvn rating ack {token}`, then {what} with {flags}{hint}"
 
 
 def _ack_options(options: Mapping[str, Any]) -> tuple[str | None, bool]:
@@ -110,7 +117,7 @@ def llm_call_gate(kernel: Kernel, prompt: str, options: Mapping[str, Any]) -> di
     result = service.classify(str(item_id), payload, service.store.overrides())
     decision = service.decide(result, mode=effective, acknowledged=acknowledged, action=LLM_ACTION, ack_token=token)
     if not decision["allowed"]:
-        return {"reason": block_message(decision, what="call again"), **_gate_fields(decision)}
+        return {"reason": block_message(decision, what="call again", llm=True), **_gate_fields(decision)}
     if decision["mode"] == "warn" and result.rating in RISKY:
         return {"allow": True, "warnings": [f"rating: the prompt is rated {result.rating}"], **_gate_fields(decision)}
     return None
