@@ -125,9 +125,11 @@ def _asset_refs(project: Any) -> Iterator[str]:
 def project_assets(project: Any) -> list[str]:
     """The asset files a project uses or carries, as paths relative to its folder (sorted): the files its
     characters and scenes name that exist below the folder, and every file under ``assets/``."""
-    root: Path | None = project.root
-    if root is None or not root.is_dir():
+    if project.root is None or not project.root.is_dir():
         return []
+    # Resolved, because safe_join answers resolved paths: a root given relative (`policy check examples/demo`)
+    # or through a symlink would otherwise not contain them.
+    root: Path = project.root.resolve()
     found: set[str] = set()
     for ref in _asset_refs(project):
         try:

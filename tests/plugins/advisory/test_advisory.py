@@ -275,3 +275,18 @@ def test_cli_policy_check_ack_and_audit(advisory_kernel: Callable[..., Kernel]) 
     blocked_kernel = advisory_kernel(BlockingScanner())
     blocked = CliRunner().invoke(make_cli(blocked_kernel), ["policy", "check", "tea"])
     assert blocked.exit_code == 3 and "block  house_rule" in blocked.output
+
+
+def test_cli_policy_check_of_a_folder_named_by_a_relative_path(
+    advisory_kernel: Callable[..., Kernel], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `comfyvn policy check examples/demo`: the project's root is relative while the files its scenes name
+    # resolve to absolute paths; the asset scanner must still place them (it failed with ValueError).
+    kernel = advisory_kernel()
+    stored = ProjectStore.for_kernel(kernel).load(make_project(kernel))
+    monkeypatch.chdir(stored.path.parent.parent)
+    relative = f"{stored.path.parent.name}/{stored.path.name}"
+    table = CliRunner().invoke(make_cli(kernel), ["policy", "check", relative])
+    assert table.exit_code == 0, table.output
+    assert "scanner_failed" not in table.output
+    assert "warn   asset_unlicensed     assets/bg/room.png" in table.output
