@@ -316,6 +316,7 @@ def make_project_routes(kernel: Kernel) -> list[Route]:
 
         def work() -> Response:
             stored = store().load(project_id)
+            ProjectStore.check_scene_id(scene_id)
             if scene_id not in stored.project.scenes:
                 raise NotFound(
                     f"project {project_id!r} has no scene {scene_id!r}", field="scene", code="scene_not_found"

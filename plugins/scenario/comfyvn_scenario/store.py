@@ -237,6 +237,14 @@ class ProjectStore:
             )
         return project_id
 
+    @staticmethod
+    def check_scene_id(scene_id: Any, field: str = "scene") -> str:
+        """A scene id from a request: a file name of at most 100 characters (a longer one would reach the
+        disk as a name the file system refuses), else 400 ``invalid_scene_id`` without echoing it."""
+        if not isinstance(scene_id, str) or len(scene_id) > 100 or not SCENE_ID.fullmatch(scene_id):
+            raise Invalid("a scene id is 1-100 letters, digits, '_', '.' or '-'", field=field, code="invalid_scene_id")
+        return scene_id
+
     def path(self, project_id: str, *, field: str = "project") -> Path:
         """The folder of an existing project (404 ``project_not_found`` naming the id, never the folder)."""
         folder = self.root / self._check_id(project_id, field)
@@ -327,6 +335,7 @@ class ProjectStore:
 
     def scene(self, project_id: str, scene_id: str) -> tuple[dict[str, Any], int]:
         """One scene and its version (404 naming the scene when the project has no such scene)."""
+        self.check_scene_id(scene_id)
         stored = self.load(project_id)
         if scene_id not in stored.project.scenes:
             raise NotFound(f"project {project_id!r} has no scene {scene_id!r}", field="scene", code="scene_not_found")
@@ -351,8 +360,7 @@ class ProjectStore:
         """The kept versions of a scene, newest first: ``{version, saved_at, sha256, bytes, nodes, current}``.
         A deleted scene keeps its history (and can be restored)."""
         self._check_id(project_id)
-        if not SCENE_ID.fullmatch(scene_id):
-            raise Invalid("invalid scene id", field="scene", code="invalid_scene_id")
+        self.check_scene_id(scene_id)
         with self._lock(project_id, exclusive=False):
             stored = self._read(project_id)
             folder = self._history_dir(stored.path, scene_id)
@@ -380,8 +388,7 @@ class ProjectStore:
     def scene_version(self, project_id: str, scene_id: str, version: int) -> dict[str, Any]:
         """A kept version of a scene (404 ``version_not_found`` when it was never kept or was pruned)."""
         self._check_id(project_id)
-        if not SCENE_ID.fullmatch(scene_id):
-            raise Invalid("invalid scene id", field="scene", code="invalid_scene_id")
+        self.check_scene_id(scene_id)
         with self._lock(project_id, exclusive=False):
             folder = self._history_dir(self.path(project_id), scene_id)
             path = folder / f"{version:08d}.json"
@@ -584,6 +591,7 @@ class ProjectStore:
 
     def delete_scene(self, project_id: str, scene_id: str, *, if_match: int | None = None) -> StoredProject:
         """Remove a scene from the project (its history stays, so `restore` can bring it back)."""
+        self.check_scene_id(scene_id)
 
         def change(current: StoredProject) -> _Change:
             if scene_id not in current.project.scenes:

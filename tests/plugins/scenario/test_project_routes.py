@@ -285,6 +285,25 @@ def test_history_and_restore(client: Any) -> None:
         assert (response.status_code, response.json()["error"]["code"]) == (400, code)
 
 
+def test_a_scene_id_too_long_for_a_file_name_is_a_400_everywhere(client: Any, kernel: Kernel) -> None:
+    # 300 characters is over the file system's 255-byte name limit: it used to reach the disk (a 500).
+    _created(client)
+    long_id = "s" * 300
+    requests = [
+        ("GET", f"/api/projects/tiny/scenes/{long_id}", None),
+        ("DELETE", f"/api/projects/tiny/scenes/{long_id}", None),
+        ("GET", f"/api/projects/tiny/scenes/{long_id}/history", None),
+        ("GET", f"/api/projects/tiny/scenes/{long_id}/history/1", None),
+        ("POST", f"/api/projects/tiny/scenes/{long_id}/restore", {"version": 1}),
+    ]
+    for method, path, body in requests:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 400, (method, path[-20:], response.text[:200])
+        assert response.json()["error"]["code"] == "invalid_scene_id"
+        assert long_id not in response.text
+        _no_server_path(kernel, response)
+
+
 # -- two editors over real HTTP ---------------------------------------------------------------------------
 
 
