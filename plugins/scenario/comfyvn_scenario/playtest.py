@@ -253,7 +253,7 @@ def explore(
         start = initial_state(scenario, seed=seed, pov=pov, variables=variables)
         # A frame is a state whose choices are being walked: (state, remaining choices, path, depth).
         frames: list[tuple[RunState, Iterator[Choice], tuple[str, Any] | None, int]] = []
-        pending: tuple[RunState, list[Choice], tuple[str, Any] | None, int] | None = (
+        pending: tuple[RunState, Sequence[Choice], tuple[str, Any] | None, int] | None = (
             start.state,
             start.choices,
             None,

@@ -13,9 +13,8 @@ same stream, and keeps it within 32 bits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self, TypeGuard
+from typing import Any, NamedTuple, Self, TypeGuard
 
-import attrs
 from comfyvn.errors import ComfyVNError
 
 __all__ = ["INCREMENT", "MOD", "MULTIPLIER", "Rng", "lcg_next", "normalize_seed", "weighted_index"]
@@ -23,6 +22,9 @@ __all__ = ["INCREMENT", "MOD", "MULTIPLIER", "Rng", "lcg_next", "normalize_seed"
 MOD = 2**32
 MULTIPLIER = 1664525
 INCREMENT = 1013904223
+
+
+_make: Any = tuple.__new__
 
 
 def normalize_seed(seed: int) -> int:
@@ -35,13 +37,24 @@ def lcg_next(value: int) -> int:
     return (MULTIPLIER * value + INCREMENT) % MOD
 
 
-@attrs.frozen(slots=True)
-class Rng:
-    """RNG state ``{seed, value, uses}`` (wire shape), normalised on construction; `draw` returns a new state."""
+class _RngFields(NamedTuple):
+    seed: int
+    value: int
+    uses: int
 
-    seed: int = attrs.field(converter=normalize_seed)
-    value: int = attrs.field(converter=normalize_seed)
-    uses: int = 0
+
+class Rng(_RngFields):
+    """RNG state ``{seed, value, uses}`` (wire shape), normalised on construction; `draw` returns a new state.
+
+    A named tuple (immutable, compared and printed field by field) rather than an attrs class: the
+    runner draws on every step, and a tuple is built in one operation where a frozen attrs instance
+    stores field by field through ``object.__setattr__``."""
+
+    __slots__ = ()
+
+    def __new__(cls, seed: int, value: int, uses: int = 0) -> Self:
+        new: Self = _make(cls, (normalize_seed(seed), normalize_seed(value), uses))
+        return new
 
     @classmethod
     def from_seed(cls, seed: int) -> Self:
@@ -50,12 +63,8 @@ class Rng:
     def draw(self) -> tuple[float, Self]:
         """One ``random()`` in [0, 1) and the advanced state (of the same class)."""
         value = (MULTIPLIER * self.value + INCREMENT) % MOD  # lcg_next, inlined: the runner draws per step
-        # Both numbers are already normalised, so the state is built without the converters (which
-        # make the constructor several times slower); the fields are exactly what it would set.
-        new = _new(type(self))
-        _set_seed(new, self.seed)
-        _set_value(new, value)
-        _set_uses(new, self.uses + 1)
+        # Both numbers are already normalised: the tuple is built without going through the converters.
+        new: Self = _make(type(self), (self.seed, value, self.uses + 1))
         return value / MOD, new
 
     def to_wire(self) -> dict[str, int]:
@@ -78,13 +87,6 @@ class Rng:
         if not _is_int(uses) or uses < 0:
             raise ComfyVNError("rng.uses must be a non-negative integer", field=f"{field}.uses", code="invalid_state")
         return cls(seed, value, uses)
-
-
-# Slot setters of the frozen class: they bypass the frozen ``__setattr__`` for a state being built.
-_new = object.__new__
-_set_seed = Rng.__dict__["seed"].__set__
-_set_value = Rng.__dict__["value"].__set__
-_set_uses = Rng.__dict__["uses"].__set__
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

@@ -18,6 +18,7 @@ __all__ = [
     "all_of",
     "compile_action",
     "compile_condition",
+    "compose",
     "get_path",
     "split_key",
 ]
@@ -125,7 +126,27 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
                 return False
             return compare(number, bound)
 
-        return numeric
+        if len(parts) != 2:
+            return numeric
+        head, leaf = parts
+
+        def numeric_two(variables: Mapping[str, Any]) -> bool:
+            # `numeric` with `get_two` written out: comparing a ``stats.hp``-like key is the most
+            # common condition, and one call per evaluation is cheaper than two.
+            if type(variables) is dict:
+                child = variables.get(head, MISSING)
+                current = child.get(leaf, MISSING) if type(child) is dict else get_path(variables, parts)
+            else:
+                current = get_path(variables, parts)
+            if current is MISSING:
+                return False
+            try:
+                number = float(current)
+            except (TypeError, ValueError):
+                return False
+            return compare(number, bound)
+
+        return numeric_two
     if kind in ("in", "not_in"):
         negate = kind == "not_in"
 
@@ -238,8 +259,43 @@ def compile_action(action: Mapping[str, Any]) -> Action:
             start = base if type(base) is int or type(base) is float or is_number(base) else 0
             return _assoc(variables, parts, start + delta)
 
-        return bump
+        if len(parts) != 2:
+            return bump
+        head, leaf = parts
+
+        def bump_two(variables: dict[str, Any]) -> dict[str, Any]:
+            # `bump` on a two-segment key (``stats.steps``) through plain dicts, written out: the same
+            # copies and the same key order as `_assoc`, without its recursion.
+            if type(variables) is dict:
+                child = variables.get(head)
+                if type(child) is dict:
+                    base = child.get(leaf, MISSING)
+                    start = base if type(base) is int or type(base) is float or is_number(base) else 0
+                    new = dict(variables)
+                    inner = dict(child)
+                    inner[leaf] = start + delta
+                    new[head] = inner
+                    return new
+            return bump(variables)
+
+        return bump_two
     raise ValueError(f"unknown action type {kind!r}")
+
+
+def compose(actions: Sequence[Action]) -> Action | None:
+    """``actions`` run in order as one function (the action itself when there is one); None for none."""
+    if not actions:
+        return None
+    if len(actions) == 1:
+        return actions[0]
+    chain = tuple(actions)
+
+    def run_all(variables: dict[str, Any]) -> dict[str, Any]:
+        for action in chain:
+            variables = action(variables)
+        return variables
+
+    return run_all
 
 
 def apply_actions(actions: Sequence[Action], variables: dict[str, Any]) -> dict[str, Any]:

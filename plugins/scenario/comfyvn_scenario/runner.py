@@ -16,7 +16,7 @@ from comfyvn.errors import ComfyVNError, Conflict, Unprocessable
 
 from .project import DEFAULT_POV, Project, split_target
 from .rng import INCREMENT, MOD, MULTIPLIER, Rng, weighted_index
-from .rules import Action, Condition, all_of, apply_actions, compile_action, compile_condition, is_number
+from .rules import Action, Condition, all_of, apply_actions, compile_action, compile_condition, compose, is_number
 
 __all__ = [
     "Choice",
@@ -33,7 +33,7 @@ __all__ = [
 class Choice:
     """A compiled choice. ``raw`` is the scene's choice dict (read-only)."""
 
-    __slots__ = ("actions", "check", "conditions", "entry", "key", "raw", "target", "visible_to", "weight")
+    __slots__ = ("actions", "apply", "check", "conditions", "entry", "key", "raw", "target", "visible_to", "weight")
 
     def __init__(self, raw: Mapping[str, Any], target: Node, origin: Node) -> None:
         self.raw = raw
@@ -46,6 +46,7 @@ class Choice:
         self.conditions: tuple[Condition, ...] = tuple(compile_condition(c) for c in raw.get("conditions") or ())
         self.check: Condition | None = all_of(self.conditions)  # every condition, or None without any
         self.actions: tuple[Action, ...] = tuple(compile_action(a) for a in raw.get("actions") or ())
+        self.apply = compose(self.actions)  # all of them as one call, or None
         visible = raw.get("visible_to")
         if isinstance(visible, str):
             visible = [visible]
@@ -56,17 +57,23 @@ class Menu:
     """The choices of a node that one POV may take before conditions: weight > 0 and visible to it,
     in scene order. Built once per node and POV at compile time, so a step only evaluates conditions."""
 
-    __slots__ = ("all_hold", "candidates", "cumulative")
+    __slots__ = ("all_hold", "candidates", "cumulative", "node", "picks", "total")
 
-    def __init__(self, candidates: Sequence[Choice]) -> None:
+    def __init__(self, node: Node, candidates: Sequence[Choice]) -> None:
+        self.node = node
         self.candidates: tuple[Choice, ...] = tuple(candidates)
         # Every condition of every candidate, in order: when it holds (the usual case), all candidates
         # are available and no per-choice filtering is needed. None when no candidate has a condition.
         self.all_hold = all_of([cond for c in self.candidates for cond in c.conditions])
-        # The running sums `weighted_index` computes for the full list (same order, same float adds),
-        # for a pick when every candidate is available. None when they cannot be computed here (an
-        # int weight too large for a float): the pick then raises at the step, as it always did.
-        self.cumulative: tuple[float, ...] | None = None
+        # For a draw when every candidate is available: the running sums `weighted_index` computes
+        # (same order, same float additions), their total, and the candidates indexed by
+        # bisect_right(sums, r * total) -- which finds the first sum above the threshold, as the scan
+        # does (the sums never decrease: weights are > 0) -- with the last one repeated for the
+        # scan's fallback past the end. None when the sums cannot be computed here (an int weight too
+        # large for a float): the pick then raises at the step, as it always did.
+        self.cumulative: tuple[float, ...] = ()
+        self.total = 0.0
+        self.picks: tuple[Choice, ...] | None = None
         cursor, sums = 0.0, []
         try:
             for choice in self.candidates:
@@ -74,7 +81,9 @@ class Menu:
                 sums.append(cursor)
         except OverflowError:
             return
-        self.cumulative = tuple(sums) if sums else None
+        if sums:
+            self.cumulative, self.total = tuple(sums), sums[-1]
+            self.picks = (*self.candidates, self.candidates[-1])
 
     def select(self, variables: Mapping[str, Any]) -> tuple[Choice, ...]:
         """The candidates whose conditions all hold, in order (the shared tuple when all of them do).
@@ -87,13 +96,9 @@ class Menu:
         return tuple([c for c in self.candidates if c.check is None or c.check(variables)])
 
     def pick(self, available: Sequence[Choice], r: float) -> Choice:
-        """`weighted_index` over ``available`` (a subsequence of the candidates) for the draw ``r``."""
-        cumulative = self.cumulative
-        if cumulative is not None and len(available) == len(cumulative):  # all of them: sums known
-            # bisect_right finds the first running sum above the threshold, as the scan does (the sums
-            # never decrease: weights are > 0); past the end, the scan falls back to the last choice.
-            index = bisect_right(cumulative, r * cumulative[-1])
-            return available[index] if index < len(available) else available[-1]
+        """`weighted_index` over ``available`` (what `select` returned) for the draw ``r``."""
+        if available is self.candidates and self.picks is not None:
+            return self.picks[bisect_right(self.cumulative, r * self.total)]
         return available[weighted_index([c.weight for c in available], r)]
 
 
@@ -101,7 +106,7 @@ class Node:
     """A compiled node; ``choices`` are filled in once every node of the scenario exists, then `seal`
     builds the per-POV menus."""
 
-    __slots__ = ("actions", "choices", "default_menu", "end", "id", "menus", "raw", "scene_id")
+    __slots__ = ("actions", "apply", "choices", "default_menu", "end", "id", "menus", "raw", "scene_id")
 
     def __init__(self, scene_id: str, raw: Mapping[str, Any]) -> None:
         self.scene_id = scene_id
@@ -109,18 +114,19 @@ class Node:
         self.raw = raw
         self.end = bool(raw.get("end", False))
         self.actions: tuple[Action, ...] = tuple(compile_action(a) for a in raw.get("actions") or ())
+        self.apply = compose(self.actions)  # all of them as one call, or None
         self.choices: tuple[Choice, ...] = ()
-        self.default_menu = Menu(())
+        self.default_menu = Menu(self, ())
         self.menus: dict[str, Menu] | None = None
 
     def seal(self) -> None:
         """Build the menus: one per POV that a ``visible_to`` of a takeable choice names, and one for
         every other POV (which sees exactly the unrestricted choices)."""
         takeable = [c for c in self.choices if c.weight > 0]
-        self.default_menu = Menu([c for c in takeable if c.visible_to is None])
+        self.default_menu = Menu(self, [c for c in takeable if c.visible_to is None])
         named = sorted({pov for c in takeable for pov in c.visible_to or ()})
         self.menus = {
-            pov: Menu([c for c in takeable if c.visible_to is None or pov in c.visible_to]) for pov in named
+            pov: Menu(self, [c for c in takeable if c.visible_to is None or pov in c.visible_to]) for pov in named
         } or None
 
     def menu(self, pov: str) -> Menu:
@@ -179,11 +185,11 @@ class RunState(NamedTuple):
 
 class StepResult(NamedTuple):
     """What a step returns: the new state, the current node and the choices available there (a named
-    tuple for the same reason as `RunState`)."""
+    tuple for the same reason as `RunState`; ``choices`` is a tuple, often the node's own shared one)."""
 
     state: RunState
     node: Node
-    choices: list[Choice]
+    choices: tuple[Choice, ...]
     multi_scene: bool = False
 
     @property
@@ -202,11 +208,6 @@ class StepResult(NamedTuple):
 
 
 _make: Any = tuple.__new__
-_new = object.__new__
-# Slot setters of the frozen Rng, for the draw inlined in `step` (see Rng.draw).
-_set_rng_seed = Rng.__dict__["seed"].__set__
-_set_rng_value = Rng.__dict__["value"].__set__
-_set_rng_uses = Rng.__dict__["uses"].__set__
 
 
 def _deep_merge_defaults(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
@@ -256,7 +257,7 @@ class Scenario:
         # on from it does not look them up and evaluate the conditions again. One tuple, replaced
         # whole, so threads sharing a scenario never see a state with another state's choices. It
         # relies on states being values: a state's variables are never changed in place.
-        self.last_step: tuple[RunState, Node, Menu, Sequence[Choice]] | None = None
+        self.last_step: tuple[RunState, Menu, tuple[Choice, ...]] | None = None
         for scene_id, scene_nodes in self.nodes.items():
             for node in scene_nodes.values():
                 node.choices = tuple(
@@ -326,7 +327,7 @@ def initial_state(
     base = scenario.variables if variables is None else deep_override(scenario.variables, variables)
     pov = pov or scenario.default_pov
     values = apply_actions(node.actions, base)
-    choices = [] if node.end else node.available(values, pov)
+    choices = () if node.end else node.menu(pov).select(values)
     state = RunState(
         scene_id, node_id, values, ((scene_id, node_id, None), None), Rng.from_seed(seed or 0), not choices, pov
     )
@@ -355,16 +356,17 @@ def step(
         state = _prepare(scenario, state, seed, pov)
     last = scenario.last_step
     if last is not None and last[0] is state:
-        _, node, menu, available = last
+        _, menu, available = last
+        node = menu.node
         if state.finished:
-            return StepResult(state, node, [], scenario.multi_scene)
+            return StepResult(state, node, (), scenario.multi_scene)
     else:
         try:
             node = scenario.nodes[state.scene_id][state.node_id]
         except KeyError:
             node = scenario.node(state.scene_id, state.node_id)  # raises the 422 naming the field
         if state.finished:
-            return StepResult(state, node, [], scenario.multi_scene)
+            return StepResult(state, node, (), scenario.multi_scene)
         menus = node.menus
         menu = node.default_menu if menus is None else menus.get(state.pov, node.default_menu)
         if node.end:
@@ -374,7 +376,7 @@ def step(
             hold = all_hold is None or all_hold(state.variables)
             available = menu.candidates if hold else menu.select(state.variables)
     if not available:
-        return StepResult(state._replace(finished=True), node, [], scenario.multi_scene)
+        return StepResult(state._replace(finished=True), node, (), scenario.multi_scene)
     rng = state.rng
     if choice_id is not None:
         for choice in available:
@@ -393,25 +395,22 @@ def step(
         if type(rng) is Rng:  # Rng.draw, inlined (a subclass may override it)
             value = (MULTIPLIER * rng.value + INCREMENT) % MOD
             r = value / MOD
-            drawn = _new(Rng)
-            _set_rng_seed(drawn, rng.seed)
-            _set_rng_value(drawn, value)
-            _set_rng_uses(drawn, rng.uses + 1)
-            rng = drawn
+            rng = _make(Rng, (rng.seed, value, rng.uses + 1))
         else:
             r, rng = rng.draw()
-        cumulative = menu.cumulative  # Menu.pick, inlined
-        if cumulative is not None and len(available) == len(cumulative):
-            index = bisect_right(cumulative, r * cumulative[-1])
-            choice = available[index] if index < len(available) else available[-1]
+        picks = menu.picks  # Menu.pick, inlined
+        if available is menu.candidates and picks is not None:
+            choice = picks[bisect_right(menu.cumulative, r * menu.total)]
         else:
             choice = available[weighted_index([c.weight for c in available], r)]
     target = choice.target
     variables = state.variables
-    if choice.actions:
-        variables = apply_actions(choice.actions, variables)
-    if target.actions:
-        variables = apply_actions(target.actions, variables)
+    apply = choice.apply
+    if apply is not None:
+        variables = apply(variables)
+    apply = target.apply
+    if apply is not None:
+        variables = apply(variables)
     pov = state.pov
     following: tuple[Choice, ...]
     if target.end:
@@ -421,14 +420,13 @@ def step(
         menu = target.default_menu if menus is None else menus.get(pov, target.default_menu)
         all_hold = menu.all_hold
         following = menu.candidates if all_hold is None or all_hold(variables) else menu.select(variables)
-    choices = list(following)  # the caller's own list; the memo keeps the immutable tuple
     # tuple.__new__ with the fields in order is what the named tuples' constructors do, minus a frame.
     new_state = _make(
         RunState,
-        (target.scene_id, target.id, variables, (choice.entry, state.history), rng, target.end or not choices, pov),
+        (target.scene_id, target.id, variables, (choice.entry, state.history), rng, target.end or not following, pov),
     )
-    scenario.last_step = (new_state, target, menu, following)
-    result: StepResult = _make(StepResult, (new_state, target, choices, scenario.multi_scene))
+    scenario.last_step = (new_state, menu, following)
+    result: StepResult = _make(StepResult, (new_state, target, following, scenario.multi_scene))
     return result
 
 
