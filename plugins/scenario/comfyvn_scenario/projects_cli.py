@@ -7,6 +7,7 @@ group turns a `ComfyVNError` into one line).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,20 +133,24 @@ def remove_cmd(kernel: Kernel, project_id: str, if_match: str | None, as_json: b
 @projects_group.command("export-zip")
 @click.argument("project_id", metavar="ID")
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Where to write the zip (default ./ID.zip; - for stdout)."
+    "-o",
+    "--output",
+    type=click.Path(),  # kept as typed: Path() would drop the trailing slash that marks a folder
+    help="Where to write the zip: a file, a folder (existing, or ending in /) for ID.zip in it, or - for stdout "
+    "(default ./ID.zip).",
 )
 @_json_option
 @click.pass_obj
-def export_zip_cmd(kernel: Kernel, project_id: str, output: Path | None, as_json: bool) -> None:
+def export_zip_cmd(kernel: Kernel, project_id: str, output: str | None, as_json: bool) -> None:
     """Write the project as a zip (what `projects add` and POST /api/projects take back)."""
     data, version = ProjectStore.for_kernel(kernel).export_zip_versioned(project_id)
-    if output is not None and str(output) == "-":
+    if output == "-":
         if as_json:
             raise Invalid("--json cannot go with -o - (the zip is the output)", field="--json", code="invalid_option")
         click.get_binary_stream("stdout").write(data)
         return
-    target = output if output is not None else Path(f"{project_id}.zip")
-    if target.is_dir():
+    target = Path(output) if output is not None else Path(f"{project_id}.zip")
+    if target.is_dir() or (output is not None and output.endswith(("/", os.sep))):
         target = target / f"{project_id}.zip"
     atomic_write_bytes(target, data)
     _out(

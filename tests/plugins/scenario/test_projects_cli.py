@@ -78,6 +78,10 @@ def test_export_zip_and_add_it_back(kernel: Kernel, tmp_path: Path, monkeypatch:
     assert (tmp_path / "demo.zip").read_bytes() == data
     streamed = CliRunner().invoke(make_cli(kernel), ["projects", "export-zip", "demo", "-o", "-"])
     assert streamed.exit_code == 0 and streamed.stdout_bytes == data
+    # A path ending in a slash names a folder even before it exists: the zip goes inside it as ID.zip.
+    result = _run(kernel, "projects", "export-zip", "demo", "-o", str(tmp_path / "new-folder") + "/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new-folder" / "demo.zip").read_bytes() == data
 
     result = _run(kernel, "projects", "add", str(target), "--id", "from-zip")
     assert result.exit_code == 0 and result.output.startswith("added from-zip ")
