@@ -67,7 +67,13 @@ def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[s
         f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) -> {where}"
     )
     click.echo(f"read as {body['source_format_label']}")
-    click.echo(f"project id {project['id']}; raw upload kept at {body['raw']['path']}")
+    # An --out folder is the project itself: its import id names scene uids, not a store project.
+    named = (
+        f"project id {project['id']}"
+        if project.get("store")
+        else f"import id {body['import_id']} (scene uids {body['import_id']}:<scene>)"
+    )
+    click.echo(f"{named}; raw upload kept at {body['raw']['path']}")
     skipped = body["skipped"]
     if skipped:
         click.echo(f"skipped {len(skipped)} line(s):")

@@ -33,6 +33,21 @@ def test_the_cli_without_out_imports_into_the_store_and_prints_the_id(kernel: An
     assert body["project"]["store"] is True and body["scenes"][0]["version"] == 1
 
 
+def test_the_cli_with_out_names_the_import_id_not_a_project_id(kernel: Any, tmp_path: Path) -> None:
+    # The folder is the project: an id printed as "project id" would send `comfyvn export renpy ID` to the
+    # store, where that id may name another project (or none).
+    log = tmp_path / "log.txt"
+    log.write_bytes(LOG)
+    out = tmp_path / "out"
+    args = ["import", "text", str(log), "--no-progress", "--out", str(out)]
+    result = CliRunner().invoke(make_cli(kernel), args)
+    assert result.exit_code == 0, result.output
+    import_id = json.loads((out / "roleplay_import.json").read_text(encoding="utf-8"))["import_id"]
+    assert f"-> {out}" in result.output
+    assert f"project id {import_id}" not in result.output
+    assert f"import id {import_id} (scene uids {import_id}:<scene>)" in result.output
+
+
 def test_the_latest_import_of_an_id_is_what_its_scene_uids_name(kernel: Any, tmp_path: Path) -> None:
     stored = run_import(kernel, LOG, "log.txt", ImportOptions(title="Tea"))
     assert isinstance(stored, StoredImport)
