@@ -1,9 +1,11 @@
-"""Import of a 100,000-message SillyTavern chat (~50 MB; target < 5 s) against ``json.loads`` of every line.
+"""Import of a 100,000-message SillyTavern chat (~50 MB) against ``json.loads`` of every line.
 
 Run: ``python3 -m pytest tests/bench/test_bench_roleplay.py --benchmark-enable -q -s``. The baseline
-is the least any importer must do: decode each line with ``json.loads``. The ratio says what parsing
-into messages, conversion to scenes and writing the project cost on top; peak memory (tracemalloc,
-one separate run) shows the streaming pipeline does not hold the file several times over.
+is the least any importer must do: decode each line with ``json.loads``. The import (parse into
+messages, convert to scenes, write the project) must take at most ``RATIO_LIMIT`` times as long,
+both taken as the best of interleaved rounds in the same run: the machine is shared, and rounds
+side by side see the same load. Peak memory (tracemalloc, one separate run) shows the streaming
+pipeline does not hold the file several times over.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from comfyvn_roleplay.convert import ImportOptions
 from comfyvn_roleplay.importer import RawUpload, import_chat
 
 MESSAGES = 100_000
+RATIO_LIMIT = 3.0
+ROUNDS = 3
 # Without --benchmark-enable (the plain test run) a small chat keeps the check cheap.
 SMOKE_MESSAGES = 2_000
 _WORDS = (  # noqa: SIM905
@@ -82,15 +86,6 @@ def run_import(raw: RawUpload) -> int:
     return result.stats["messages"]
 
 
-def _best_of(fn: Any, arg: Any, repeats: int = 2) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def test_bench_roleplay_baseline_json_loads(benchmark: Any, chat: RawUpload) -> None:
     benchmark.group = "roleplay"
     assert benchmark.pedantic(baseline, args=(chat,), rounds=2, iterations=1) == int(chat.filename) + 1
@@ -98,8 +93,25 @@ def test_bench_roleplay_baseline_json_loads(benchmark: Any, chat: RawUpload) -> 
 
 def test_bench_roleplay_import(benchmark: Any, chat: RawUpload) -> None:
     benchmark.group = "roleplay"
-    assert benchmark.pedantic(run_import, args=(chat,), rounds=2, iterations=1) == int(chat.filename)
-    real, base = _best_of(run_import, chat), _best_of(baseline, chat)
+    baselines: list[float] = []
+    imports: list[float] = []
+
+    def timed_baseline() -> None:
+        # Timed here, untimed by the benchmark: each import round follows a baseline round.
+        started = time.perf_counter()
+        baseline(chat)
+        baselines.append(time.perf_counter() - started)
+
+    def timed_import() -> int:
+        started = time.perf_counter()
+        count = run_import(chat)
+        imports.append(time.perf_counter() - started)
+        return count
+
+    run_import(chat)  # the first import compiles patterns and warms caches every later one reuses
+    # With --benchmark-disable (the normal test run) pedantic runs once and keeps no stats.
+    assert benchmark.pedantic(timed_import, setup=timed_baseline, rounds=ROUNDS, iterations=1) == int(chat.filename)
+    real, base = min(imports), min(baselines)
     tracemalloc.start()
     run_import(chat)
     _, peak = tracemalloc.get_traced_memory()
@@ -109,9 +121,15 @@ def test_bench_roleplay_import(benchmark: Any, chat: RawUpload) -> None:
         "import_s": round(real, 2),
         "json_loads_s": round(base, 2),
         "ratio_to_json_loads": round(real / base, 2),
+        "ratio_limit": RATIO_LIMIT,
+        "rounds": len(imports),
         "peak_traced_mb": round(peak / 2**20, 1),
         "messages": int(chat.filename),
         "messages_per_second": round(int(chat.filename) / real),
     }
     benchmark.extra_info.update(info)
     print("\nroleplay import:", json.dumps(info))
+    if benchmark.stats:
+        assert real / base <= RATIO_LIMIT, (
+            f"import took {real:.2f} s, {real / base:.2f}x json.loads of its lines ({base:.2f} s; limit {RATIO_LIMIT}x)"
+        )

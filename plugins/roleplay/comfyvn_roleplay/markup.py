@@ -546,9 +546,9 @@ def _render_simple(
     for block, content in enumerate(contents):
         if split_actions and not (quotes and _has_quote(content)):
             # Pairs in order and no quote to make one emphasis: each pair is an action, the rest speech.
-            parts = paired_line(content, plain=plain)
-            if parts is not None:
-                for index, part in enumerate(parts):
+            paired = paired_line(content, plain=plain)
+            if paired is not None:
+                for index, part in enumerate(paired):
                     story = part.strip()
                     if story:
                         segments.append(_new_tuple(Segment, ("action" if index % 2 else "speech", story, block)))

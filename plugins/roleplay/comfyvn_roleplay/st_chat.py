@@ -90,11 +90,12 @@ def coerce_text(value: Any) -> str:
     """
     if isinstance(value, str):
         # isascii and the substring test are C scans, far cheaper than the regex and replaces.
-        if not value.isascii() and _SURROGATE.search(value):
-            value = _SURROGATE.sub("\ufffd", value)
-        if "\r" in value:
-            value = value.replace("\r\n", "\n").replace("\r", "\n")
-        return value
+        text: str = value
+        if not text.isascii() and _SURROGATE.search(text):
+            text = _SURROGATE.sub("\ufffd", text)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
     if isinstance(value, _NUMBER) and not isinstance(value, bool):
         return str(value)
     return ""
