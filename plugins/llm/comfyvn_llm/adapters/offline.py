@@ -22,14 +22,14 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
     "narrator": (
         "In {scene}, the air stills after {speaker}'s words: “{last}” Everyone waits to see who answers first.",
         "{scene}: {speaker} lets the line hang — “{last}” — and the moment turns toward what comes next.",
-        "The scene holds in {scene}. {speaker} has said “{last}”, and the silence that follows says as much.",
+        "The moment holds in {scene}: {speaker} has said “{last}”, and the silence that follows says as much.",
     ),
     "mc": (
         "I take a breath. “{last}” — {speaker} means it, and in {scene} I can't pretend I didn't hear.",
         "“Then we do it together,” I tell {speaker}, still turning over “{last}” here in {scene}.",
     ),
     "antagonist": (
-        "“{last}”? How quaint, {speaker}. {scene} belongs to me, and you are only visiting.",
+        "“{last}”? How quaint, {speaker}. All of {scene} belongs to me, and you are only visiting.",
         "A slow smile. “Say it again, {speaker}: '{last}'. I want to remember how certain you sounded in {scene}.”",
     ),
     "extras": (
