@@ -182,8 +182,13 @@ def load_project(path: str | os.PathLike[str], *, fingerprints: dict[str, str] |
     scenes: dict[str, dict[str, Any]] = {}
     for index, scene_id in enumerate(order):
         field = f"scenes/{index}"
-        if not SCENE_ID.match(scene_id):
-            raise ComfyVNError(f"scene id {scene_id!r} is not a valid file name", field=field, code="invalid_scene_id")
+        if not SCENE_ID.fullmatch(scene_id):
+            raise ComfyVNError(
+                f"scene id {scene_id[:80]!r} is not a valid file name", field=field, code="invalid_scene_id"
+            )
+        if scene_id in scenes:
+            # Merging the two would silently drop a place in the story order; say so instead.
+            raise ComfyVNError(f"project.json lists scene {scene_id!r} twice", field=field, code="duplicate_scene")
         relative = f"{SCENES_DIR}/{scene_id}.json"
         scene = _read_json(safe_join(root, SCENES_DIR, f"{scene_id}.json", field=field), relative, fingerprints)
         if not isinstance(scene, dict):

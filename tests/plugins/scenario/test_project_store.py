@@ -473,3 +473,17 @@ def test_store_zip_store_gives_the_same_project(generated: tuple[Any, dict[str, 
         # The same project zips to the same bytes wherever it is stored.
         assert store.export_zip("again") == data
         assert load_project(again.path).scenes == project.scenes
+
+
+def test_a_project_folder_listing_a_scene_twice_is_refused_not_merged(tmp_path: Path) -> None:
+    folder = tmp_path / "twice"
+    (folder / "scenes").mkdir(parents=True)
+    (folder / "scenes" / "s.json").write_text(
+        json.dumps({"id": "s", "start": "a", "nodes": [{"id": "a", "type": "dialogue", "text": "Hi", "end": True}]})
+    )
+    (folder / "project.json").write_text(json.dumps({"id": "twice", "title": "Twice", "scenes": ["s", "s"]}))
+    store = ProjectStore(tmp_path / "projects")
+    with pytest.raises(ComfyVNError) as caught:
+        store.create_from_folder(folder)
+    assert caught.value.code == "duplicate_scene" and caught.value.field == "scenes/1"
+    assert store.list_projects() == []
