@@ -66,7 +66,8 @@ def types(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """The benchmarks (pytest-benchmark), with ratios against in-run baselines."""
+    """The benchmarks (pytest-benchmark): each checks its target (mostly ratios against baselines measured
+    in the same run, see tests/bench/bench_targets.py) and fails when it is missed."""
     _ensure_renpy(session)
     session.install("-r", "requirements-test.txt")
     session.run(
@@ -77,5 +78,8 @@ def bench(session: nox.Session) -> None:
         "--benchmark-enable",
         "--benchmark-only",
         "--benchmark-columns=min,median,mean,ops,rounds",
+        # -rP prints what each passing benchmark printed (its figures and targets) without -s; a missed
+        # target is a failed assert, so the session exits non-zero.
+        "-rP",
         *session.posargs,
     )

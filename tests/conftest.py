@@ -35,6 +35,18 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+BENCH = Path(__file__).resolve().parent / "bench"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The benchmarks run only when asked for (``nox -s bench`` passes ``--benchmark-enable``), never in
+    the default test run: they take minutes and measure the machine as much as the code."""
+    inside = collection_path == BENCH or BENCH in collection_path.parents
+    if inside and not config.getoption("benchmark_enable", default=False):
+        return True
+    return None
+
+
 # structlog's default logger prints to stdout; route it through stdlib logging (stderr) instead.
 configure_logging(None, level="WARNING", env={})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import timeit
 from typing import Any
 
+from bench_targets import at_least
 from comfyvn_battle.engine import parse_stats, simulate
 
 BATCH = 2_000
@@ -53,3 +54,5 @@ def test_bench_battle_simulations(benchmark: Any) -> None:
     base = min(timeit.repeat(baseline_batch, number=1, repeat=5))
     benchmark.extra_info["simulations_per_second"] = round(BATCH / real)
     benchmark.extra_info["ratio_to_baseline"] = round(real / base, 2)
+    print(f"\nbattle: {BATCH / real:,.0f} simulations/s, {real / base:.2f}x the bare arithmetic")
+    at_least("battle simulations per second", BATCH / real, 50_000, "/s")

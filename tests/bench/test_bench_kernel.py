@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from bench_targets import at_most
 from comfyvn import Kernel, hookimpl, hookspec
 from comfyvn.events import EventBus
 
@@ -36,6 +37,9 @@ def test_emit(benchmark: Any, subscribers: int) -> None:
     payload = {"i": 1}
     envelope = benchmark(bus.emit, "on_bench", payload)
     assert envelope.event == "on_bench" and envelope.seq >= 1
+    if benchmark.stats is not None and subscribers <= 1:  # None when benchmarks are disabled
+        limit = 5.0 if subscribers == 0 else 10.0
+        at_most(f"emit median, {subscribers} subscriber(s)", benchmark.stats.stats.median * 1e6, limit, " µs")
 
 
 class Specs:
