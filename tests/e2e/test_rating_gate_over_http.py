@@ -9,11 +9,8 @@ token and the acknowledged flag → 200, and the written ``export_manifest.json`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +23,6 @@ import comfyvn_server.plugin
 import httpx
 import pytest
 from comfyvn import Kernel, RuntimePaths
-from comfyvn_server import ServerSettings, create_app
-from comfyvn_server.serve import bind_socket, serve_app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "plugins" / "rating" / "fixtures"
 ADULT_CHAT = FIXTURES / "Selene Adair - 2025-02-14@22h10m03s.jsonl"
@@ -35,7 +30,7 @@ ADULT_CARD = FIXTURES / "Selene Adair.json"
 
 
 @pytest.fixture
-def studio(make_kernel: Callable[..., Kernel]) -> Iterator[str]:
+def studio(make_kernel: Callable[..., Kernel], live_server: Any) -> Iterator[str]:
     """Server, scenario, roleplay, renpy and rating served by real hypercorn on a free loopback port (the
     rating mode left at its default, ``sfw``); yields the base URL."""
     kernel = make_kernel(
@@ -45,33 +40,8 @@ def studio(make_kernel: Callable[..., Kernel]) -> Iterator[str]:
         comfyvn_renpy.plugin,
         comfyvn_rating.plugin,
     )
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
-    loop: list[asyncio.AbstractEventLoop] = []
-    stop: list[asyncio.Event] = []
-
-    async def main() -> None:
-        loop.append(asyncio.get_running_loop())
-        stop.append(asyncio.Event())
-        await serve_app(app, sock, stop[0].wait, graceful_timeout=2.0)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.05)
-    yield base
-    loop[0].call_soon_threadsafe(stop[0].set)
-    thread.join(20)
-    assert not thread.is_alive(), "the server did not stop"
+    with live_server(kernel) as base:
+        yield base
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:

@@ -8,13 +8,10 @@ command (a separate process, its runtime root set with ``COMFYVN_RUNTIME_ROOT``)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,6 @@ import httpx
 import pytest
 from comfyvn import Kernel
 from comfyvn_renpy import find_engine
-from comfyvn_server import ServerSettings, create_app
-from comfyvn_server.serve import bind_socket, serve_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sillytavern"
 CHAT = EXAMPLES / "Mira Vale - 2024-09-28@14h05m07s.jsonl"
@@ -43,7 +38,7 @@ def real_engine() -> None:
 
 
 @pytest.fixture
-def studio(make_kernel: Callable[..., Kernel]) -> Iterator[str]:
+def studio(make_kernel: Callable[..., Kernel], live_server: Any) -> Iterator[str]:
     """The studio's plugins served by real hypercorn on a free loopback port; yields the base URL."""
     kernel = make_kernel(
         comfyvn_server.plugin,
@@ -52,33 +47,8 @@ def studio(make_kernel: Callable[..., Kernel]) -> Iterator[str]:
         comfyvn_renpy.plugin,
         env={"COMFYVN_FEATURE_ENABLE_PLAYTEST_HARNESS": "1"},
     )
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
-    loop: list[asyncio.AbstractEventLoop] = []
-    stop: list[asyncio.Event] = []
-
-    async def main() -> None:
-        loop.append(asyncio.get_running_loop())
-        stop.append(asyncio.Event())
-        await serve_app(app, sock, stop[0].wait, graceful_timeout=2.0)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.05)
-    yield base
-    loop[0].call_soon_threadsafe(stop[0].set)
-    thread.join(20)
-    assert not thread.is_alive(), "the server did not stop"
+    with live_server(kernel) as base:
+        yield base
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:

@@ -2,49 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from comfyvn import Kernel
 from comfyvn_scenario.service import MAX_NODES
-from comfyvn_server import ServerSettings, create_app
-from comfyvn_server.serve import bind_socket, serve_app
-
-
-@contextmanager
-def live_server(kernel: Kernel) -> Iterator[str]:
-    """The real app on real hypercorn on a free loopback port; yields its base URL."""
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
-    ready: dict[str, Any] = {}
-
-    async def main() -> None:
-        ready["loop"], ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        await serve_app(app, sock, ready["stop"].wait, graceful_timeout=2.0)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        ready["loop"].call_soon_threadsafe(ready["stop"].set)
-        thread.join(30)
 
 
 def _chain(count: int) -> dict[str, Any]:
@@ -53,7 +17,7 @@ def _chain(count: int) -> dict[str, Any]:
     return {"id": "big", "start": "n0", "nodes": nodes}
 
 
-def test_health_answers_while_a_big_validate_runs(kernel: Kernel) -> None:
+def test_health_answers_while_a_big_validate_runs(kernel: Kernel, live_server: Any) -> None:
     # Before: validation ran on the event loop and a /health sent meanwhile waited for all of it.
     scene = _chain(40_000)
     result: dict[str, Any] = {}

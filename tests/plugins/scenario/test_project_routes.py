@@ -17,7 +17,6 @@ from comfyvn_scenario import project_routes
 from comfyvn_scenario.store import ProjectStore
 from comfyvn_server import ServerSettings, create_app
 from comfyvn_server.auth import TokenStore
-from live_support import live_server
 from project_factory import copy_demo, tree_bytes, two_scenes
 from starlette.testclient import TestClient
 
@@ -307,7 +306,7 @@ def test_a_scene_id_too_long_for_a_file_name_is_a_400_everywhere(client: Any, ke
 # -- two editors over real HTTP ---------------------------------------------------------------------------
 
 
-def test_two_clients_editing_one_scene_never_lose_a_write(kernel: Kernel) -> None:
+def test_two_clients_editing_one_scene_never_lose_a_write(kernel: Kernel, live_server: Any) -> None:
     with live_server(kernel) as base, httpx.Client(base_url=base) as alice, httpx.Client(base_url=base) as bob:
         assert alice.post("/api/projects", json=BODY).status_code == 201
         url = "/api/projects/tiny/scenes/outro"
