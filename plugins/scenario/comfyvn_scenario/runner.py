@@ -57,10 +57,9 @@ class Menu:
     """The choices of a node that one POV may take before conditions: weight > 0 and visible to it,
     in scene order. Built once per node and POV at compile time, so a step only evaluates conditions."""
 
-    __slots__ = ("all_hold", "candidates", "cumulative", "node", "picks", "total")
+    __slots__ = ("all_hold", "candidates", "cumulative", "picks", "total")
 
-    def __init__(self, node: Node, candidates: Sequence[Choice]) -> None:
-        self.node = node
+    def __init__(self, candidates: Sequence[Choice]) -> None:
         self.candidates: tuple[Choice, ...] = tuple(candidates)
         # Every condition of every candidate, in order: when it holds (the usual case), all candidates
         # are available and no per-choice filtering is needed. None when no candidate has a condition.
@@ -116,17 +115,17 @@ class Node:
         self.actions: tuple[Action, ...] = tuple(compile_action(a) for a in raw.get("actions") or ())
         self.apply = compose(self.actions)  # all of them as one call, or None
         self.choices: tuple[Choice, ...] = ()
-        self.default_menu = Menu(self, ())
+        self.default_menu = Menu(())
         self.menus: dict[str, Menu] | None = None
 
     def seal(self) -> None:
         """Build the menus: one per POV that a ``visible_to`` of a takeable choice names, and one for
         every other POV (which sees exactly the unrestricted choices)."""
         takeable = [c for c in self.choices if c.weight > 0]
-        self.default_menu = Menu(self, [c for c in takeable if c.visible_to is None])
+        self.default_menu = Menu([c for c in takeable if c.visible_to is None])
         named = sorted({pov for c in takeable for pov in c.visible_to or ()})
         self.menus = {
-            pov: Menu(self, [c for c in takeable if c.visible_to is None or pov in c.visible_to]) for pov in named
+            pov: Menu([c for c in takeable if c.visible_to is None or pov in c.visible_to]) for pov in named
         } or None
 
     def menu(self, pov: str) -> Menu:
@@ -253,11 +252,11 @@ class Scenario:
             scene_id: {raw["id"]: Node(scene_id, raw) for raw in scene["nodes"]} for scene_id, scene in scenes.items()
         }
         self.scene_starts = {scene_id: str(scene["start"]) for scene_id, scene in scenes.items()}
-        # The state the last `step` returned, with its node, menu and available choices, so stepping
-        # on from it does not look them up and evaluate the conditions again. One tuple, replaced
-        # whole, so threads sharing a scenario never see a state with another state's choices. It
-        # relies on states being values: a state's variables are never changed in place.
-        self.last_step: tuple[RunState, Menu, tuple[Choice, ...]] | None = None
+        # What the last `step` returned (state, node, choices), so stepping on from that state does
+        # not look the node up and evaluate its conditions again. An immutable result replaced whole,
+        # so threads sharing a scenario never see a state with another state's choices. It relies on
+        # states being values: a state's variables are never changed in place.
+        self.last_step: StepResult | None = None
         for scene_id, scene_nodes in self.nodes.items():
             for node in scene_nodes.values():
                 node.choices = tuple(
@@ -354,30 +353,31 @@ def step(
     scenario = source if type(source) is Scenario else compile_scenario(source)
     if type(state) is not RunState or seed is not None or pov is not None:
         state = _prepare(scenario, state, seed, pov)
+    # One unpacking instead of an attribute read per field: named-tuple fields are descriptors.
+    scene_id, node_id, variables, history, rng, finished, pov = state
     last = scenario.last_step
     if last is not None and last[0] is state:
-        _, menu, available = last
-        node = menu.node
-        if state.finished:
-            return StepResult(state, node, (), scenario.multi_scene)
-    else:
-        try:
-            node = scenario.nodes[state.scene_id][state.node_id]
-        except KeyError:
-            node = scenario.node(state.scene_id, state.node_id)  # raises the 422 naming the field
-        if state.finished:
+        node, available = last[1], last[2]
+        if finished:
             return StepResult(state, node, (), scenario.multi_scene)
         menus = node.menus
-        menu = node.default_menu if menus is None else menus.get(state.pov, node.default_menu)
+        menu = node.default_menu if menus is None else menus.get(pov, node.default_menu)
+    else:
+        try:
+            node = scenario.nodes[scene_id][node_id]
+        except KeyError:
+            node = scenario.node(scene_id, node_id)  # raises the 422 naming the field
+        if finished:
+            return StepResult(state, node, (), scenario.multi_scene)
+        menus = node.menus
+        menu = node.default_menu if menus is None else menus.get(pov, node.default_menu)
         if node.end:
             available = ()
         else:
             all_hold = menu.all_hold
-            hold = all_hold is None or all_hold(state.variables)
-            available = menu.candidates if hold else menu.select(state.variables)
+            available = menu.candidates if all_hold is None or all_hold(variables) else menu.select(variables)
     if not available:
         return StepResult(state._replace(finished=True), node, (), scenario.multi_scene)
-    rng = state.rng
     if choice_id is not None:
         for choice in available:
             if choice.key == choice_id:
@@ -393,9 +393,10 @@ def step(
     else:
         # The original draws even when one choice is available; so do we, to keep RNG states equal.
         if type(rng) is Rng:  # Rng.draw, inlined (a subclass may override it)
-            value = (MULTIPLIER * rng.value + INCREMENT) % MOD
+            seed, value, uses = rng
+            value = (MULTIPLIER * value + INCREMENT) % MOD
             r = value / MOD
-            rng = _make(Rng, (rng.seed, value, rng.uses + 1))
+            rng = _make(Rng, (seed, value, uses + 1))
         else:
             r, rng = rng.draw()
         picks = menu.picks  # Menu.pick, inlined
@@ -404,17 +405,15 @@ def step(
         else:
             choice = available[weighted_index([c.weight for c in available], r)]
     target = choice.target
-    variables = state.variables
     apply = choice.apply
     if apply is not None:
         variables = apply(variables)
     apply = target.apply
     if apply is not None:
         variables = apply(variables)
-    pov = state.pov
     following: tuple[Choice, ...]
     if target.end:
-        menu, following = target.default_menu, ()
+        following = ()
     else:
         menus = target.menus
         menu = target.default_menu if menus is None else menus.get(pov, target.default_menu)
@@ -423,10 +422,10 @@ def step(
     # tuple.__new__ with the fields in order is what the named tuples' constructors do, minus a frame.
     new_state = _make(
         RunState,
-        (target.scene_id, target.id, variables, (choice.entry, state.history), rng, target.end or not following, pov),
+        (target.scene_id, target.id, variables, (choice.entry, history), rng, target.end or not following, pov),
     )
-    scenario.last_step = (new_state, menu, following)
     result: StepResult = _make(StepResult, (new_state, target, following, scenario.multi_scene))
+    scenario.last_step = result
     return result
 
 
