@@ -135,7 +135,7 @@ class BlockingGate:
         return {"reason": "forbidden topic", "ack_token": "tok-1"} if "forbidden" in prompt else None
 
 
-def test_a_gate_blocks_with_423_and_its_token(llm_kernel: Callable[..., Kernel], http_for: Any) -> None:
+def test_hook_llm_call_gate(llm_kernel: Callable[..., Kernel], http_for: Any) -> None:
     kernel = llm_kernel(BlockingGate())
     http = http_for(kernel)
     body = {"messages": [{"role": "user", "content": "a forbidden thing"}]}
