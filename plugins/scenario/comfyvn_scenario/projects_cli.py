@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,7 +148,9 @@ def export_zip_cmd(kernel: Kernel, project_id: str, output: str | None, as_json:
     if output == "-":
         if as_json:
             raise Invalid("--json cannot go with -o - (the zip is the output)", field="--json", code="invalid_option")
-        click.get_binary_stream("stdout").write(data)
+        stdout = sys.stdout.buffer  # the zip's bytes, not text (click's get_binary_stream is deprecated)
+        stdout.write(data)
+        stdout.flush()
         return
     target = Path(output) if output is not None else Path(f"{project_id}.zip")
     if target.is_dir() or (output is not None and output.endswith(("/", os.sep))):
