@@ -14,7 +14,8 @@ from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, tls_context, 
 
 __all__ = ["OpenAIAdapter"]
 
-# Local servers ignore the key but the client insists on one; this placeholder is not a secret.
+# Sent when no key is configured: local servers ignore the key, but the openai client refuses to start
+# without one. It grants nothing, so it is not a secret.
 NO_KEY = "comfyvn-no-key"
 _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "response_format", "seed", "presence_penalty")
 
