@@ -287,6 +287,10 @@ class ProjectStore:
         return result
 
     def _read(self, project_id: str) -> StoredProject:
+        return self._read_with_state(project_id)[0]
+
+    def _read_with_state(self, project_id: str) -> tuple[StoredProject, dict[str, Any]]:
+        """The project and its bookkeeping as read together (a commit edits that state and writes it back)."""
         folder = self.path(project_id)
         fingerprints: dict[str, str] = {}
         project = load_project(folder, fingerprints=fingerprints)
@@ -299,7 +303,7 @@ class ProjectStore:
             and stamp.get("files") == fingerprints
             else None
         )
-        return StoredProject(
+        stored = StoredProject(
             id=project_id,
             project=project,
             version=state["version"],
@@ -311,6 +315,7 @@ class ProjectStore:
             files=fingerprints,
             report=report,
         )
+        return stored, state
 
     # -- reads -----------------------------------------------------------------------------------------
     def list_projects(self) -> list[dict[str, Any]]:
@@ -437,7 +442,7 @@ class ProjectStore:
         ``expect_scene`` when one is named."""
         self._check_id(project_id)
         with self._lock(project_id, exclusive=True):
-            current = self._read(project_id)
+            current, state = self._read_with_state(project_id)
             if expect is not None:
                 have = current.version if expect_scene is None else current.scene_versions.get(expect_scene, 0)
                 if have != expect:
@@ -466,7 +471,6 @@ class ProjectStore:
             if current.validated and not plan.remove and self._unchanged(current, plan.write, project_text):
                 # Writing what is already there: no new version, so other editors' ETags stay good.
                 return current
-            state = self._state(current.path, current.project)
             fingerprints = {
                 label: sha
                 for label, sha in current.files.items()
