@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +166,16 @@ def build_bundle(
     gate: Mapping[str, Any] | None = None,
     weather_bake: Mapping[str, Any] | None = None,
     report: ValidationReport | None = None,
+    resolve_asset: Callable[[str], Mapping[str, Any] | None] | None = None,
 ) -> Bundle:
     """Validate ``project`` (422 when invalid) and build the master build, its POV forks and manifests.
     ``report`` is the project's validation report when it is already known (the project store's
-    validation stamp matched the very bytes loaded); the project is not validated again."""
+    validation stamp matched the very bytes loaded); the project is not validated again.
+    ``resolve_asset`` answers for asset-registry references (``asset:<uid>``) the project names."""
     if report is None:
         report = validate_project(project)
     raise_for_invalid(report)
-    layout = build_layout(project)
+    layout = build_layout(project, resolve_asset)
     defaults = start_variables(project)
     mode, menu, forks = _pov_plan(project, options)
     # The fonts are chosen before any text is written: pages are measured in the fonts the game uses.
@@ -281,6 +283,7 @@ def _export_manifest(
                 "path": f"game/{i.file}" if i.file else None,
                 "placeholder": i.file is None,
                 "sha256": digest(files[f"game/{i.file}"]) if i.file else None,
+                **({"asset": layout.asset_info[i.source]} if i.source in layout.asset_info else {}),
             }
             for i in layout.images
             if i.kind == kind

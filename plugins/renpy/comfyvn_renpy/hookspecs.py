@@ -34,3 +34,15 @@ def renpy_export_contributions(project: Any, options: dict[str, Any]) -> dict[st
     entered (after its actions, before its stage directions and text). Lines are inserted verbatim at
     one indentation level, so each must be a complete one-line Ren'Py statement.
     """
+
+
+@hookspec
+def renpy_resolve_asset(ref: str, kernel: Any) -> dict[str, Any] | None:
+    """The file behind an asset reference (``asset:<uid>``) a project names for a sprite, portrait or background.
+
+    Called for each such reference an export meets (the assets plugin answers for its registry).
+    Return None when the reference is not yours or names nothing, else ``{"path": absolute path of the
+    file, "uid", "sha256", "provenance": {...}, "license", "source"}``: the exporter copies the file
+    like one of the project's own and records the rest under the asset's entry in
+    ``export_manifest.json`` (``asset``). A reference nobody resolves is a missing asset (a placeholder).
+    """

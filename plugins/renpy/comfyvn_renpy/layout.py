@@ -9,7 +9,7 @@ files are probed once (size and visible box, `art.probe`) so the script can fit 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +29,8 @@ BACKDROP = "bg cvn_backdrop"
 #: Labels the script writer adds around the story (never given to a scene or node).
 RESERVED_LABELS = frozenset({"start", "cvn_switch_pov", "cvn_pov_menu", "cvn_story", "cvn_story_done", "cvn_the_end"})
 
+#: References to the asset registry rather than to a file of the project.
+ASSET_PREFIX = "asset:"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
@@ -81,6 +83,10 @@ class Layout:
     #: characters whose expression pictures are all opaque (framed pictures, not cut-out figures): they
     #: are shown as the side image beside the text box, changing with the expression, never on the stage.
     face_only: set[str] = attrs.Factory(set)
+    #: answers for asset references (``asset:<uid>``): the ``renpy_resolve_asset`` hook, or None.
+    resolve_asset: Callable[[str], Mapping[str, Any] | None] | None = None
+    #: asset reference -> what its resolver said (uid, sha256, provenance, license, source), for the manifest.
+    asset_info: dict[str, dict[str, Any]] = attrs.Factory(dict)
     _node_index: dict[str, dict[str, Any]] = attrs.Factory(dict)
     _pictures: dict[Path, Picture | None] = attrs.Factory(dict)
 
@@ -154,9 +160,10 @@ def _attr_name(registry: NameRegistry, text: str) -> str:
     return registry.claim(base if not base[0].isdigit() else f"x{base}")
 
 
-def build_layout(project: Project) -> Layout:
-    """Name everything (labels, variables, characters, images, audio) and plan the asset copies."""
-    layout = Layout(project)
+def build_layout(project: Project, resolve_asset: Callable[[str], Mapping[str, Any] | None] | None = None) -> Layout:
+    """Name everything (labels, variables, characters, images, audio) and plan the asset copies.
+    ``resolve_asset`` answers for registry references (``asset:<uid>``); without it they are missing."""
+    layout = Layout(project, resolve_asset=resolve_asset)
     root = project.root
     labels = NameRegistry(set(RESERVED_LABELS))
     for scene_id, scene in project.scenes.items():
@@ -230,13 +237,25 @@ def build_layout(project: Project) -> Layout:
     return layout
 
 
-def _image_file(root: Path | None, ref: str) -> Path | None:
-    found = _resolve(root, ref)
+def _image_file(layout: Layout, root: Path | None, ref: str) -> Path | None:
+    found = _registry_file(layout, ref) if ref.startswith(ASSET_PREFIX) else _resolve(root, ref)
     return found if found is not None and found.suffix.lower() in IMAGE_EXTS else None
 
 
+def _registry_file(layout: Layout, ref: str) -> Path | None:
+    """The file of an asset reference, as the resolver says (None when nobody knows it or it is gone)."""
+    if layout.resolve_asset is None:
+        return None
+    answer = layout.resolve_asset(ref)
+    path = answer.get("path") if answer else None
+    if not answer or not isinstance(path, str) or not Path(path).is_file():
+        return None
+    layout.asset_info[ref] = {k: answer.get(k) for k in ("uid", "sha256", "provenance", "license", "source")}
+    return Path(path)
+
+
 def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str, dest_stem: str | None) -> None:
-    found = _image_file(root, ref)
+    found = _image_file(layout, root, ref)
     if found is not None and dest_stem:
         dest = f"{dest_stem}{found.suffix.lower()}"
         layout.files[f"game/{dest}"] = found
@@ -286,7 +305,7 @@ def _add_sprites(layout: Layout, root: Path | None, planned: list[tuple[str, str
     """One character's expressions (``(image name, file ref, destination stem)``): each found file is
     shown cropped to the box that holds the visible part of every same-sized expression. True when
     every found picture is opaque (no transparent surround: a framed picture, not a figure)."""
-    found = {name: _image_file(root, ref) for name, ref, _stem in planned}
+    found = {name: _image_file(layout, root, ref) for name, ref, _stem in planned}
     pictures = {name: layout.picture(path) for name, path in found.items() if path is not None}
     groups: dict[tuple[int, int], list[Picture]] = {}
     for picture in pictures.values():
@@ -314,7 +333,7 @@ def _add_side_image(layout: Layout, root: Path | None, char_id: str, spec: Any) 
     if ref is None:
         return
     tag = layout.char_tags[char_id]
-    found = _image_file(root, ref)
+    found = _image_file(layout, root, ref)
     if found is None:
         if ref not in layout.missing["portraits"]:
             layout.missing["portraits"].append(ref)

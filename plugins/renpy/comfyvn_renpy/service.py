@@ -169,6 +169,14 @@ def _lint_all(engine: Engine, out: Path, bundle: Bundle) -> dict[str, Any]:
     }
 
 
+def resolve_asset(kernel: Kernel, ref: str) -> dict[str, Any] | None:
+    """The first ``renpy_resolve_asset`` answer for ``ref`` (an ``asset:<uid>`` reference), or None."""
+    for _plugin, answer in kernel.plugins.call_each("renpy_resolve_asset", on_error="log", ref=ref, kernel=kernel):
+        if isinstance(answer, dict):
+            return answer
+    return None
+
+
 def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one export end to end and return its JSON-ready result (see docs/renpy.md)."""
     note = progress or (lambda _step: None)
@@ -201,6 +209,7 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
         gate=gate,
         weather_bake={"requested": options.bake_weather, "contributors": contributors},
         report=request.source.report if request.source is not None else None,
+        resolve_asset=lambda ref: resolve_asset(kernel, ref),
     )
     result: dict[str, Any] = {
         "ok": True,

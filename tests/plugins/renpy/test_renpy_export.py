@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -214,6 +215,60 @@ def test_hook_renpy_export_contributions(
     )
     label_manifest = json.loads((tmp_path / "b/label_manifest.json").read_text())
     assert label_manifest["weather_bake"] == {"requested": True, "contributors": ["weather"]}
+
+
+class Registry:
+    """Answers for ``asset:`` references from a folder of files (what the assets plugin does for its registry)."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    @hookimpl
+    def renpy_resolve_asset(self, ref: str) -> dict[str, Any] | None:
+        uid = ref.removeprefix("asset:")
+        if not ref.startswith("asset:") or uid not in self.files:
+            return None
+        path = self.files[uid]
+        return {"path": str(path), "uid": uid, "sha256": "f" * 64, "provenance": {"seed": 7}, "license": "CC0"}
+
+
+def test_hook_renpy_resolve_asset(renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path) -> None:
+    """``asset:<uid>`` references are copied like project files, their provenance kept in the manifest;
+    a reference nobody resolves is a missing asset, as a missing file is."""
+    art = tmp_path / "registry"
+    art.mkdir()
+    shutil.copy(demo_project / "assets/characters/bob/grin.png", art / "a.png")
+    shutil.copy(demo_project / "assets/backgrounds/carriage.png", art / "b.png")
+    project_file = demo_project / "project.json"
+    project = json.loads(project_file.read_text())
+    project["characters"]["alice"]["sprites"]["smile"] = "asset:a1"
+    project["characters"]["alice"]["sprites"]["worried"] = "asset:gone"
+    project_file.write_text(json.dumps(project))
+    scene_file = demo_project / "scenes/night_train.json"
+    scene = json.loads(scene_file.read_text())
+    scene["background"] = "asset:b2"
+    scene_file.write_text(json.dumps(scene))
+    kernel = renpy_kernel(Registry({"a1": art / "a.png", "b2": art / "b.png"}))
+    result = run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "o", options=ExportOptions()))
+    manifest = json.loads((tmp_path / "o/export_manifest.json").read_text())
+    smile = next(a for a in manifest["assets"]["portraits"] if a["source"] == "asset:a1")
+    assert (tmp_path / "o" / smile["path"]).read_bytes() == (art / "a.png").read_bytes()
+    assert smile["asset"] == {
+        "uid": "a1",
+        "sha256": "f" * 64,
+        "provenance": {"seed": 7},
+        "license": "CC0",
+        "source": None,
+    }
+    background = next(a for a in manifest["assets"]["backgrounds"] if a["source"] == "asset:b2")
+    assert (tmp_path / "o" / background["path"]).read_bytes() == (art / "b.png").read_bytes()
+    assert "asset:gone" in result["missing_assets"]["portraits"]
+    plain = next(a for a in manifest["assets"]["portraits"] if a["source"] == "assets/characters/bob/grin.png")
+    assert "asset" not in plain
+    # Without a resolver the same references are missing, never read from anywhere else.
+    bare = run_export(renpy_kernel(), ExportRequest(project=demo_project, out=tmp_path / "p", options=ExportOptions()))
+    assert {"asset:a1", "asset:gone"} <= set(bare["missing_assets"]["portraits"])
+    assert "asset:b2" in bare["missing_assets"]["backgrounds"]
 
 
 def test_bake_weather_needs_its_flag(renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path) -> None:
