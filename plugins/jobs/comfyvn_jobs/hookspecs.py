@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from comfyvn.hookspecs import hookspec
 
@@ -25,4 +25,15 @@ def register_job_kinds(register: KindRegistrar) -> None:
     ``local=True`` marks a kind whose params name files of the machine that submits it (a CLI export's
     folders): it runs only on the embedded cluster, and ``POST /api/schedule/enqueue`` refuses it.
     Runs once per plugin, the first time a kernel's job kinds are needed.
+    """
+
+
+@hookspec
+def jobs_embedded_resources(kernel: Any) -> dict[str, float] | None:
+    """Worker resources the embedded cluster's worker advertises on behalf of a plugin, or None.
+
+    The ComfyUI bridge answers ``{"COMFYUI": n}`` for its ``n`` configured servers, so render jobs
+    (which ask for ``COMFYUI: 1``) run on one laptop with nothing to configure, at most ``n`` at a
+    time. ``jobs.resources`` in comfyvn.json wins for any name it sets. Asked once, when the embedded
+    cluster starts; not used with a configured scheduler (its workers say what they offer).
     """

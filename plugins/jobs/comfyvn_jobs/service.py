@@ -148,7 +148,7 @@ class Jobs:
                 dashboard_address="127.0.0.1:0",
                 worker_dashboard_address="127.0.0.1:0",
                 local_directory=str(self.kernel.paths.cache / "dask"),
-                resources=dict(self.settings.resources) or None,
+                resources=self._embedded_resources() or None,
                 silence_logs=logging.CRITICAL,
             )
             # The in-process worker runs jobs with this very kernel (same plugins, paths and flags).
@@ -157,6 +157,18 @@ class Jobs:
             client = _DASK.Client(self._cluster, set_as_default=False)
         client.subscribe_topic(TOPIC, lambda event: self._inbox.put(("event", event[1])))
         return client
+
+    def _embedded_resources(self) -> dict[str, float]:
+        """What plugins offer through ``jobs_embedded_resources``, then ``jobs.resources`` (which wins)."""
+        offered: dict[str, float] = {}
+        for plugin, answer in self.kernel.plugins.call_each(
+            "jobs_embedded_resources", on_error="log", kernel=self.kernel
+        ):
+            try:
+                offered.update(check_resources(answer, "resources"))
+            except Invalid as exc:
+                log.warning("jobs_embedded_resources answer ignored", plugin=plugin, error=str(exc))
+        return {**offered, **self.settings.resources}
 
     def close(self) -> None:
         """Stop listening and close the client (and the embedded cluster: its running jobs stop)."""

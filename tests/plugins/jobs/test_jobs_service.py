@@ -168,6 +168,33 @@ def test_hook_register_job_kinds(jobs_kernel: Callable[..., Kernel], runtime: Ru
     assert (runtime.data / "plugins" / "painter" / f"{record['id']}.txt").read_text() == "teal"
 
 
+def test_hook_jobs_embedded_resources(jobs_kernel: Callable[..., Kernel], runtime: RuntimePaths) -> None:
+    """A plugin offers resources on the embedded worker (jobs.resources wins per name); a job asking
+    for an offered resource runs, a bad answer is ignored, not fatal."""
+
+    class Easel:
+        @hookimpl
+        def jobs_embedded_resources(self, kernel: Kernel) -> dict[str, float]:
+            assert isinstance(kernel, Kernel)
+            return {"EASEL": 2, "BRUSH": 5}
+
+        @hookimpl
+        def register_job_kinds(self, register: Any) -> None:
+            register("easel.paint", lambda ctx, params: "painted", "Paints on an easel.", resources={"EASEL": 1})
+
+    class Broken:
+        @hookimpl
+        def jobs_embedded_resources(self) -> dict[str, Any]:
+            return {"bad name!": 1}
+
+    (runtime.config).mkdir(parents=True, exist_ok=True)
+    (runtime.config / "comfyvn.json").write_text('{"jobs": {"resources": {"BRUSH": 1}}}')
+    service = jobs_for(jobs_kernel(Easel(), Broken(), env={}))
+    assert service.wait(service.submit("easel.paint"), timeout=30)["result"] == "painted"
+    (worker,) = service.workers()
+    assert worker["resources"] == {"EASEL": 2.0, "BRUSH": 1.0}
+
+
 def test_a_plugin_reusing_a_kind_name_registers_none_of_its_kinds(jobs_kernel: Callable[..., Kernel]) -> None:
     class Copycat:
         @hookimpl
