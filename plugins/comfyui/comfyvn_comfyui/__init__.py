@@ -1,0 +1,1 @@
+"""ComfyVN ComfyUI bridge."""
