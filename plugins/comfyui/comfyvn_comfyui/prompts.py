@@ -279,7 +279,8 @@ def _clean(text: str, name: str = "") -> str:
     # Brackets are emphasis syntax to ComfyUI's text encoder ("(word:1.5)"): card text must not weight itself.
     text = re.sub(r"[*_`#~()\[\]{}|\\]", " ", text)
     text = "".join(c if c.isprintable() else " " for c in text)
-    return re.sub(r"\s*,(\s*,)+", ",", " ".join(text.split())).strip(" ,")
+    text = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(text.split()))
+    return re.sub(r",(\s*,)+", ",", text).strip(" ,")
 
 
 def _bounded(text: str, limit: int) -> str:
