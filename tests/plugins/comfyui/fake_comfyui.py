@@ -31,6 +31,7 @@ import io
 import json
 import os
 import posixpath
+import signal
 import socket
 import struct
 import sys
@@ -80,7 +81,7 @@ class Fake:
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.counters: dict[tuple[str, str], int] = {}
         self.cache: dict[str, tuple[list[Any], dict[str, Any] | None]] = {}
-        self.interrupt = False
+        self.interrupt = True  # a prompt still running from the last test stops; the next one clears the flag
         self.fail_mode, self.fail_after = "none", 0
         self.log: dict[str, list[dict[str, Any]]] = {"requests": [], "prompts": [], "events": []}
 
@@ -598,8 +599,10 @@ async def main_async(args: argparse.Namespace) -> None:
     config.errorlog = None
     config.graceful_timeout = 0.5
     worker = asyncio.create_task(fake.worker())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await serve(app, config)  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     finally:
         worker.cancel()
 
