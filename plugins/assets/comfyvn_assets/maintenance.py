@@ -90,7 +90,7 @@ def collect(registry: AssetRegistry, *, max_bytes: int | None = None, dry_run: b
         if not dry_run:
             for path in stale:
                 path.unlink(missing_ok=True)
-        report["bytes_after"] = used if not dry_run else report["bytes_before"]
+        report["bytes_after"] = used  # what a dry run would leave
     return report
 
 
