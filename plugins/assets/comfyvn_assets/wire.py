@@ -13,6 +13,9 @@ from comfyvn.errors import Invalid
 __all__ = ["Described", "PatchRequest", "PinRequest", "RegisterRequest", "split_metadata"]
 
 _LIFTED = ("license", "source", "tags", "provenance")
+# The shared converter turns a string into a list of its characters for ``list[str]``; tags stay untyped
+# here and `model.check_tags` (which refuses a string) checks them.
+Tags = Any
 
 
 @attrs.frozen
@@ -24,7 +27,7 @@ class RegisterRequest:
     dest_path: str | None = None
     metadata: dict[str, Any] | None = None
     copy: bool = True
-    tags: list[str] | None = None
+    tags: Tags = None
     license: str | None = None
     source: str | None = None
     provenance: dict[str, Any] | None = None
@@ -34,7 +37,7 @@ class RegisterRequest:
 class PatchRequest:
     """``PATCH /assets/{uid}``: each field given replaces the stored one ("" clears a licence or source)."""
 
-    tags: list[str] | None = None
+    tags: Tags = None
     license: str | None = None
     source: str | None = None
     metadata: dict[str, Any] | None = None
@@ -63,7 +66,7 @@ def split_metadata(
     *,
     license: str | None = None,
     source: str | None = None,
-    tags: list[str] | None = None,
+    tags: Any = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> Described:
     """``metadata`` without ``license``/``source``/``tags``/``provenance``, which become the asset's fields."""
