@@ -52,8 +52,6 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-DEFAULT_CHECKPOINTS = ["animagine-xl-3.1.safetensors", "sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"]
-DEFAULT_LORAS = ["add_detail.safetensors", "flat_color.safetensors", "pixel_art_xl.safetensors"]
 MAX_UPLOAD = 100 * 1024 * 1024
 FAIL_MODES = ("none", "execution_error", "die", "hang", "drop_ws")
 
@@ -341,8 +339,8 @@ def routes(fake: Fake) -> list[BaseRoute]:
         except ValueError:
             return _json({"error": {"type": "invalid_json", "message": "bad json"}}, 400)
         if not isinstance(body, dict) or "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided"}
-            return _json({"error": {**error, "extra_info": {}}, "node_errors": {}}, 400)
+            missing = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided"}
+            return _json({"error": {**missing, "extra_info": {}}, "node_errors": {}}, 400)
         number: float = fake.number
         if body.get("front"):
             number = -number
@@ -612,8 +610,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--step-delay", type=float, default=0.02)
     parser.add_argument("--token")
-    parser.add_argument("--checkpoints", default=",".join(DEFAULT_CHECKPOINTS))
-    parser.add_argument("--loras", default=",".join(DEFAULT_LORAS))
+    parser.add_argument("--checkpoints", default=",".join(nodes.DEFAULT_CHECKPOINTS))
+    parser.add_argument("--loras", default=",".join(nodes.DEFAULT_LORAS))
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
+DEFAULT_CHECKPOINTS = ["animagine-xl-3.1.safetensors", "sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"]
+DEFAULT_LORAS = ["add_detail.safetensors", "flat_color.safetensors", "pixel_art_xl.safetensors"]
 MAX_PIXELS = 4096 * 4096
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "dpmpp_sde", "dpmpp_2m_sde", "ddim", "uni_pc"]
 SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta"]

@@ -73,21 +73,57 @@ def test_two_clients_each_hear_only_their_own_prompt(comfy: FakeComfy) -> None:
     results: dict[str, RunResult] = {}
     texts: dict[str, list[str]] = {"a": [], "b": []}
 
-    def work(name: str, seed: int) -> None:
+    def work(name: str, seed: int, steps: int) -> None:
         with ComfyClient(comfy.url, client_id=f"client-{name}") as client:
-            results[name] = client.run(sprite(seed=seed), on_progress=lambda f, t: texts[name].append(t))
+            results[name] = client.run(sprite(seed, steps), on_progress=lambda f, t: texts[name].append(t))
 
-    threads = [threading.Thread(target=work, args=(name, seed)) for name, seed in (("a", 1), ("b", 2))]
+    runs = (("a", 1, 4), ("b", 2, 7))
+    threads = [threading.Thread(target=work, args=run) for run in runs]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
     assert set(results) == {"a", "b"}
     assert results["a"].images[0].data != results["b"].images[0].data
+    # Each heard its own sampler's steps only (4 for a, 7 for b).
+    assert any("step 4/4" in t for t in texts["a"]) and not any("/7" in t for t in texts["a"])
+    assert any("step 7/7" in t for t in texts["b"]) and not any("/4" in t for t in texts["b"])
     owner = {p["prompt_id"]: p["client_id"] for p in comfy.log()["prompts"]}
     events = [e for e in comfy.log()["events"] if e["prompt_id"] is not None]
     assert events and all(e["sid"] == owner[e["prompt_id"]] for e in events)
     assert {e["sid"] for e in events} == {"client-a", "client-b"}
+
+
+def test_events_of_another_prompt_on_the_same_client_id_are_ignored(comfy: FakeComfy) -> None:
+    import httpx
+
+    comfy.fail("hang")
+    body = {"prompt": sprite(seed=3, steps=9), "client_id": "shared"}
+    stale = httpx.post(f"{comfy.url}/prompt", json=body, timeout=5).json()["prompt_id"]
+    while not any(e["type"] == "progress" for e in comfy.log()["events"]):
+        time.sleep(0.02)
+    comfy.fail("none")
+    texts: list[str] = []
+
+    def progress(fraction: float, text: str) -> None:
+        texts.append(text)
+        if len(texts) == 1:  # now stop the stale prompt: its interruption is not this run's business
+            httpx.post(f"{comfy.url}/interrupt", json={"prompt_id": stale}, timeout=5)
+
+    with ComfyClient(comfy.url, client_id="shared") as client:
+        client._connect = _connect_then_progress(client._connect, progress)  # type: ignore[method-assign]
+        result = client.run(sprite(seed=4, steps=5), on_progress=progress)
+    assert len(result.images) == 1 and result.prompt_id != stale
+    assert any("step 5/5" in t for t in texts) and not any("/9" in t for t in texts)
+
+
+def _connect_then_progress(connect: Callable[..., Any], progress: Callable[[float, str], None]) -> Callable[..., Any]:
+    def wrapped(*args: Any) -> Any:
+        ws = connect(*args)
+        progress(0.0, "connected")
+        return ws
+
+    return wrapped
 
 
 def test_unknown_node_class_is_rejected_naming_the_node(comfy: FakeComfy) -> None:
