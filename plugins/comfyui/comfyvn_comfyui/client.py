@@ -169,11 +169,6 @@ class _Progress:
         if isinstance(value, int | float) and isinstance(maximum, int | float) and maximum > 0:
             self._emit(f"{self._name(node)} step {value:g}/{maximum:g}", min(1.0, value / maximum))
 
-    def finish(self) -> None:
-        self.fraction = 1.0
-        if self.callback is not None:
-            self.callback(1.0, "done")
-
 
 class ComfyClient:
     """One ComfyUI server. Thread-compatible, not thread-safe: give each worker thread its own client."""

@@ -256,6 +256,9 @@ def test_cancelling_a_pending_prompt_deletes_it_and_never_interrupts_the_running
     queue = httpx.get(f"{comfy.url}/queue", timeout=5).json()
     assert all(item[1] != pending_id for item in queue["queue_pending"])
     assert queue["queue_running"]  # the other client's prompt still runs
+    comfy.reset()  # which interrupts it
+    blocker.join(20)
+    assert not blocker.is_alive()
 
 
 def _run_quietly(url: str) -> None:
