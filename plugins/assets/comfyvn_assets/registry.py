@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
+import structlog
 from comfyvn.errors import Conflict, Invalid, NotFound, OperationFailed, TooLarge, clip
 
 from .blobs import BlobStore
@@ -42,6 +43,7 @@ from .thumbs import Thumbnailer
 
 __all__ = ["DB_NAME", "MAX_LIMIT", "AssetRegistry"]
 
+log = structlog.get_logger("comfyvn.assets")
 DB_NAME = "registry.sqlite3"
 MAX_LIMIT = 1000
 _UID = re.compile(r"^[0-9a-f]{16}$")
@@ -287,8 +289,9 @@ class AssetRegistry:
         with self.blobs.registering():
             with self.db.connect() as conn:
                 current = self.db.get(conn, draft.uid)
-                if current is None or current.sha256 != draft.sha256:
-                    store_blob()
+                intact = self.blobs.has(draft.sha256, len(draft.data))
+                if current is None or current.sha256 != draft.sha256 or not intact:
+                    store_blob()  # also heals a row whose blob went missing: the same bytes are at hand
                     with self.db.transaction(conn):
                         previous = self.db.get(conn, draft.uid)
                         if previous is not None and previous.path != draft.path:
@@ -309,6 +312,13 @@ class AssetRegistry:
             self._sidecar_written(asset)
         if asset.width is not None:
             self.thumbs.schedule(asset.sha256, self.blobs.path(asset.sha256))
+        log.debug(
+            "asset registered" if changed else "asset unchanged",
+            uid=asset.uid,
+            path=asset.path,
+            sidecar=f"{asset.path}.asset.json",
+            thumbnail=str(self.thumbs.path(asset.sha256)) if asset.width is not None else None,
+        )
         return asset
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any
 import comfyvn_assets.plugin as assets_plugin
 from assets_support import png
 from comfyvn import RuntimePaths, create_kernel
+from comfyvn.log import configure_logging
 from comfyvn_assets import AssetRegistry
 from comfyvn_assets import blobs as blobs_module
 
@@ -86,6 +87,7 @@ def crash(registry: AssetRegistry, point: str) -> None:
 
 
 if __name__ == "__main__":
+    configure_logging(None, level="WARNING", env={})  # stdout carries this script's own lines only
     root, mode, *rest = sys.argv[1:]
     target = _registry(root)
     if mode == "loop":

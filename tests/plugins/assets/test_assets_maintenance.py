@@ -137,3 +137,12 @@ def test_rebuild_drops_rows_whose_bytes_are_gone(registry: AssetRegistry) -> Non
     assert (registry.root / "kept.png").exists()  # the link survives its blob's name
     assert registry.rebuild()["repaired"] == [kept.uid]
     assert sha(registry.blobs.path(kept.sha256).read_bytes()) == kept.sha256
+
+
+def test_registering_the_same_bytes_again_heals_a_row_whose_blob_went(registry: AssetRegistry) -> None:
+    asset = registry.register_bytes(png(), asset_type="image", dest_path="heal.png")
+    registry.blobs.path(asset.sha256).unlink()
+    (registry.root / "heal.png").unlink()
+    again = registry.register_bytes(png(), asset_type="image", dest_path="heal.png")
+    assert again == asset
+    assert sha(registry.file_path(asset.uid).read_bytes()) == asset.sha256

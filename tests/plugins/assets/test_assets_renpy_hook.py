@@ -1,4 +1,5 @@
-"""The assets plugin answers the Ren'Py exporter's ``renpy_resolve_asset`` hook for ``asset:<uid>`` refs."""
+"""``renpy_resolve_asset`` (the Ren'Py exporter's hook): the assets plugin resolves ``asset:<uid>`` refs to the file
+and its provenance; other refs and unknown uids are not its to answer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from comfyvn import Kernel
 from comfyvn_assets import AssetRegistry
 
 
-def test_asset_refs_resolve_to_the_file_and_its_provenance(make_kernel: Callable[..., Kernel]) -> None:
+def test_hook_renpy_resolve_asset(make_kernel: Callable[..., Kernel]) -> None:
     kernel = make_kernel(renpy_plugin, assets_plugin)
     try:
         registry = AssetRegistry.for_kernel(kernel)
