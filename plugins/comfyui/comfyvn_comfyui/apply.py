@@ -26,9 +26,11 @@ def rendered_index(meta: Mapping[str, Any]) -> dict[str, Any]:
     rendered = section.get("rendered") if isinstance(section, dict) else None
     if not isinstance(rendered, dict):
         return {"sprites": {}, "backgrounds": {}}
-    sprites = rendered.get("sprites") if isinstance(rendered.get("sprites"), dict) else {}
-    backgrounds = rendered.get("backgrounds") if isinstance(rendered.get("backgrounds"), dict) else {}
-    return {"sprites": dict(sprites), "backgrounds": dict(backgrounds)}
+    sprites, backgrounds = rendered.get("sprites"), rendered.get("backgrounds")
+    return {
+        "sprites": dict(sprites) if isinstance(sprites, dict) else {},
+        "backgrounds": dict(backgrounds) if isinstance(backgrounds, dict) else {},
+    }
 
 
 def staged_characters(scenes: Mapping[str, Mapping[str, Any]]) -> set[str]:
@@ -54,7 +56,8 @@ def apply_renders(
     new_meta = copy.deepcopy(dict(meta))
     new_scenes = {sid: copy.deepcopy(dict(scene)) for sid, scene in scenes.items()}
     index = rendered_index(new_meta)
-    characters = new_meta.get("characters") if isinstance(new_meta.get("characters"), dict) else {}
+    listed = new_meta.get("characters")
+    characters: dict[str, Any] = listed if isinstance(listed, dict) else {}
     staged = staged_characters(new_scenes)
     shown_by_default: dict[str, str] = {}
     for outcome in outcomes:
@@ -64,7 +67,8 @@ def apply_renders(
             spec = characters.get(char_id)
             if not isinstance(spec, dict):
                 continue
-            sprites = spec.get("sprites") if isinstance(spec.get("sprites"), dict) else {}
+            found = spec.get("sprites")
+            sprites: dict[str, Any] = found if isinstance(found, dict) else {}
             sprites[expression] = ref
             spec["sprites"] = sprites
             if not isinstance(spec.get("default_expression"), str):

@@ -423,9 +423,14 @@ def _hash(*parts: Any) -> bytes:
 
 
 def is_scene(text: str) -> bool:
-    """A background request: the positive prompt names a background/scenery or says ``no humans``."""
-    words = set(re.findall(r"[a-z]+", text.lower()))
-    return bool(words & SCENE_WORDS) or "no humans" in text.lower()
+    """A background request: the positive prompt names a background/scenery or says ``no humans``/``no
+    people`` — unless it asks for a figure (``solo``, ``full body``): a sprite prompt says "plain white
+    background, no scenery" to get a backdrop it can matte, and that is no scene."""
+    lowered = text.lower()
+    words = set(re.findall(r"[a-z]+", lowered))
+    if "solo" in words or "full body" in lowered:
+        return False
+    return bool(words & SCENE_WORDS) or "no humans" in lowered or "no people" in lowered
 
 
 def _light(key: bytes) -> tuple[int, int, int]:

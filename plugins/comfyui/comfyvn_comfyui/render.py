@@ -1,0 +1,342 @@
+"""Render one piece of art (a sprite or a background) on the configured ComfyUI servers, with provenance.
+
+A render is cached by ``(character, style, pose)`` (sprites) or ``(project, style, place)``
+(backgrounds): its registry path is ``characters/<char>/<style>/<pose>.png`` or
+``backgrounds/<project>/<style>/<key>.png``. The registered asset remembers the digest of everything
+that went into it (workflow, prompt, seed, LoRAs, checkpoint choice); a cached render is reused while
+that digest is the same, unless ``force``. A server that is down, dies mid-run or fails executing
+hands the render to the next server (the outcome counts the retries); a graph a server rejects is an
+error of the graph, reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import attrs
+import structlog
+from comfyvn.errors import ComfyVNError, Invalid, NotFound, UpstreamError
+from comfyvn.paths import atomic_write_text, safe_join
+from comfyvn_assets import AssetRegistry
+from PIL import Image
+
+from .client import ComfyClient, ComfyExecutionError, ComfyRejected, ComfyUnavailable, RunResult
+from .loras import LoraEntry, LoraStore
+from .matte import is_cutout, matte
+from .prompts import STYLES, PromptSpec, background_prompt, seed_for, sprite_prompt
+from .servers import POOL, SETUP_HINT, Server, ServerPool, ServerSettings
+from .workflows import Workflow, bind, builtin, check_graph
+
+__all__ = ["GAME_SIZE", "SlotRequest", "dest_path", "render_digest", "render_slot"]
+
+log = structlog.get_logger("comfyvn.pov.render")
+
+#: Backgrounds are delivered at the game's resolution (the exporter's default).
+GAME_SIZE = (1920, 1080)
+_MAX_FAILURES_SHOWN = 8
+
+
+@attrs.frozen
+class SlotRequest:
+    """What to render: a character's sprite in one expression, or one background place."""
+
+    kind: str  # "sprite" | "background"
+    style: str
+    character_id: str | None = None
+    character: Mapping[str, Any] = attrs.field(factory=dict)
+    expression: str | None = None
+    place: Mapping[str, Any] = attrs.field(factory=dict)  # key, location, time_of_day, weather, ref
+    project: str | None = None
+    portrait: bytes | None = None
+    force: bool = False
+
+    def label(self) -> str:
+        if self.kind == "sprite":
+            return f"{self.character_id} {self.expression} ({self.style})"
+        return f"background {self.place.get('key')} ({self.style})"
+
+
+def dest_path(request: SlotRequest) -> str:
+    """The registry path of a render: the cache key made visible."""
+    if request.kind == "sprite":
+        return f"characters/{request.character_id}/{request.style}/{request.expression}.png"
+    return f"backgrounds/{request.project or 'shared'}/{request.style}/{request.place['key']}.png"
+
+
+def _tool_version() -> str:
+    try:
+        return version("comfyvn-comfyui")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        return "0"
+
+
+def _prompt(request: SlotRequest) -> PromptSpec:
+    style = STYLES[request.style]
+    if request.kind == "sprite":
+        return sprite_prompt(request.character, request.expression or "neutral", style)
+    return background_prompt(request.place, style)
+
+
+def _is_cutout(data: bytes) -> bool:
+    try:
+        return is_cutout(data)
+    except ComfyVNError:  # a portrait Pillow cannot read is no reference picture
+        return False
+
+
+def _workflow(request: SlotRequest, portrait_img2img: bool) -> Workflow:
+    """Backgrounds: ``background``. Sprites: from the card portrait when it is a cut-out (pasted on a flat
+    backdrop and redrawn: the face is kept and the result still mattes), else from the text alone — a
+    framed portrait redrawn image-to-image keeps its scenery, which no matte can take away — unless
+    ``comfyui.portrait_img2img`` asks for that anyway."""
+    if request.kind == "background":
+        return builtin("background")
+    if request.portrait and _is_cutout(request.portrait):
+        return builtin("sprite_pose_composite")
+    if request.portrait and portrait_img2img:
+        return builtin("sprite_img2img")
+    return builtin("sprite")
+
+
+def _params(request: SlotRequest, spec: PromptSpec, loras: Sequence[LoraEntry], workflow: Workflow) -> dict[str, Any]:
+    seed_key = request.character_id if request.kind == "sprite" else f"{request.project}/{request.place.get('key')}"
+    params: dict[str, Any] = {
+        **spec.to_params(),
+        "seed": seed_for(request.kind, str(seed_key), request.expression or "", request.style),
+        "loras": [entry.to_wire() for entry in loras],
+        "filename_prefix": f"comfyvn/{request.kind}",
+    }
+    if "init_image" in workflow.bindings:
+        # Keeps the face of the card portrait; redraws the pose and the backdrop.
+        params["denoise"] = STYLES[request.style].img2img_denoise
+    return params
+
+
+def render_digest(request: SlotRequest, workflow: Workflow, params: Mapping[str, Any], checkpoint: str | None) -> str:
+    """The digest of everything a render is made of; a cached render with another digest is stale."""
+    used = request.portrait if "init_image" in workflow.bindings else None
+    portrait = hashlib.sha256(used).hexdigest() if used else None
+    body = {
+        "workflow": workflow.name,
+        "graph": workflow.graph,
+        "params": dict(params),
+        "checkpoint": checkpoint,
+        "portrait": portrait,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _checkpoint(object_info: Mapping[str, Any], wanted: str | None) -> str:
+    """The checkpoint to load: the configured one when the server has it, else the server's first."""
+    spec = object_info.get("CheckpointLoaderSimple", {}).get("input", {}).get("required", {}).get("ckpt_name")
+    names = spec[0] if isinstance(spec, list) and spec and isinstance(spec[0], list) else []
+    if wanted:
+        if wanted not in names:
+            raise ComfyRejected(f"the server has no checkpoint {wanted!r}")
+        return wanted
+    if not names:
+        raise ComfyRejected("the server lists no checkpoint (CheckpointLoaderSimple.ckpt_name is empty)")
+    return str(names[0])
+
+
+def _cover(data: bytes, size: tuple[int, int]) -> bytes:
+    """A picture scaled and centre-cropped to exactly ``size`` (a background fills the screen)."""
+    with Image.open(io.BytesIO(data)) as image:
+        picture = image.convert("RGB")
+    scale = max(size[0] / picture.width, size[1] / picture.height)
+    scaled = picture.resize((max(size[0], round(picture.width * scale)), max(size[1], round(picture.height * scale))))
+    left, top = (scaled.width - size[0]) // 2, (scaled.height - size[1]) // 2
+    out = io.BytesIO()
+    scaled.crop((left, top, left + size[0], top + size[1])).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+@attrs.define
+class _Attempt:
+    result: RunResult
+    server: Server
+    checkpoint: str
+    graph: dict[str, Any]
+    retries: int
+    failures: list[dict[str, str]]
+
+
+def _run(
+    settings: ServerSettings,
+    servers: Sequence[Server],
+    request: SlotRequest,
+    workflow: Workflow,
+    params: Mapping[str, Any],
+    *,
+    checkpoint: str | None,
+    pool: ServerPool,
+    progress: Callable[[float, str], None] | None,
+    cancelled: Callable[[], bool] | None,
+) -> _Attempt:
+    failures: list[dict[str, str]] = []
+    for server in pool.order(servers):
+        pool.acquire(server)
+        failed = True
+        try:
+            with ComfyClient(server.url, token=settings.token(server), timeout=30.0) as client:
+                chosen = _checkpoint(client.object_info(), checkpoint)
+                bound = dict(params, checkpoint=chosen)
+                if "init_image" in workflow.bindings and request.portrait:
+                    bound["init_image"] = client.upload_image(request.portrait, f"{_slug(request)}.png")
+                graph = bind(workflow, bound)
+                problems = check_graph(graph, client.object_info())
+                if problems:
+                    raise ComfyRejected(f"the server cannot run workflow {workflow.name!r}: {problems[0]}")
+                result = client.run(graph, on_progress=progress, cancelled=cancelled)
+            failed = False
+            return _Attempt(result, server, chosen, graph, len(failures), failures)
+        except (ComfyUnavailable, ComfyExecutionError) as exc:
+            failures.append({"server": server.name, "error": type(exc).__name__, "message": str(exc)[:300]})
+            log.warning("render failed on a server; trying the next", server=server.name, error=str(exc)[:300])
+        except ComfyRejected as exc:
+            # This server lacks a node or a model the workflow needs: another one may have them.
+            failures.append({"server": server.name, "error": "ComfyRejected", "message": str(exc)[:300]})
+            log.warning("server cannot run the workflow", server=server.name, error=str(exc)[:300])
+        finally:
+            pool.release(server, failed=failed)
+    shown = "; ".join(f"{f['server']}: {f['message']}" for f in failures[:_MAX_FAILURES_SHOWN])
+    raise UpstreamError(
+        f"every ComfyUI server failed to render {request.label()}: {shown}", field="servers", code="render_failed"
+    )
+
+
+def _slug(request: SlotRequest) -> str:
+    return hashlib.sha256(dest_path(request).encode()).hexdigest()[:16]
+
+
+def render_slot(
+    kernel: Any,
+    request: SlotRequest,
+    *,
+    servers: Sequence[Server] | None = None,
+    pool: ServerPool = POOL,
+    progress: Callable[[float, str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Render (or reuse) one slot; return the spec's per-pose entry plus what the batch summary counts:
+    ``{cached, asset_uid, asset_path, asset_sidecar, bridge_sidecar, loras, server, retries, failures}``."""
+    if request.style not in STYLES:
+        raise Invalid(f"unknown style {request.style!r}; one of {', '.join(sorted(STYLES))}", field="style")
+    settings = ServerSettings(kernel)
+    listed = list(servers) if servers is not None else settings.servers()
+    registry = AssetRegistry.for_kernel(kernel)
+    loras = LoraStore(kernel.paths.data).get(request.character_id) if request.character_id else []
+    workflow = _workflow(request, _config(kernel, "portrait_img2img") is True)
+    spec = _prompt(request)
+    params = _params(request, spec, loras, workflow)
+    wanted_checkpoint = _configured_checkpoint(kernel)
+    digest = render_digest(request, workflow, params, wanted_checkpoint)
+    path = dest_path(request)
+    entry = {
+        "asset_path": path,
+        "asset_sidecar": f"{path}.asset.json",
+        "bridge_sidecar": f"{path}.bridge.json",
+        "loras": [entry.to_wire() for entry in loras],
+    }
+    existing = registry.by_path(path)
+    if existing is not None and not request.force and existing.provenance.get("render_digest") == digest:
+        log.debug("render cache hit", path=path)
+        return {"cached": True, "asset_uid": existing.uid, **entry, "server": None, "retries": 0, "failures": []}
+    if not listed:
+        raise NotFound(SETUP_HINT, field="servers", code="comfyui_not_configured")
+    log.debug("render cache miss", path=path, force=request.force, stale=existing is not None)
+    started = time.time()
+    attempt = _run(
+        settings,
+        listed,
+        request,
+        workflow,
+        params,
+        checkpoint=wanted_checkpoint,
+        pool=pool,
+        progress=progress,
+        cancelled=cancelled,
+    )
+    images = [image for image in attempt.result.images if image.type == "output"] or list(attempt.result.images)
+    if not images:
+        raise UpstreamError(
+            f"{attempt.server.name} finished {request.label()} without an output image",
+            field="outputs",
+            code="render_failed",
+        )
+    size = (spec.output_width or GAME_SIZE[0], spec.output_height or GAME_SIZE[1])
+    data = matte(images[0].data) if request.kind == "sprite" else _cover(images[0].data, size)
+    provenance = {
+        "tool": "comfyvn-comfyui",
+        "tool_version": _tool_version(),
+        "workflow": workflow.name,
+        "prompt_id": attempt.result.prompt_id,
+        "seed": params["seed"],
+        "checkpoint": attempt.checkpoint,
+        "loras": entry["loras"],
+        "prompt": params["prompt"],
+        "negative": params["negative"],
+        "style": request.style,
+        "character": request.character_id,
+        "expression": request.expression,
+        "place": dict(request.place) if request.kind == "background" else None,
+        "project": request.project,
+        "pov": request.character_id if request.kind == "sprite" else None,
+        "comfyui_server": {"name": attempt.server.name, "url": attempt.server.url},
+        "render_time": round(time.time() - started, 3),
+        "rendered_at": round(started, 3),
+        "render_digest": digest,
+    }
+    asset = registry.register_bytes(
+        data,
+        asset_type="character.sprite" if request.kind == "sprite" else "background",
+        dest_path=path,
+        provenance=provenance,
+        tags=_tags(request),
+        source="comfyui",
+        metadata={"rendered": True, "retries": attempt.retries},
+    )
+    bridge = {
+        "prompt_id": attempt.result.prompt_id,
+        "server": {"name": attempt.server.name, "url": attempt.server.url},
+        "workflow": workflow.name,
+        "prompt": attempt.graph,
+        "outputs": [
+            {"node": i.node_id, "filename": i.filename, "subfolder": i.subfolder, "type": i.type}
+            for i in attempt.result.images
+        ],
+        "history": attempt.result.history,
+        "elapsed": round(attempt.result.elapsed, 3),
+    }
+    atomic_write_text(safe_join(registry.root, f"{path}.bridge.json"), json.dumps(bridge, indent=2, sort_keys=True))
+    log.debug("rendered", path=path, server=attempt.server.name, retries=attempt.retries)
+    return {
+        "cached": False,
+        "asset_uid": asset.uid,
+        **entry,
+        "server": attempt.server.name,
+        "retries": attempt.retries,
+        "failures": attempt.failures,
+    }
+
+
+def _tags(request: SlotRequest) -> list[str]:
+    if request.kind == "sprite":
+        return ["comfyui", "sprite", f"character:{request.character_id}", f"expression:{request.expression}"]
+    return ["comfyui", "background", f"style:{request.style}"]
+
+
+def _config(kernel: Any, name: str) -> Any:
+    section = kernel.config.get("comfyui")
+    return section.get(name) if isinstance(section, dict) else None
+
+
+def _configured_checkpoint(kernel: Any) -> str | None:
+    value = _config(kernel, "checkpoint")
+    return value if isinstance(value, str) and value else None
