@@ -46,6 +46,7 @@ __all__ = ["DB_NAME", "MAX_LIMIT", "AssetRegistry"]
 log = structlog.get_logger("comfyvn.assets")
 DB_NAME = "registry.sqlite3"
 MAX_LIMIT = 1000
+MAX_PATH = 4096
 _UID = re.compile(r"^[0-9a-f]{16}$")
 _HASH = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -223,32 +224,37 @@ class AssetRegistry:
 
     def _source(self, path: str | os.PathLike[str], confined: bool) -> Path:
         text = os.fspath(path)
-        if not isinstance(text, str) or not text or "\x00" in text:
-            raise Invalid("path must be a file path", field="path", code="invalid_path")
-        given = Path(text).expanduser()
-        if confined:
-            roots = self.settings.import_roots
-            if not roots:
-                raise Invalid(
-                    "no import roots are configured (assets.import_roots in comfyvn.json or "
-                    "COMFYVN_ASSETS_IMPORT_ROOTS), so no server file can be registered",
-                    field="path",
-                    code="outside_import_roots",
-                )
-            candidates = [given.resolve()] if given.is_absolute() else [(root / given).resolve() for root in roots]
-            inside = [c for c in candidates if any(c == r or r in c.parents for r in roots)]
-            if not inside:
-                raise Invalid(
-                    "the path is not under a configured import root", field="path", code="outside_import_roots"
-                )
-            resolved = next((c for c in inside if c.exists()), inside[0])
-        else:
-            resolved = given.resolve()
-        if not resolved.exists():
+        if not isinstance(text, str) or not text or "\x00" in text or len(text) > MAX_PATH:
+            raise Invalid(
+                f"path must be a file path of at most {MAX_PATH} characters", field="path", code="invalid_path"
+            )
+        try:
+            resolved = self._resolve(Path(text).expanduser(), confined)
+            exists, regular = resolved.exists(), resolved.is_file()
+        except (OSError, RuntimeError):  # a name too long, a symlink loop: nothing to read there
+            raise NotFound("the file does not exist", field="path", code="file_not_found") from None
+        if not exists:
             raise NotFound("the file does not exist", field="path", code="file_not_found")
-        if not resolved.is_file():
+        if not regular:
             raise Invalid("the path is not a regular file", field="path", code="not_a_file")
         return resolved
+
+    def _resolve(self, given: Path, confined: bool) -> Path:
+        if not confined:
+            return given.resolve()
+        roots = self.settings.import_roots
+        if not roots:
+            raise Invalid(
+                "no import roots are configured (assets.import_roots in comfyvn.json or "
+                "COMFYVN_ASSETS_IMPORT_ROOTS), so no server file can be registered",
+                field="path",
+                code="outside_import_roots",
+            )
+        candidates = [given.resolve()] if given.is_absolute() else [(root / given).resolve() for root in roots]
+        inside = [c for c in candidates if any(c == r or r in c.parents for r in roots)]
+        if not inside:
+            raise Invalid("the path is not under a configured import root", field="path", code="outside_import_roots")
+        return next((c for c in inside if c.exists()), inside[0])
 
     def _read(self, path: Path) -> bytes:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)

@@ -358,6 +358,11 @@ def test_register_file_reads_only_under_import_roots(
     with pytest.raises(Invalid) as folder:
         registry.register_file(import_root / "art", asset_type="portrait")
     assert folder.value.code == "not_a_file"
+    with pytest.raises(NotFound):  # a name longer than the file system allows names no file
+        registry.register_file(import_root / ("x" * 300 + ".png"), asset_type="portrait")
+    with pytest.raises(Invalid) as long_path:
+        registry.register_file("a/" * 3000, asset_type="portrait")
+    assert long_path.value.code == "invalid_path"
     assert all(a.sha256 == asset.sha256 for a in registry.find())  # nothing from outside got in
 
     # The CLI's own files are not confined.

@@ -21,7 +21,14 @@ from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[3]
 STUDIO = json.loads((ROOT / "config" / "plugin-sets.json").read_text())["studio"]
-PATH_VALUES = {"slot": "fuzz", "id": "fuzz", "scene_uid": "fuzz:scene", "scene": "fuzz", "version": "1"}
+PATH_VALUES = {
+    "slot": "fuzz",
+    "id": "fuzz",
+    "uid": "0123456789abcdef",
+    "scene_uid": "fuzz:scene",
+    "scene": "fuzz",
+    "version": "1",
+}
 STATE_ENDPOINTS = [
     "/health",
     "/status",
