@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import os
 import re
-import stat
 import threading
 import time
 import weakref
@@ -39,6 +38,7 @@ from .media import PROVENANCE_KEY, embed_png_text, inspect_media
 from .model import Asset, check_holder, check_json_object, check_tags, check_text, normalize_type, uid_for
 from .settings import AssetSettings
 from .sidecar import read_sidecar, sidecar_path, write_sidecar
+from .sources import read_bounded, resolve_source
 from .thumbs import Thumbnailer
 
 __all__ = ["DB_NAME", "MAX_LIMIT", "AssetRegistry"]
@@ -46,7 +46,6 @@ __all__ = ["DB_NAME", "MAX_LIMIT", "AssetRegistry"]
 log = structlog.get_logger("comfyvn.assets")
 DB_NAME = "registry.sqlite3"
 MAX_LIMIT = 1000
-MAX_PATH = 4096
 _UID = re.compile(r"^[0-9a-f]{16}$")
 _HASH = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -201,8 +200,8 @@ class AssetRegistry:
         file must lie under a configured import root once symlinks are resolved (a relative path is looked up
         in each root). ``copy=False`` hard-links the file into the registry when it can (it then shares the
         bytes: edit the original and you edit the asset); otherwise, and by default, the bytes are copied."""
-        resolved = self._source(path, confined)
-        data = self._read(resolved)
+        resolved = resolve_source(path, self.settings.import_roots, confined=confined)
+        data = read_bounded(resolved, self.settings.max_bytes)
         draft = self._draft(
             data,
             asset_type=asset_type,
@@ -221,60 +220,6 @@ class AssetRegistry:
                 self.blobs.put(draft.sha256, draft.data)
 
         return self._store(draft, store_blob)
-
-    def _source(self, path: str | os.PathLike[str], confined: bool) -> Path:
-        text = os.fspath(path)
-        if not isinstance(text, str) or not text or "\x00" in text or len(text) > MAX_PATH:
-            raise Invalid(
-                f"path must be a file path of at most {MAX_PATH} characters", field="path", code="invalid_path"
-            )
-        try:
-            resolved = self._resolve(Path(text).expanduser(), confined)
-            exists, regular = resolved.exists(), resolved.is_file()
-        except (OSError, RuntimeError):  # a name too long, a symlink loop: nothing to read there
-            raise NotFound("the file does not exist", field="path", code="file_not_found") from None
-        if not exists:
-            raise NotFound("the file does not exist", field="path", code="file_not_found")
-        if not regular:
-            raise Invalid("the path is not a regular file", field="path", code="not_a_file")
-        return resolved
-
-    def _resolve(self, given: Path, confined: bool) -> Path:
-        if not confined:
-            return given.resolve()
-        roots = self.settings.import_roots
-        if not roots:
-            raise Invalid(
-                "no import roots are configured (assets.import_roots in comfyvn.json or "
-                "COMFYVN_ASSETS_IMPORT_ROOTS), so no server file can be registered",
-                field="path",
-                code="outside_import_roots",
-            )
-        candidates = [given.resolve()] if given.is_absolute() else [(root / given).resolve() for root in roots]
-        inside = [c for c in candidates if any(c == r or r in c.parents for r in roots)]
-        if not inside:
-            raise Invalid("the path is not under a configured import root", field="path", code="outside_import_roots")
-        return next((c for c in inside if c.exists()), inside[0])
-
-    def _read(self, path: Path) -> bytes:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(path, flags)
-        except OSError:
-            raise OperationFailed("the file cannot be read", field="path", code="unreadable_file") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise Invalid("the path is not a regular file", field="path", code="not_a_file")
-            self._check_size(info.st_size)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                data = handle.read(self.settings.max_bytes + 1)
-        except OSError:
-            raise OperationFailed("the file cannot be read", field="path", code="unreadable_file") from None
-        finally:
-            os.close(fd)
-        self._check_size(len(data))
-        return data
 
     def _check_target(self, dest: str) -> Path:
         """The visible file for ``dest``; `Conflict` when a folder sits there or a file where a folder must."""
