@@ -26,7 +26,7 @@ from comfyvn_scenario.store import ProjectStore, StoredProject
 from .apply import ASSET_PREFIX, apply_renders, rendered_index
 from .plan import BackgroundSlot, SpriteSlot, plan_art
 from .prompts import STYLES
-from .render import SlotRequest
+from .render import SlotRequest, dest_path
 from .servers import SETUP_HINT, ServerSettings
 
 __all__ = ["RENDER_KIND", "WHAT", "default_style", "job_key", "plan_requests", "render_project", "request_from_params"]
@@ -151,10 +151,17 @@ def _background_params(
     }
 
 
-def job_key(params: Mapping[str, Any], run: str) -> str:
-    """One job per piece of art and run: a re-run (after Ctrl-C) submits the same keys, so finished jobs
-    are not run again; ``run`` changes with ``force`` so a forced run is a new one."""
-    body = json.dumps({k: params[k] for k in sorted(params) if k != "force"}, sort_keys=True)
+def job_key(kernel: Any, params: Mapping[str, Any], run: str) -> str:
+    """One job per piece of art, run and cache state. A re-run (after Ctrl-C) submits the same keys, so a
+    piece still rendering is waited for rather than queued twice; the sha256 of what the cache holds now
+    is part of the key, so a piece that has been rendered since (or removed from the registry) is a new
+    job that finds the cache as it is. ``run`` changes with ``force``: a forced run is always new."""
+    request = request_from_params(kernel, {**params, "portrait": None})
+    cached = AssetRegistry.for_kernel(kernel).by_path(dest_path(request))
+    body = json.dumps(
+        {"params": {k: params[k] for k in sorted(params) if k != "force"}, "cache": cached.sha256 if cached else None},
+        sort_keys=True,
+    )
     return f"render:{hashlib.sha256(body.encode()).hexdigest()[:24]}:{run}"
 
 
@@ -177,7 +184,7 @@ def render_project(
         raise NotFound(SETUP_HINT, field="servers", code="comfyui_not_configured")
     jobs = jobs_for(kernel)
     run = f"force-{time.time_ns()}" if force else "cache"
-    submitted = [(params, jobs.submit(RENDER_KIND, params, key=job_key(params, run))) for params in params_list]
+    submitted = [(params, jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run))) for params in params_list]
     records = _wait(jobs, [job_id for _, job_id in submitted], on_update, cancelled)
     outcomes: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []

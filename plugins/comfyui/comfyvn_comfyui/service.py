@@ -106,7 +106,7 @@ def render_character(
     ]
     jobs = jobs_for(kernel)
     run = f"force-{time.time_ns()}" if force else "cache"
-    ids = [jobs.submit(RENDER_KIND, params, key=job_key(params, run)) for params in params_list]
+    ids = [jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run)) for params in params_list]
     results = []
     for pose, job_id in zip(poses, ids, strict=True):
         record = jobs.wait(job_id, timeout=_WAIT)
