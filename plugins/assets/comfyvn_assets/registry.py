@@ -15,6 +15,7 @@ A crash after 2 leaves a blob without a row (gc deletes it); temporary files are
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import re
@@ -496,7 +497,10 @@ class AssetRegistry:
         return gone
 
     def _unlink_files(self, target: Path) -> None:
-        for path in (target, sidecar_path(target)):
+        # Companion records other tools keep next to the file (``<file>.bridge.json`` of the ComfyUI
+        # bridge) describe this file only: they go with it.
+        companions = list(target.parent.glob(f"{glob.escape(target.name)}.*.json")) if target.parent.is_dir() else []
+        for path in (target, sidecar_path(target), *companions):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         for folder in target.parents:  # drop folders the removal emptied, up to the root

@@ -309,6 +309,24 @@ def test_remove_refuses_pinned_or_held_assets_and_frees_only_unshared_blobs(regi
     assert caught.value.code == "asset_not_found"
 
 
+def test_companion_records_of_a_file_go_with_it(registry: AssetRegistry) -> None:
+    """``<file>.<tool>.json`` beside a file (the ComfyUI bridge's record) is removed with it; the records
+    of other files, and the user's own files, stay."""
+    kept = registry.register_bytes(png(colour=(1, 2, 3, 255)), asset_type="image", dest_path="art/b.png")
+    gone = registry.register_bytes(png(), asset_type="image", dest_path="art/a.png")
+    (registry.root / "art/a.png.bridge.json").write_text("{}")
+    (registry.root / "art/b.png.bridge.json").write_text("{}")
+    (registry.root / "art/a.png.notes.txt").write_text("mine")
+    registry.remove(gone.uid)
+    assert sorted(p.name for p in (registry.root / "art").iterdir()) == [
+        "a.png.notes.txt",
+        "b.png",
+        "b.png.asset.json",
+        "b.png.bridge.json",
+    ]
+    assert registry.get(kept.uid).path == "art/b.png"
+
+
 def test_holders_are_checked(registry: AssetRegistry) -> None:
     asset = registry.register_bytes(png(), asset_type="image")
     for bad in ("", " ", "x" * 201, "a\nb"):
