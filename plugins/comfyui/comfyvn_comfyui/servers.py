@@ -32,6 +32,7 @@ SETUP_HINT = (
     f"or set {SERVERS_ENV}=http://HOST:8188 (comma-separated for several)"
 )
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}\Z")
 _MAX_SERVERS = 64
 #: how long a server that failed a render is tried last (seconds)
 COOL_DOWN = 30.0
@@ -106,6 +107,10 @@ class ServerSettings:
 
     def add(self, url: str, *, name: str | None = None, token: str | None = None) -> Server:
         clean = check_url(url)
+        if token is not None and not _TOKEN.match(token):
+            # It goes into an HTTP header: a space, a line break or a non-ASCII letter would fail every
+            # request (and could split the header). Never quoted back.
+            raise Invalid("a token is 1-4096 printable ASCII characters without spaces", field="token")
         data = self._read()
         rows: list[dict[str, str]] = data["servers"]
         if any(r["url"] == clean for r in rows):
@@ -155,7 +160,12 @@ class ServerSettings:
         for n, row in enumerate(rows):
             if not isinstance(row, dict) or not isinstance(row.get("name"), str) or not _NAME.match(row["name"]):
                 raise Unprocessable(f"{SERVERS_FILE}: server {n} needs a name", field=f"servers[{n}].name")
-            clean.append({"name": row["name"], "url": check_url(row.get("url"), f"servers[{n}].url")})
+            try:
+                url = check_url(row.get("url"), f"servers[{n}].url")
+            except Invalid as exc:
+                # The file is the installation's, not the request's: its mistake is no client's 400.
+                raise Unprocessable(f"{SERVERS_FILE}: server {n}: {exc.message}", field=exc.field) from None
+            clean.append({"name": row["name"], "url": url})
         return {"servers": clean}
 
     def _write(self, data: Mapping[str, Any]) -> None:
