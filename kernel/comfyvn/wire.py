@@ -14,6 +14,7 @@ import re
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.cols import is_any_set, is_sequence
 from cattrs.v import format_exception
 
 from .errors import ComfyVNError, Invalid
@@ -160,6 +161,15 @@ converter.register_structure_hook(bool, _strict(bool, bool))
 converter.register_structure_hook(int, _strict(int, int))
 converter.register_structure_hook(float, _strict(float, int, float))
 converter.register_structure_hook(str, _strict(str, str))
+_plain = converter.copy()  # its lists and sets take any iterable: "abc" would become ["a", "b", "c"]
+
+
+def _arrays_only(type_: Any) -> Any:
+    base, refuse = _plain.get_structure_hook(type_), _strict(list, list)
+    return lambda value, t: base(value, t) if isinstance(value, list) else refuse(value, t)
+
+
+converter.register_structure_hook_factory(lambda t: is_sequence(t) or is_any_set(t), _arrays_only)
 
 
 def _format(exc: BaseException, type_: type | None) -> str:

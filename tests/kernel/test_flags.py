@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from comfyvn import FeatureDisabled, Kernel, NotFound, hookimpl
-from comfyvn.errors import ComfyVNError
+from comfyvn import Kernel, hookimpl
+from comfyvn.errors import ComfyVNError, FeatureDisabled, NotFound
 from comfyvn.flags import FeatureFlags
 from hypothesis import given
 from hypothesis import strategies as st

@@ -109,6 +109,8 @@ class Request:
     count: int = attrs.field(default=1, validator=_positive)
     ratio: float = 0.5
     tags: list[str] = attrs.Factory(list)
+    poses: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
 
 
 @pytest.mark.parametrize(
@@ -119,6 +121,10 @@ class Request:
         ({"name": 3, "inner": {"level": 1}}, "name", "expected str, got int"),
         ({"name": "a", "inner": {"level": 1}, "ratio": "x"}, "ratio", "expected a number, got str"),
         ({"name": "a", "inner": {"level": 1}, "tags": ["x", 2]}, "tags[1]", "expected str, got int"),
+        # A string is iterable, but it is no array: never ["a", "b", "c"] for "abc".
+        ({"name": "a", "inner": {"level": 1}, "tags": "abc"}, "tags", "expected list, got str"),
+        ({"name": "a", "inner": {"level": 1}, "poses": "abc"}, "poses", "expected list, got str"),
+        ({"name": "a", "inner": {"level": 1}, "kinds": {"a": 1}}, "kinds", "expected list, got dict"),
         ({"name": "a", "inner": {"level": 1}, "extra": 1}, "extra", "unknown field 'extra'"),
         ({"name": "a", "inner": {"level": 1, "deep": 1}}, "inner.deep", "unknown field 'deep'"),
         ({"inner": {"level": 1}}, "name", "required field missing"),
@@ -137,6 +143,10 @@ def test_parse_request_keeps_a_validators_own_error_and_accepts_good_input() -> 
         parse_request({"name": "a", "inner": {"level": 1}, "count": 0}, Request)
     assert (info.value.field, info.value.code) == ("count", "not_positive")
     assert parse_request({"name": "a", "inner": {"level": 2}, "ratio": 1}, Request) == Request("a", Inner(2), ratio=1.0)
+    arrays = {"name": "a", "inner": {"level": 1}, "tags": ["x"], "poses": ["p", "q"], "kinds": ["k", "k"]}
+    assert parse_request(arrays, Request) == Request(
+        "a", Inner(1), tags=["x"], poses=("p", "q"), kinds=frozenset({"k"})
+    )
 
 
 class FakeRequest:
