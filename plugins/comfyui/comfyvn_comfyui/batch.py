@@ -183,6 +183,8 @@ def render_project(
     if params_list and not ServerSettings(kernel).servers():
         raise NotFound(SETUP_HINT, field="servers", code="comfyui_not_configured")
     jobs = jobs_for(kernel)
+    if params_list:
+        jobs.refresh_resources()  # servers added since the embedded cluster started are render slots now
     run = f"force-{time.time_ns()}" if force else "cache"
     submitted = [(params, jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run))) for params in params_list]
     records = _wait(jobs, [job_id for _, job_id in submitted], on_update, cancelled)

@@ -105,6 +105,7 @@ def render_character(
         for pose in poses
     ]
     jobs = jobs_for(kernel)
+    jobs.refresh_resources()  # servers added since the embedded cluster started are render slots now
     run = f"force-{time.time_ns()}" if force else "cache"
     ids = [jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run)) for params in params_list]
     results = []

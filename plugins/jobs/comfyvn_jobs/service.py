@@ -170,6 +170,19 @@ class Jobs:
                 log.warning("jobs_embedded_resources answer ignored", plugin=plugin, error=str(exc))
         return {**offered, **self.settings.resources}
 
+    def refresh_resources(self) -> dict[str, float] | None:
+        """Ask ``jobs_embedded_resources`` again and give the running embedded worker the answer (a ComfyUI
+        server added while the server runs becomes a ``COMFYUI`` slot at once, so render jobs do not wait for
+        a resource no worker offers). Returns the resources set; None with a configured scheduler or before
+        the embedded cluster started (it starts with the current answer)."""
+        with self._lock:
+            if not self.embedded or self._client is None:
+                return None
+            resources = self._embedded_resources()
+            client = self._client
+        client.run(_set_worker_resources, resources=resources)
+        return resources
+
     def close(self) -> None:
         """Stop listening and close the client (and the embedded cluster: its running jobs stop)."""
         with self._lock:
@@ -506,6 +519,10 @@ def jobs_for(kernel: Kernel) -> Jobs:
         if service is None or service._closed:
             service = _SERVICES[kernel] = Jobs(kernel)
         return service
+
+
+async def _set_worker_resources(dask_worker: Any, resources: dict[str, float]) -> None:
+    await dask_worker.set_resources(**resources)
 
 
 def close_jobs(kernel: Kernel) -> None:

@@ -173,10 +173,12 @@ def test_hook_jobs_embedded_resources(jobs_kernel: Callable[..., Kernel], runtim
     for an offered resource runs, a bad answer is ignored, not fatal."""
 
     class Easel:
+        count = 2
+
         @hookimpl
         def jobs_embedded_resources(self, kernel: Kernel) -> dict[str, float]:
             assert isinstance(kernel, Kernel)
-            return {"EASEL": 2, "BRUSH": 5}
+            return {"EASEL": self.count, "BRUSH": 5}
 
         @hookimpl
         def register_job_kinds(self, register: Any) -> None:
@@ -193,6 +195,11 @@ def test_hook_jobs_embedded_resources(jobs_kernel: Callable[..., Kernel], runtim
     assert service.wait(service.submit("easel.paint"), timeout=30)["result"] == "painted"
     (worker,) = service.workers()
     assert worker["resources"] == {"EASEL": 2.0, "BRUSH": 1.0}
+    # What a plugin offers can change while the cluster runs (a ComfyUI server added): refresh_resources.
+    Easel.count = 4
+    assert service.refresh_resources() == {"EASEL": 4.0, "BRUSH": 1.0}
+    (worker,) = service.workers()
+    assert worker["resources"] == {"EASEL": 4.0, "BRUSH": 1.0}
 
 
 def test_a_plugin_reusing_a_kind_name_registers_none_of_its_kinds(jobs_kernel: Callable[..., Kernel]) -> None:
