@@ -165,8 +165,8 @@ _plain = converter.copy()  # its lists and sets take any iterable: "abc" would b
 
 
 def _arrays_only(type_: Any) -> Any:
-    base, refuse = _plain.get_structure_hook(type_), _strict(list, list)
-    return lambda value, t: base(value, t) if isinstance(value, list) else refuse(value, t)
+    base, refuse = _plain.get_structure_hook(type_), _strict(list, list, tuple)
+    return lambda value, t: base(value, t) if isinstance(value, list | tuple) else refuse(value, t)
 
 
 converter.register_structure_hook_factory(lambda t: is_sequence(t) or is_any_set(t), _arrays_only)

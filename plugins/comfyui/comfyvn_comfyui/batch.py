@@ -201,7 +201,7 @@ def render_project(
         else:
             entry["error"] = record.get("error")
         entries.append(entry)
-    applied = _apply(store, project_id, outcomes)
+    applied = _apply(kernel, store, project_id, outcomes)
     done = [e for e in entries if e["status"] == "done"]
     return {
         "project": project_id,
@@ -246,8 +246,12 @@ def _wait(
         time.sleep(_POLL)
 
 
-def _apply(store: ProjectStore, project_id: str, outcomes: list[dict[str, Any]]) -> int | None:
-    """Write the renders into the project (one new version); None when nothing changed."""
+def _apply(kernel: Any, store: ProjectStore, project_id: str, outcomes: list[dict[str, Any]]) -> int | None:
+    """Write the renders into the project (one new version; None when nothing changed) and hold each
+    asset for the project, so `gc` keeps what a project names."""
+    registry = AssetRegistry.for_kernel(kernel)
+    for outcome in outcomes:
+        registry.add_ref(outcome["asset_uid"], f"project:{project_id}")
     for _attempt in range(3):
         stored = store.load(project_id)
         meta, scenes, changed = apply_renders(stored.project.meta, stored.project.scenes, outcomes)

@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -31,7 +32,7 @@ from .loras import LoraEntry, LoraStore
 from .matte import is_cutout, matte
 from .prompts import STYLES, PromptSpec, background_prompt, seed_for, sprite_prompt
 from .servers import POOL, SETUP_HINT, Server, ServerPool, ServerSettings
-from .workflows import Workflow, bind, builtin, check_graph
+from .workflows import Workflow, bind, builtin, check_graph, load_custom
 
 __all__ = ["GAME_SIZE", "SlotRequest", "dest_path", "render_digest", "render_slot"]
 
@@ -90,18 +91,30 @@ def _is_cutout(data: bytes) -> bool:
         return False
 
 
-def _workflow(request: SlotRequest, portrait_img2img: bool) -> Workflow:
+def user_workflows(kernel: Any) -> Path:
+    """``<config>/comfyui/workflows``: an API-format workflow named like a built-in one replaces it."""
+    return Path(kernel.paths.config) / "comfyui" / "workflows"
+
+
+def workflow_named(kernel: Any, name: str) -> tuple[Workflow, str]:
+    """``(workflow, source)``: the user's ``<name>.json`` from `user_workflows` (with its ``comfyvn_bindings``;
+    source ``custom``), else the built-in one (source ``builtin``)."""
+    custom = user_workflows(kernel) / f"{name}.json"
+    return (load_custom(custom), "custom") if custom.is_file() else (builtin(name), "builtin")
+
+
+def _workflow_name(request: SlotRequest, portrait_img2img: bool) -> str:
     """Backgrounds: ``background``. Sprites: from the card portrait when it is a cut-out (pasted on a flat
     backdrop and redrawn: the face is kept and the result still mattes), else from the text alone — a
     framed portrait redrawn image-to-image keeps its scenery, which no matte can take away — unless
     ``comfyui.portrait_img2img`` asks for that anyway."""
     if request.kind == "background":
-        return builtin("background")
+        return "background"
     if request.portrait and _is_cutout(request.portrait):
-        return builtin("sprite_pose_composite")
+        return "sprite_pose_composite"
     if request.portrait and portrait_img2img:
-        return builtin("sprite_img2img")
-    return builtin("sprite")
+        return "sprite_img2img"
+    return "sprite"
 
 
 def _params(request: SlotRequest, spec: PromptSpec, loras: Sequence[LoraEntry], workflow: Workflow) -> dict[str, Any]:
@@ -232,7 +245,9 @@ def render_slot(
     listed = list(servers) if servers is not None else settings.servers()
     registry = AssetRegistry.for_kernel(kernel)
     loras = LoraStore(kernel.paths.data).get(request.character_id) if request.character_id else []
-    workflow = _workflow(request, _config(kernel, "portrait_img2img") is True)
+    workflow, workflow_source = workflow_named(
+        kernel, _workflow_name(request, _config(kernel, "portrait_img2img") is True)
+    )
     spec = _prompt(request)
     params = _params(request, spec, loras, workflow)
     wanted_checkpoint = _configured_checkpoint(kernel)
@@ -276,6 +291,7 @@ def render_slot(
         "tool": "comfyvn-comfyui",
         "tool_version": _tool_version(),
         "workflow": workflow.name,
+        "workflow_source": workflow_source,
         "prompt_id": attempt.result.prompt_id,
         "seed": params["seed"],
         "checkpoint": attempt.checkpoint,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from comfyvn.errors import Invalid
+from comfyvn.errors import Invalid, NotFound
 from comfyvn.wire import parse_request, read_json
 from comfyvn_jobs import jobs_for
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from . import service
 from .batch import WHAT
 from .jobs import PROJECT_KIND
 from .loras import LoraStore
-from .servers import ServerSettings
+from .servers import SETUP_HINT, ServerSettings
 from .wire import AddServer, LoraList, RenderCharacter, RenderProject, RenderSwitch
 
 if TYPE_CHECKING:
@@ -132,7 +132,9 @@ def make_routes(kernel: Kernel) -> list[Route]:
             raise Invalid(f"what is one of {', '.join(WHAT)}", field="what", code="invalid_request")
 
         def submit() -> dict[str, Any]:
-            service.render_plan(kernel, req.project, what=req.what, style=req.style)  # 404/400 now, not in the job
+            plan = service.render_plan(kernel, req.project, what=req.what, style=req.style)  # 404/400 now
+            if plan["render"] and not plan["configured"]:
+                raise NotFound(SETUP_HINT, field="servers", code="comfyui_not_configured")
             jobs = jobs_for(kernel)
             params = {"project": req.project, "what": req.what, "style": req.style, "force": req.force}
             return jobs.get(jobs.submit(PROJECT_KIND, params))

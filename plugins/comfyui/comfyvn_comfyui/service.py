@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from comfyvn.errors import ComfyVNError, Invalid, NotFound
+from comfyvn import errors
+from comfyvn.errors import ComfyVNError, Invalid, NotFound, OperationFailed
 from comfyvn_jobs import jobs_for
 from comfyvn_scenario.store import ProjectStore, StoredProject
 
 from .batch import RENDER_KIND, _sprite_params, default_style, job_key, plan_requests
 from .client import ComfyClient
 from .plan import SpriteSlot, plan_art
+from .prompts import STYLES
 from .servers import SETUP_HINT, Server, ServerSettings
 
 __all__ = ["find_character", "health", "render_character", "render_plan"]
@@ -90,6 +92,11 @@ def render_character(
     """Render (or reuse) the named poses of one character, each as a ``comfyui.render`` job, and wait:
     the spec's per-pose entries ``{pose, cached, asset_path, asset_sidecar, bridge_sidecar, loras[]}``."""
     chosen = style or default_style(kernel, stored.project.meta)
+    if chosen not in STYLES:
+        raise Invalid(f"unknown style {chosen[:40]!r}; one of {', '.join(sorted(STYLES))}", field="style")
+    if not ServerSettings(kernel).servers():
+        # A render job asks for a COMFYUI slot no worker offers without a server: it would wait forever.
+        raise NotFound(SETUP_HINT, field="servers", code="comfyui_not_configured")
     spec = stored.project.characters[character_id]
     if poses is None:
         poses = [s.expression for s in plan_art(stored.project).sprites if s.character == character_id] or ["neutral"]
@@ -113,9 +120,9 @@ def render_character(
         record = jobs.wait(job_id, timeout=_WAIT)
         if record["status"] != "done":
             error = record.get("error") or {}
-            raise ComfyVNError(
+            raise _job_error(error)(
                 f"rendering {character_id} {pose} failed: {error.get('message', record['status'])}",
-                field="poses",
+                field=str(error.get("field") or "poses"),
                 code=str(error.get("code") or "render_failed"),
             )
         outcome = record["result"]
@@ -130,6 +137,15 @@ def render_character(
             }
         )
     return {"ok": True, "character_id": character_id, "project": stored.id, "style": chosen, "results": results}
+
+
+def _job_error(error: dict[str, Any]) -> type[ComfyVNError]:
+    """The kernel error class a failed job's error names (``type``: an upstream failure stays a 502, a
+    missing server a 404); an unexpected failure is ours (`OperationFailed`)."""
+    found = getattr(errors, str(error.get("type") or ""), None)
+    if isinstance(found, type) and issubclass(found, ComfyVNError) and found is not errors.FeatureDisabled:
+        return found
+    return OperationFailed
 
 
 def render_plan(kernel: Any, project_id: str, *, what: str, style: str | None) -> dict[str, Any]:

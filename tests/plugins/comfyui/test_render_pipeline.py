@@ -133,6 +133,10 @@ def test_render_a_project_export_it_and_play_it(fake_comfyui: Callable[..., Fake
     mira_lines = [n for s in scenes.values() for n in s["nodes"] if n.get("speaker") == "mira_vale"]
     assert mira_lines and all(n["characters"] == [{"id": "mira_vale", "expression": "neutral"}] for n in mira_lines)
 
+    # The project holds what it names: a cache squeezed to nothing keeps them.
+    _json(_comfyvn(root, servers, "assets", "gc", "--max-bytes", "0", "--json"))
+    assert sorted(a["uid"] for a in _assets(root)) == sorted(a["uid"] for a in assets)
+
     exported = _json(_comfyvn(root, servers, "export", "renpy", project_id, "--json"))
     assert exported["missing_assets"] == {"backgrounds": [], "portraits": [], "audio": []}
     game = root / "data" / "projects" / project_id / "exports" / "renpy"
