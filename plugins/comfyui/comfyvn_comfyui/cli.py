@@ -9,6 +9,7 @@ it stopped.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -92,6 +93,12 @@ def render_project_command(
 
     Each piece is a job on the configured ComfyUI servers; the next export shows the art."""
     what = only or "all"
+    if os.path.isdir(project):
+        # Renders are written into the project through the store (versions, history): folders go in first.
+        raise Invalid(
+            f"render works on store projects: add the folder with `comfyvn projects add {project}`, then render its id",
+            field="project",
+        )
     plan = service.render_plan(kernel, project, what=what, style=style)
     if plan_only:
         if as_json:
