@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from comfyvn import Kernel, RuntimePaths, create_kernel
 from comfyvn_assets import AssetRegistry
+from comfyvn_jobs import jobs_for
 from comfyvn_jobs.service import close_jobs
 from comfyvn_scenario import Project
 from comfyvn_scenario.store import ProjectStore
@@ -157,6 +159,13 @@ def test_servers_add_list_remove_and_the_token_is_never_shown(
     assert kernel.secrets.get("comfyui", "locked") is None
     _error(client.delete("/api/comfyui/servers/locked"), 404, "server_not_found")
 
+    wrong = "tok-wrong-0123456789"
+    assert client.post("/api/comfyui/servers", json={"url": locked.url, "token": wrong}).status_code == 201
+    refused = client.get("/api/comfyui/health")
+    row = refused.json()["servers"][0]
+    assert row["ok"] is False and "token" in row["error"] and row["token"] is True
+    assert wrong not in refused.text and TOKEN not in refused.text
+
 
 @pytest.mark.parametrize(
     ("body", "field"),
@@ -177,6 +186,25 @@ def test_a_bad_server_is_refused(studio: Callable[..., Kernel], http_for: Any, b
     assert field is None or error["field"] == field
     assert "pw" not in response.text and "tök" not in response.text
     assert client.get("/api/comfyui/servers").json()["servers"] == []
+
+
+def test_a_server_added_while_the_job_cluster_runs_renders_at_once(
+    studio: Callable[..., Kernel], http_for: Any, comfy: FakeComfy
+) -> None:
+    kernel = studio()
+    _store_project(kernel, "harbour", "mira")
+    jobs_for(kernel).client()  # the embedded cluster starts with no COMFYUI slot (no server yet)
+    client = http_for(kernel)
+    assert client.post("/api/comfyui/servers", json={"url": comfy.url}).status_code == 201
+    answered: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: answered.append(client.post("/api/pov/render/switch", json={"character_id": "mira"})),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(90)  # a job waiting for a slot no worker offers would never end
+    assert answered and answered[0].status_code == 200, answered and answered[0].text
+    assert answered[0].json()["results"][0]["server"] == "comfyui-1"
 
 
 # -- per-character renders ---------------------------------------------------------------------------------------
@@ -264,6 +292,11 @@ def test_loras_are_set_checked_and_used(studio: Callable[..., Kernel], http_for:
     text = client.put("/api/characters/mira/loras", json={"loras": [{"name": "x", "strength_clip": "high"}]})
     assert text.status_code == 400 and "strength_clip" in text.json()["error"]["field"]
     _error(client.put("/api/characters/mira/loras", json={"loras": "x"}), 400, "invalid_request", "loras")
+    for hostile in ("%2e%2e", "a" * 300, "%00x"):
+        refused = client.put(f"/api/characters/{hostile}/loras", json={"loras": []})
+        assert refused.status_code == 400 and refused.json()["error"]["field"] == "character_id", hostile
+        assert client.get(f"/api/characters/{hostile}/loras").status_code == 400
+    assert not (kernel.paths.data / "lora.json").exists() and not (kernel.paths.data / "characters").exists()
     assert client.get("/api/characters/mira/loras").json()["loras"] == []
 
     stack = [{"name": "flat_color.safetensors", "strength_model": 0.8, "strength_clip": 0.6}]
