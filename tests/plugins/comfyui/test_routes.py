@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -128,8 +129,12 @@ def test_health_with_a_live_and_a_dead_server(
 
 
 def test_servers_add_list_remove_and_the_token_is_never_shown(
-    studio: Callable[..., Kernel], http_for: Any, fake_comfyui: Callable[..., FakeComfy]
+    studio: Callable[..., Kernel],
+    http_for: Any,
+    fake_comfyui: Callable[..., FakeComfy],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     locked = fake_comfyui(token=TOKEN)
     kernel = studio()
     client = http_for(kernel)
@@ -153,11 +158,14 @@ def test_servers_add_list_remove_and_the_token_is_never_shown(
     for response in (added, listed, health, again):
         assert TOKEN not in response.text
     assert TOKEN not in (kernel.paths.config / "comfyui_servers.json").read_text()
+    runtime_files = [p for p in kernel.paths.config.parent.rglob("*") if p.is_file()]
+    assert runtime_files and not [p.name for p in runtime_files if TOKEN.encode() in p.read_bytes()]
 
     assert client.delete("/api/comfyui/servers/locked").json() == {"ok": True, "removed": "locked"}
     assert client.get("/api/comfyui/servers").json()["servers"] == []
     assert kernel.secrets.get("comfyui", "locked") is None
     _error(client.delete("/api/comfyui/servers/locked"), 404, "server_not_found")
+    assert TOKEN not in caplog.text
 
     wrong = "tok-wrong-0123456789"
     assert client.post("/api/comfyui/servers", json={"url": locked.url, "token": wrong}).status_code == 201
