@@ -154,13 +154,10 @@ def make_cli(kernel: Kernel) -> click.Group:
         click.echo(f"deleted {provider}.{field}")
 
     @secrets_group.command("rotate")
-    @click.option(
-        "--new-passphrase",
-        is_flag=True,
-        help="Passphrase vaults: prompt for a new passphrase (else the current one gets a new salt).",
-    )
+    @click.option("--new-passphrase", is_flag=True, help="Passphrase vaults: prompt for a new passphrase.")
     def secrets_rotate(new_passphrase: bool) -> None:
-        """Re-encrypt the vault under a new key, keeping an encrypted backup."""
+        """Re-encrypt the vault under a new key, keeping an encrypted backup (a passphrase vault keeps its
+        passphrase with a new salt unless --new-passphrase)."""
         passphrase = (
             click.prompt("new passphrase", hide_input=True, confirmation_prompt=True) if new_passphrase else None
         )

@@ -211,7 +211,9 @@ class FeatureFlags:
         return {k: v for k, v in features.items() if k not in self._specs and k not in self._aliases}
 
     def document(self) -> dict[str, Any]:
-        """A copy of the whole ``comfyvn.json`` as last read."""
+        """A copy of the whole ``comfyvn.json``, read again when another process changed it."""
+        if self._file_stamp() != self._stamp:
+            self.refresh()
         return cast(dict[str, Any], json.loads(json.dumps(self._document)))
 
     def set(self, name: str, value: object) -> FlagState:

@@ -54,7 +54,7 @@ class Kernel:
 
     @property
     def config(self) -> dict[str, Any]:
-        """A copy of ``<config>/comfyvn.json`` as last read."""
+        """A copy of ``<config>/comfyvn.json``, read again when another process changed it."""
         return self.flags.document()
 
     def routes(self) -> list[tuple[str, Any]]:

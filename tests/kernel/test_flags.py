@@ -40,6 +40,18 @@ def test_defaults_file_and_env_in_order(make_kernel: Callable[..., Kernel]) -> N
     assert (state.value, state.source) == (True, "env")
 
 
+def test_the_config_document_follows_the_file(make_kernel: Callable[..., Kernel]) -> None:
+    """`Kernel.config` (plugin settings such as ``comfyui.style``) sees an edit another process made, at once."""
+    kernel = make_kernel(Flagged())
+    assert kernel.config == {}
+    config_file(kernel).parent.mkdir(parents=True)
+    config_file(kernel).write_text(json.dumps({"comfyui": {"style": "pixel"}}))
+    assert kernel.config == {"comfyui": {"style": "pixel"}}
+    kernel.config["comfyui"]["style"] = "changed"  # a copy: callers cannot change what others read
+    config_file(kernel).write_text(json.dumps({"comfyui": {"style": "painterly", "checkpoint": "a.safetensors"}}))
+    assert kernel.config["comfyui"] == {"style": "painterly", "checkpoint": "a.safetensors"}
+
+
 def test_legacy_alias_in_file_and_env(make_kernel: Callable[..., Kernel]) -> None:
     kernel = make_kernel(Flagged())
     config_file(kernel).parent.mkdir(parents=True)

@@ -5,8 +5,9 @@ A render is cached by ``(character, style, pose)`` (sprites) or ``(project, styl
 ``backgrounds/<project>/<style>/<key>.png``. The registered asset remembers the digest of everything
 that went into it (workflow, prompt, seed, LoRAs, checkpoint choice); a cached render is reused while
 that digest is the same, unless ``force``. A server that is down, dies mid-run or fails executing
-hands the render to the next server (the outcome counts the retries); a graph a server rejects is an
-error of the graph, reported at once.
+hands the render to the next server (the outcome counts the retries) and is tried last for a while; a
+server that cannot run the graph (a node or a model it lacks) hands it on too, without that penalty.
+When every server failed, the error names each one's reason.
 """
 
 from __future__ import annotations
@@ -213,7 +214,9 @@ def _run(
             failures.append({"server": server.name, "error": type(exc).__name__, "message": str(exc)[:300]})
             log.warning("render failed on a server; trying the next", server=server.name, error=str(exc)[:300])
         except ComfyRejected as exc:
-            # This server lacks a node or a model the workflow needs: another one may have them.
+            # This server lacks a node or a model the workflow needs: another one may have them. It is
+            # not down, so other renders still go to it first.
+            failed = False
             failures.append({"server": server.name, "error": "ComfyRejected", "message": str(exc)[:300]})
             log.warning("server cannot run the workflow", server=server.name, error=str(exc)[:300])
         finally:
