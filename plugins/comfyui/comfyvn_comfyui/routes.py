@@ -162,6 +162,15 @@ def make_routes(kernel: Kernel) -> list[Route]:
         style = request.query_params.get("style")
         return JSONResponse(await run_in_threadpool(service.render_plan, kernel, project, what=what, style=style))
 
+    async def _render(
+        character_id: str, project: str | None, poses: tuple[str, ...] | None, style: str | None, force: bool
+    ) -> JSONResponse:
+        def run() -> dict[str, Any]:
+            stored = service.find_character(kernel, character_id, project)
+            return service.render_character(kernel, stored, character_id, poses=poses, style=style, force=force)
+
+        return JSONResponse(await run_in_threadpool(run))
+
     async def render_switch(request: Request) -> JSONResponse:
         """Render (or reuse) a character's poses: the POV render pipeline of the original.
         ---
@@ -188,14 +197,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           502: {description: every server failed}
         """
         req = parse_request(await read_json(request), RenderSwitch)
-
-        def run() -> dict[str, Any]:
-            stored = service.find_character(kernel, req.character_id, req.project)
-            return service.render_character(
-                kernel, stored, req.character_id, poses=req.poses, style=req.style, force=req.force
-            )
-
-        return JSONResponse(await run_in_threadpool(run))
+        return await _render(req.character_id, req.project, req.poses, req.style, req.force)
 
     async def render_character(request: Request) -> JSONResponse:
         """Render (or reuse) every expression the story shows a character with (or the named ones).
@@ -221,14 +223,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           404: {description: no such character or project, or no ComfyUI server configured}
         """
         req = parse_request(await read_json(request), RenderCharacter)
-
-        def run() -> dict[str, Any]:
-            stored = service.find_character(kernel, req.character_id, req.project)
-            return service.render_character(
-                kernel, stored, req.character_id, poses=req.expressions, style=req.style, force=req.force
-            )
-
-        return JSONResponse(await run_in_threadpool(run))
+        return await _render(req.character_id, req.project, req.expressions, req.style, req.force)
 
     async def get_loras(request: Request) -> JSONResponse:
         """A character's LoRA stack (``<data>/characters/<id>/lora.json``).
