@@ -1,0 +1,1 @@
+"""ComfyVN narrator: Observe -> Propose -> Apply sessions, prompt packs, and model help in the pipeline."""

@@ -1,0 +1,3 @@
+"""Hook implementations of the narrator plugin (wiring only)."""
+
+from __future__ import annotations
