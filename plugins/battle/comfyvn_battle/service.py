@@ -59,7 +59,7 @@ def narrate(kernel: Kernel, request: NarrationRequest) -> dict[str, Any]:
     """Ask the ``narrate_battle`` hook; fall back to the template when the answer breaks the contract."""
     problem: str | None
     try:
-        answer = kernel.pm.hook.narrate_battle(request=request)
+        answer = kernel.pm.hook.narrate_battle(request=request, kernel=kernel)
         problem = check_narration(answer, request.outcome) if answer is not None else "no narrator answered"
     except Exception as exc:  # a third-party narrator's bug must not fail the battle
         log.exception("battle narrator failed")

@@ -178,7 +178,7 @@ def sample_llm(kernel: Any, scene_uid: str, detail_level: str = "medium") -> dic
     if not hook.get_hookimpls():
         return {"scene_uid": scene_uid, "llm": "not configured", "stored": None, "scene": scene}
     project = load_project(root)
-    result = hook(scene=scene, detail_level=detail_level, characters=project.characters)
+    result = hook(scene=scene, detail_level=detail_level, characters=project.characters, kernel=kernel)
     if result is None:
         return {"scene_uid": scene_uid, "llm": "no result", "stored": None, "scene": scene}
     if not isinstance(result, dict) or result.get("id") != scene["id"]:

@@ -8,9 +8,12 @@ says so (``llm: "not configured"``); it never fabricates a rewrite.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from comfyvn import Kernel
 
 hookspec = pluggy.HookspecMarker("comfyvn")
 
@@ -27,11 +30,12 @@ def roleplay_classify_expression(character: dict[str, Any], text: str, labels: S
 
 @hookspec(firstresult=True)
 def roleplay_cleanup_scene(
-    scene: dict[str, Any], detail_level: str, characters: dict[str, Any]
+    scene: dict[str, Any], detail_level: str, characters: dict[str, Any], kernel: Kernel
 ) -> dict[str, Any] | None:
     """LLM clean-up of one imported scene (the spec's ``sample_llm``), at ``detail_level``.
 
-    Called by ``POST /api/roleplay/sample_llm``. Return the rewritten scene (same schema; node ids
+    Called by ``POST /api/roleplay/sample_llm``; ``kernel`` is the calling kernel (its config, flags
+    and services, for an implementation that asks a model). Return the rewritten scene (same schema; node ids
     may change but every target must resolve), or None when this implementation cannot serve. The
     result is validated before it is stored under ``final/``.
     """
