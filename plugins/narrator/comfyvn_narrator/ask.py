@@ -27,12 +27,12 @@ from comfyvn_llm.calls import CallSpec, prepare_call, run_call
 from comfyvn_llm.service import ROLES_FLAG, service_for
 
 from . import offline
-from .packs import Pack, load_pack, render, validate
+from .packs import Pack, check_answer, load_pack, render, validate
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["Check", "PackAnswer", "ask_pack", "ask_pack_async", "parse_answer"]
+__all__ = ["Check", "PackAnswer", "answer_tokens", "ask_pack", "ask_pack_async", "chunk_lines", "parse_answer"]
 
 Check = Callable[[dict[str, Any]], list[str]]
 MAX_ECHO = 8000  # how much of an invalid reply goes back in the repair request
@@ -89,7 +89,7 @@ def _problems(pack: Pack, inputs: Mapping[str, Any], value: Any, check: Check | 
     problems = validate(pack, value)
     if problems:
         return problems
-    problems = offline.pack_checks(pack.name, inputs, value)
+    problems = check_answer(pack, inputs, value)
     if not problems and check is not None:
         problems = check(value)
     return problems
@@ -121,6 +121,7 @@ async def ask_pack_async(
     gate: Mapping[str, Any] | None = None,
     check: Check | None = None,
     params: Mapping[str, Any] | None = None,
+    offline_answer: Callable[[], dict[str, Any]] | None = None,
 ) -> PackAnswer:
     """`ask_pack` for async callers."""
     loaded = load_pack(pack, kernel=kernel)
@@ -139,7 +140,7 @@ async def ask_pack_async(
     provider, request, _ = await anyio.to_thread.run_sync(prepare_call, service, attrs.evolve(spec, dry_run=True))
     if provider.adapter == "offline":
         await anyio.to_thread.run_sync(service.gate, provider, request, spec.gate, spec.role)
-        answer = offline.answer(loaded.name, inputs)
+        answer = offline_answer() if offline_answer is not None else offline.answer(loaded.name, inputs)
         problems = _problems(loaded, inputs, answer, check)
         if problems:
             # The offline answers are built to fit; reaching this means a user pack changed what a shipped one
@@ -203,13 +204,17 @@ def ask_pack(
     gate: Mapping[str, Any] | None = None,
     check: Check | None = None,
     params: Mapping[str, Any] | None = None,
+    offline_answer: Callable[[], dict[str, Any]] | None = None,
 ) -> PackAnswer:
     """Ask ``role`` (in ``scene_id``'s sticky session) for the answer of ``pack`` to ``inputs``.
 
     ``gate``: the llm call gate's options (a rating acknowledgement). ``check``: more problems of a schema-valid
     answer (they take part in the repair round like schema problems). ``params``: sampling kwargs over the pack's
-    ``max_tokens``. Runs its own event loop: call it from a thread (a plain route handler, a CLI command, a hook);
-    async code uses `ask_pack_async`.
+    ``max_tokens``. ``offline_answer``: the caller's own deterministic answer when the offline adapter would
+    serve (validated like any other), instead of the pack's offline template.
+
+    Runs its own event loop: call it from a thread (a plain route handler, a CLI command, a hook); async code
+    uses `ask_pack_async`.
 
     Raises `UpstreamError` ``invalid_model_answer`` when the answer is still invalid after one repair, and lets
     `Blocked` (the gate), `UpstreamError` (the provider) and `FeatureDisabled` pass through."""
@@ -223,6 +228,32 @@ def ask_pack(
         gate=gate,
         check=check,
         params=params,
+        offline_answer=offline_answer,
     )
     result: PackAnswer = anyio.run(call)
     return result
+
+
+CHUNK_CHARS = 6000
+CHUNK_LINES = 60
+
+
+def chunk_lines(lines: list[dict[str, Any]], *, chars: int = CHUNK_CHARS, count: int = CHUNK_LINES) -> list[Any]:
+    """``lines`` (``{id, text, …}``) in consecutive groups of at most ``count`` lines and about ``chars``
+    characters of text, so that a long scene is asked in requests that fit a role's prompt budget."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = 0
+    for line in lines:
+        length = len(str(line.get("text") or ""))
+        if not chunks or len(chunks[-1]) >= count or (chunks[-1] and size + length > chars):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size += length
+    return chunks
+
+
+def answer_tokens(lines: list[dict[str, Any]]) -> int:
+    """A ``max_tokens`` for an answer that gives back about the text of ``lines`` with room to reword it."""
+    text = sum(len(str(line.get("text") or "")) for line in lines)
+    return min(8000, text // 2 + 16 * len(lines) + 200)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCKS",
     "Pack",
+    "check_answer",
     "lint",
     "lint_text",
     "list_packs",
@@ -342,3 +343,60 @@ def validate_against(schema: Mapping[str, Any], answer: Any) -> list[str]:
 def validate(pack: Pack, answer: Any) -> list[str]:
     """Problems of a model's ``answer`` under the pack's schema (empty when valid)."""
     return validate_against(pack.schema, answer)
+
+
+def _unknown_ids(answered: Any, allowed: list[str], field: str, what: str) -> list[str]:
+    extra = [key for key in answered if key not in allowed] if isinstance(answered, Mapping) else []
+    return [f"{field}/{key[:80]}: not {what} you were given" for key in extra[:MAX_PROBLEMS]]
+
+
+def _line_ids(inputs: Mapping[str, Any], *, rewrite_only: bool = False) -> list[str]:
+    lines = [line for line in inputs.get("lines") or [] if isinstance(line, Mapping)]
+    return [str(line.get("id")) for line in lines if not rewrite_only or line.get("rewrite")]
+
+
+def _check_narrator_turn(inputs: Mapping[str, Any], value: Mapping[str, Any]) -> list[str]:
+    choice = value.get("choice_id")
+    offered = [str(c.get("id")) for c in inputs.get("choices") or [] if isinstance(c, Mapping)]
+    if choice is not None and choice not in offered:
+        listed = ", ".join(offered) or "none"
+        return [f"choice_id: {str(choice)[:80]!r} is not an offered choice (offered: {listed}); use one or null"]
+    return []
+
+
+def _check_battle(inputs: Mapping[str, Any], value: Mapping[str, Any]) -> list[str]:
+    beats = [b for b in value.get("beats") or [] if isinstance(b, Mapping)]
+    problems: list[str] = []
+    total = sum(len(str(b.get("text") or "")) for b in beats)
+    if total >= 800:
+        problems.append(f"beats: the texts total {total} characters; keep them under 800")
+    fighters = [str(f.get("id")) for f in inputs.get("fighters") or [] if isinstance(f, Mapping)]
+    speakers = {"narrator", str(inputs.get("pov") or "narrator"), *fighters}
+    for index, beat in enumerate(beats):
+        if beat.get("speaker") not in speakers:
+            allowed = ", ".join(sorted(speakers))
+            problems.append(f"beats/{index}/speaker: must be one of {allowed}")
+    return problems
+
+
+def _check_cleanup(inputs: Mapping[str, Any], value: Mapping[str, Any]) -> list[str]:
+    return _unknown_ids(value.get("nodes"), _line_ids(inputs), "nodes", "a line id")
+
+
+def _check_pov(inputs: Mapping[str, Any], value: Mapping[str, Any]) -> list[str]:
+    return _unknown_ids(value.get("narration"), _line_ids(inputs, rewrite_only=True), "narration", "a rewrite line id")
+
+
+_CHECKS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]] = {
+    "NARRATOR_TURN": _check_narrator_turn,
+    "BATTLE_NARRATION": _check_battle,
+    "ROLEPLAY_CLEANUP": _check_cleanup,
+    "POV_REWRITE": _check_pov,
+}
+
+
+def check_answer(pack: Pack, inputs: Mapping[str, Any], answer: Mapping[str, Any]) -> list[str]:
+    """Problems of a schema-valid answer that depend on the inputs (a choice that was not offered, a line id
+    that was not sent, beats over the battle's character budget). Shipped pack names only."""
+    check = _CHECKS.get(pack.name)
+    return [] if check is None else check(inputs, answer)[:MAX_PROBLEMS]
