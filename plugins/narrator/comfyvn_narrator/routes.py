@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import session
-from .wire import ApplyRequest, ChatRequest, ModeRequest, ProposeRequest, RollbackRequest, SceneRequest
+from .wire import ApplyRequest, ChatRequest, ModeRequest, ProposeRequest, RollbackRequest, SceneRequest, check_scene_id
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -89,8 +89,11 @@ def make_routes(kernel: Kernel) -> list[Route]:
         """
         force = parse_bool(request.query_params.get("force", "false"), field="force")
         require(request, force)
-        req = parse_request({"scene_id": request.query_params.get("scene_id")}, SceneRequest)
-        return JSONResponse({"ok": True, "state": await run_in_threadpool(session.status, kernel, req.scene_id)})
+        scene_id = request.query_params.get("scene_id")
+        if scene_id is None:
+            raise Invalid("scene_id: required (?scene_id=...)", field="scene_id")
+        state = await run_in_threadpool(session.status, kernel, check_scene_id(scene_id))
+        return JSONResponse({"ok": True, "state": state})
 
     async def mode(request: Request) -> JSONResponse:
         """Set the mode (observe, propose, apply); resumes a halted session; starts one (node_id needed).
