@@ -31,6 +31,10 @@ class Script:
 
     base: str
 
+    def reset(self) -> None:
+        """Forget the queued replies and the log."""
+        httpx.post(f"{self.base}/_reset", timeout=5).raise_for_status()
+
     def replies(self, *replies: Any) -> None:
         """Queue replies (objects are sent as JSON text)."""
         texts = [r if isinstance(r, str) else json.dumps(r) for r in replies]
