@@ -336,8 +336,26 @@ def validate_against(schema: Mapping[str, Any], answer: Any) -> list[str]:
     problems = []
     for error in sorted(validator.iter_errors(answer), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        problems.append(f"{where}: {error.message[:200]}")
+        problems.append(f"{where}: {_message(error.validator, error.validator_value, error.message)}")
     return problems[:MAX_PROBLEMS]
+
+
+_SHORT = {
+    "minItems": "needs at least {} items",
+    "maxItems": "allows at most {} items",
+    "minLength": "needs at least {} characters",
+    "maxLength": "allows at most {} characters",
+    "minProperties": "needs at least {} entries",
+    "maxProperties": "allows at most {} entries",
+}
+
+
+def _message(keyword: Any, expected: Any, message: str) -> str:
+    # jsonschema quotes the whole instance first ("[...] is too short"); a long instance would push the point of
+    # the message past any sensible length, so size and count limits are said without quoting it.
+    if keyword in _SHORT:
+        return _SHORT[keyword].format(expected)
+    return message if len(message) <= 200 else message[:199] + "…"
 
 
 def validate(pack: Pack, answer: Any) -> list[str]:
