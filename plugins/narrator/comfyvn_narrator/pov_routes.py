@@ -47,7 +47,8 @@ def parse_pov_body(data: Any) -> tuple[str, str, str | None, dict[str, Any], boo
     force = data.get("force", False)
     if not isinstance(force, bool):
         raise Invalid("force: must be true or false", field="force")
-    gate = data.get("gate") or {}
+    gate = data.get("gate")
+    gate = {} if gate is None else gate
     if not isinstance(gate, dict):
         raise Invalid("gate: must be an object", field="gate")
     project = _text(data, "project", required=True)
