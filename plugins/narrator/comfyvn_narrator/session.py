@@ -168,7 +168,7 @@ def propose(
             "speaker": request.speaker,
             "node_text": request.node_text,
             "choices": request.choices or [],
-            "variables": session.variables,
+            "variables": copy.deepcopy(session.variables),
             "message": request.message,
             "pov": request.pov or session.pov,
         }

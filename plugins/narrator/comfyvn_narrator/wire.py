@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import attrs
 from comfyvn.errors import Invalid
+from comfyvn_llm.orchestrator import ROLES
 
 __all__ = [
     "MAX_MESSAGE",
@@ -74,11 +75,8 @@ def _mode(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
 
 
 def _role(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None:
-        from comfyvn_llm.orchestrator import ROLES
-
-        if value.lower() not in ROLES:
-            raise _bad(attribute.name, f"must be one of {', '.join(ROLES)}", "invalid_role")
+    if value is not None and value.lower() not in ROLES:
+        raise _bad(attribute.name, f"must be one of {', '.join(ROLES)}", "invalid_role")
 
 
 def _object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
