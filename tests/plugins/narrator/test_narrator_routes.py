@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from comfyvn import Kernel, RuntimePaths, create_kernel
+from comfyvn import Kernel, RuntimePaths, create_kernel, hookimpl
 from comfyvn_server import ServerSettings, create_app
 from comfyvn_server.auth import TokenStore
 from starlette.testclient import TestClient
@@ -339,3 +339,22 @@ def test_the_spec_drill_over_real_http(
         ]
         assert counts == {"demo.root": 1}
         assert httpx.get(f"{base}/api/narrator/status?scene_id=demo", timeout=30).status_code == 403
+
+
+def test_a_blocking_call_gate_is_423_and_queues_nothing(
+    narrator_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], TestClient]
+) -> None:
+    class Gate:
+        @hookimpl
+        def llm_call_gate(self, prompt: str, options: dict[str, Any]) -> dict[str, Any] | None:
+            if options.get("ack") == "yes":
+                return None
+            return {"reason": "needs an acknowledgement"} if "forbidden" in prompt else None
+
+    client = http_for(narrator_kernel(Gate()))
+    body = {"scene_id": "s", "node_id": "n", "message": "forbidden words"}
+    refused(client.post("/api/narrator/propose", json=body), 423, "llm_blocked")
+    refused(client.get("/api/narrator/status", params={"scene_id": "s"}), 404, "session_not_found")
+    allowed = ok(client.post("/api/narrator/propose", json={**body, "gate": {"ack": "yes"}}))
+    assert allowed["proposal"]["id"] == "p0001"
+    refused(client.post("/api/narrator/chat", json={"scene_id": "s", "message": "forbidden?"}), 423, "llm_blocked")

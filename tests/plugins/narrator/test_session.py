@@ -25,7 +25,7 @@ from comfyvn.errors import Conflict, Unprocessable
 from comfyvn.wire import parse_request
 from comfyvn_narrator import session
 from comfyvn_narrator.ask import PackAnswer
-from comfyvn_narrator.state_store import HISTORY_LIMIT, MAX_TURNS, SessionStore
+from comfyvn_narrator.state_store import HISTORY_LIMIT, MAX_PROPOSALS, MAX_TURNS, SessionStore
 from comfyvn_narrator.wire import ApplyRequest, ModeRequest, ProposeRequest, RollbackRequest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -290,3 +290,26 @@ class SessionMachine(RuleBasedStateMachine):
 
 TestSessionMachine = SessionMachine.TestCase
 TestSessionMachine.settings = settings(stateful_step_count=25, deadline=None)
+
+
+def test_the_queue_is_bounded_and_keeps_pending_proposals(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path)
+    ask = _fake_ask()
+    session.set_mode(kernel, parse_request({"scene_id": "s", "node_id": "n0", "mode": "propose"}, ModeRequest))
+
+    def propose(index: int) -> dict[str, Any]:
+        body = {"scene_id": "s", "node_id": f"n{index // MAX_TURNS}", "message": f"m{index}"}
+        return session.propose(kernel, parse_request(body, ProposeRequest), ask=ask)[1]
+
+    for index in range(MAX_PROPOSALS):
+        propose(index)
+    with pytest.raises(Conflict) as caught:
+        propose(MAX_PROPOSALS)
+    assert caught.value.code == "queue_full"
+    session.apply(kernel, parse_request({"scene_id": "s", "proposal_id": "p0001"}, ApplyRequest))
+    assert propose(MAX_PROPOSALS)["id"] == f"p{MAX_PROPOSALS + 1:04d}"
+    state = session.status(kernel, "s")
+    ids = [p["id"] for p in state["queue"]]
+    assert len(ids) == MAX_PROPOSALS and ids[0] == "p0002"  # the oldest settled one made room
+    rolled = session.rollback(kernel, parse_request({"scene_id": "s"}, RollbackRequest))
+    assert rolled[1] == [] and rolled[0]["variables"] == {} and rolled[0]["turn_counts"]["n0"] == 2
