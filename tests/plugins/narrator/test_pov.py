@@ -31,7 +31,7 @@ script = model_help.script
 model_kernel = model_help.model_kernel
 offline_kernel = model_help.offline_kernel
 
-SCENE = {
+SCENE: dict[str, Any] = {
     "id": "pier",
     "start": "n1",
     "title": "The pier",
@@ -43,7 +43,7 @@ SCENE = {
     ],
 }
 CHARACTERS = {"mira": {"name": "Mira Vale", "description": "A harbour pilot."}, "dax": {"name": "Dax"}}
-ANSWER = {
+ANSWER: dict[str, Any] = {
     "narration": {"n1": "Mira checks the clock again: the ferry is late.", "n3": "Mira watches the lanterns sway."},
     "monologue": "He promised.",
     "observations": ["the clock", "the lanterns"],
