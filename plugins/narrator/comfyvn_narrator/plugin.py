@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import routes
+from . import battle, cleanup, pov_routes, routes
 from .cli import narrator_group
+from .packs_cli import packs_group, pov_rewrite_command
 from .session import APPLY_EVENT, FLAG, PROPOSAL_EVENT
 
 if TYPE_CHECKING:
     import click
     from comfyvn import Kernel
 
-ROUTE_FACTORIES: tuple[Callable[[Kernel], list[Any]], ...] = (routes.make_routes,)
-GROUP_COMMANDS: tuple[click.Command, ...] = ()
+ROUTE_FACTORIES: tuple[Callable[[Kernel], list[Any]], ...] = (routes.make_routes, pov_routes.make_pov_routes)
+GROUP_COMMANDS: tuple[click.Command, ...] = (packs_group, pov_rewrite_command)
 
 _ID = {"type": "string", "minLength": 1}
 _COMMON: dict[str, Any] = {
@@ -78,3 +79,19 @@ def register_commands(cli: click.Group) -> None:
         if command.name not in narrator_group.commands:
             narrator_group.add_command(command)
     cli.add_command(narrator_group)
+
+
+# optionalhook: each hook belongs to another plugin (roleplay, battle); a kernel without it still loads this one.
+@hookimpl(optionalhook=True)
+def roleplay_cleanup_scene(
+    kernel: Kernel, scene: dict[str, Any], detail_level: str, characters: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Tidy an imported scene at a detail level through the ROLEPLAY_CLEANUP pack (speakers, order and
+    choices are kept by construction; offline: a deterministic tidy)."""
+    return cleanup.cleanup_scene(kernel, scene, detail_level, characters)
+
+
+@hookimpl(optionalhook=True)
+def narrate_battle(kernel: Kernel, request: Any) -> dict[str, Any] | None:
+    """Beats from the model through the BATTLE_NARRATION pack, the resolved outcome kept."""
+    return battle.narrate_battle(kernel, request)

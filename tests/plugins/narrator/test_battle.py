@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import comfyvn_battle.plugin
-from comfyvn import Kernel, hookimpl
-from comfyvn_battle.narration import NarrationRequest, check_narration
+import comfyvn_narrator.plugin
+from comfyvn import Kernel
+from comfyvn_battle.narration import check_narration
 from comfyvn_battle.service import resolve_battle
 from comfyvn_battle.wire import ResolveRequest
-from comfyvn_narrator.battle import narrate_battle
 from comfyvn_narrator.packs import load_pack, validate
 
 from . import model_help
@@ -24,14 +24,6 @@ offline_kernel = model_help.offline_kernel
 STATS = {"team_a": {"base": 12, "str": 4, "agi": 3, "weapon_tier": 2}, "team_b": {"base": 10, "str": 5, "agi": 2}}
 
 
-class Narrator:
-    """What the lead wires into the narrator plugin: the hook calling `narrate_battle`."""
-
-    @hookimpl
-    def narrate_battle(self, kernel: Kernel, request: NarrationRequest) -> dict[str, Any] | None:
-        return narrate_battle(kernel, request)
-
-
 def _beats(speakers: list[str]) -> list[dict[str, Any]]:
     return [
         {"speaker": s, "text": f"Beat {i}: blades meet.", "sfx": "sfx/battle/strike"} for i, s in enumerate(speakers)
@@ -43,7 +35,7 @@ def _resolve(kernel: Kernel, winner: str = "team_a", **extra: Any) -> dict[str, 
 
 
 def test_a_model_narration_keeps_the_resolved_outcome(model_kernel: Callable[..., Kernel], script: Script) -> None:
-    kernel = model_kernel(comfyvn_battle.plugin, Narrator())
+    kernel = model_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin)
     # The model says team_b won; the editor chose team_a.
     answer = {
         "outcome": "team_b",
@@ -65,7 +57,7 @@ def test_a_model_narration_keeps_the_resolved_outcome(model_kernel: Callable[...
 
 
 def test_too_few_beats_or_a_stranger_speaking_is_repaired(model_kernel: Callable[..., Kernel], script: Script) -> None:
-    kernel = model_kernel(comfyvn_battle.plugin, Narrator())
+    kernel = model_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin)
     three = {"outcome": "team_a", "beats": _beats(["narrator"] * 3), "vars_patch": {"battle_outcome": "team_a"}}
     stranger = {**three, "beats": _beats(["narrator", "zed", "narrator", "narrator"])}
     good = {**three, "beats": _beats(["narrator", "team_a", "team_b", "narrator"])}
@@ -78,7 +70,7 @@ def test_too_few_beats_or_a_stranger_speaking_is_repaired(model_kernel: Callable
 
 
 def test_over_800_characters_is_repaired(model_kernel: Callable[..., Kernel], script: Script) -> None:
-    kernel = model_kernel(comfyvn_battle.plugin, Narrator())
+    kernel = model_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin)
     long = [{"speaker": "narrator", "text": "x" * 250} for _ in range(4)]
     good = {"outcome": "team_a", "beats": _beats(["narrator"] * 4), "vars_patch": {"battle_outcome": "team_a"}}
     script.replies({**good, "beats": long}, good)
@@ -87,7 +79,7 @@ def test_over_800_characters_is_repaired(model_kernel: Callable[..., Kernel], sc
 
 
 def test_an_invalid_model_answer_keeps_the_template(model_kernel: Callable[..., Kernel], script: Script) -> None:
-    kernel = model_kernel(comfyvn_battle.plugin, Narrator())
+    kernel = model_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin)
     script.replies("no", "still no")
     narration = _resolve(kernel)["narration"]
     assert narration["source"] == "template" and narration["warnings"] == [
@@ -97,8 +89,8 @@ def test_an_invalid_model_answer_keeps_the_template(model_kernel: Callable[..., 
 
 
 def test_offline_battle_narration_is_the_template_and_says_so(offline_kernel: Callable[..., Kernel]) -> None:
-    with_narrator = _resolve(offline_kernel(comfyvn_battle.plugin, Narrator()))["narration"]
+    with_narrator = _resolve(offline_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin))["narration"]
     template_only = _resolve(offline_kernel(comfyvn_battle.plugin))["narration"]
     assert with_narrator["adapter"] == "offline" and with_narrator["source"] == "template"
     assert {k: v for k, v in with_narrator.items() if k not in ("adapter", "model")} == template_only
-    assert with_narrator == _resolve(offline_kernel(comfyvn_battle.plugin, Narrator()))["narration"]
+    assert with_narrator == _resolve(offline_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin))["narration"]

@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import comfyvn_narrator.plugin
 import comfyvn_roleplay.plugin
 import comfyvn_scenario.plugin
 import comfyvn_server.plugin
 import pytest
-from comfyvn import Kernel, hookimpl
+from comfyvn import Kernel
 from comfyvn.errors import UpstreamError
 from comfyvn_narrator.cleanup import cleanup_scene
 from comfyvn_server import create_app
@@ -136,16 +137,6 @@ def test_offline_cleanup_is_deterministic_and_says_so(offline_kernel: Callable[.
     assert _skeleton(medium) == _skeleton(scene)
 
 
-class Cleaner:
-    """What the lead wires into the narrator plugin: the hook calling `cleanup_scene`."""
-
-    @hookimpl
-    def roleplay_cleanup_scene(
-        self, kernel: Kernel, scene: dict[str, Any], detail_level: str, characters: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        return cleanup_scene(kernel, scene, detail_level, characters)
-
-
 def _import(client: TestClient) -> str:
     text = "Mira: helo  there, you made it\nYou: barely ((afk soon))\nMira: the ferry leaves at dawn"
     imported = client.post("/api/roleplay/import", json={"text": text, "title": "Pier"})
@@ -157,7 +148,9 @@ def _import(client: TestClient) -> str:
 def test_sample_llm_stores_the_model_cleanup_as_the_final_variant(
     model_kernel: Callable[..., Kernel], script: Script
 ) -> None:
-    kernel = model_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_roleplay.plugin, Cleaner())
+    kernel = model_kernel(
+        comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_roleplay.plugin, comfyvn_narrator.plugin
+    )
     with TestClient(create_app(kernel)) as client:
         uid = _import(client)
         original = client.get(f"/api/roleplay/preview/{uid}").json()["scene"]
@@ -177,7 +170,9 @@ def test_sample_llm_stores_the_model_cleanup_as_the_final_variant(
 def test_sample_llm_with_an_invalid_model_answer_stores_nothing(
     model_kernel: Callable[..., Kernel], script: Script
 ) -> None:
-    kernel = model_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_roleplay.plugin, Cleaner())
+    kernel = model_kernel(
+        comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_roleplay.plugin, comfyvn_narrator.plugin
+    )
     with TestClient(create_app(kernel)) as client:
         uid = _import(client)
         script.replies("nope", "still nope")

@@ -319,7 +319,8 @@ def test_routes_are_documented(
         for method, op in item.items()
     }
     assert set(operations) == {("/api/narrator/status", "get")} | {
-        (f"/api/narrator/{name}", "post") for name in ("mode", "propose", "apply", "stop", "rollback", "chat")
+        (f"/api/narrator/{name}", "post")
+        for name in ("mode", "propose", "apply", "stop", "rollback", "chat", "pov_rewrite")
     }
     for key, op in operations.items():
         assert not op.get("x-undocumented") and "x-docstring-error" not in op, key
