@@ -18,6 +18,7 @@ from typing import Any
 import click
 from comfyvn.errors import Invalid
 
+from .editing import sample_llm
 from .importer import FORMATS, REPORT_FILE, ImportResult
 from .jobs import KIND, count_lines, import_chat_file
 from .lorebook import read_lorebook
@@ -84,6 +85,15 @@ def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[s
     for warning in body["warnings"][:10]:
         text = warning if isinstance(warning, str) else f"line {warning['line']}: {warning['message']}"
         click.echo(f"warning: {text}")
+    cleanup = body.get("llm_cleanup")
+    if cleanup is not None:
+        stored = [scene for scene in cleanup["scenes"] if scene["stored"]]
+        adapters = ", ".join(sorted({str(scene["adapter"]) for scene in stored})) or cleanup["llm"]
+        changed = sum(scene["lines_changed"] or 0 for scene in stored)
+        click.echo(
+            f"clean-up ({cleanup['detail_level']}, {adapters}): {len(stored)} scene(s) kept as final, "
+            f"{changed} line(s) changed"
+        )
     if record is not None:
         click.echo(f"job {record['id']} {record['status']} ({record['duration_sec'] or 0:.2f} s on its worker)")
 
@@ -145,6 +155,12 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--strict", is_flag=True, help="Fail on the first malformed line instead of skipping it."),
         click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
+        click.option(
+            "--llm-cleanup",
+            is_flag=True,
+            help="Then tidy every scene through the clean-up hook (the narrator's model) at the detail level; "
+            "the cleaned scenes are kept as the final variant, the imported ones unchanged.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -187,6 +203,7 @@ def sillytavern_cmd(
     as_json: bool,
     progress: bool,
     no_job: bool,
+    llm_cleanup: bool,
     **opts: Any,
 ) -> None:
     """Import a SillyTavern chat (.jsonl, or the .txt export) with its cards and lorebook."""
@@ -208,11 +225,11 @@ def sillytavern_cmd(
             if jobs is not None:
                 label = f"importing {chat.name}"
                 record = run_with_progress(jobs, KIND, params, label=label, show=progress and not as_json)
-                _report(full_result(record), as_json, record)
+                _report(_cleaned(kernel, full_result(record), llm_cleanup, opts), as_json, record)
                 return
     with _progress(chat, progress and not as_json) as update:
         result = import_chat_file(kernel, params, update)
-    _report(result, as_json)
+    _report(_cleaned(kernel, result, llm_cleanup, opts), as_json)
 
 
 def _jobs_published(kernel: Any) -> bool:
@@ -232,13 +249,52 @@ def _jobs_published(kernel: Any) -> bool:
 @_common
 @click.pass_obj
 def text_cmd(
-    kernel: Any, /, log: Path, fmt: str | None, out: Path | None, as_json: bool, progress: bool, **opts: Any
+    kernel: Any,
+    /,
+    log: Path,
+    fmt: str | None,
+    out: Path | None,
+    as_json: bool,
+    progress: bool,
+    llm_cleanup: bool,
+    **opts: Any,
 ) -> None:
     """Import a generic chat log (Name: text, [time] Name: text, Name - text) or a JSON message array."""
     options = _options(**opts)
     with log.open("rb") as fh, _progress(log, progress and not as_json) as update:
         result = run_import(kernel, fh, log.name, options, out_dir=out, fmt=fmt or "", progress=update)
-    _report(result, as_json)
+    _report(_cleaned(kernel, result, llm_cleanup, opts), as_json)
+
+
+def _cleaned(
+    kernel: Any, result: ImportResult | dict[str, Any], llm_cleanup: bool, opts: dict[str, Any]
+) -> ImportResult | dict[str, Any]:
+    """The report, with ``llm_cleanup`` (each scene's ``sample_llm`` answer) when ``--llm-cleanup`` asked for it."""
+    if not llm_cleanup:
+        return result
+    body = result if isinstance(result, dict) else result.to_dict()
+    level = opts.get("detail_level") or "medium"
+    answers = [sample_llm(kernel, scene["scene_uid"], level) for scene in body["scenes"]]
+    scenes = []
+    for answer in answers:
+        meta = answer["scene"].get("metadata") if answer["stored"] else None
+        done = meta.get("llm_cleanup") if isinstance(meta, dict) else None
+        scenes.append(
+            {
+                "scene_uid": answer["scene_uid"],
+                "llm": answer["llm"],
+                "stored": answer["stored"],
+                "adapter": done.get("adapter") if isinstance(done, dict) else None,
+                "lines_changed": done.get("lines_changed") if isinstance(done, dict) else None,
+            }
+        )
+    served = {s["llm"] for s in scenes}
+    body["llm_cleanup"] = {
+        "detail_level": level,
+        "llm": served.pop() if len(served) == 1 else sorted(served),
+        "scenes": scenes,
+    }
+    return body
 
 
 @import_group.command("card")

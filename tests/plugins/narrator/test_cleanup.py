@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import comfyvn_narrator.plugin
@@ -12,9 +13,12 @@ import comfyvn_roleplay.plugin
 import comfyvn_scenario.plugin
 import comfyvn_server.plugin
 import pytest
+from click.testing import CliRunner
 from comfyvn import Kernel
+from comfyvn.cli import make_cli
 from comfyvn.errors import UpstreamError
 from comfyvn_narrator.cleanup import cleanup_scene
+from comfyvn_scenario.store import ProjectStore
 from comfyvn_server import create_app
 from hypothesis import given
 from hypothesis import strategies as st
@@ -182,3 +186,29 @@ def test_sample_llm_with_an_invalid_model_answer_stores_nothing(
     final = kernel.paths.plugin_dir("roleplay") / "final"
     assert not final.exists() or not any(final.rglob("*.json"))
     assert json.dumps(answer.json()).count("/") < 20  # no server paths
+
+
+def test_import_with_llm_cleanup_keeps_the_model_cleanup_as_final(
+    model_kernel: Callable[..., Kernel], script: Script, tmp_path: Path
+) -> None:
+    """``comfyvn import text … --llm-cleanup``: the scenes as imported, then each tidied through the model and
+    kept as the final variant (the imported scene unchanged)."""
+    kernel = model_kernel(comfyvn_scenario.plugin, comfyvn_roleplay.plugin, comfyvn_narrator.plugin)
+    log = tmp_path / "pier.txt"
+    log.write_text("Mira: helo  there, you made it\nYou: barely\nMira: the ferry leaves at dawn\n")
+    # The clean-up asks once per scene; this log is one scene of lines n0001..n0003.
+    script.replies({"nodes": {"n0001": "Hello there, you made it.", "n0003": "The ferry leaves at dawn."}})
+    result = CliRunner().invoke(
+        make_cli(kernel), ["import", "text", str(log), "--llm-cleanup", "--detail-level", "high", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    (scene,) = body["llm_cleanup"]["scenes"]
+    assert body["llm_cleanup"]["llm"] == "configured" and scene["stored"] and scene["adapter"] != "offline"
+    assert scene["lines_changed"] == 2
+    final = json.loads(Path(scene["stored"]).read_text())
+    texts = [n["text"] for n in final["nodes"]]
+    assert texts[0] == "Hello there, you made it." and texts[2] == "The ferry leaves at dawn."
+    imported = ProjectStore.for_kernel(kernel).load(body["project"]["id"]).project.scenes[final["id"]]
+    assert imported["nodes"][0]["text"] != texts[0]
+    assert _skeleton(final) == _skeleton(imported)
