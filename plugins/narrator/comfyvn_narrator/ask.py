@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
-from comfyvn.errors import Unprocessable, UpstreamError
+from comfyvn.errors import Invalid, Unprocessable, UpstreamError
+from comfyvn.wire import loads as wire_loads
 from comfyvn_llm.calls import CallSpec, prepare_call, run_call
 from comfyvn_llm.service import ROLES_FLAG, service_for
 
@@ -70,17 +71,29 @@ def parse_answer(reply: str) -> tuple[Any, list[str]]:
     if fenced:
         text = fenced.group(1).strip()
     try:
-        return json.loads(text), []
+        json.loads(text)
     except RecursionError:
         return None, ["(root): the answer is nested too deeply"]
     except json.JSONDecodeError as exc:
         first, last = text.find("{"), text.rfind("}")
         if 0 <= first < last:
             try:
-                return json.loads(text[first : last + 1]), []
+                json.loads(text[first : last + 1])
             except (json.JSONDecodeError, RecursionError):
                 pass
+            else:
+                return _storable(text[first : last + 1])
         return None, [f"(root): the answer is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
+    return _storable(text)
+
+
+def _storable(text: str) -> tuple[Any, list[str]]:
+    # JSON, but read under the kernel's policy: NaN, Infinity, huge integers, lone surrogates and deep nesting
+    # would be accepted by `json.loads` and then fail the digest, the session file or its next reading.
+    try:
+        return wire_loads(text, field="(root)"), []
+    except Invalid as exc:
+        return None, [exc.message]
 
 
 def _problems(pack: Pack, inputs: Mapping[str, Any], value: Any, check: Check | None) -> list[str]:

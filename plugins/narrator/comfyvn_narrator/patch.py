@@ -15,6 +15,10 @@ Deleting runs before setting, so ``{"$delete": ["inv"], "inv": {"key": 1}}`` res
 A key both in ``$replace`` and merged at the same level is ambiguous and refused. Keys starting with ``$`` are
 reserved: the variables never hold one, and no other ``$`` directive exists (the proposal's ``$narrator``
 record is taken off before the merge, see `without_meta`). The input objects are never modified.
+
+Variables and patches nest at most `MAX_DEPTH` levels: a session file stores them a few levels deeper (in the
+queue, in the rollback ring), and it must stay within what the kernel's JSON reader accepts, or the session
+could no longer be read.
 """
 
 from __future__ import annotations
@@ -25,10 +29,21 @@ from typing import Any
 
 from comfyvn.errors import Invalid
 
-__all__ = ["DELETE", "META", "REPLACE", "apply_patch", "check_patch", "check_value", "patch_problems", "without_meta"]
+__all__ = [
+    "DELETE",
+    "MAX_DEPTH",
+    "META",
+    "REPLACE",
+    "apply_patch",
+    "check_patch",
+    "check_value",
+    "patch_problems",
+    "without_meta",
+]
 
 DELETE, REPLACE, META = "$delete", "$replace", "$narrator"
 MAX_PATH = 32
+MAX_DEPTH = 32  # nesting levels of variables and patches (objects and arrays); the kernel reads files up to 64
 
 
 def _bad(where: str, message: str) -> Invalid:
@@ -52,22 +67,31 @@ def _segments(path: Any, where: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def check_value(value: Any, where: str) -> None:
-    """Refuse a value to store that holds a ``$`` key anywhere inside (the variables never hold directives)."""
+def _too_deep(where: str) -> Invalid:
+    return _bad(where, f"nested deeper than {MAX_DEPTH} levels")
+
+
+def check_value(value: Any, where: str, depth: int = 1) -> None:
+    """Refuse a value to store that holds a ``$`` key anywhere inside (the variables never hold directives) or
+    nests deeper than `MAX_DEPTH` levels (``depth``: the level of ``value`` itself)."""
+    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+        raise _too_deep(where)
     if isinstance(value, dict):
         for key, child in value.items():
             if not isinstance(key, str) or key.startswith("$"):
                 raise _bad(f"{where}.{key}", "keys starting with '$' are reserved")
-            check_value(child, f"{where}.{key}")
+            check_value(child, f"{where}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            check_value(child, f"{where}[{index}]")
+            check_value(child, f"{where}[{index}]", depth + 1)
 
 
-def check_patch(patch: Any, field: str = "vars_patch") -> None:
+def check_patch(patch: Any, field: str = "vars_patch", depth: int = 1) -> None:
     """Refuse a malformed patch with `Invalid` naming where (``vars_patch.stats.$delete[0]``)."""
     if not isinstance(patch, dict):
         raise _bad(field, "must be a JSON object")
+    if depth > MAX_DEPTH:
+        raise _too_deep(field)
     replaced: set[str] = set()
     for key, value in patch.items():
         where = f"{field}.{key}"
@@ -82,14 +106,14 @@ def check_patch(patch: Any, field: str = "vars_patch") -> None:
             for name, child in value.items():
                 if name.startswith("$"):
                     raise _bad(f"{where}.{name}", "keys starting with '$' are reserved")
-                check_value(child, f"{where}.{name}")
+                check_value(child, f"{where}.{name}", depth + 1)
             replaced = set(value)
         elif key.startswith("$"):
             raise _bad(where, "unknown directive (only $replace and $delete)")
         elif isinstance(value, dict):
-            check_patch(value, where)
+            check_patch(value, where, depth + 1)
         else:
-            check_value(value, where)
+            check_value(value, where, depth + 1)
     both = sorted(replaced.intersection(k for k in patch if not k.startswith("$")))
     if both:
         raise _bad(f"{field}.{both[0]}", "is both in $replace and merged at the same level")
