@@ -157,7 +157,11 @@ def list_packs(kernel: Kernel | None = None) -> list[dict[str, Any]]:
 def _read_text(path: Path, limit: int, field: str) -> str:
     if path.stat().st_size > limit:
         raise Unprocessable(f"{field}: over {limit} bytes", field=field, code="invalid_pack")
-    return path.read_text(encoding="utf-8")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        # A user's file: a broken pack to report (listed as such, 422 when used), never a crash.
+        raise Unprocessable(f"{field}: not UTF-8 text", field=field, code="invalid_pack") from None
 
 
 def _parse_schema(text: str) -> tuple[dict[str, Any] | None, list[str]]:

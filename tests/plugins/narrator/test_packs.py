@@ -142,6 +142,21 @@ def test_a_broken_or_schema_replacing_user_pack_is_refused_and_listed(offline_ke
     assert listed["NARRATOR_TURN"]["problems"] == []
 
 
+def test_a_user_template_that_is_not_utf8_is_a_broken_pack_not_a_crash(offline_kernel: Callable[..., Kernel]) -> None:
+    # Found by review: the UnicodeDecodeError escaped `packs list` (a traceback) and every ask of the pack (a 500).
+    kernel = offline_kernel()
+    folder = packs.user_pack_dir(kernel)
+    assert folder is not None
+    folder.mkdir(parents=True)
+    (folder / "NARRATOR_TURN.j2").write_bytes(b"\xff\xfe{% block system %}x{% endblock %}")
+    with pytest.raises(Unprocessable) as broken:
+        packs.load_pack("NARRATOR_TURN", kernel=kernel)
+    assert broken.value.code == "invalid_pack" and "not UTF-8" in broken.value.message
+    listed = {p["name"]: p for p in packs.list_packs(kernel)}
+    assert listed["NARRATOR_TURN"]["source"] == "user" and "not UTF-8" in listed["NARRATOR_TURN"]["problems"][0]
+    assert listed["POV_REWRITE"]["problems"] == []
+
+
 def test_a_new_user_pack_works(offline_kernel: Callable[..., Kernel]) -> None:
     kernel = offline_kernel()
     folder = packs.user_pack_dir(kernel)
