@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from comfyvn.errors import FeatureDisabled, Invalid
+from comfyvn.errors import Invalid
 from comfyvn.wire import read_json
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import session
 from .pov import pov_rewrite
-from .routes import force_allowed
+from .routes import require_flag
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -88,9 +87,10 @@ def make_pov_routes(kernel: Kernel) -> list[Route]:
         """
         data = await read_json(request)
         force = data.get("force", False) if isinstance(data, dict) else False
+        if not isinstance(force, bool):
+            raise Invalid("force: must be true or false", field="force")
         # The flag before the rest of the body, as the session routes do: a disabled feature says so first.
-        if not (kernel.flags.is_enabled(session.FLAG) or (force is True and force_allowed(request))):
-            raise FeatureDisabled(session.FLAG)
+        require_flag(kernel, request, force)
         project, pov, scene, gate, _ = parse_pov_body(data)
         result = await run_in_threadpool(
             lambda: pov_rewrite(kernel, project, pov=pov, scene_id=scene, gate=gate or None)

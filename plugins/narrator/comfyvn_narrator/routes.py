@@ -26,7 +26,7 @@ from .wire import ApplyRequest, ChatRequest, ModeRequest, ProposeRequest, Rollba
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["WRITE_SCOPE", "force_allowed", "make_routes"]
+__all__ = ["WRITE_SCOPE", "force_allowed", "make_routes", "require_flag"]
 
 T = TypeVar("T")
 WRITE_SCOPE = "narrator.write"
@@ -52,16 +52,22 @@ def force_allowed(request: Request) -> bool:
     return WRITE_SCOPE in scopes or "admin" in scopes
 
 
+def require_flag(kernel: Kernel, request: Request, force: bool) -> None:
+    """403 ``feature_disabled`` unless ``enable_narrator`` is on or ``force`` counts (`force_allowed`); a refused
+    force says why in ``error.force``."""
+    if kernel.flags.is_enabled(session.FLAG) or (force and force_allowed(request)):
+        return
+    refusal = FeatureDisabled(session.FLAG)
+    if force:
+        refusal.details["force"] = _FORCE_REFUSED
+    raise refusal
+
+
 def make_routes(kernel: Kernel) -> list[Route]:
     """The ``/api/narrator/*`` session routes bound to ``kernel``."""
 
     def require(request: Request, force: bool) -> None:
-        if kernel.flags.is_enabled(session.FLAG) or (force and force_allowed(request)):
-            return
-        refusal = FeatureDisabled(session.FLAG)
-        if force:
-            refusal.details["force"] = _FORCE_REFUSED
-        raise refusal
+        require_flag(kernel, request, force)
 
     async def body(request: Request, cls: type[T]) -> T:
         data = await read_json(request)

@@ -168,7 +168,17 @@ def test_the_route_needs_the_flag(model_kernel: Callable[..., Kernel], script: S
         forced = client.post("/api/narrator/pov_rewrite", json={"project": "harbour", "pov": "mira", "force": True})
     assert refused.status_code == 403 and refused.json()["error"]["field"] == FLAG
     assert forced.status_code == 403
+    # as on the session routes (docs/narrator.md): a refused force says why, and a force that is no boolean is 400
+    assert "force" not in refused.json()["error"]
+    assert "this machine" in forced.json()["error"]["force"]
     assert script.log() == []
+
+
+def test_the_route_refuses_a_force_that_is_not_a_boolean(model_kernel: Callable[..., Kernel], script: Script) -> None:
+    kernel = _http_kernel(model_kernel, enabled=False)
+    with TestClient(create_app(kernel)) as client:
+        answer = client.post("/api/narrator/pov_rewrite", json={"project": "harbour", "pov": "mira", "force": "1"})
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "force"
 
 
 @pytest.mark.parametrize(
