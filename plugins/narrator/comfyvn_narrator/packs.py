@@ -29,6 +29,8 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource, Unresolvable
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -259,9 +261,27 @@ def _schema_problems(schema: Mapping[str, Any]) -> list[str]:
     max_tokens = pack.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         problems.append("schema: x-pack.max_tokens must be a positive integer")
+    problems += [
+        f"schema: $ref {ref[:80]!r} points outside the schema (only '#…' references)" for ref in _remote_refs(schema)
+    ]
     for index, example in enumerate(schema.get("examples") or []):
         problems += [f"examples[{index}]: {p}" for p in validate_against(schema, example)]
     return problems
+
+
+def _remote_refs(value: Any) -> list[str]:
+    """Every ``$ref``/``$dynamicRef`` of a schema that points outside it (not ``#…``)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(child, str) and not child.startswith("#"):
+                found.append(child)
+            else:
+                found += _remote_refs(child)
+    elif isinstance(value, list):
+        for child in value:
+            found += _remote_refs(child)
+    return found
 
 
 def lint_text(template: str, schema: Mapping[str, Any]) -> list[str]:
@@ -336,12 +356,25 @@ def render(pack: Pack, inputs: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def validate_against(schema: Mapping[str, Any], answer: Any) -> list[str]:
     """Problems of ``answer`` under ``schema``: ``"<path>: <message>"``, in a stable order, at most 20."""
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(schema, registry=_LOCAL_ONLY)
     problems = []
-    for error in sorted(validator.iter_errors(answer), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+    try:
+        errors = sorted(validator.iter_errors(answer), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    except Unresolvable as exc:
+        return [f"schema: $ref {str(exc.ref)[:80]!r} cannot be resolved (only references inside the schema)"]
+    for error in errors:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         problems.append(f"{where}: {_message(error.validator, error.validator_value, error.message)}")
     return problems[:MAX_PROBLEMS]
+
+
+def _no_retrieval(uri: str) -> Resource[Any]:
+    # jsonschema's default registry fetches a remote $ref over HTTP: a pack file must never make the server (or a
+    # lint) reach out to an address it names, so anything outside the schema is simply unresolvable.
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs class through referencing's own decorator
+
+
+_LOCAL_ONLY: Registry[Any] = Registry(retrieve=_no_retrieval)  # type: ignore[call-arg]  # as above
 
 
 _SHORT = {

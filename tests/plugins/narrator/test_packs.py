@@ -157,6 +157,28 @@ def test_a_user_template_that_is_not_utf8_is_a_broken_pack_not_a_crash(offline_k
     assert listed["POV_REWRITE"]["problems"] == []
 
 
+def test_a_schema_never_fetches_a_remote_ref(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by review: jsonschema's default registry fetched a $ref's URL (a lint, or the server validating an
+    # answer, reached out to an address a pack file names) and the failure escaped as a traceback.
+    fetched: list[Any] = []
+
+    def urlopen(request: Any, *args: Any, **kwargs: Any) -> Any:
+        fetched.append(request)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
+    remote = {**SCHEMA, "properties": {"line": {"$ref": "http://127.0.0.1:9/line.json"}}, "examples": [{"line": "x"}]}
+    problems = packs.lint(_write(tmp_path, "REMOTE", TEMPLATE, remote))
+    assert fetched == []
+    assert any("points outside the schema" in p for p in problems)
+    assert any(p.startswith("examples[0]: schema: $ref") for p in problems)
+    # a reference inside the schema is fine; one to a missing definition is a problem, not a crash
+    local = {**SCHEMA, "$defs": {"line": {"type": "string"}}, "properties": {"line": {"$ref": "#/$defs/line"}}}
+    assert packs.lint(_write(tmp_path, "LOCAL", TEMPLATE, {**local, "examples": [{"line": "x"}]})) == []
+    missing = {**local, "properties": {"line": {"$ref": "#/$defs/nope"}}}
+    assert packs.validate_against(missing, {"line": "x"})[0].startswith("schema: $ref")
+
+
 def test_a_new_user_pack_works(offline_kernel: Callable[..., Kernel]) -> None:
     kernel = offline_kernel()
     folder = packs.user_pack_dir(kernel)
