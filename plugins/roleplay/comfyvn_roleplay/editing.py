@@ -194,4 +194,6 @@ def sample_llm(kernel: Any, scene_uid: str, detail_level: str = "medium") -> dic
     import_id, scene_id = split_uid(scene_uid)
     stored = Storage(kernel).final / import_id / f"{scene_id}.json"
     atomic_write_text(stored, dump_json(result))
-    return {"scene_uid": scene_uid, "llm": "configured", "stored": str(stored), "scene": result}
+    # Relative to the data root: an answer never names a server path.
+    shown = stored.relative_to(kernel.paths.data).as_posix()
+    return {"scene_uid": scene_uid, "llm": "configured", "stored": shown, "scene": result}

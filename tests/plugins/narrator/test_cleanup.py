@@ -206,7 +206,7 @@ def test_import_with_llm_cleanup_keeps_the_model_cleanup_as_final(
     (scene,) = body["llm_cleanup"]["scenes"]
     assert body["llm_cleanup"]["llm"] == "configured" and scene["stored"] and scene["adapter"] != "offline"
     assert scene["lines_changed"] == 2
-    final = json.loads(Path(scene["stored"]).read_text())
+    final = json.loads((kernel.paths.data / scene["stored"]).read_text())
     texts = [n["text"] for n in final["nodes"]]
     assert texts[0] == "Hello there, you made it." and texts[2] == "The ferry leaves at dawn."
     imported = ProjectStore.for_kernel(kernel).load(body["project"]["id"]).project.scenes[final["id"]]

@@ -250,9 +250,10 @@ def test_hook_roleplay_cleanup_scene(make_kernel: Any, tmp_path: Path) -> None:
     kernel = make_kernel(comfyvn_roleplay.plugin, _Cleaner())
     uid = json.loads(_import_with(kernel, tmp_path / "p").stdout)["scenes"][0]["scene_uid"]
     llm = client_for(kernel).post("/api/roleplay/sample_llm", json={"scene_uid": uid, "detail_level": "high"}).json()
-    assert llm["llm"] == "configured" and Path(llm["stored"]).is_file()
-    assert Path(llm["stored"]).parent.parent == kernel.paths.plugin_dir("roleplay") / "final"
-    stored = json.loads(Path(llm["stored"]).read_text())
+    where = kernel.paths.data / llm["stored"]
+    assert llm["llm"] == "configured" and where.is_file() and str(kernel.paths.data) not in json.dumps(llm)
+    assert where.parent.parent == kernel.paths.plugin_dir("roleplay") / "final"
+    stored = json.loads(where.read_text())
     assert any(n.get("text") and n["text"] == n["text"].upper() for n in stored["nodes"])
 
 
