@@ -26,7 +26,7 @@ from comfyvn_scenario.store import ProjectStore, StoredProject
 from .apply import ASSET_PREFIX, apply_renders, rendered_index
 from .plan import BackgroundSlot, SpriteSlot, plan_art
 from .prompts import STYLES
-from .render import SlotRequest, dest_path
+from .render import SlotRequest, current_digest, dest_path, project_path
 from .servers import SETUP_HINT, ServerSettings
 
 __all__ = ["RENDER_KIND", "WHAT", "default_style", "job_key", "plan_requests", "render_project", "request_from_params"]
@@ -155,11 +155,19 @@ def job_key(kernel: Any, params: Mapping[str, Any], run: str) -> str:
     """One job per piece of art, run and cache state. A re-run (after Ctrl-C) submits the same keys, so a
     piece still rendering is waited for rather than queued twice; the sha256 of what the cache holds now
     is part of the key, so a piece that has been rendered since (or removed from the registry) is a new
-    job that finds the cache as it is. ``run`` changes with ``force``: a forced run is always new."""
-    request = request_from_params(kernel, {**params, "portrait": None})
-    cached = AssetRegistry.for_kernel(kernel).by_path(dest_path(request))
+    job that finds the cache as it is, and so is the render's digest with the settings as they are now, so
+    a changed LoRA stack, checkpoint or custom workflow is a new job rather than the last run's answer.
+    ``run`` changes with ``force``: a forced run is always new."""
+    request = request_from_params(kernel, params)
+    registry = AssetRegistry.for_kernel(kernel)
+    paths = [dest_path(request), project_path(request)]
+    cache = [asset.sha256 if asset else None for asset in (registry.by_path(p) if p else None for p in paths)]
+    try:
+        digest = current_digest(kernel, request)
+    except ComfyVNError as exc:  # a broken custom workflow: the job runs and fails naming it
+        digest = f"error:{exc.code}:{exc.message}"
     body = json.dumps(
-        {"params": {k: params[k] for k in sorted(params) if k != "force"}, "cache": cached.sha256 if cached else None},
+        {"params": {k: params[k] for k in sorted(params) if k != "force"}, "cache": cache, "digest": digest},
         sort_keys=True,
     )
     return f"render:{hashlib.sha256(body.encode()).hexdigest()[:24]}:{run}"

@@ -35,7 +35,16 @@ from .prompts import STYLES, PromptSpec, background_prompt, seed_for, sprite_pro
 from .servers import POOL, SETUP_HINT, Server, ServerPool, ServerSettings
 from .workflows import Workflow, bind, builtin, check_graph, load_custom
 
-__all__ = ["GAME_SIZE", "SlotRequest", "dest_path", "render_digest", "render_slot"]
+__all__ = [
+    "GAME_SIZE",
+    "SlotRequest",
+    "cache_path",
+    "current_digest",
+    "dest_path",
+    "project_path",
+    "render_digest",
+    "render_slot",
+]
 
 log = structlog.get_logger("comfyvn.pov.render")
 
@@ -69,6 +78,30 @@ def dest_path(request: SlotRequest) -> str:
     if request.kind == "sprite":
         return f"characters/{request.character_id}/{request.style}/{request.expression}.png"
     return f"backgrounds/{request.project or 'shared'}/{request.style}/{request.place['key']}.png"
+
+
+def project_path(request: SlotRequest) -> str | None:
+    """Where a sprite goes when another project holds a different look at `dest_path` (None: backgrounds,
+    which are per project already, and sprites outside a project)."""
+    if request.kind != "sprite" or not request.project:
+        return None
+    return f"characters/{request.character_id}/{request.style}/projects/{request.project}/{request.expression}.png"
+
+
+def cache_path(registry: AssetRegistry, request: SlotRequest, digest: str) -> str:
+    """The registry path this render reads and writes. Character ids come from names, so two projects can
+    each have an ``alice``: the shared `dest_path` serves every project with the same look (same digest),
+    but a different look held by another project is never replaced there (same uid: that project's export
+    would show the wrong person) — it goes to the project's own `project_path`."""
+    shared, own = dest_path(request), project_path(request)
+    if own is None:
+        return shared
+    if registry.by_path(own) is not None:
+        return own
+    existing = registry.by_path(shared)
+    if existing is None or existing.provenance.get("render_digest") == digest:
+        return shared
+    return own if any(ref != f"project:{request.project}" for ref in existing.refs) else shared
 
 
 def _tool_version() -> str:
@@ -231,6 +264,28 @@ def _slug(request: SlotRequest) -> str:
     return hashlib.sha256(dest_path(request).encode()).hexdigest()[:16]
 
 
+def _prepare(
+    kernel: Any, request: SlotRequest
+) -> tuple[list[LoraEntry], Workflow, str, PromptSpec, dict[str, Any], str | None, str]:
+    """Everything a render is made of, read now: LoRAs, workflow (and its source), prompt, parameters, the
+    configured checkpoint and the `render_digest` of them."""
+    loras = LoraStore(kernel.paths.data).get(request.character_id) if request.character_id else []
+    workflow, workflow_source = workflow_named(
+        kernel, _workflow_name(request, _config(kernel, "portrait_img2img") is True)
+    )
+    spec = _prompt(request)
+    params = _params(request, spec, loras, workflow)
+    wanted_checkpoint = _configured_checkpoint(kernel)
+    digest = render_digest(request, workflow, params, wanted_checkpoint)
+    return list(loras), workflow, workflow_source, spec, params, wanted_checkpoint, digest
+
+
+def current_digest(kernel: Any, request: SlotRequest) -> str:
+    """The `render_digest` ``request`` has with the settings as they are now (LoRAs, workflows, checkpoint):
+    what a job key must carry so that a change to them is a new job rather than the last run's answer."""
+    return _prepare(kernel, request)[-1]
+
+
 def render_slot(
     kernel: Any,
     request: SlotRequest,
@@ -247,15 +302,8 @@ def render_slot(
     settings = ServerSettings(kernel)
     listed = list(servers) if servers is not None else settings.servers()
     registry = AssetRegistry.for_kernel(kernel)
-    loras = LoraStore(kernel.paths.data).get(request.character_id) if request.character_id else []
-    workflow, workflow_source = workflow_named(
-        kernel, _workflow_name(request, _config(kernel, "portrait_img2img") is True)
-    )
-    spec = _prompt(request)
-    params = _params(request, spec, loras, workflow)
-    wanted_checkpoint = _configured_checkpoint(kernel)
-    digest = render_digest(request, workflow, params, wanted_checkpoint)
-    path = dest_path(request)
+    loras, workflow, workflow_source, spec, params, wanted_checkpoint, digest = _prepare(kernel, request)
+    path = cache_path(registry, request, digest)
     entry = {
         "asset_path": path,
         "asset_sidecar": f"{path}.asset.json",

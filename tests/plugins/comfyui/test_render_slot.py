@@ -133,6 +133,35 @@ def test_a_render_is_cached_by_its_digest(kernel: Kernel, comfy: FakeComfy) -> N
     assert len(registry.find(type="character.sprite")) == 1
 
 
+def test_another_projects_character_of_the_same_id_does_not_replace_a_held_sprite(
+    kernel: Kernel, comfy: FakeComfy
+) -> None:
+    # Two projects can each have an `alice` (ids come from names): the one with other looks must not
+    # overwrite the sprite the first project holds (same path, same uid), or its export shows the wrong person.
+    servers = [_server(comfy, "one")]
+    registry = AssetRegistry.for_kernel(kernel)
+    first = render_slot(kernel, _sprite(), servers=servers, pool=ServerPool())
+    registry.add_ref(first["asset_uid"], "project:p1")
+    held = registry.get(first["asset_uid"])
+
+    other = {"name": "Mira Vale", "description": "an old sea captain with a white beard"}
+    second = render_slot(kernel, _sprite(project="p2", character=other), servers=servers, pool=ServerPool())
+    assert second["cached"] is False and second["asset_uid"] != first["asset_uid"]
+    assert second["asset_path"] == "characters/mira/anime/projects/p2/neutral.png"
+    assert registry.get(first["asset_uid"]).sha256 == held.sha256  # p1's sprite is untouched
+    assert "sea captain" in registry.get(second["asset_uid"]).provenance["prompt"]
+
+    # Neither project re-renders the other's look back and forth: both are cache hits now.
+    again_p1 = render_slot(kernel, _sprite(), servers=servers, pool=ServerPool())
+    again_p2 = render_slot(kernel, _sprite(project="p2", character=other), servers=servers, pool=ServerPool())
+    assert (again_p1["cached"], again_p1["asset_uid"]) == (True, first["asset_uid"])
+    assert (again_p2["cached"], again_p2["asset_uid"]) == (True, second["asset_uid"])
+    # The same looks in another project share the one render.
+    shared = render_slot(kernel, _sprite(project="p3"), servers=servers, pool=ServerPool())
+    assert (shared["cached"], shared["asset_uid"]) == (True, first["asset_uid"])
+    assert len(_prompts(comfy)) == 2
+
+
 def test_a_cached_render_needs_no_server(kernel: Kernel, comfy: FakeComfy) -> None:
     rendered = render_slot(kernel, _sprite(), servers=[_server(comfy, "one")], pool=ServerPool())
     assert render_slot(kernel, _sprite(), servers=[], pool=ServerPool())["asset_uid"] == rendered["asset_uid"]
