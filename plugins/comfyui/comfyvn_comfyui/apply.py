@@ -100,7 +100,8 @@ def apply_renders(
             speaker = node.get("speaker") if isinstance(node, dict) else None
             if node.get("type") == "dialogue" and speaker in shown_by_default and not node.get("characters"):
                 node["characters"] = [{"id": speaker, "expression": shown_by_default[speaker]}]
-    metadata = new_meta.setdefault("metadata", {})
+    # An unchanged index is not written: a run that rendered nothing must not make a new version.
+    metadata = new_meta.setdefault("metadata", {}) if index != rendered_index(meta) else None
     if isinstance(metadata, dict):
         section = metadata.setdefault("comfyui", {})
         if isinstance(section, dict):

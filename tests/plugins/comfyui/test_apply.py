@@ -97,3 +97,13 @@ def test_a_character_the_project_no_longer_has_is_skipped() -> None:
     meta, scenes = _project()
     new_meta, _, _ = apply_renders(meta, scenes, [{**SPRITE, "character": "ghost"}])
     assert "ghost" not in new_meta["characters"]
+
+
+def test_nothing_rendered_changes_nothing() -> None:
+    # A project whose art the author provided (or whose only renders name characters it no longer has)
+    # must not get a new version holding an empty `metadata.comfyui.rendered`.
+    meta, scenes = _project()
+    for outcomes in ([], [{**SPRITE, "character": "ghost"}]):
+        new_meta, new_scenes, changed = apply_renders(meta, scenes, outcomes)
+        assert not changed and (new_meta, new_scenes) == (meta, scenes)
+        assert "metadata" not in new_meta
