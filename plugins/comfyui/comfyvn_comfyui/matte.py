@@ -21,7 +21,7 @@ import numpy.typing as npt
 from comfyvn.errors import Invalid, TooLarge, Unprocessable
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["MAX_PIXELS", "backdrop_colour", "is_cutout", "matte"]
+__all__ = ["MAX_PIXELS", "backdrop_colour", "is_cutout", "matte", "open_image"]
 
 #: Bigger images are refused (decoding them is memory the caller did not plan for).
 MAX_PIXELS = 40_000_000
@@ -39,6 +39,12 @@ TRANSPARENT_BELOW = 8
 
 BoolArray = npt.NDArray[np.bool_]
 UInt8Array = npt.NDArray[np.uint8]
+
+
+def open_image(data: bytes) -> Image.Image:
+    """A decoded image of at most `MAX_PIXELS` pixels; anything else raises `Invalid`, `TooLarge` or
+    `Unprocessable` (never Pillow's own errors)."""
+    return _open(data)
 
 
 def _open(data: bytes) -> Image.Image:

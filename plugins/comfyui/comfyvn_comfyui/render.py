@@ -26,11 +26,10 @@ import structlog
 from comfyvn.errors import ComfyVNError, Invalid, NotFound, UpstreamError
 from comfyvn.paths import atomic_write_text, safe_join
 from comfyvn_assets import AssetRegistry
-from PIL import Image
 
 from .client import ComfyClient, ComfyExecutionError, ComfyRejected, ComfyUnavailable, RunResult
 from .loras import LoraEntry, LoraStore
-from .matte import is_cutout, matte
+from .matte import is_cutout, matte, open_image
 from .prompts import STYLES, PromptSpec, background_prompt, seed_for, sprite_prompt
 from .servers import POOL, SETUP_HINT, Server, ServerPool, ServerSettings
 from .workflows import Workflow, bind, builtin, check_graph, load_custom
@@ -194,7 +193,7 @@ def _checkpoint(object_info: Mapping[str, Any], wanted: str | None) -> str:
 
 def _cover(data: bytes, size: tuple[int, int]) -> bytes:
     """A picture scaled and centre-cropped to exactly ``size`` (a background fills the screen)."""
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:  # bounded like a sprite's: the bytes come from a server
         picture = image.convert("RGB")
     scale = max(size[0] / picture.width, size[1] / picture.height)
     scaled = picture.resize((max(size[0], round(picture.width * scale)), max(size[1], round(picture.height * scale))))
@@ -337,7 +336,14 @@ def render_slot(
             code="render_failed",
         )
     size = (spec.output_width or GAME_SIZE[0], spec.output_height or GAME_SIZE[1])
-    data = matte(images[0].data) if request.kind == "sprite" else _cover(images[0].data, size)
+    try:
+        data = matte(images[0].data) if request.kind == "sprite" else _cover(images[0].data, size)
+    except ComfyVNError as exc:
+        raise UpstreamError(
+            f"{attempt.server.name} returned an output image that cannot be used for {request.label()}: {exc.message}",
+            field="outputs",
+            code="render_failed",
+        ) from exc
     provenance = {
         "tool": "comfyvn-comfyui",
         "tool_version": _tool_version(),

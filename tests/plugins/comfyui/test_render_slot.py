@@ -18,6 +18,7 @@ import pytest
 from comfyvn import Kernel, RuntimePaths
 from comfyvn.errors import NotFound, UpstreamError
 from comfyvn_assets import AssetRegistry
+from comfyvn_comfyui.client import ComfyClient, OutputImage, RunResult
 from comfyvn_comfyui.loras import LoraEntry, LoraStore
 from comfyvn_comfyui.render import SlotRequest, dest_path, render_slot
 from comfyvn_comfyui.servers import Server, ServerPool
@@ -301,3 +302,21 @@ def test_a_background_is_delivered_at_the_game_resolution(kernel: Kernel, comfy:
         assert picture.size == (1920, 1080)
     assert asset.provenance["place"]["location"] == "Harbour" and "harbour" in asset.provenance["prompt"].lower()
     assert asset.provenance["character"] is None and asset.provenance["pov"] is None
+
+
+@pytest.mark.parametrize("kind", ["sprite", "background"])
+def test_an_output_image_that_cannot_be_read_is_an_upstream_error_naming_the_server(
+    kernel: Kernel, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # What a server hands back is input like any other: garbage (or a decompression bomb) from /view must be
+    # a clear render failure, not Pillow's exception escaping the job.
+    def garbage(self: ComfyClient, graph: dict[str, Any], **_: Any) -> RunResult:
+        image = OutputImage("9", "x_00001_.png", "comfyvn", "output", b"<html>proxy error</html>")
+        return RunResult("p-1", self.base_url, (image,), 0.1, {})
+
+    monkeypatch.setattr(ComfyClient, "run", garbage)
+    request = _sprite() if kind == "sprite" else _background()
+    with pytest.raises(UpstreamError) as caught:
+        render_slot(kernel, request, servers=[_server(comfy, "one")], pool=ServerPool())
+    assert caught.value.code == "render_failed" and "one" in caught.value.message
+    assert AssetRegistry.for_kernel(kernel).find() == []
