@@ -105,10 +105,14 @@ def render_project_command(
             _echo_json(plan)
             return
         for row in plan["render"]:
-            click.echo(f"render   {_name(row)}")
+            click.echo(f"{'cached' if row['cached'] else 'render':<8} {_name(row)}")
         for row in plan["provided"]:
             click.echo(f"provided {_name(row)}")
-        click.echo(f"{len(plan['render'])} to render, {len(plan['provided'])} provided by the author ({plan['style']})")
+        cached = sum(1 for row in plan["render"] if row["cached"])
+        click.echo(
+            f"{len(plan['render']) - cached} to render, {cached} cached,"
+            f" {len(plan['provided'])} provided by the author ({plan['style']})"
+        )
         return
     if plan["render"] and not plan["configured"]:
         raise OperationFailed(SETUP_HINT, field="servers", code="comfyui_not_configured")

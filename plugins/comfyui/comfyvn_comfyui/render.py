@@ -40,6 +40,7 @@ __all__ = [
     "cache_path",
     "current_digest",
     "dest_path",
+    "is_cached",
     "project_path",
     "render_digest",
     "render_slot",
@@ -283,6 +284,18 @@ def current_digest(kernel: Any, request: SlotRequest) -> str:
     """The `render_digest` ``request`` has with the settings as they are now (LoRAs, workflows, checkpoint):
     what a job key must carry so that a change to them is a new job rather than the last run's answer."""
     return _prepare(kernel, request)[-1]
+
+
+def is_cached(kernel: Any, request: SlotRequest) -> bool:
+    """Whether `render_slot` would reuse a cached render for ``request`` now (no ``force``). A workflow that
+    cannot be read says False: the render would fail naming it."""
+    try:
+        digest = current_digest(kernel, request)
+    except ComfyVNError:
+        return False
+    registry = AssetRegistry.for_kernel(kernel)
+    existing = registry.by_path(cache_path(registry, request, digest))
+    return existing is not None and existing.provenance.get("render_digest") == digest
 
 
 def render_slot(

@@ -12,10 +12,11 @@ from comfyvn.errors import ComfyVNError, Invalid, NotFound, OperationFailed
 from comfyvn_jobs import jobs_for
 from comfyvn_scenario.store import ProjectStore, StoredProject
 
-from .batch import RENDER_KIND, _sprite_params, default_style, job_key, plan_requests
+from .batch import RENDER_KIND, _sprite_params, default_style, job_key, plan_requests, request_from_params
 from .client import ComfyClient
 from .plan import SpriteSlot, plan_art
 from .prompts import STYLES
+from .render import is_cached
 from .servers import SETUP_HINT, Server, ServerSettings
 
 __all__ = ["find_character", "health", "render_character", "render_plan"]
@@ -158,7 +159,7 @@ def render_plan(kernel: Any, project_id: str, *, what: str, style: str | None) -
         "project": project_id,
         "style": chosen,
         "configured": bool(ServerSettings(kernel).servers()),
-        "render": [_brief(p) for p in jobs],
+        "render": [{**_brief(p), "cached": is_cached(kernel, request_from_params(kernel, p))} for p in jobs],
         "provided": [_brief(p) for p in provided],
     }
 

@@ -17,6 +17,7 @@ from comfyvn_assets import AssetRegistry
 from comfyvn_comfyui.batch import render_project
 from comfyvn_comfyui.loras import LoraEntry, LoraStore
 from comfyvn_comfyui.render import user_workflows
+from comfyvn_comfyui.service import render_plan
 from comfyvn_comfyui.workflows import builtin
 from comfyvn_jobs.service import close_jobs
 from comfyvn_scenario import Project
@@ -112,3 +113,15 @@ def test_nothing_to_render_makes_no_new_version(kernel: Kernel) -> None:
     summary = render_project(kernel, "quiet")
     assert (summary["rendered"], summary["cached"], summary["provided"], summary["version"]) == (0, 0, 1, None)
     assert store.load("quiet").version == version
+
+
+def test_the_plan_says_which_pieces_are_cached(kernel: Kernel) -> None:
+    # `comfyvn render project --plan` after a full render must not claim that everything is still to render.
+    def cached() -> list[bool]:
+        return [row["cached"] for row in render_plan(kernel, "harbour", what="sprites", style=None)["render"]]
+
+    assert cached() == [False]
+    render_project(kernel, "harbour", what="sprites")
+    assert cached() == [True]
+    LoraStore(kernel.paths.data).set("mira", [LoraEntry("flat_color.safetensors", 0.8, 0.6)])
+    assert cached() == [False]
