@@ -195,17 +195,23 @@ def render_project(
         jobs.refresh_resources()  # servers added since the embedded cluster started are render slots now
     run = f"force-{time.time_ns()}" if force else "cache"
     submitted = [(params, jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run))) for params in params_list]
-    records = _wait(jobs, [job_id for _, job_id in submitted], on_update, cancelled)
+    try:
+        records = _wait(jobs, [job_id for _, job_id in submitted], on_update, cancelled)
+    except KeyboardInterrupt:
+        # Ctrl-C: what finished is written into the project now (a re-run only renders the rest).
+        finished = [(params, jobs.get(job_id)) for params, job_id in submitted]
+        _apply(kernel, store, project_id, [_outcome(params, record) for params, record in finished if _done(record)])
+        raise
     outcomes: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     for (params, job_id), record in zip(submitted, records, strict=True):
         entry = {"job": job_id, "kind": params["kind"], "status": record["status"], **_slot_name(params)}
-        result = record.get("result") if record["status"] == "done" else None
-        if isinstance(result, dict):
+        if _done(record):
+            result = record["result"]
             entry.update(
                 {k: result.get(k) for k in ("cached", "asset_uid", "asset_path", "server", "retries", "failures")}
             )
-            outcomes.append({**params, "asset_uid": result["asset_uid"]})
+            outcomes.append(_outcome(params, record))
         else:
             entry["error"] = record.get("error")
         entries.append(entry)
@@ -224,6 +230,14 @@ def render_project(
         "version": applied,
         "entries": entries,
     }
+
+
+def _done(record: Mapping[str, Any]) -> bool:
+    return record["status"] == "done" and isinstance(record.get("result"), dict)
+
+
+def _outcome(params: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    return {**params, "asset_uid": record["result"]["asset_uid"]}
 
 
 def _slot_name(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import comfyvn_assets.plugin
 import comfyvn_comfyui.plugin
@@ -125,3 +126,23 @@ def test_the_plan_says_which_pieces_are_cached(kernel: Kernel) -> None:
     assert cached() == [True]
     LoraStore(kernel.paths.data).set("mira", [LoraEntry("flat_color.safetensors", 0.8, 0.6)])
     assert cached() == [False]
+
+
+def test_ctrl_c_writes_what_finished_into_the_project(kernel: Kernel) -> None:
+    # The docs promise that after Ctrl-C the finished pieces are registered *and written into the project*.
+    store = ProjectStore.for_kernel(kernel)
+    version = store.load("harbour").version
+    finished: list[str] = []
+
+    def interrupt_after_the_first(records: list[dict[str, Any]]) -> None:
+        done = [r for r in records if r["status"] == "done"]
+        if done:
+            finished.extend(r["result"]["asset_uid"] for r in done)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_project(kernel, "harbour", on_update=interrupt_after_the_first)
+    stored = store.load("harbour")
+    assert stored.version == version + 1
+    text = json.dumps({"meta": stored.project.meta, "scenes": stored.project.scenes})
+    assert finished and all(f"asset:{uid}" in text for uid in finished)
