@@ -160,7 +160,9 @@ def propose(
             )
         if sum(p.status == "pending" for p in session.proposals) >= MAX_PROPOSALS:
             raise Conflict(f"{MAX_PROPOSALS} proposals are pending; apply or reset some", code="queue_full")
-        turn = used + 1
+        # The lowest turn this node has free (a rolled-back turn frees its number): live turns never share one.
+        live = {p.turn_index for p in session.proposals if p.node_id == node and p.status in ("pending", "applied")}
+        turn = min(set(range(1, MAX_TURNS + 1)) - live)
         inputs = {
             "scene_id": session.scene_id,
             "scene_title": request.scene_title,
@@ -222,7 +224,7 @@ def propose(
         )
         session.counter = number
         session.proposals.append(proposal)
-        session.turn_counts[node] = turn
+        session.turn_counts[node] = used + 1
         session.node_id, session.mode = node, "propose"
     kernel.events.emit(PROPOSAL_EVENT, _event(proposal))
     return session.state(), proposal.to_wire()

@@ -120,7 +120,8 @@ def test_wire_flow_propose_cap_apply_rollback_stop(
 
     scripted.answer(turn("A freed turn."))
     fourth = ok(client.post("/api/narrator/propose", json={"scene_id": "s1"}))["proposal"]
-    assert fourth["id"] == "p0004" and fourth["turn_index"] == 3  # the rolled-back turn is free again
+    # The rolled-back turn (2) is free again, and p0003 keeps turn 3: live turns never share a number.
+    assert fourth["id"] == "p0004" and fourth["turn_index"] == 2
 
     halted = ok(client.post("/api/narrator/stop", json={"scene_id": "s1"}))["state"]
     assert halted["halted"] is True and halted["active"] is False

@@ -226,10 +226,11 @@ class SessionMachine(RuleBasedStateMachine):
             assert self._state() == before  # a refusal changes nothing
             return
         self.created += 1
-        assert (
-            proposal["id"] == f"p{self.created:04d}"
-            and proposal["turn_index"] == before["turn_counts"].get(node, 0) + 1
-        )
+        live = {
+            p["turn_index"] for p in before["queue"] if p["node_id"] == node and p["status"] in ("pending", "applied")
+        }
+        assert proposal["id"] == f"p{self.created:04d}"
+        assert proposal["turn_index"] == min(set(range(1, MAX_TURNS + 1)) - live)
 
     @rule(pick=st.integers(0, 40))
     def apply(self, pick: int) -> None:
@@ -313,3 +314,20 @@ def test_the_queue_is_bounded_and_keeps_pending_proposals(tmp_path: Path) -> Non
     assert len(ids) == MAX_PROPOSALS and ids[0] == "p0002"  # the oldest settled one made room
     rolled = session.rollback(kernel, parse_request({"scene_id": "s"}, RollbackRequest))
     assert rolled[1] == [] and rolled[0]["variables"] == {} and rolled[0]["turn_counts"]["n0"] == 2
+
+
+def test_a_rolled_back_turn_frees_its_number_and_live_turns_never_share_one(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path)
+    ask = _fake_ask()
+    session.set_mode(kernel, parse_request({"scene_id": "s", "node_id": "n", "mode": "propose"}, ModeRequest))
+
+    def propose() -> dict[str, Any]:
+        return session.propose(kernel, parse_request({"scene_id": "s", "message": "m"}, ProposeRequest), ask=ask)[1]
+
+    assert [propose()["turn_index"] for _ in range(MAX_TURNS)] == [1, 2, 3]
+    session.apply(kernel, parse_request({"scene_id": "s", "proposal_id": "p0001"}, ApplyRequest))
+    session.rollback(kernel, parse_request({"scene_id": "s"}, RollbackRequest))
+    again = propose()
+    assert (again["id"], again["turn_index"]) == ("p0004", 1)
+    live = [p["turn_index"] for p in session.status(kernel, "s")["queue"] if p["status"] != "rolled_back"]
+    assert sorted(live) == [1, 2, 3]
