@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -73,11 +74,23 @@ class SlotRequest:
         return f"background {self.place.get('key')} ({self.style})"
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _segment(text: str | None) -> str:
+    """``text`` as one registry path segment. Ids and expression names are free text in a project ("wow?",
+    "Very Stern"); a plain name stays as it is (so existing caches stay valid), any other gets a slug and a
+    short hash of the original, so two names never share a file."""
+    value = str(text or "")
+    slug = _UNSAFE.sub("_", value)[:48].strip("_.") or "x"
+    return slug if slug == value else f"{slug}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+
+
 def dest_path(request: SlotRequest) -> str:
     """The registry path of a render: the cache key made visible."""
     if request.kind == "sprite":
-        return f"characters/{request.character_id}/{request.style}/{request.expression}.png"
-    return f"backgrounds/{request.project or 'shared'}/{request.style}/{request.place['key']}.png"
+        return f"characters/{_segment(request.character_id)}/{request.style}/{_segment(request.expression)}.png"
+    return f"backgrounds/{_segment(request.project or 'shared')}/{request.style}/{_segment(request.place['key'])}.png"
 
 
 def project_path(request: SlotRequest) -> str | None:
@@ -85,7 +98,8 @@ def project_path(request: SlotRequest) -> str | None:
     which are per project already, and sprites outside a project)."""
     if request.kind != "sprite" or not request.project:
         return None
-    return f"characters/{request.character_id}/{request.style}/projects/{request.project}/{request.expression}.png"
+    char, expression = _segment(request.character_id), _segment(request.expression)
+    return f"characters/{char}/{request.style}/projects/{_segment(request.project)}/{expression}.png"
 
 
 def cache_path(registry: AssetRegistry, request: SlotRequest, digest: str) -> str:

@@ -18,11 +18,14 @@ import pytest
 from comfyvn import Kernel, RuntimePaths
 from comfyvn.errors import NotFound, UpstreamError
 from comfyvn_assets import AssetRegistry
+from comfyvn_assets.destpath import check_dest_path
 from comfyvn_comfyui.client import ComfyClient, OutputImage, RunResult
 from comfyvn_comfyui.loras import LoraEntry, LoraStore
 from comfyvn_comfyui.render import SlotRequest, dest_path, render_slot
 from comfyvn_comfyui.servers import Server, ServerPool
 from comfyvn_jobs.service import close_jobs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from .fakecomfy import FakeComfy
@@ -320,3 +323,23 @@ def test_an_output_image_that_cannot_be_read_is_an_upstream_error_naming_the_ser
         render_slot(kernel, request, servers=[_server(comfy, "one")], pool=ServerPool())
     assert caught.value.code == "render_failed" and "one" in caught.value.message
     assert AssetRegistry.for_kernel(kernel).find() == []
+
+
+def test_any_expression_name_gets_a_registry_path_of_its_own(kernel: Kernel, comfy: FakeComfy) -> None:
+    # Expression names are free text in a project ("wow?", "Very Stern", even "../up"): each render still lands
+    # in the character's folder, under a name of its own, instead of failing the registry's path checks.
+    servers = [_server(comfy, "one")]
+    paths = set()
+    for expression in ("wow?", "wow!", "Very Stern", "../../up", "neutral"):
+        outcome = render_slot(kernel, _sprite(expression=expression), servers=servers, pool=ServerPool())
+        assert outcome["asset_path"].startswith("characters/mira/anime/") and outcome["asset_path"].count("/") == 3
+        paths.add(outcome["asset_path"])
+    assert len(paths) == 5 and "characters/mira/anime/neutral.png" in paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=80), st.text(min_size=1, max_size=80))
+def test_every_expression_name_makes_a_valid_distinct_registry_path(first: str, second: str) -> None:
+    one, two = dest_path(_sprite(expression=first)), dest_path(_sprite(expression=second))
+    assert check_dest_path(one) == one and one.startswith("characters/mira/anime/") and one.count("/") == 3
+    assert (one == two) == (first == second)
