@@ -155,11 +155,20 @@ def rebuild(registry: AssetRegistry) -> dict[str, Any]:
       or a lost database); a file replaced by hand (its bytes no longer match its sidecar) gives its row
       the new content. Otherwise the database is the truth and sidecars are its mirror;
     - each row whose blob is missing gets it back from an intact visible file, or is dropped;
-    - each remaining row's visible file and sidecar are re-made when missing.
+    - each remaining row's visible file and sidecar are re-made when missing;
+    - a sidecar with neither a row nor a file (a removal interrupted halfway) is deleted.
 
     Temporary files and hidden folders (``.blobs``) are never read as assets."""
     blobs, db = registry.blobs, registry.db
-    report: dict[str, Any] = {"sidecars": 0, "added": [], "updated": [], "repaired": [], "dropped": [], "skipped": []}
+    report: dict[str, Any] = {
+        "sidecars": 0,
+        "added": [],
+        "updated": [],
+        "repaired": [],
+        "dropped": [],
+        "skipped": [],
+        "orphan_sidecars": 0,
+    }
     fired: list[tuple[str, Asset]] = []
     with blobs.collecting():
         for sidecar in _sidecars(registry.root):
@@ -170,6 +179,12 @@ def rebuild(registry: AssetRegistry) -> dict[str, Any]:
             found = _from_sidecar(registry, sidecar)
             if found == "file_missing" and current is not None:
                 continue  # step two re-makes the file from the row's blob
+            if found == "file_missing":
+                # No row and no file: a removal was interrupted between deleting the file and its sidecar
+                # (a sidecar is only ever written after its row is committed). It describes nothing now.
+                sidecar.unlink(missing_ok=True)
+                report["orphan_sidecars"] += 1
+                continue
             if isinstance(found, str):
                 report["skipped"].append({"sidecar": sidecar.relative_to(registry.root).as_posix(), "reason": found})
                 continue

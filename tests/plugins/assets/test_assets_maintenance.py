@@ -139,6 +139,22 @@ def test_rebuild_drops_rows_whose_bytes_are_gone(registry: AssetRegistry) -> Non
     assert sha(registry.blobs.path(kept.sha256).read_bytes()) == kept.sha256
 
 
+def test_rebuild_deletes_the_sidecar_of_a_removal_interrupted_halfway(registry: AssetRegistry) -> None:
+    """A kill -9 inside `remove` after its row was deleted and its file unlinked leaves only the sidecar:
+    it describes nothing any more, and rebuild deletes it (found by the kill -9 loop test in CI)."""
+    gone = registry.register_bytes(png(), asset_type="image", dest_path="half/gone.png")
+    kept = registry.register_bytes(png(5, 5), asset_type="image", dest_path="half/kept.png")
+    with registry.db.connect() as conn, registry.db.transaction(conn):
+        registry.db.delete(conn, gone.uid)
+    (registry.root / "half/gone.png").unlink()
+    assert (registry.root / "half/gone.png.asset.json").exists()
+    report = registry.rebuild()
+    assert report["orphan_sidecars"] == 1 and report["skipped"] == []
+    assert not (registry.root / "half/gone.png.asset.json").exists()
+    assert (registry.root / "half/kept.png.asset.json").exists() and registry.get(kept.uid).path == "half/kept.png"
+    assert [a.uid for a in registry.find()] == [kept.uid]
+
+
 def test_registering_the_same_bytes_again_heals_a_row_whose_blob_went(registry: AssetRegistry) -> None:
     asset = registry.register_bytes(png(), asset_type="image", dest_path="heal.png")
     registry.blobs.path(asset.sha256).unlink()
