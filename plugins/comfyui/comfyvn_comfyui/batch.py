@@ -29,7 +29,17 @@ from .prompts import STYLES
 from .render import SlotRequest, current_digest, dest_path, project_path
 from .servers import SETUP_HINT, ServerSettings
 
-__all__ = ["RENDER_KIND", "WHAT", "default_style", "job_key", "plan_requests", "render_project", "request_from_params"]
+__all__ = [
+    "RENDER_KIND",
+    "WHAT",
+    "default_style",
+    "job_key",
+    "plan_requests",
+    "render_project",
+    "request_from_params",
+    "sprite_params",
+    "submit_renders",
+]
 
 RENDER_KIND = "comfyui.render"
 WHAT = ("sprites", "backgrounds", "all")
@@ -100,7 +110,7 @@ def plan_requests(
     if what in ("sprites", "all"):
         for slot in plan.sprites:
             jobs_or_provided = provided if _provided(stored, registry, slot.ref, ours) else jobs
-            jobs_or_provided.append(_sprite_params(stored, slot, characters.get(slot.character) or {}, style, force))
+            jobs_or_provided.append(sprite_params(stored, slot, characters.get(slot.character) or {}, style, force))
     if what in ("backgrounds", "all"):
         for bg in plan.backgrounds:
             target = provided if _provided(stored, registry, bg.ref, ours) else jobs
@@ -108,7 +118,7 @@ def plan_requests(
     return jobs, provided
 
 
-def _sprite_params(
+def sprite_params(
     stored: StoredProject, slot: SpriteSlot, spec: Mapping[str, Any], style: str, force: bool
 ) -> dict[str, Any]:
     portrait = spec.get("portrait") if isinstance(spec.get("portrait"), str) else None
@@ -173,6 +183,16 @@ def job_key(kernel: Any, params: Mapping[str, Any], run: str) -> str:
     return f"render:{hashlib.sha256(body.encode()).hexdigest()[:24]}:{run}"
 
 
+def submit_renders(kernel: Any, params_list: list[dict[str, Any]], *, force: bool) -> list[str]:
+    """Submit one ``comfyui.render`` job per piece, keyed by `job_key` (a forced run is a new one); their ids."""
+    if not params_list:
+        return []
+    jobs = jobs_for(kernel)
+    jobs.refresh_resources()  # servers added since the embedded cluster started are render slots now
+    run = f"force-{time.time_ns()}" if force else "cache"
+    return [jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run)) for params in params_list]
+
+
 def render_project(
     kernel: Any,
     project_id: str,
@@ -191,10 +211,7 @@ def render_project(
     if params_list and not ServerSettings(kernel).servers():
         raise NotFound(SETUP_HINT, field="servers", code="comfyui_not_configured")
     jobs = jobs_for(kernel)
-    if params_list:
-        jobs.refresh_resources()  # servers added since the embedded cluster started are render slots now
-    run = f"force-{time.time_ns()}" if force else "cache"
-    submitted = [(params, jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run))) for params in params_list]
+    submitted = list(zip(params_list, submit_renders(kernel, params_list, force=force), strict=True))
     try:
         records = _wait(jobs, [job_id for _, job_id in submitted], on_update, cancelled)
     except KeyboardInterrupt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from comfyvn.errors import ComfyVNError, Invalid, NotFound, OperationFailed
 from comfyvn_jobs import jobs_for
 from comfyvn_scenario.store import ProjectStore, StoredProject
 
-from .batch import RENDER_KIND, _sprite_params, default_style, job_key, plan_requests, request_from_params
+from .batch import default_style, plan_requests, request_from_params, sprite_params, submit_renders
 from .client import ComfyClient
 from .plan import SpriteSlot, plan_art
 from .prompts import STYLES
@@ -103,7 +102,7 @@ def render_character(
         poses = [s.expression for s in plan_art(stored.project).sprites if s.character == character_id] or ["neutral"]
     sprites = spec.get("sprites") if isinstance(spec.get("sprites"), dict) else {}
     params_list = [
-        _sprite_params(
+        sprite_params(
             stored,
             SpriteSlot(character_id, str(spec.get("name") or character_id), pose, sprites.get(pose)),
             spec,
@@ -113,9 +112,7 @@ def render_character(
         for pose in poses
     ]
     jobs = jobs_for(kernel)
-    jobs.refresh_resources()  # servers added since the embedded cluster started are render slots now
-    run = f"force-{time.time_ns()}" if force else "cache"
-    ids = [jobs.submit(RENDER_KIND, params, key=job_key(kernel, params, run)) for params in params_list]
+    ids = submit_renders(kernel, params_list, force=force)
     results = []
     for pose, job_id in zip(poses, ids, strict=True):
         record = jobs.wait(job_id, timeout=_WAIT)
