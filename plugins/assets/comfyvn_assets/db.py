@@ -7,7 +7,9 @@ from the rows. Every write is one ``BEGIN IMMEDIATE`` transaction; a connection 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -77,12 +79,19 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            with self.transaction(conn):
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Switching to WAL takes an exclusive lock without waiting on the busy handler, so two
+        # processes opening a new registry at once could get "database is locked": set up under a flock.
+        fd = os.open(path.with_name(path.name + ".init-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self.connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                with self.transaction(conn):
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:

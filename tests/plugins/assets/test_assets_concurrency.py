@@ -3,6 +3,7 @@ and processes); kill -9 at any point leaves the database and files consistent, a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import random
@@ -19,6 +20,7 @@ import pytest
 from assets_support import png, sha
 from comfyvn import Kernel
 from comfyvn_assets import AssetRegistry
+from comfyvn_assets.db import Database
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "assets_child.py"
@@ -187,3 +189,27 @@ def test_kill_9_while_registering_in_a_loop_leaves_a_consistent_registry(kernel:
         registry.rebuild()
         registry.gc()
         _assert_consistent(registry)
+
+
+def test_opening_a_new_registry_waits_for_another_process_setting_it_up(tmp_path: Path) -> None:
+    # Switching a new database to WAL does not wait on the busy timeout: two processes opening a new
+    # registry at once failed with "database is locked" (seen in CI). The set-up now runs under an
+    # exclusive flock on registry.sqlite3.init-lock; here this test holds that lock as the other process.
+    db = tmp_path / "assets" / "registry.sqlite3"
+    db.parent.mkdir()
+    fd = os.open(db.parent / "registry.sqlite3.init-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    opened: list[Database] = []
+    thread = threading.Thread(target=lambda: opened.append(Database(db)))
+    try:
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive() and not db.exists()  # waiting for the lock, nothing touched yet
+    finally:
+        os.close(fd)
+    thread.join(30)
+    assert opened and not thread.is_alive()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
