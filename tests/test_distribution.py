@@ -26,7 +26,8 @@ def test_studio_set_matches_the_root_distribution_and_requirements() -> None:
     ]
     plugins = sorted(d.removeprefix("comfyvn-") for d in deps if d != "comfyvn-kernel")
     assert plugins == studio()
-    editable = re.findall(r"^-e \./plugins/(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    # An entry may name extras (-e ./plugins/layers[cpu]): the plugin is the folder before them.
+    editable = re.findall(r"^-e \./plugins/([^\s\[]+)(?:\[[^\]\s]*\])?$", (ROOT / "requirements.txt").read_text(), re.M)
     assert sorted(editable) == studio()
     for name in studio():
         project = tomllib.loads((ROOT / "plugins" / name / "pyproject.toml").read_text())["project"]
