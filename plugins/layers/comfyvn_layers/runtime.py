@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from types import ModuleType
@@ -118,7 +119,11 @@ def _open(real: str, name: str, providers: list[str]) -> Any:
     # the warning we return already explains.
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(real, sess_options=options, providers=providers)
+        with warnings.catch_warnings():
+            # onnxruntime warns when a listed provider is absent from its build; the session then runs on
+            # the next one, and `session_for` reports that in its own words.
+            warnings.filterwarnings("ignore", message="Specified provider", category=UserWarning)
+            return ort.InferenceSession(real, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
         # Its messages quote the absolute path, so only the class name comes back.
         kind = type(exc).__name__

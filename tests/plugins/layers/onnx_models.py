@@ -56,9 +56,14 @@ def _image(shape: list[Any], name: str = "image", dtype: int = TensorProto.FLOAT
 
 
 def brightness_model(
-    size: int | None = 64, *, output: str = "depth", four_d: bool = True, metadata: dict[str, str] | None = None
+    size: int | None = 64,
+    *,
+    output: str | None = "depth",
+    four_d: bool = True,
+    metadata: dict[str, str | None] | None = None,
 ) -> bytes:
-    """depth = channel mean. ``size=None``: dynamic height and width. ``four_d=False``: output N,H,W."""
+    """depth = channel mean. ``size=None``: dynamic height and width. ``four_d=False``: output N,H,W.
+    ``metadata`` entries override the defaults; a ``None`` value (or ``output=None``) leaves a key out."""
     h, w = (size, size) if size else ("height", "width")
     nodes = [helper.make_node("ReduceMean", ["image", "axes"], ["depth"], keepdims=1 if four_d else 0)]
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
