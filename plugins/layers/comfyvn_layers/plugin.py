@@ -86,12 +86,13 @@ def register_routes(kernel: Kernel) -> list[Any]:
     return routes.make_routes(kernel)
 
 
-@hookimpl
+# optionalhook: both hooks belong to the jobs plugin; without it the CLI still splits in-process.
+@hookimpl(optionalhook=True)
 def register_job_kinds(register: KindRegistrar) -> None:
     jobs.register_kinds(register)
 
 
-@hookimpl
+@hookimpl(optionalhook=True)
 def jobs_embedded_resources(kernel: Kernel) -> dict[str, float] | None:
     """``GPU=1`` when this machine's ONNX Runtime lists a GPU provider: one GPU split at a time here."""
     return {"GPU": 1} if gpu_offered() else None

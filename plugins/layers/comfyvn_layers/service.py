@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "RUNTIME_HINT",
     "available_providers",
+    "check_picture",
     "default_out",
     "gpu_offered",
     "keep_upload",
@@ -181,6 +183,29 @@ def output_dir(kernel: Kernel, job_id: str, source: Mapping[str, str]) -> tuple[
     return out, f"{SPLITS_DIR}/{job_id}"
 
 
+def check_picture(path: Path) -> tuple[int, int]:
+    """``(width, height)`` read from the picture's header only, so a bad upload or a picture too large is
+    answered at once (422 ``invalid_image`` / 413), not by a failed job."""
+    from PIL import Image
+
+    from .pipeline import MAX_PIXELS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit follows
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise TooLarge(f"the picture is over {MAX_PIXELS // 1_000_000} megapixels", field="image") from None
+    except (OSError, ValueError):
+        raise Unprocessable(
+            "the file is not a PNG, JPEG or WebP picture", field="image", code="invalid_image"
+        ) from None
+    if width * height > MAX_PIXELS:
+        raise TooLarge(f"the picture is {width} x {height}: over {MAX_PIXELS // 1_000_000} megapixels", field="image")
+    return width, height
+
+
 # -- the job ---------------------------------------------------------------------------------------------
 def submit_split(kernel: Kernel, params: Mapping[str, Any]) -> dict[str, Any]:
     """Queue a ``layers.split`` job after checking what can be checked now (flag, params, source, the
@@ -193,7 +218,7 @@ def submit_split(kernel: Kernel, params: Mapping[str, Any]) -> dict[str, Any]:
     settings = LayersSettings.from_kernel(kernel)
     clean = check_split_params({"device": settings.device, **params})
     inspect_model(settings.require_model())  # a missing or bad model answers now (404 / 422), not in a job
-    source_file(kernel, clean["source"])
+    check_picture(source_file(kernel, clean["source"]))
     # Only where this machine offers GPU=1 (`plugin.jobs_embedded_resources`): asked elsewhere, no worker could
     # ever take the job; there the split runs on CPU and its warning says why.
     resources = {"GPU": 1.0} if clean["device"] != "cpu" and gpu_offered() else {}
