@@ -57,12 +57,14 @@ def normalise_depth(raw: np.ndarray, size: tuple[int, int], output_kind: str) ->
     finite = np.isfinite(plane)
     if not finite.any():
         raise Unprocessable("the depth model returned no finite values", field="model", code="invalid_model")
-    lo, hi = float(plane[finite].min()), float(plane[finite].max())
     if not finite.all():
         # A few NaN/inf pixels (fp16 overflow) go to the far end rather than failing the whole image.
-        plane = np.where(finite, plane, lo if output_kind == "inverse_depth" else hi)
+        far = plane[finite].min() if output_kind == "inverse_depth" else plane[finite].max()
+        plane = np.where(finite, plane, far)
     h, w = size
     full = cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR) if plane.shape != (h, w) else plane
+    # The range of the full-size map, so 0 and 1 are pixels of the picture.
+    lo, hi = float(full.min()), float(full.max())
     span = hi - lo
     if span <= 0:
         return np.zeros((h, w), np.float32)
