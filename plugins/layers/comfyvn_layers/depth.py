@@ -62,7 +62,7 @@ def normalise_depth(raw: np.ndarray, size: tuple[int, int], output_kind: str) ->
         far = plane[finite].min() if output_kind == "inverse_depth" else plane[finite].max()
         plane = np.where(finite, plane, far)
     h, w = size
-    full = cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR) if plane.shape != (h, w) else plane
+    full = cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR) if tuple(plane.shape) != (h, w) else plane
     # The range of the full-size map, so 0 and 1 are pixels of the picture.
     lo, hi = float(full.min()), float(full.max())
     span = hi - lo

@@ -41,7 +41,7 @@ def fill_holes(rgb: np.ndarray, hole: np.ndarray, *, work_side: int = WORK_SIDE)
     # A small pixel touching any hole pixel is hole too, so no near-plane colour leaks into the fill.
     small_hole = (cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
     if small_hole.all():
-        small_hole = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        small_hole = np.asarray(cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST), np.uint8)
     filled = cv2.resize(cv2.inpaint(small, small_hole, RADIUS, METHOD), (w, h), interpolation=cv2.INTER_LINEAR)
     out = rgb.copy()
     inside = mask.astype(bool)

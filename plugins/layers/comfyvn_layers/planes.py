@@ -89,7 +89,8 @@ def _kmeans_cuts(depth: np.ndarray, count: int) -> np.ndarray:
         if np.allclose(updated, means, atol=1e-7):
             break
         means = updated
-    return (means[:-1] + means[1:]) / 2
+    final: np.ndarray = (means[:-1] + means[1:]) / 2
+    return final
 
 
 def split_depth(

@@ -59,7 +59,8 @@ def load_onnxruntime() -> ModuleType:
         import onnxruntime
     except ImportError as exc:
         raise Unprocessable(MISSING, code="onnxruntime_missing") from exc
-    return onnxruntime
+    module: ModuleType = onnxruntime
+    return module
 
 
 def available_providers() -> list[str]:

@@ -48,7 +48,8 @@ def model_bytes(
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def _image(shape: list[Any], name: str = "image", dtype: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
