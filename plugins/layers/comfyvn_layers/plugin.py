@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import jobs, routes
+from . import jobs, routes, service
 from .cli import layers_group
-from .service import FLAG, gpu_offered
 
 if TYPE_CHECKING:
     import click
@@ -58,7 +57,9 @@ DEBUG_SCHEMA: dict[str, Any] = {
 
 @hookimpl
 def register_flags(register: Any) -> None:
-    register(FLAG, True, "Flat art -> depth layers: /api/layers/*, `comfyvn layers split` and the layers.split jobs.")
+    register(
+        service.FLAG, True, "Flat art -> depth layers: /api/layers/*, `comfyvn layers split` and the layers.split jobs."
+    )
 
 
 @hookimpl
@@ -95,4 +96,4 @@ def register_job_kinds(register: KindRegistrar) -> None:
 @hookimpl(optionalhook=True)
 def jobs_embedded_resources(kernel: Kernel) -> dict[str, float] | None:
     """``GPU=1`` when this machine's ONNX Runtime lists a GPU provider: one GPU split at a time here."""
-    return {"GPU": 1} if gpu_offered() else None
+    return {"GPU": 1} if service.gpu_offered() else None

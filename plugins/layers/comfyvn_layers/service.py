@@ -240,10 +240,11 @@ def run_split_job(kernel: Kernel, job_id: str, params: dict[str, Any], *, report
     def emit(event: str, payload: dict[str, Any]) -> None:
         kernel.events.emit(event, {**payload, "split": job_id})
         index = payload.get("index")
+        # Masks and planes come in turns (mask 0, plane 0, mask 1, ...): depth is done by the first mask.
         if event == "on_mask_ready" and isinstance(index, int):
-            report(min(0.2 + 0.3 * (index + 1) / count, 0.5), f"mask {index + 1}/{count}")
+            report(min(0.1 + 0.85 * (index + 0.5) / count, 0.95), f"mask {index + 1}/{count}")
         elif event == "on_plane_exported" and isinstance(index, int):
-            report(min(0.5 + 0.45 * (index + 1) / count, 0.95), f"plane {index + 1}/{count}")
+            report(min(0.1 + 0.85 * (index + 1) / count, 0.95), f"plane {index + 1}/{count}")
 
     doc = split_image(
         image,
