@@ -28,6 +28,10 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+def _emit(kernel: Kernel, event: str, payload: dict[str, Any]) -> None:
+    kernel.events.emit(event, payload)
+
+
 def _shown(path: Path) -> str:
     """``path`` relative to the working folder when it is below it (shorter to read), else as is."""
     try:
@@ -96,7 +100,7 @@ def split_command(
         method=method,
         device=check_device(device or settings.device),
         feather=feather,
-        emit=kernel.events.emit,
+        emit=lambda event, payload: _emit(kernel, event, payload),
     )
     for warning in doc.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)

@@ -199,7 +199,7 @@ def check_picture(path: Path) -> tuple[int, int]:
         raise TooLarge(f"the picture is over {MAX_PIXELS // 1_000_000} megapixels", field="image") from None
     except (OSError, ValueError):
         raise Unprocessable(
-            "the file is not a PNG, JPEG or WebP picture", field="image", code="invalid_image"
+            "the file is not a readable picture (PNG, JPEG, WebP)", field="image", code="invalid_image"
         ) from None
     if width * height > MAX_PIXELS:
         raise TooLarge(f"the picture is {width} x {height}: over {MAX_PIXELS // 1_000_000} megapixels", field="image")
