@@ -32,7 +32,7 @@ __all__ = ["FORMAT", "MAX_PIXELS", "VERSION", "load_image", "split_image"]
 FORMAT, VERSION = "comfyvn-layers", 1
 MAX_PIXELS = 40_000_000
 MAX_SOURCE_BYTES = 256 * 1024 * 1024
-PNG_LEVEL = 3  # zlib level: 3 writes a 1024 x 1024 RGBA plane in a third of level 6's time, ~5% bigger
+PNG_LEVEL = 1  # zlib: a textured 1024 x 1024 RGBA plane in 0.25 s (level 3: 0.37 s) for ~3% more bytes
 
 Emit = Callable[[str, dict[str, Any]], None]
 
