@@ -197,7 +197,10 @@ def test_bad_uploads_are_4xx_json_errors(client: Client, tmp_path: Path) -> None
 def test_bad_json_requests_are_4xx_json_errors(client: Client, tmp_path: Path) -> None:
     http = client(good_model(tmp_path))
     ProjectStore.for_kernel(http.kernel).create_from_folder(DEMO, project_id="night")  # type: ignore[attr-defined]
-    post = lambda body: http.post("/api/layers/split", json=body)  # noqa: E731
+
+    def post(body: dict[str, Any]) -> Any:
+        return http.post("/api/layers/split", json=body)
+
     _error(post({}), 400, "invalid_request")
     _error(post({"asset": "0123456789abcdef", "project": "night", "background": "x.png"}), 400, "invalid_request")
     _error(post({"model": "/etc/passwd"}), 400, "invalid_request")  # requests never name a model file
