@@ -24,7 +24,8 @@ from .art import backdrop_png
 from .conditions import RUNTIME_RPY
 from .fonts import collect_characters, plan_fonts
 from .gui import DEFAULT_RESOLUTION, GuiSpec, gui_spec, parse_resolution
-from .layout import Layout, build_layout, project_source_name
+from .layout import ImageDef, Layout, build_layout, project_source_name
+from .parallax import PARALLAX_FILE, PARALLAX_RPY, plane_zoom
 from .script import BACKDROP_FILE, HEADER, Extras, ScriptWriter
 from .shell import about_text, gui_file, screens_file, shell_images
 from .testcases import Testcase, derive_testcases, render_testcases
@@ -130,6 +131,8 @@ def _game_files(
         "game/images.rpy": writer.images_file(spec),
         "game/comfyvn_runtime.rpy": writer.header + RUNTIME_RPY,
     }
+    if any(image.layers is not None for image in layout.images):
+        files[PARALLAX_FILE] = writer.header + PARALLAX_RPY
     if per_scene:
         files["game/script.rpy"] = writer.script_file(defaults)
         for scene_id, text in scene_texts.items():
@@ -265,6 +268,29 @@ def _pov_routes(project: Project, layout: Layout, menu: bool) -> list[dict[str, 
     return routes
 
 
+def _layers_manifest(image: ImageDef, files: Mapping[str, bytes]) -> dict[str, Any] | None:
+    """A layered background's record: its planes far to near (where they went, parallax, zoom, depth
+    range) and what made them (model, provider) as its layers.json says; None for a flat background."""
+    if image.layers is None:
+        return None
+    return {
+        "folder": image.layers.folder,
+        "layers_json_sha256": image.layers.layers_sha256,
+        "planes": [
+            {
+                "file": plane.name,
+                "path": f"game/{plane.dest}",
+                "sha256": digest(files[f"game/{plane.dest}"]),
+                "parallax": plane.parallax,
+                "zoom": plane_zoom(plane.parallax),
+                "depth": list(plane.depth),
+            }
+            for plane in image.layers.planes
+        ],
+        **image.layers.provenance,
+    }
+
+
 def _export_manifest(
     project: Project,
     layout: Layout,
@@ -284,6 +310,7 @@ def _export_manifest(
                 "placeholder": i.file is None,
                 "sha256": digest(files[f"game/{i.file}"]) if i.file else None,
                 **({"asset": layout.asset_info[i.source]} if i.source in layout.asset_info else {}),
+                **({"layers": _layers_manifest(i, files)} if kind == "background" else {}),
             }
             for i in layout.images
             if i.kind == kind

@@ -21,6 +21,7 @@ from comfyvn_scenario import Project, split_target
 from .art import Box, Picture, probe, union_box
 from .conditions import key_parts
 from .names import NameRegistry, placeholder_colour, slug
+from .parallax import Layers, read_layers
 
 __all__ = ["BACKDROP", "ImageDef", "Layout", "build_layout"]
 
@@ -51,6 +52,8 @@ class ImageDef:
     sprite: bool = False
     picture: Picture | None = None
     box: Box | None = None
+    #: a background's planes for parallax (`parallax.read_layers`), None for a flat one.
+    layers: Layers | None = None
 
 
 @attrs.define
@@ -259,8 +262,10 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
     if found is not None and dest_stem:
         dest = f"{dest_stem}{found.suffix.lower()}"
         layout.files[f"game/{dest}"] = found
+        picture = layout.picture(found)
+        layers = _layers(layout, ref, found, picture, dest_stem) if kind == "background" else None
         layout.images.append(
-            ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait", picture=layout.picture(found))
+            ImageDef(name, kind, ref, dest, "", sprite=kind == "portrait", picture=picture, layers=layers)
         )
         return
     layout.images.append(ImageDef(name, kind, ref, None, placeholder_colour(name), sprite=kind == "portrait"))
@@ -270,6 +275,21 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
         layout.missing[bucket].append(label)
     shape = "figure" if kind == "portrait" else "colour"
     layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder {shape}")
+
+
+def _layers(layout: Layout, ref: str, found: Path, picture: Picture | None, dest_stem: str) -> Layers | None:
+    """The planes of a background's ``<stem>.layers`` folder, planned for copying; None (flat) when it has
+    none, or when they cannot be used (a warning says why)."""
+    if ref.startswith(ASSET_PREFIX):
+        shown = f"{ref} ({found.stem}.layers)"
+    else:
+        shown = str(PurePosixPath(ref.replace("\\", "/")).with_name(f"{found.stem}.layers"))
+    layers, warning = read_layers(found, picture.size if picture else None, dest_stem, shown)
+    if warning is not None:
+        layout.warnings.append(warning)
+    for plane in layers.planes if layers is not None else ():
+        layout.files[f"game/{plane.dest}"] = plane.source
+    return layers
 
 
 @attrs.frozen

@@ -495,6 +495,7 @@ def run_play_check(
     max_playthroughs: int = 8,
     line_shots: int = 0,
     keep_records: Path | None = None,
+    settle: float = 0.0,
 ) -> PlayReport:
     """Play the Ren'Py game at ``game_dir`` offscreen in the real engine and check it (see module doc).
 
@@ -503,7 +504,9 @@ def run_play_check(
     (``title``, ``first_line``, ``first_menu``, ``ending`` — the story's last frame when that is not a line,
     such as an ending card — and ``end``, the title screen it returns to; with ``line_shots`` N also
     ``line_001`` … for the first N lines) go to ``screenshots`` when given;
-    ``keep_records`` keeps the raw JSON lines. The game folder itself is never written to.
+    ``keep_records`` keeps the raw JSON lines; ``settle`` seconds (at least) each interaction stays on
+    screen before it is recorded and answered (animations and eased moves finish first; default: as soon
+    as it is drawn). The game folder itself is never written to.
     """
     from comfyvn.errors import Invalid, OperationFailed
     from comfyvn.paths import atomic_write_text
@@ -529,6 +532,8 @@ def run_play_check(
             "max_interactions": max_interactions,
             "max_playthroughs": max_playthroughs,
             "line_shots": line_shots,
+            # The checker counts ticks of Ren'Py's periodic callback (20 a second); 2 = drawn once.
+            "settle_ticks": max(2, round(settle * 20)),
             "max_seconds": max(5.0, timeout - 20),
         }
         (copy / "game" / "cvn_playcheck.json").write_text(json.dumps(settings), encoding="utf-8")

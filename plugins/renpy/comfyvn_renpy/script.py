@@ -19,6 +19,7 @@ from .fonts import default_pager
 from .gui import GuiSpec
 from .layout import BACKDROP, Layout
 from .names import escape_markup, py_literal, say_string, slug
+from .parallax import layered_expr
 from .text import Paginator
 
 __all__ = ["Extras", "ScriptWriter", "choice_text", "flow_kind", "shown_choices"]
@@ -422,6 +423,9 @@ class ScriptWriter:
                 out.append(f"image cvn_card {attr} = {art.side_expr(image.file, image.picture, spec)}")
             elif image.file and image.sprite and tag in faces:
                 out.append(f"image {image.name} = {art.side_expr(image.file, image.picture, spec)}")
+            elif image.layers is not None and image.picture is not None:
+                crop = art.cover_crop(image.picture.size, spec.width, spec.height)
+                out.append(f"image {image.name} = {layered_expr(image.layers, crop, spec)}")
             elif image.file and image.kind == "background":
                 out.append(f"image {image.name} = {art.background_expr(image.file, image.picture, spec)}")
             elif image.file and image.kind == "side":
