@@ -210,7 +210,8 @@ def _planes(doc: dict[str, Any], folder: Path, size: tuple[int, int], dest_stem:
 def _provenance(doc: dict[str, Any]) -> dict[str, Any]:
     """What made the planes, for the manifest: model (base name, sha256, output kind), provider, device,
     method. Never a path of the machine (the model's file is named by its base name)."""
-    model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    found = doc.get("model")
+    model: dict[str, Any] = found if isinstance(found, dict) else {}
     file = _text(model.get("file"))
     return {
         "model": {
