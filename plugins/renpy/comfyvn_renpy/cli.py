@@ -313,6 +313,12 @@ def _choice(value: str) -> int | str:
 @click.option("--choose", "path", multiple=True, help="Choice for the next menu: index (0-based) or text; repeatable.")
 @click.option("--timeout", type=click.IntRange(20, 3600), default=180, show_default=True, help="Seconds per run.")
 @click.option("--records", type=click.Path(dir_okay=False, path_type=Path), help="Keep the raw JSON-lines records.")
+@click.option(
+    "--settle",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    help="Seconds each interaction stays on screen before it is checked (animations finish first).",
+)
 @click.option("--renpy", "renpy_path", help="Ren'Py launcher or SDK folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def play_check_command(
@@ -323,6 +329,7 @@ def play_check_command(
     path: tuple[str, ...],
     timeout: int,
     records: Path | None,
+    settle: float,
     renpy_path: str | None,
     as_json: bool,
 ) -> None:
@@ -342,6 +349,7 @@ def play_check_command(
         path=[_choice(p) for p in path],
         timeout=timeout,
         keep_records=records,
+        settle=settle,
     )
     wire = report.to_wire()
     if as_json:

@@ -513,6 +513,8 @@ def run_play_check(
 
     if mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", field="mode")
+    if not 0 <= settle <= 60:
+        raise Invalid("settle must be 0 to 60 seconds", field="settle")
     root = game_root(game_dir)
     engine = engine or find_engine()
     if engine is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from comfyvn.errors import ComfyVNError
 from comfyvn_renpy import Bundle, ExportOptions, build_bundle, write_bundle
 from comfyvn_renpy.engine import Engine
 from comfyvn_renpy.parallax import DRIFT, LOOK, PARALLAX_FILE, read_layers
@@ -304,3 +305,11 @@ def test_an_exported_parallax_game_lints_clean_and_plays_with_every_plane_on_scr
         assert 0 < sun < house < bush, moves
         assert house / bush == pytest.approx(PARALLAX[1] / PARALLAX[2], abs=0.08), moves
         assert sun / bush == pytest.approx(PARALLAX[0] / PARALLAX[2], abs=0.08), moves
+
+
+@pytest.mark.parametrize("settle", [-1.0, 61.0])
+def test_play_check_refuses_a_settle_time_out_of_range(tmp_path: Path, settle: float) -> None:
+    (tmp_path / "game").mkdir()
+    with pytest.raises(ComfyVNError) as caught:
+        run_play_check(tmp_path, settle=settle)
+    assert caught.value.field == "settle"
