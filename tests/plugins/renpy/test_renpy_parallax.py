@@ -313,3 +313,41 @@ def test_play_check_refuses_a_settle_time_out_of_range(tmp_path: Path, settle: f
     with pytest.raises(ComfyVNError) as caught:
         run_play_check(tmp_path, settle=settle)
     assert caught.value.field == "settle"
+
+
+def _brightness_model(path: Path) -> Path:
+    """A tiny ONNX "depth" model (depth = mean of the channels, 64x64 input), as the layers plugin's
+    users supply a real one: normalisation and output kind in its metadata."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image", "axes"], ["depth"], keepdims=1)],
+        "depth",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, 64, 64])],
+        initializer=[axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    for key, value in {"mean": "[0, 0, 0]", "std": "[1, 1, 1]", "output": "depth"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_a_folder_the_layers_plugin_wrote_is_used_as_it_is(tmp_path: Path) -> None:
+    # The contract seen from the other side: the layers plugin's own split (not imported by the exporter).
+    from comfyvn_layers.pipeline import split_image
+
+    project = make_layered_project(tmp_path, layers=False)
+    background = project / "assets/backgrounds/meadow.png"
+    doc = split_image(background, _brightness_model(tmp_path / "bright.onnx"), background.parent / "meadow.layers")
+    bundle = _export(project)
+    assert bundle.warnings == ()
+    layers = _background(bundle)["layers"]
+    assert [p["file"] for p in layers["planes"]] == [p["file"] for p in doc["planes"]]
+    assert [p["parallax"] for p in layers["planes"]] == [p["parallax"] for p in doc["planes"]]
+    assert layers["model"]["file"] == "bright.onnx" and layers["provider"] == doc["provider"]
+    assert _bg_line(bundle).count("cvn_parallax(") == len(doc["planes"])
