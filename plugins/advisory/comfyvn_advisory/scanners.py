@@ -8,7 +8,8 @@ Where the project records what it knows (``project.json``):
 
 - ``metadata.target_rating`` (else ``metadata.rating``): the rating the creator aims for (E, T, M, Adult);
 - ``metadata.assets``: ``{"<path relative to the project>": {"license": "CC-BY-4.0", "provenance": "…"}}``
-  (``licence`` and ``source`` are read too);
+  (``licence`` and ``source`` are read too). Files in a ``<stem>.layers/`` folder (the depth planes a
+  layers split made of ``<stem>.<ext>`` beside it) are derived from that picture and carry its record;
 - ``credits`` (or ``metadata.credits``): strings, or objects with a ``name``, crediting card creators.
 """
 
@@ -147,12 +148,25 @@ def project_assets(project: Any) -> list[str]:
     return sorted(found)
 
 
+def _derived_from(path: str, records: dict[str, Any]) -> dict[str, Any]:
+    """The record of the picture a file in a ``<stem>.layers/`` folder was split from (``<stem>.<ext>``
+    beside the folder, the one with a record), else ``{}``."""
+    parent = Path(path).parent
+    if parent.suffix != ".layers":
+        return {}
+    source = parent.with_suffix("").as_posix() + "."
+    for key in sorted(records):
+        if key.startswith(source) and "/" not in key[len(source) :] and isinstance(records[key], dict):
+            return _obj(records[key])
+    return {}
+
+
 def asset_findings(project: Any) -> list[dict[str, Any]]:
     """``warn`` for each asset without a licence, ``info`` for each without provenance (``metadata.assets``)."""
     records = _obj(_obj(project.meta.get("metadata")).get("assets"))
     out: list[dict[str, Any]] = []
     for path in project_assets(project):
-        record = _obj(records.get(path))
+        record = _obj(records.get(path)) or _derived_from(path, records)
         licence = record.get("license", record.get("licence"))
         provenance = record.get("provenance", record.get("source"))
         if not (isinstance(licence, str) and licence.strip()):

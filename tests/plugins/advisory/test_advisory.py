@@ -61,6 +61,29 @@ def test_an_unlicensed_asset_is_a_warning_and_a_licensed_one_is_not(advisory_ker
     assert asset_findings(licensed) == []
 
 
+def test_depth_planes_split_from_a_licensed_picture_carry_its_licence(
+    advisory_kernel: Callable[..., Kernel],
+) -> None:
+    kernel = advisory_kernel()
+    project = _project(kernel, make_project(kernel, metadata=LICENSED))
+    assert project.root is not None
+    planes = project.root / "assets" / "bg" / "room.layers"
+    planes.mkdir()
+    for name in ("plane0.png", "plane1.png", "layers.json"):
+        (planes / name).write_bytes(b"x")
+    # A folder named after no recorded picture, and a look-alike name, stay unlicensed.
+    (project.root / "assets" / "bg" / "hall.layers").mkdir()
+    (project.root / "assets" / "bg" / "hall.layers" / "plane0.png").write_bytes(b"x")
+    (project.root / "assets" / "bg" / "room.png.layers").mkdir()
+    (project.root / "assets" / "bg" / "room.png.layers" / "plane0.png").write_bytes(b"x")
+    assert sorted((f["code"], f["where"]) for f in asset_findings(project)) == [
+        ("asset_no_provenance", "assets/bg/hall.layers/plane0.png"),
+        ("asset_no_provenance", "assets/bg/room.png.layers/plane0.png"),
+        ("asset_unlicensed", "assets/bg/hall.layers/plane0.png"),
+        ("asset_unlicensed", "assets/bg/room.png.layers/plane0.png"),
+    ]
+
+
 def test_credits_secrets_and_rating_target(advisory_kernel: Callable[..., Kernel]) -> None:
     card = {"name": "Kit", "metadata": {"card": {"creator": "VelvetQuill", "tags": []}}}
     meta: dict[str, Any] = {"id": "p", "title": "P", "scenes": ["s"], "start": "s", "characters": {"kit": card}}
