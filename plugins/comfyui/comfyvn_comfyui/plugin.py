@@ -6,14 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import jobs, routes
+from . import hookspecs, jobs, routes
 from .cli import comfyui_group, render_group
 from .servers import ServerSettings
 
 if TYPE_CHECKING:
     import click
+    import pluggy
     from comfyvn import Kernel
     from comfyvn_jobs import KindRegistrar
+
+
+@hookimpl
+def add_hookspecs(pm: pluggy.PluginManager) -> None:
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl

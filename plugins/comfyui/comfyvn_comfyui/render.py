@@ -218,6 +218,60 @@ def _cover(data: bytes, size: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
+def _matte_answer(answer: object, size: tuple[int, int]) -> tuple[bytes, dict[str, Any]] | str:
+    """A ``comfyui_matte_sprite`` answer as ``(png, provenance record)``, or why it cannot be used."""
+    if not isinstance(answer, Mapping):
+        return f"the answer is {type(answer).__name__}, not an object"
+    png = answer.get("png")
+    if not isinstance(png, bytes) or not png:
+        return "the answer has no PNG bytes"
+    try:
+        with open_image(png) as image:
+            if image.size != size:
+                return f"the cut-out is {image.width}x{image.height}, the render {size[0]}x{size[1]}"
+        if not is_cutout(png):
+            return "the cut-out's border is not transparent"
+    except ComfyVNError as exc:
+        return f"the cut-out cannot be read: {exc.message}"
+    record: dict[str, Any] = {"method": str(answer.get("method") or "plugin")[:40]}
+    for key in ("model", "provider"):
+        if isinstance(answer.get(key), str):
+            record[key] = Path(str(answer[key])).name[:200]  # a base name: provenance never holds a server path
+    warnings = answer.get("warnings")
+    if isinstance(warnings, list | tuple):
+        record["warnings"] = [str(w)[:300] for w in warnings[:8]]
+    return png, record
+
+
+def _matte_sprite(kernel: Any, raw: bytes) -> tuple[bytes, dict[str, Any]]:
+    """The sprite as a cut-out and the provenance record of how: ``flood_fill`` (a flat backdrop keyed out),
+    an implementation of ``comfyui_matte_sprite`` (e.g. ``depth``), or ``none`` with the reason the render is
+    kept as it came. An implementation that raises or answers garbage is logged and ignored: the render is
+    finished, losing it to an optional matte would waste it."""
+    keyed = matte(raw)
+    if keyed != raw:  # `matte` hands the input back unchanged when there is no flat backdrop to key
+        return keyed, {"method": "flood_fill"}
+    if is_cutout(raw):
+        return raw, {"method": "none", "reason": "the render is already transparent around the figure"}
+    hook = getattr(kernel.pm.hook, "comfyui_matte_sprite", None)
+    if hook is None or not hook.get_hookimpls():
+        return raw, {"method": "none", "reason": "no flat backdrop to key, and no depth matte installed"}
+    try:
+        answer = hook(image=raw, kernel=kernel)
+    except Exception as exc:
+        log.warning("sprite matte hook failed; the render keeps its backdrop", error=f"{type(exc).__name__}: {exc}")
+        return raw, {"method": "none", "reason": f"the matte hook failed ({type(exc).__name__})"}
+    if answer is None:
+        return raw, {"method": "none", "reason": "no flat backdrop to key, and no matte plugin could cut the figure"}
+    with open_image(raw) as image:
+        size = image.size
+    used = _matte_answer(answer, size)
+    if isinstance(used, str):
+        log.warning("sprite matte answer unusable; the render keeps its backdrop", reason=used)
+        return raw, {"method": "none", "reason": f"the matte plugin's answer was unusable: {used}"}
+    return used
+
+
 @attrs.define
 class _Attempt:
     result: RunResult
@@ -363,8 +417,12 @@ def render_slot(
             code="render_failed",
         )
     size = (spec.output_width or GAME_SIZE[0], spec.output_height or GAME_SIZE[1])
+    matting: dict[str, Any] | None = None
     try:
-        data = matte(images[0].data) if request.kind == "sprite" else _cover(images[0].data, size)
+        if request.kind == "sprite":
+            data, matting = _matte_sprite(kernel, images[0].data)
+        else:
+            data = _cover(images[0].data, size)
     except ComfyVNError as exc:
         raise UpstreamError(
             f"{attempt.server.name} returned an output image that cannot be used for {request.label()}: {exc.message}",
@@ -388,6 +446,7 @@ def render_slot(
         "place": dict(request.place) if request.kind == "background" else None,
         "project": request.project,
         "pov": request.character_id if request.kind == "sprite" else None,
+        "matte": matting,
         "comfyui_server": {"name": attempt.server.name, "url": attempt.server.url},
         "render_time": round(time.time() - started, 3),
         "rendered_at": round(started, 3),

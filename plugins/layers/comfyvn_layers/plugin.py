@@ -1,4 +1,5 @@
-"""Hook implementations of the layers plugin (wiring only): the flag, the events, the job kind, routes, CLI."""
+"""Hook implementations of the layers plugin (wiring only): the flag, the events, the job kind, routes, CLI,
+and the ComfyUI bridge's sprite matte."""
 
 from __future__ import annotations
 
@@ -97,3 +98,12 @@ def register_job_kinds(register: KindRegistrar) -> None:
 def jobs_embedded_resources(kernel: Kernel) -> dict[str, float] | None:
     """``GPU=1`` when this machine's ONNX Runtime lists a GPU provider: one GPU split at a time here."""
     return {"GPU": 1} if service.gpu_offered() else None
+
+
+# optionalhook: the ComfyUI bridge's hook; without the bridge nothing asks for sprite mattes.
+@hookimpl(optionalhook=True)
+def comfyui_matte_sprite(image: bytes, kernel: Kernel) -> dict[str, Any] | None:
+    """A sprite render with scenery around the figure, cut out by the configured depth model (None without one)."""
+    from .figure import matte_sprite  # numpy and the model load only when a render asks
+
+    return matte_sprite(kernel, image)
