@@ -1,8 +1,10 @@
-"""``comfyvn layers split IMAGE`` and ``comfyvn layers info [MODEL]``: parse -> pipeline/service -> print.
+"""``comfyvn layers split IMAGE``, ``comfyvn layers matte IMAGE`` and ``comfyvn layers info [MODEL]``: parse ->
+pipeline/service -> print.
 
 ``split`` runs in this process (no job: one picture, one session) and writes ``<dir>/<stem>.layers/`` next
 to the picture unless ``--out`` says otherwise, the folder the Ren'Py export picks up. Warnings (a GPU asked
-for and not used) go to stderr; ``--json`` prints layers.json.
+for and not used) go to stderr; ``--json`` prints layers.json. ``matte`` writes ``<dir>/<stem>.cutout.png``:
+the figure on transparency, cut by depth (what the ComfyUI bridge's sprites get through its matte hook).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from comfyvn.errors import Invalid, NotFound
+from comfyvn.paths import atomic_write_bytes
 
 from . import service
 from .jobs import MAX_FEATHER, MAX_PLANES, MIN_PLANES
@@ -120,6 +123,59 @@ def split_command(
         )
     timings = doc.get("timings_ms", {})
     click.echo("  " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in timings.items()))
+
+
+@layers_group.command("matte")
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model", "model_path", default=None, help="The ONNX depth model (default: COMFYVN_DEPTH_MODEL, layers.model)."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Keep what is nearer than this depth (0 nearest, 1 farthest). Default: cut between figure and backdrop.",
+)
+@click.option(
+    "--device", type=click.Choice(DEVICES, case_sensitive=False), default=None, help="Default: layers.device or auto."
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: <dir>/<stem>.cutout.png",
+)
+@click.pass_obj
+def matte_command(
+    kernel: Kernel,
+    image: Path,
+    model_path: str | None,
+    threshold: float | None,
+    device: str | None,
+    out_file: Path | None,
+) -> None:
+    """Cut the figure out of IMAGE by depth: an RGBA PNG, transparent where the picture is far."""
+    from .figure import cut_out
+
+    kernel.flags.require(service.FLAG)
+    settings = LayersSettings.from_kernel(kernel, model=model_path)
+    model = settings.require_model()
+    if not image.is_file():
+        raise Invalid(f"no picture {image.name!r} there", field="IMAGE", code="image_not_found")
+    image = image.resolve()
+    out = (out_file or image.with_name(f"{image.stem}.cutout.png")).resolve()
+    if out == image:
+        raise Invalid("--out must not be the picture itself", field="--out", code="out_is_source")
+    cut = cut_out(image, model, device=check_device(device or settings.device), threshold=threshold)
+    for warning in cut.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, cut.png)
+    click.echo(
+        f"{image.name} ({cut.width}x{cut.height}) -> {_shown(out)}: figure {cut.coverage * 100:.0f}% of the picture,"
+        f" {cut.model} on {cut.provider}"
+    )
 
 
 @layers_group.command("info")
