@@ -133,9 +133,8 @@ def _alpha(png: bytes, where: tuple[float, float]) -> int:
     return int(rgba[min(height - 1, int(where[1] * height)), min(width - 1, int(where[0] * width)), 3])
 
 
-def test_scenery_around_the_figure_is_cut_away_by_the_depth_matte(
-    kernel_with: Callable[..., Kernel], comfy: FakeComfy
-) -> None:
+def test_hook_comfyui_matte_sprite(kernel_with: Callable[..., Kernel], comfy: FakeComfy) -> None:
+    """The scenery around the figure is cut away by the layers plugin's answer (a depth matte)."""
     data, provenance = _render(kernel_with(layers=True, model=True), comfy)
     assert is_cutout(data)
     assert _alpha(data, BODY) == 255
