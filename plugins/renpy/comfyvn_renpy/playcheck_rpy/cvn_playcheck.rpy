@@ -490,3 +490,11 @@ init 2000 python:
     menu = cvn_playcheck.wrap_menu(menu)
     if "nvl_menu" in globals():
         nvl_menu = cvn_playcheck.wrap_menu(nvl_menu)
+
+# A layered background's camera (comfyvn_parallax.rpy) redraws at cvn_parallax_fps. Offscreen software
+# rendering has no vsync, so at a player's 60 frames a second the engine spends all its time drawing
+# and the checker's ticks starve (a three-minute limit passed on the demo's first menus). Two frames a
+# second still show every plane where it is.
+init 1999 python:
+    if hasattr(store, "cvn_parallax_fps"):
+        store.cvn_parallax_fps = 2
