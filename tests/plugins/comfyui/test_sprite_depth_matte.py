@@ -21,7 +21,7 @@ import comfyvn_layers.plugin
 import httpx
 import numpy as np
 import pytest
-from comfyvn import Kernel, RuntimePaths
+from comfyvn import Kernel, RuntimePaths, hookimpl
 from comfyvn_assets import AssetRegistry
 from comfyvn_comfyui.matte import is_cutout
 from comfyvn_comfyui.render import SlotRequest, render_slot
@@ -69,11 +69,12 @@ def framed_portrait() -> bytes:
 def kernel_with(
     make_kernel: Callable[..., Kernel], runtime: RuntimePaths, tmp_path: Path
 ) -> Iterator[Callable[..., Kernel]]:
-    """``kernel_with(layers=, model=)``: a kernel that redraws framed portraits image-to-image, with the layers
-    plugin when ``layers`` and ``layers.model`` set to a brightness depth model when ``model``."""
+    """``kernel_with(layers=, model=, extra=())``: a kernel that redraws framed portraits image-to-image, with the
+    layers plugin when ``layers``, ``layers.model`` set to a brightness depth model when ``model``, and the plugin
+    objects of ``extra``."""
     made: list[Kernel] = []
 
-    def factory(*, layers: bool, model: bool) -> Kernel:
+    def factory(*, layers: bool, model: bool, extra: tuple[object, ...] = ()) -> Kernel:
         config: dict[str, Any] = {"comfyui": {"portrait_img2img": True}}
         if model:
             models = _onnx_models()
@@ -82,7 +83,7 @@ def kernel_with(
         runtime.config.mkdir(parents=True, exist_ok=True)
         (runtime.config / "comfyvn.json").write_text(json.dumps(config))
         plugins = [comfyvn_jobs.plugin, comfyvn_assets.plugin, comfyvn_comfyui.plugin]
-        made.append(make_kernel(*plugins, *([comfyvn_layers.plugin] if layers else [])))
+        made.append(make_kernel(*plugins, *([comfyvn_layers.plugin] if layers else []), *extra))
         return made[-1]
 
     yield factory
@@ -165,3 +166,69 @@ def test_a_flat_backdrop_is_still_keyed_by_the_flood_fill(kernel_with: Callable[
     asset = AssetRegistry.for_kernel(kernel).get(outcome["asset_uid"])
     assert asset.provenance["matte"] == {"method": "flood_fill"}
     assert is_cutout((Path(AssetRegistry.for_kernel(kernel).root) / asset.path).read_bytes())
+
+
+class _Matte:
+    """A plugin answering ``comfyui_matte_sprite`` with ``answer(image)`` (or raising what it raises)."""
+
+    def __init__(self, name: str, answer: Callable[[bytes], Any]) -> None:
+        self.name, self.answer = name, answer
+
+    @hookimpl
+    def comfyui_matte_sprite(self, image: bytes) -> Any:
+        return self.answer(image)
+
+
+def _opaque(image: bytes) -> bytes:
+    with Image.open(io.BytesIO(image)) as picture:
+        out = io.BytesIO()
+        picture.convert("RGBA").save(out, "PNG")
+        return out.getvalue()
+
+
+def _small_cutout(_image: bytes) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _raise(_image: bytes) -> Any:
+    raise RuntimeError("the matting service is down")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (_raise, "the matte hook failed (RuntimeError)"),
+        (lambda image: ["not", "a", "dict"], "the answer is list, not an object"),
+        (lambda image: {"method": "x"}, "the answer has no PNG bytes"),
+        (lambda image: {"png": b"<html>", "method": "x"}, "the cut-out cannot be read"),
+        (lambda image: {"png": _opaque(image), "method": "x"}, "the cut-out's border is not transparent"),
+        (lambda image: {"png": _small_cutout(image), "method": "x"}, "the cut-out is 8x8"),
+    ],
+    ids=["raises", "not-a-dict", "no-png", "unreadable", "opaque", "wrong-size"],
+)
+def test_a_matte_plugin_that_fails_or_answers_garbage_leaves_the_render_as_it_came(
+    kernel_with: Callable[..., Kernel], comfy: FakeComfy, answer: Callable[[bytes], Any], reason: str
+) -> None:
+    kernel = kernel_with(layers=False, model=False, extra=(_Matte("matter", answer),))
+    data, provenance = _render(kernel, comfy)
+    assert np.array_equal(_pixels(data), _pixels(_server_output(kernel, comfy)))
+    assert provenance["matte"]["method"] == "none" and reason in provenance["matte"]["reason"]
+
+
+def test_an_answer_is_recorded_by_base_names(kernel_with: Callable[..., Kernel], comfy: FakeComfy) -> None:
+    # A plugin that hands back a model path or a long warning list: provenance keeps base names and a bounded list.
+    def answer(image: bytes) -> dict[str, Any]:
+        with Image.open(io.BytesIO(image)) as picture:
+            rgba = np.asarray(picture.convert("RGBA")).copy()
+        rgba[:, :8, 3] = rgba[:, -8:, 3] = rgba[:8, :, 3] = rgba[-8:, :, 3] = 0
+        out = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(out, "PNG")
+        warnings = [f"warning {n}" for n in range(20)]
+        return {"png": out.getvalue(), "method": "sam", "model": "/srv/models/sam.onnx", "warnings": warnings}
+
+    kernel = kernel_with(layers=False, model=False, extra=(_Matte("matter", answer),))
+    data, provenance = _render(kernel, comfy)
+    assert is_cutout(data)
+    assert provenance["matte"] == {"method": "sam", "model": "sam.onnx", "warnings": [f"warning {n}" for n in range(8)]}
