@@ -1,0 +1,201 @@
+"""The web player's HTTP surface: the page, its static files, and the JSON the page plays through.
+
+``GET /play/{project_id}`` is the page (plain HTML/CSS/JS shipped in ``static/``, no build step, nothing
+from a CDN). The page talks to ``/api/viewer/play/{project_id}/…``: ``info``, ``start``, ``step``,
+``view`` (see `playback.Playable`) and ``asset/<path>`` for the project's pictures. Every answer comes
+from the project store's current version; a compiled project is kept while its files are unchanged.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from comfyvn.errors import ComfyVNError
+from comfyvn.wire import read_json
+from comfyvn_renpy.fonts import configured_font
+from comfyvn_renpy.service import resolve_asset
+from comfyvn_scenario.store import ProjectStore
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .features import FLAG_WEB
+from .playback import Playable
+
+if TYPE_CHECKING:
+    from comfyvn import Kernel
+
+__all__ = ["STATIC_DIR", "PlayerService", "player_routes"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
+_MEDIA.update(
+    {".bmp": "image/bmp", ".ogg": "audio/ogg", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".opus": "audio/ogg"}
+)
+_MAX_SEED = 2**63
+
+
+class PlayerService:
+    """Compiled projects by store id, rebuilt when the project's files change (a few kept)."""
+
+    KEEP = 8
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.store = ProjectStore.for_kernel(kernel)
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[Any, ...], Playable]] = {}
+
+    def playable(self, project_id: str) -> Playable:
+        """The project compiled for play (404 when the store has no such project)."""
+        stored = self.store.load(project_id)
+        key = (stored.version, tuple(sorted(stored.files.items())))
+        with self._lock:
+            cached = self._cache.get(project_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        config = self.kernel.config if isinstance(self.kernel.config, dict) else {}
+        renpy = config.get("renpy") if isinstance(config.get("renpy"), dict) else {}
+        playable = Playable(
+            stored.project,
+            resolve_asset=lambda ref: resolve_asset(self.kernel, ref),
+            user_font=configured_font(renpy) if renpy else None,
+        )
+        with self._lock:
+            self._cache[project_id] = (key, playable)
+            while len(self._cache) > self.KEEP:
+                self._cache.pop(next(iter(self._cache)))
+        return playable
+
+
+def _page(api: str) -> str:
+    """player.html with the API base and the static folder filled in (escaped: they hold ids)."""
+    template = (STATIC_DIR / "player.html").read_text(encoding="utf-8")
+    return template.replace("{{API}}", html.escape(api, quote=True)).replace("{{STATIC}}", "/play/static")
+
+
+def _seed(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_SEED:
+        raise ComfyVNError("seed must be a whole number from 0", field="seed", code="invalid_seed")
+    return value
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+        raise ComfyVNError(f"{key} must be a non-empty string", field=key, code=f"invalid_{key}")
+    return value
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    body = await read_json(request, default={})
+    if not isinstance(body, dict):
+        raise ComfyVNError("the request body must be a JSON object", field="body", code="invalid_request")
+    return body
+
+
+def play_api(
+    service: PlayerService, project_of: Callable[[Request], str], base_of: Callable[[Request], str]
+) -> dict[str, Callable[[Request], Any]]:
+    """The page's endpoints for a project named by ``project_of(request)``; ``base_of(request)`` is the
+    URL prefix asset links are built under (so a shared link's page loads through the shared link)."""
+    kernel = service.kernel
+
+    def urls(request: Request) -> Callable[[str], str]:
+        base = base_of(request)
+        return lambda dest: f"{base}/asset/{dest}"
+
+    async def info(request: Request) -> JSONResponse:
+        kernel.flags.require(FLAG_WEB)
+        project_id = project_of(request)
+        playable = await run_in_threadpool(service.playable, project_id)
+        return JSONResponse({"ok": True, **playable.info()})
+
+    async def start(request: Request) -> JSONResponse:
+        kernel.flags.require(FLAG_WEB)
+        body = await _body(request)
+        seed, pov = _seed(body.get("seed")), _optional_str(body, "pov")
+
+        def work() -> dict[str, Any]:
+            playable = service.playable(project_of(request))
+            return {"ok": True, **playable.frame(playable.start(seed=seed, pov=pov), urls(request))}
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def step(request: Request) -> JSONResponse:
+        kernel.flags.require(FLAG_WEB)
+        body = await _body(request)
+        choice = _optional_str(body, "choice_id")
+        if "state" not in body:
+            raise ComfyVNError(
+                "state is required (the state the last answer gave)", field="state", code="invalid_state"
+            )
+
+        def work() -> dict[str, Any]:
+            playable = service.playable(project_of(request))
+            return {"ok": True, **playable.frame(playable.step(body["state"], choice), urls(request))}
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def view(request: Request) -> JSONResponse:
+        kernel.flags.require(FLAG_WEB)
+        body = await _body(request)
+        pov = _optional_str(body, "pov")
+        if "state" not in body:
+            raise ComfyVNError("state is required", field="state", code="invalid_state")
+
+        def work() -> dict[str, Any]:
+            playable = service.playable(project_of(request))
+            return {"ok": True, **playable.frame(playable.view(body["state"], pov), urls(request))}
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def asset(request: Request) -> Response:
+        kernel.flags.require(FLAG_WEB)
+        playable = await run_in_threadpool(service.playable, project_of(request))
+        path = playable.asset_file(str(request.path_params["path"]))
+        return FileResponse(path, media_type=_MEDIA.get(path.suffix.lower(), "application/octet-stream"))
+
+    return {"info": info, "start": start, "step": step, "view": view, "asset": asset}
+
+
+def player_routes(kernel: Kernel) -> list[BaseRoute]:
+    """``/play/{project_id}``, ``/play/static/…`` and ``/api/viewer/play/{project_id}/…``."""
+    service = PlayerService(kernel)
+
+    async def page(request: Request) -> HTMLResponse:
+        """The web player page for a store project.
+        ---
+        summary: Play a project in the browser
+        parameters: [{name: project_id, in: path, required: true, schema: {type: string}}]
+        responses:
+          200: {description: the player page (HTML)}
+          403: {description: enable_viewer_webmode is off}
+          404: {description: no stored project with that id}
+        """
+        kernel.flags.require(FLAG_WEB)
+        project_id = request.path_params["project_id"]
+        service.store.path(project_id)  # 404 before a page that could only fail
+        return HTMLResponse(_page(f"/api/viewer/play/{project_id}"))
+
+    api = play_api(
+        service, lambda r: str(r.path_params["project_id"]), lambda r: f"/api/viewer/play/{r.path_params['project_id']}"
+    )
+    base = "/api/viewer/play/{project_id}"
+    return [
+        Route("/play/{project_id}", page, methods=["GET"]),
+        Mount("/play/static", app=StaticFiles(directory=STATIC_DIR), name="viewer_static"),
+        Route(f"{base}/info", api["info"], methods=["GET"]),
+        Route(f"{base}/start", api["start"], methods=["POST"]),
+        Route(f"{base}/step", api["step"], methods=["POST"]),
+        Route(f"{base}/view", api["view"], methods=["POST"]),
+        Route(f"{base}/asset/{{path:path}}", api["asset"], methods=["GET"]),
+    ]
