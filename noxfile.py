@@ -18,12 +18,17 @@ NOTO_CJK = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
 def _ensure_renpy(session: nox.Session) -> None:
     """The exporter's tests run the real Ren'Py 8 engine (Debian's ``renpy`` package) and ship CJK text in
-    a subset of Debian's ``fonts-noto-cjk``; both are installed through apt when missing."""
+    a subset of Debian's ``fonts-noto-cjk``; the web player's tests drive Debian's ``chromium`` through its
+    ``chromium-driver``. All are installed through apt when missing."""
     missing = []
     if not (shutil.which("renpy") or os.path.exists("/usr/games/renpy")):
         missing.append("renpy")
     if not os.path.exists(NOTO_CJK):
         missing.append("fonts-noto-cjk")
+    if not os.path.exists("/usr/bin/chromium"):
+        missing.append("chromium")
+    if not os.path.exists("/usr/bin/chromedriver"):
+        missing.append("chromium-driver")
     if not missing:
         return
     if os.geteuid() != 0:
