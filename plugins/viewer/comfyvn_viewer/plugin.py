@@ -1,12 +1,18 @@
-"""Hook implementations of the viewer plugin (wiring only): the flags, the thumbnail event."""
+"""Hook implementations of the viewer plugin (wiring only): the flags, the thumbnail event, the routes (Mini-VN,
+native viewer, web player) and the Mini-VN refresh job."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
+from . import player, routes, thumbnails
 from .features import FLAG_MINI, FLAG_WEB, THUMBNAIL_EVENT, THUMBNAIL_SCHEMA
+
+if TYPE_CHECKING:
+    from comfyvn import Kernel
+    from comfyvn_jobs import KindRegistrar
 
 
 @hookimpl
@@ -22,3 +28,14 @@ def register_events(register: Any) -> None:
         "A Mini-VN still of one moment (project, scene, node, pov, seed) is ready: its digest and URL.",
         THUMBNAIL_SCHEMA,
     )
+
+
+@hookimpl
+def register_routes(kernel: Kernel) -> list[Any]:
+    return [*routes.make_routes(kernel), *player.player_routes(kernel)]
+
+
+# optionalhook: the jobs plugin's hook; without it the CLI still draws stills in-process.
+@hookimpl(optionalhook=True)
+def register_job_kinds(register: KindRegistrar) -> None:
+    thumbnails.register_kinds(register)
