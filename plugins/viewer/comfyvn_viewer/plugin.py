@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from comfyvn import hookimpl
 
-from . import player, routes, thumbnails
+from . import native, player, routes, thumbnails
 from .features import FLAG_MINI, FLAG_WEB, THUMBNAIL_EVENT, THUMBNAIL_SCHEMA
 
 if TYPE_CHECKING:
@@ -39,3 +39,10 @@ def register_routes(kernel: Kernel) -> list[Any]:
 @hookimpl(optionalhook=True)
 def register_job_kinds(register: KindRegistrar) -> None:
     thumbnails.register_kinds(register)
+
+
+@hookimpl
+def shutdown(kernel: Kernel) -> None:
+    """A viewer started by this host ends with it (no orphan Ren'Py window after the server stops)."""
+    if native.status(kernel)["running"]:
+        native.stop(kernel)

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import thumbnails
+from . import native, thumbnails
 from .features import FLAG_MINI
 from .mini import Moment, parse_size
-from .wire import RefreshRequest, SnapshotRequest
+from .wire import RefreshRequest, SnapshotRequest, StartRequest
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -125,7 +125,68 @@ def make_routes(kernel: Kernel) -> list[Route]:
         # Named by the digest of its inputs, a still never changes: cache it for good.
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000"})
 
+    async def start(request: Request) -> JSONResponse:
+        """Export a store project when needed and run the real Ren'Py on it; without an engine, the fallback.
+        ---
+        summary: Start the native viewer
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                additionalProperties: false
+                properties:
+                  project_id: {type: string, description: a store project id}
+                  project_path: {type: string, description: "a project folder of the store (relative to it)"}
+                  renpy_executable: {type: string, description: "only a path listed in viewer.allowed_executables"}
+                  renpy_sdk: {type: string, description: "only a path listed in viewer.allowed_executables"}
+        responses:
+          200: {description: "{mode: native, engine, running, pid, project, started_at, log}, or without an engine
+                {mode: web, reason, url} or {mode: mini, reason, mini_digest, thumbnail_url, ...}"}
+          400: {description: "a malformed field; an executable not in viewer.allowed_executables"}
+          404: {description: no such project}
+          409: {description: a viewer is already running}
+          423: {description: an export gate blocked the export}
+        """
+        _no_query(request)
+        body = parse_request(await read_json(request), StartRequest)
+        answer = await run_in_threadpool(
+            lambda: native.start(
+                kernel,
+                project_id=body.project_id,
+                project_path=body.project_path,
+                renpy_executable=body.renpy_executable,
+                renpy_sdk=body.renpy_sdk,
+            )
+        )
+        return JSONResponse(answer)
+
+    async def stop(request: Request) -> JSONResponse:
+        """Stop the native viewer (its whole process group).
+        ---
+        summary: Stop the native viewer
+        responses:
+          200: {description: "the final status: {running: false, returncode, ...}"}
+          404: {description: no viewer was started}
+        """
+        _no_query(request)
+        return JSONResponse(await run_in_threadpool(native.stop, kernel))
+
+    async def state(request: Request) -> JSONResponse:
+        """Whether the native viewer runs, on which project, with which engine, and where its log is.
+        ---
+        summary: Native viewer status
+        responses:
+          200: {description: "{running, pid, project, engine, started_at, returncode, log}"}
+        """
+        _no_query(request)
+        return JSONResponse(await run_in_threadpool(native.status, kernel))
+
     return [
+        Route("/api/viewer/start", start, methods=["POST"]),
+        Route("/api/viewer/stop", stop, methods=["POST"]),
+        Route("/api/viewer/status", state, methods=["GET"]),
         Route("/api/viewer/mini/snapshot", snapshot, methods=["POST"]),
         Route("/api/viewer/mini/refresh", refresh, methods=["POST"]),
         Route("/api/viewer/mini/thumbnail/{digest}", thumbnail, methods=["GET"]),
