@@ -116,8 +116,8 @@ def test_the_line_and_the_speaker_are_drawn(tmp_path: Path) -> None:
     silent = _png(render_still(attrs.evolve(plan, text=""), SIZE))
     # The text box region is not one colour, and it differs from the same still without its line.
     area = _dialogue_area(drawn)
-    extrema = area.convert("L").getextrema()
-    assert extrema[1] - extrema[0] > 100
+    low, high = area.convert("L").getextrema()
+    assert isinstance(low, int) and isinstance(high, int) and high - low > 100
     assert ImageChops.difference(area, _dialogue_area(silent)).getbbox() is not None
 
     # The line's light text pixels: a sentence of ~50 characters covers a visible share of the area.
