@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 from comfyvn import hookimpl
 
 from . import native, player, routes, thumbnails
+from .cli import play_command, viewer_group
 from .features import FLAG_MINI, FLAG_WEB, THUMBNAIL_EVENT, THUMBNAIL_SCHEMA
 
 if TYPE_CHECKING:
+    import click
     from comfyvn import Kernel
     from comfyvn_jobs import KindRegistrar
 
@@ -46,3 +48,9 @@ def shutdown(kernel: Kernel) -> None:
     """A viewer started by this host ends with it (no orphan Ren'Py window after the server stops)."""
     if native.status(kernel)["running"]:
         native.stop(kernel)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(play_command)
+    cli.add_command(viewer_group)
