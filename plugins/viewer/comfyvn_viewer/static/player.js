@@ -21,8 +21,10 @@
   var seed = 0;
   var busy = false;
   var trail = [];      // node ids visited since the start (or the load)
+  var moves = [];      // what each step sent: the choice id, or null where the runner drew
   var log = [];        // backlog: [{who, runs}]
   var auto = false, skip = false, timer = null;
+  var rev = 0;         // counts what the page has shown (tests wait for it to move)
 
   function request(method, path, body) {
     var options = { method: method, headers: { "Accept": "application/json" } };
@@ -75,6 +77,7 @@
       select.appendChild(option);
     });
     select.disabled = info.povs.length < 2;
+    select.closest("label").hidden = info.povs.length < 2;  // nothing to choose: no picker
   }
 
   function renderStage(stage) {
@@ -115,6 +118,7 @@
   function lastPage() { return page >= Math.max(frame.node.pages.length - 1, 0); }
 
   function renderPage() {
+    rev += 1;
     var node = frame.node;
     var runs = node.pages[page] || [];
     var speaker = node.speaker;
@@ -149,11 +153,11 @@
   function show(answer, fresh, same) {
     frame = answer;
     page = 0;
-    if (fresh) trail = [];
+    if (fresh) trail = [], moves = [];
     if (!same) trail.push(answer.state.current_node);
     el.stage.dataset.nodeId = answer.state.current_node;
     el.stage.dataset.scene = answer.scene;
-    el.pov.value = answer.state.pov;
+    if (info.povs.length) el.pov.value = answer.state.pov;
     renderStage(answer.stage);
     renderPage();
     if (answer.mode === "end" && !answer.node.pages.length) finish();
@@ -180,7 +184,9 @@
 
   function choose(choiceId) {
     if (!frame || busy) return;
-    call("POST", "/step", { state: frame.state, choice_id: choiceId });
+    call("POST", "/step", { state: frame.state, choice_id: choiceId }).then(function (answer) {
+      if (answer) moves.push(choiceId);
+    });
   }
 
   function finish() {
@@ -197,7 +203,9 @@
       return;
     }
     if (frame.mode === "draw") {
-      call("POST", "/step", { state: frame.state });
+      call("POST", "/step", { state: frame.state }).then(function (answer) {
+        if (answer) moves.push(null);
+      });
     } else if (frame.mode === "end") {
       finish();
     } else {
@@ -227,7 +235,9 @@
     el.ending.hidden = true;
     log = [];
     seed = parseInt(el.seed.value, 10) || 0;
-    return call("POST", "/start", { seed: seed, pov: pov || el.titlePov.value }, true);
+    var body = { seed: seed };
+    if (pov || el.titlePov.value) body.pov = pov || el.titlePov.value;  // none: the project's default
+    return call("POST", "/start", body, true);
   }
 
   function save() {
@@ -302,6 +312,16 @@
     var tag = event.target && event.target.tagName;
     if (tag === "SELECT" || tag === "INPUT") return;
     if ((key === " " || key === "Enter") && tag === "BUTTON") return;  // the focused button acts
+    if (key === "ArrowDown" || key === "ArrowUp") {
+      var options = Array.prototype.slice.call(el.choices.querySelectorAll('[data-cvn="choice"]'));
+      if (options.length) {
+        event.preventDefault();
+        var at = options.indexOf(document.activeElement);
+        var next = key === "ArrowDown" ? at + 1 : (at < 0 ? options.length - 1 : at - 1);
+        options[(next + options.length) % options.length].focus();
+      }
+      return;
+    }
     if (key === " " || key === "Enter" || key === "ArrowRight" || key === "PageDown") {
       event.preventDefault();
       advance();
@@ -356,7 +376,7 @@
       return {
         scene: s.scene_id, node: s.current_node, variables: JSON.parse(JSON.stringify(s.variables)),
         seed: s.rng.seed, pov: s.pov, page: page, pages: frame.node.pages.length, mode: frame.mode,
-        finished: frame.finished, trail: trail.slice(), busy: busy
+        finished: frame.finished, trail: trail.slice(), moves: moves.slice(), busy: busy, rev: rev
       };
     },
     start: start, save: save, load: load, advance: advance, choose: choose
