@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import comfyvn_jobs.plugin
 import comfyvn_renpy.plugin
@@ -39,12 +40,12 @@ def client(make_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Test
     close_jobs(kernel)
 
 
-def _refresh(client: TestClient) -> dict[str, object]:
+def _refresh(client: TestClient) -> dict[str, Any]:
     accepted = client.post("/api/viewer/mini/refresh", json={"project": "demo", "size": "320x180", "seed": 2})
     assert accepted.status_code == 202, accepted.text
     record = jobs_for(client.kernel).wait(accepted.json()["id"], timeout=180)  # type: ignore[attr-defined]
     assert record["status"] == "done", record
-    result: dict[str, object] = record["result"]
+    result: dict[str, Any] = record["result"]
     return result
 
 
@@ -64,7 +65,7 @@ def test_a_refresh_job_draws_every_node_and_serves_each_still(client: TestClient
         assert image.size == (320, 180)
     again = _refresh(client)
     assert again["drawn"] == 0
-    assert [t["mini_digest"] for t in again["thumbnails"]] == [t["mini_digest"] for t in thumbnails]  # type: ignore[union-attr]
+    assert [t["mini_digest"] for t in again["thumbnails"]] == [t["mini_digest"] for t in thumbnails]
 
 
 def test_a_refresh_of_an_unknown_project_is_404_before_any_job(client: TestClient) -> None:
