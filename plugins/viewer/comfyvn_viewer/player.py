@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from .features import FLAG_WEB
 from .playback import Playable
+from .share import ShareLinks
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -168,7 +169,8 @@ def play_api(
 
 
 def player_routes(kernel: Kernel) -> list[BaseRoute]:
-    """``/play/{project_id}``, ``/play/static/…`` and ``/api/viewer/play/{project_id}/…``."""
+    """``/play/{project_id}``, ``/play/static/…``, ``/api/viewer/play/{project_id}/…``, and the share links:
+    ``POST /api/viewer/web/token`` and ``/api/viewer/web/{token}/…`` (the same page and endpoints)."""
     service = PlayerService(kernel)
 
     async def page(request: Request) -> HTMLResponse:
@@ -186,6 +188,53 @@ def player_routes(kernel: Kernel) -> list[BaseRoute]:
         service.store.path(project_id)  # 404 before a page that could only fail
         return HTMLResponse(_page(f"/api/viewer/play/{project_id}"))
 
+    links = ShareLinks(kernel.paths.data / "plugins" / "viewer" / "share.key")
+
+    async def share(request: Request) -> JSONResponse:
+        """A read-only link to play a project, valid for ``ttl`` seconds (default a day, at most 30 days).
+        ---
+        summary: Share the web player
+        requestBody:
+          required: true
+          content: {application/json: {schema: {type: object, required: [project], additionalProperties: false,
+                    properties: {project: {type: string}, ttl: {type: integer, minimum: 60, maximum: 2592000}}}}}
+        responses:
+          200: {description: "{ok, token, url, expires_at (unix seconds), ttl}"}
+          400: {description: project or ttl missing or invalid}
+          403: {description: enable_viewer_webmode is off}
+          404: {description: no stored project with that id}
+        """
+        kernel.flags.require(FLAG_WEB)
+        body = await _body(request)
+        unknown = sorted(set(body) - {"project", "ttl"})
+        if unknown:
+            raise ComfyVNError(f"unknown field {unknown[0]!r}", field=unknown[0], code="invalid_request")
+        project_id = _optional_str(body, "project")
+        if project_id is None:
+            raise ComfyVNError("project is required (a store project's id)", field="project", code="invalid_project")
+        await run_in_threadpool(service.store.path, project_id)
+        issued = links.issue(project_id, body.get("ttl"))
+        return JSONResponse({"ok": True, **issued, "url": f"/api/viewer/web/{issued['token']}/"})
+
+    def shared_project(request: Request) -> str:
+        return links.check(str(request.path_params["token"]))
+
+    async def shared_page(request: Request) -> HTMLResponse:
+        """The web player through a share link (no store id in the address).
+        ---
+        summary: Play a shared project
+        parameters: [{name: token, in: path, required: true, schema: {type: string}}]
+        responses:
+          200: {description: the player page (HTML)}
+          403: {description: enable_viewer_webmode is off}
+          404: {description: the link is not valid, has expired, or its project is gone}
+        """
+        kernel.flags.require(FLAG_WEB)
+        service.store.path(shared_project(request))
+        return HTMLResponse(_page(f"/api/viewer/web/{request.path_params['token']}"))
+
+    shared = play_api(service, shared_project, lambda r: f"/api/viewer/web/{r.path_params['token']}")
+    web = "/api/viewer/web/{token}"
     api = play_api(
         service, lambda r: str(r.path_params["project_id"]), lambda r: f"/api/viewer/play/{r.path_params['project_id']}"
     )
@@ -198,4 +247,12 @@ def player_routes(kernel: Kernel) -> list[BaseRoute]:
         Route(f"{base}/step", api["step"], methods=["POST"]),
         Route(f"{base}/view", api["view"], methods=["POST"]),
         Route(f"{base}/asset/{{path:path}}", api["asset"], methods=["GET"]),
+        Route("/api/viewer/web/token", share, methods=["POST"]),
+        Route(web, shared_page, methods=["GET"]),
+        Route(f"{web}/", shared_page, methods=["GET"]),
+        Route(f"{web}/info", shared["info"], methods=["GET"]),
+        Route(f"{web}/start", shared["start"], methods=["POST"]),
+        Route(f"{web}/step", shared["step"], methods=["POST"]),
+        Route(f"{web}/view", shared["view"], methods=["POST"]),
+        Route(f"{web}/asset/{{path:path}}", shared["asset"], methods=["GET"]),
     ]

@@ -411,3 +411,17 @@ def test_a_cjk_project_draws_its_text(desktop: WebDriver, base_url: str) -> None
     height = min(first.height, second.height)
     crop = (0, 0, width, height)
     assert first.crop(crop).tobytes() != second.crop(crop).tobytes()
+
+
+def test_a_share_link_opens_the_player_in_the_browser(desktop: WebDriver, base_url: str) -> None:
+    issued = httpx.post(f"{base_url}/api/viewer/web/token", json={"project": "demo", "ttl": 600}).json()
+    desktop.get(base_url + issued["url"])
+    desktop.execute_script("localStorage.clear();")
+    WebDriverWait(desktop, 15).until(lambda d: d.find_element(By.ID, "player").get_attribute("data-ready") == "true")
+    assert desktop.find_element(By.ID, "title-text").text == "The Last Train"
+    state = _start(desktop, seed=2)
+    assert state["node"] == "arrival"
+    loaded = desktop.execute_script(
+        "const img = document.getElementById('background'); return [img.complete, img.naturalWidth, img.src];"
+    )
+    assert loaded[0] and loaded[1] > 0 and loaded[2].startswith(base_url + issued["url"] + "asset/")

@@ -1,0 +1,219 @@
+"""The web player's JSON over HTTP (no browser): frames from the runner, text paged exactly as the Ren'Py
+export pages it, assets only from the export's plan, client mistakes as 4xx, and the expiring share links."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import comfyvn_renpy.plugin
+import comfyvn_scenario.plugin
+import comfyvn_server.plugin
+import comfyvn_viewer.plugin
+import comfyvn_viewer.share
+import pytest
+from comfyvn import Kernel
+from comfyvn.errors import NotFound
+from comfyvn_renpy.export import ExportOptions, build_bundle
+from comfyvn_renpy.text import Parsed, render
+from comfyvn_scenario.project import load_project
+from comfyvn_scenario.store import ProjectStore
+from comfyvn_viewer.share import ShareLinks
+from hypothesis import given
+from hypothesis import strategies as st
+
+DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
+LONG = (
+    "The conductor checks the ticket **twice**, then a third time, holding it up to the lamp as if the light "
+    "could tell her something the printing could not. Outside, the platform empties one *hurried* traveller "
+    "at a time. Somewhere a door slams, and the whole carriage shivers. She hands it back without a word. "
+    "The train does not move. Nobody on board seems to mind, and the silence stretches on and on until "
+    "someone at the far end laughs. Then, at last, the wheels begin to turn and the station slides away. "
+    "Night swallows the lamps one by one, and the only light left is the one above your seat."
+)
+
+
+def _long_project(folder: Path) -> Path:
+    (folder / "scenes").mkdir(parents=True)
+    project = {
+        "format": "comfyvn-project",
+        "format_version": 1,
+        "id": "long",
+        "title": "Long",
+        "start": "s",
+        "scenes": ["s"],
+        "characters": {"cora": {"name": "Cora"}},
+    }
+    scene = {
+        "id": "s",
+        "start": "a",
+        "nodes": [
+            {"id": "a", "type": "dialogue", "speaker": "cora", "text": LONG, "end": True},
+        ],
+    }
+    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
+    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def player(make_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Any], tmp_path: Path) -> Any:
+    def build(**env: str) -> Any:
+        kernel = make_kernel(
+            comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_renpy.plugin, comfyvn_viewer.plugin, env=env
+        )
+        store = ProjectStore.for_kernel(kernel)
+        if not store.exists("demo"):
+            store.create_from_folder(DEMO, project_id="demo")
+            store.create_from_folder(_long_project(tmp_path / "long"), project_id="long")
+        http = http_for(kernel)
+        http.kernel = kernel  # the tests look at the kernel's data folder
+        return http
+
+    return build
+
+
+def _error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code
+    assert "/tmp" not in response.text and "Traceback" not in response.text
+    return error
+
+
+def test_a_run_through_the_json_api_shows_the_stage_the_speaker_and_the_choices(player: Any) -> None:
+    http = player()
+    info = http.get("/api/viewer/play/demo/info").json()
+    assert info["title"] == "The Last Train" and [p["id"] for p in info["povs"]] == ["alice", "bob"]
+    frame = http.post("/api/viewer/play/demo/start", json={"seed": 7}).json()
+    assert frame["state"]["current_node"] == "arrival" and frame["mode"] == "menu"
+    assert frame["node"]["speaker"] is None
+    assert frame["stage"]["background"].endswith(".png") and frame["stage"]["sprites"] == []
+    assert (
+        http.get(frame["stage"]["background"]).content == (DEMO / "assets/backgrounds/platform_night.png").read_bytes()
+    )
+    frame = http.post("/api/viewer/play/demo/step", json={"state": frame["state"], "choice_id": "look_around"}).json()
+    assert frame["node"]["speaker"] == {"id": "alice", "name": "Alice", "color": "#e07a5f"}
+    assert frame["node"]["pages"] == [[["You made it! I was starting to think you'd miss it.", 0]]]
+    [alice] = frame["stage"]["sprites"]
+    assert alice["xalign"] == 0.5
+    assert http.get(alice["url"]).content == (DEMO / "assets/characters/alice/smile.png").read_bytes()
+    assert [c["id"] for c in frame["choices"]] == ["help_bags", "go_machine"]
+    # A POV switch keeps the node and the variables and answers with the choices that POV sees.
+    viewed = http.post("/api/viewer/play/demo/view", json={"state": frame["state"], "pov": "bob"}).json()
+    assert viewed["state"]["pov"] == "bob" and viewed["state"]["current_node"] == "alice_greets"
+    # The weighted ticket machine is drawn by the runner's LCG when the reader advances.
+    frame = http.post("/api/viewer/play/demo/step", json={"state": frame["state"], "choice_id": "go_machine"}).json()
+    assert frame["state"]["current_node"] == "ticket_machine" and frame["mode"] == "draw"
+    assert frame["stage"]["sprites"] == []  # Alice was hidden
+    drawn = http.post("/api/viewer/play/demo/step", json={"state": frame["state"]}).json()
+    assert drawn["state"]["current_node"] in ("ticket_ok", "ticket_jam") and drawn["state"]["rng"]["uses"] == 1
+
+
+def test_pages_and_markup_are_the_ones_the_renpy_export_writes(player: Any) -> None:
+    http = player()
+    frame = http.post("/api/viewer/play/long/start", json={}).json()
+    pages = frame["node"]["pages"]
+    assert len(pages) >= 2, "the long line should need more than one text box"
+    script = build_bundle(load_project(_long_dir(http)), ExportOptions()).files
+    text = "\n".join(data.decode("utf-8") for path, data in script.items() if path.endswith(".rpy"))
+    said = re.findall(r'^\s*c_cora "(.*)"$', text, flags=re.M)
+    # The same pages, in order, with the same bold and italic: each page's runs render to the export's string.
+    rendered = []
+    for runs in pages:
+        visible = "".join(part for part, _style in runs)
+        offsets, at = [], 0
+        for part, style in runs:
+            offsets.append((at, at + len(part), style))
+            at += len(part)
+        rendered.append(render(Parsed(visible, tuple(offsets))))
+    assert rendered == said
+    assert any(style & 2 and part == "twice" for runs in pages for part, style in runs)
+
+
+def _long_dir(http: Any) -> Path:
+    """The stored copy of the long project (in the kernel's data folder)."""
+    folder = Path(http.kernel.paths.data) / "projects" / "long"
+    assert folder.is_dir()
+    return folder
+
+
+def test_client_mistakes_are_4xx_without_server_paths(player: Any) -> None:
+    http = player()
+    _error(http.get("/play/nope"), 404, "project_not_found")
+    _error(http.post("/api/viewer/play/nope/start", json={}), 404, "project_not_found")
+    _error(http.post("/api/viewer/play/demo/start", json={"seed": -1}), 400, "invalid_seed")
+    _error(http.post("/api/viewer/play/demo/start", json={"seed": "7"}), 400, "invalid_seed")
+    _error(http.post("/api/viewer/play/demo/start", json={"pov": "carol"}), 400, "unknown_pov")
+    _error(http.post("/api/viewer/play/demo/start", content=b"[1]"), 400, "invalid_request")
+    _error(http.post("/api/viewer/play/demo/step", json={}), 400, "invalid_state")
+    _error(http.post("/api/viewer/play/demo/view", json={"state": 3}), 400, "invalid_state")
+    start = http.post("/api/viewer/play/demo/start", json={}).json()
+    _error(
+        http.post("/api/viewer/play/demo/step", json={"state": start["state"], "choice_id": "x"}),
+        422,
+        "choice_unavailable",
+    )
+    bad_node = {**start["state"], "current_node": "nowhere"}
+    _error(http.post("/api/viewer/play/demo/step", json={"state": bad_node}), 422, "unknown_node")
+    # Only files the export plan names are served: no way to the project's JSON or out of the project.
+    for path in ("project.json", "../project.json", "..%2F..%2Fproject.json", "images/bg/../../project.json"):
+        assert http.get(f"/api/viewer/play/demo/asset/{path}").status_code == 404
+
+
+def test_the_flag_off_refuses_the_player(player: Any) -> None:
+    http = player(COMFYVN_FEATURE_ENABLE_VIEWER_WEBMODE="0")
+    for response in (
+        http.get("/play/demo"),
+        http.get("/api/viewer/play/demo/info"),
+        http.post("/api/viewer/play/demo/start", json={}),
+        http.post("/api/viewer/web/token", json={"project": "demo"}),
+    ):
+        _error(response, 403, "feature_disabled")
+
+
+def test_a_share_link_plays_the_project_until_it_expires(player: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    http = player()
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(comfyvn_viewer.share, "_now", lambda: now[0])
+    issued = http.post("/api/viewer/web/token", json={"project": "demo", "ttl": 3600}).json()
+    assert issued["expires_at"] == 1_800_003_600 and issued["url"] == f"/api/viewer/web/{issued['token']}/"
+    assert "demo" not in issued["url"]
+    page = http.get(issued["url"])
+    assert page.status_code == 200 and f'content="/api/viewer/web/{issued["token"]}"' in page.text
+    base = issued["url"].rstrip("/")
+    frame = http.post(f"{base}/start", json={"seed": 1}).json()
+    assert frame["state"]["current_node"] == "arrival" and frame["stage"]["background"].startswith(base + "/asset/")
+    assert http.get(frame["stage"]["background"]).status_code == 200
+    assert http.get(f"{base}/info").json()["title"] == "The Last Train"
+    # A changed letter, another project's claim or a token from another key: not valid.
+    token = issued["token"]
+    payload, signature = token.split(".")
+    forged = f"{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    _error(http.get(f"/api/viewer/web/{forged}/"), 404, "share_link_invalid")
+    other = ShareLinks(Path(http.kernel.paths.data) / "other.key").issue("demo")["token"]
+    _error(http.post(f"/api/viewer/web/{other}/start", json={}), 404, "share_link_invalid")
+    now[0] += 3600
+    _error(http.get(issued["url"]), 404, "share_link_expired")
+    _error(http.get(frame["stage"]["background"]), 404, "share_link_expired")
+    _error(http.post("/api/viewer/web/token", json={"project": "demo", "ttl": 5}), 400, "invalid_ttl")
+    _error(http.post("/api/viewer/web/token", json={"project": "nope"}), 404, "project_not_found")
+    _error(http.post("/api/viewer/web/token", json={}), 400, "invalid_project")
+    key = Path(http.kernel.paths.data) / "plugins" / "viewer" / "share.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_a_valid_token_or_a_404(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    links = ShareLinks(tmp_path_factory.getbasetemp() / "prop.key")
+    with pytest.raises(NotFound):
+        links.check(text)
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", fullmatch=True), st.integers(60, 30 * 24 * 3600))
+def test_an_issued_token_names_its_project(tmp_path_factory: pytest.TempPathFactory, project: str, ttl: int) -> None:
+    links = ShareLinks(tmp_path_factory.getbasetemp() / "prop.key", clock=lambda: 1_700_000_000.0)
+    assert links.check(links.issue(project, ttl)["token"]) == project
