@@ -115,12 +115,32 @@ def play_api(
         return lambda dest: f"{base}/asset/{dest}"
 
     async def info(request: Request) -> JSONResponse:
+        """Title and POVs of the project the player plays.
+        ---
+        summary: Player title screen
+        responses:
+          200: {description: "{ok, id, title, default_pov, povs: [{id, name}]}"}
+          403: {description: enable_viewer_webmode is off}
+          404: {description: no such project, or the share link is not valid or has expired}
+        """
         kernel.flags.require(FLAG_WEB)
         project_id = project_of(request)
         playable = await run_in_threadpool(service.playable, project_id)
         return JSONResponse({"ok": True, **playable.info()})
 
     async def start(request: Request) -> JSONResponse:
+        """The first moment of a run: the start node (its actions applied), nothing drawn yet.
+        ---
+        summary: Start a run in the player
+        requestBody:
+          content: {application/json: {schema: {type: object, properties: {seed: {type: integer, minimum: 0},
+                    pov: {type: string}}}}}
+        responses:
+          200: {description: "a frame: {ok, state, scene, node{id, type, speaker, pages}, stage{background, sprites,
+                side}, choices[{id, label}], mode (menu|draw|end), finished}"}
+          400: {description: bad seed or an unknown POV}
+          404: {description: no such project, or the share link is not valid or has expired}
+        """
         kernel.flags.require(FLAG_WEB)
         body = await _body(request)
         seed, pov = _seed(body.get("seed")), _optional_str(body, "pov")
@@ -132,6 +152,18 @@ def play_api(
         return JSONResponse(await run_in_threadpool(work))
 
     async def step(request: Request) -> JSONResponse:
+        """One runner step from the state the last frame gave: the choice taken, or a seeded draw.
+        ---
+        summary: Step the player
+        requestBody:
+          required: true
+          content: {application/json: {schema: {type: object, required: [state], properties: {state: {type: object},
+                    choice_id: {type: string}}}}}
+        responses:
+          200: {description: the next frame}
+          400: {description: state missing or malformed}
+          422: {description: an unknown node or an unavailable choice}
+        """
         kernel.flags.require(FLAG_WEB)
         body = await _body(request)
         choice = _optional_str(body, "choice_id")
@@ -147,6 +179,18 @@ def play_api(
         return JSONResponse(await run_in_threadpool(work))
 
     async def view(request: Request) -> JSONResponse:
+        """The frame of a state without stepping (a loaded save, a POV switch).
+        ---
+        summary: Show a saved state
+        requestBody:
+          required: true
+          content: {application/json: {schema: {type: object, required: [state], properties: {state: {type: object},
+                    pov: {type: string}}}}}
+        responses:
+          200: {description: the frame of that state}
+          400: {description: state missing or malformed, or an unknown POV}
+          422: {description: the state names an unknown node}
+        """
         kernel.flags.require(FLAG_WEB)
         body = await _body(request)
         pov = _optional_str(body, "pov")
@@ -160,6 +204,14 @@ def play_api(
         return JSONResponse(await run_in_threadpool(work))
 
     async def asset(request: Request) -> Response:
+        """A picture or sound of the project, by its path in the export plan (nothing else is served).
+        ---
+        summary: Player asset
+        parameters: [{name: path, in: path, required: true, schema: {type: string}}]
+        responses:
+          200: {description: the file}
+          404: {description: no such asset in the project's export plan}
+        """
         kernel.flags.require(FLAG_WEB)
         playable = await run_in_threadpool(service.playable, project_of(request))
         path = playable.asset_file(str(request.path_params["path"]))
