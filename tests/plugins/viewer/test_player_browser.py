@@ -425,3 +425,41 @@ def test_a_share_link_opens_the_player_in_the_browser(desktop: WebDriver, base_u
         "const img = document.getElementById('background'); return [img.complete, img.naturalWidth, img.src];"
     )
     assert loaded[0] and loaded[1] > 0 and loaded[2].startswith(base_url + issued["url"] + "asset/")
+
+
+def _to_ticket_machine(driver: WebDriver, base: str) -> dict[str, Any]:
+    _open(driver, base, "demo")
+    state = _start(driver, seed=7)
+    for choice in ("look_around", "go_machine"):
+        driver.find_element(By.CSS_SELECTOR, f'[data-choice-id="{choice}"]').click()
+        state = _settled(driver, state["rev"])
+    assert state["node"] == "ticket_machine" and state["mode"] == "draw"
+    return state
+
+
+def test_backlog_skip_and_auto_forward(desktop: WebDriver, base_url: str) -> None:
+    state = _to_ticket_machine(desktop, base_url)
+    desktop.find_element(By.TAG_NAME, "body").send_keys("b")
+    entries = [li.text for li in desktop.find_elements(By.CSS_SELECTOR, "#backlog-list li")]
+    nodes = _nodes(DEMO)
+    assert (
+        len(entries) == 3 and entries[0] == nodes["arrival"]["text"] and entries[2] == nodes["ticket_machine"]["text"]
+    )
+    who, line = desktop.find_elements(By.CSS_SELECTOR, "#backlog-list li:nth-child(2) span")
+    assert (who.text, line.text) == ("Alice", nodes["alice_greets"]["text"])
+    desktop.switch_to.active_element.send_keys(Keys.ESCAPE)
+    assert not desktop.find_element(By.ID, "backlog").is_displayed()
+    # Skip runs on through draws and pages and stops at the next menu, switching itself off.
+    desktop.find_element(By.TAG_NAME, "body").send_keys("s")
+    state = _settled(desktop, state["rev"])
+    assert state["mode"] == "menu" and state["node"] in ("ticket_ok", "ticket_jam")
+    assert desktop.find_element(By.ID, "btn-skip").get_attribute("aria-pressed") == "false"
+    # Auto-forward moves on by itself after the line has had time to be read, and stops at a menu.
+    state = _to_ticket_machine(desktop, base_url)
+    desktop.find_element(By.TAG_NAME, "body").send_keys("a")
+    assert desktop.find_element(By.ID, "btn-auto").get_attribute("aria-pressed") == "true"
+    time.sleep(0.5)
+    assert _state(desktop)["node"] == "ticket_machine"  # type: ignore[index]
+    state = _settled(desktop, state["rev"])
+    assert state["node"] in ("ticket_ok", "ticket_jam")
+    assert desktop.find_element(By.ID, "btn-auto").get_attribute("aria-pressed") == "false"
