@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import shutil
 import threading
 import time
@@ -38,41 +37,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from .stories import CJK_LINES, LONG, cjk_project, long_project
+
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CJK_LINES = ("夜の駅で、最後の列車が静かに待っている。", "我们一起坐上了开往黎明的列车。")
 Policy = Callable[[int, list[str]], str | None]
-
-
-def _cjk_project(folder: Path) -> Path:
-    """A two-node project whose lines and speaker are Japanese and Chinese."""
-    (folder / "scenes").mkdir(parents=True)
-    project = {
-        "format": "comfyvn-project",
-        "format_version": 1,
-        "id": "cjk",
-        "title": "夜行列車",
-        "start": "eki",
-        "scenes": ["eki"],
-        "characters": {"hana": {"name": "花子", "color": "#e07a5f"}},
-    }
-    scene = {
-        "id": "eki",
-        "start": "a",
-        "nodes": [
-            {
-                "id": "a",
-                "type": "dialogue",
-                "speaker": "hana",
-                "text": CJK_LINES[0],
-                "choices": [{"id": "go", "label": "乗る", "target": "b"}],
-            },
-            {"id": "b", "type": "narration", "text": CJK_LINES[1], "end": True},
-        ],
-    }
-    (folder / "project.json").write_text(json.dumps(project, ensure_ascii=False), encoding="utf-8")
-    (folder / "scenes" / "eki.json").write_text(json.dumps(scene, ensure_ascii=False), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +59,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     store = ProjectStore.for_kernel(kernel)
     store.create_from_folder(DEMO, project_id="demo")
-    store.create_from_folder(_cjk_project(root / "cjk"), project_id="cjk")
+    store.create_from_folder(cjk_project(root / "cjk"), project_id="cjk")
+    store.create_from_folder(long_project(root / "long"), project_id="long")
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
@@ -463,3 +433,27 @@ def test_backlog_skip_and_auto_forward(desktop: WebDriver, base_url: str) -> Non
     state = _settled(desktop, state["rev"])
     assert state["node"] in ("ticket_ok", "ticket_jam")
     assert desktop.find_element(By.ID, "btn-auto").get_attribute("aria-pressed") == "false"
+
+
+def test_a_long_line_is_read_page_by_page(desktop: WebDriver, base_url: str) -> None:
+    pages = httpx.post(f"{base_url}/api/viewer/play/long/start", json={}).json()["node"]["pages"]
+    assert len(pages) >= 2
+    _open(desktop, base_url, "long")
+    state = _start(desktop)
+    shown: list[str] = []
+    styled: dict[str, list[str]] = {"b": [], "i": []}
+    for index, runs in enumerate(pages):
+        assert state["page"] == index
+        text = desktop.find_element(By.CSS_SELECTOR, '[data-cvn="text"]')
+        shown.append(text.text)
+        for tag, found in styled.items():
+            found += [e.text for e in desktop.find_elements(By.CSS_SELECTOR, f"#text {tag}")]
+        assert text.text == "".join(part for part, _style in runs)
+        if index + 1 < len(pages):
+            desktop.find_element(By.ID, "stage").click()
+            state = _settled(desktop, state["rev"])
+    # Markdown arrives as elements, never as markup characters: **twice** is bold, *hurried* italic.
+    assert styled == {"b": ["twice"], "i": ["hurried"]}
+    assert " ".join(" ".join(shown).split()) == " ".join(parse_markdown(LONG).text.split())
+    desktop.find_element(By.ID, "stage").click()
+    WebDriverWait(desktop, 5).until(_ended)

@@ -3,7 +3,6 @@ export pages it, assets only from the export's plan, client mistakes as 4xx, and
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,38 +24,9 @@ from comfyvn_viewer.share import ShareLinks
 from hypothesis import given
 from hypothesis import strategies as st
 
+from .stories import long_project
+
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
-LONG = (
-    "The conductor checks the ticket **twice**, then a third time, holding it up to the lamp as if the light "
-    "could tell her something the printing could not. Outside, the platform empties one *hurried* traveller "
-    "at a time. Somewhere a door slams, and the whole carriage shivers. She hands it back without a word. "
-    "The train does not move. Nobody on board seems to mind, and the silence stretches on and on until "
-    "someone at the far end laughs. Then, at last, the wheels begin to turn and the station slides away. "
-    "Night swallows the lamps one by one, and the only light left is the one above your seat."
-)
-
-
-def _long_project(folder: Path) -> Path:
-    (folder / "scenes").mkdir(parents=True)
-    project = {
-        "format": "comfyvn-project",
-        "format_version": 1,
-        "id": "long",
-        "title": "Long",
-        "start": "s",
-        "scenes": ["s"],
-        "characters": {"cora": {"name": "Cora"}},
-    }
-    scene = {
-        "id": "s",
-        "start": "a",
-        "nodes": [
-            {"id": "a", "type": "dialogue", "speaker": "cora", "text": LONG, "end": True},
-        ],
-    }
-    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
-    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture
@@ -68,7 +38,7 @@ def player(make_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Any]
         store = ProjectStore.for_kernel(kernel)
         if not store.exists("demo"):
             store.create_from_folder(DEMO, project_id="demo")
-            store.create_from_folder(_long_project(tmp_path / "long"), project_id="long")
+            store.create_from_folder(long_project(tmp_path / "long"), project_id="long")
         http = http_for(kernel)
         http.kernel = kernel  # the tests look at the kernel's data folder
         return http
