@@ -391,10 +391,14 @@ def test_a_share_link_opens_the_player_in_the_browser(desktop: WebDriver, base_u
     assert desktop.find_element(By.ID, "title-text").text == "The Last Train"
     state = _start(desktop, seed=2)
     assert state["node"] == "arrival"
-    loaded = desktop.execute_script(
-        "const img = document.getElementById('background'); return [img.complete, img.naturalWidth, img.src];"
+    # The picture comes through the share link, and it loads (waited for: the browser fetches it after the frame).
+    src = desktop.find_element(By.ID, "background").get_attribute("src") or ""
+    assert src.startswith(base_url + issued["url"] + "asset/")
+    WebDriverWait(desktop, 10).until(
+        lambda d: d.execute_script(
+            "const i = document.getElementById('background'); return i.complete && i.naturalWidth > 0;"
+        )
     )
-    assert loaded[0] and loaded[1] > 0 and loaded[2].startswith(base_url + issued["url"] + "asset/")
 
 
 def _to_ticket_machine(driver: WebDriver, base: str) -> dict[str, Any]:
