@@ -8,6 +8,7 @@ out and reported in ``/status``, as is a plugin that returns something that is n
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,8 @@ from .state import ServerState
 __all__ = ["SERVER_EVENTS", "create_app", "declare_events"]
 
 log = structlog.get_logger("comfyvn.server")
+# A self-authorising prefix: two or more plain segments, ending in "/" (never "/" or "/api/" alone).
+_OPEN_PREFIX = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*){2,}/")
 SERVER_PLUGIN = "server"
 SERVER_EVENTS = {bus.TEST_EVENT: ("A test envelope emitted by POST /api/modder/hooks/test.", bus.TEST_EVENT_SCHEMA)}
 
@@ -90,6 +93,20 @@ def _compose(state: ServerState) -> list[BaseRoute]:
     return routes
 
 
+def open_prefixes(kernel: Kernel) -> tuple[str, ...]:
+    """The ``server_open_prefixes`` answers that are well formed: ``/a/b/``-shaped, at least two segments."""
+    found: set[str] = set()
+    for plugin, answer in kernel.plugins.call_each("server_open_prefixes", on_error="log", kernel=kernel):
+        if answer is None:
+            continue
+        for prefix in answer if isinstance(answer, list) else [answer]:
+            if isinstance(prefix, str) and _OPEN_PREFIX.fullmatch(prefix):
+                found.add(prefix)
+            else:
+                log.warning("server_open_prefixes answer ignored", plugin=plugin, prefix=str(prefix)[:80])
+    return tuple(sorted(found))
+
+
 def create_app(kernel: Kernel, settings: ServerSettings | None = None) -> Starlette:
     """The studio application for ``kernel``.
 
@@ -131,7 +148,15 @@ def create_app(kernel: Kernel, settings: ServerSettings | None = None) -> Starle
     scopes = RouteScopes(owned, server=_server_name(kernel))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(GuardMiddleware, settings=settings, tokens=state.tokens, scopes=scopes)],
+        middleware=[
+            Middleware(
+                GuardMiddleware,
+                settings=settings,
+                tokens=state.tokens,
+                scopes=scopes,
+                open_prefixes=open_prefixes(kernel),
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -237,6 +237,7 @@ def authorize(
     settings: ServerSettings,
     tokens: TokenStore,
     scope_for: Callable[[str, str], str] = area_scope,
+    open_prefixes: tuple[str, ...] = (),
 ) -> Denied | Principal:
     """Decide whether a request may proceed.
 
@@ -244,7 +245,8 @@ def authorize(
     the same origin as Host or listed in ``allowed_origins`` (blocks CSRF and cross-site WebSockets);
     no token is needed. Other modes: the same Origin rule, a valid token for everything but the
     probes, and the route's write scope (``scope_for(method, path)``, e.g. a `RouteScopes`; or
-    ``admin``) for anything that is not a read.
+    ``admin``) for anything that is not a read. Requests under ``open_prefixes`` (routes that check a
+    credential of their own, such as a signed share link) need no token unless they send one.
     """
     if host and settings.loopback and not _is_local_host(host):
         name = _host_name(host)
@@ -278,6 +280,8 @@ def authorize(
             return Denied(401, "invalid_token", "the bearer token is unknown or revoked", "Authorization")
         principal = Principal(record.id, frozenset(record.scopes))
     if settings.loopback or path in OPEN_PATHS:
+        return principal
+    if principal.token_id is None and path.startswith(open_prefixes):
         return principal
     if principal.token_id is None:
         return Denied(

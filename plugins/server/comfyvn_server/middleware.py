@@ -87,12 +87,18 @@ class GuardMiddleware:
     """Assigns ``request.state.request_id``, applies `authorize`, and turns escapes into JSON 500s."""
 
     def __init__(
-        self, app: ASGIApp, settings: ServerSettings, tokens: TokenStore, scopes: RouteScopes | None = None
+        self,
+        app: ASGIApp,
+        settings: ServerSettings,
+        tokens: TokenStore,
+        scopes: RouteScopes | None = None,
+        open_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.settings = settings
         self.tokens = tokens
         self.scope_for = scopes if scopes is not None else area_scope
+        self.open_prefixes = open_prefixes
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
 
@@ -132,6 +138,7 @@ class GuardMiddleware:
             self.settings,
             self.tokens,
             self.scope_for,
+            self.open_prefixes,
         )
         if isinstance(verdict, Denied):
             log.info("request refused", request_id=request_id, path=scope["path"], code=verdict.code)

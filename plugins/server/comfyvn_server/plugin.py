@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import pluggy
 from comfyvn import hookimpl
 
+from . import hookspecs
 from .app import declare_events
 from .cli import serve_command, tokens_group
+
+
+@hookimpl
+def add_hookspecs(pm: pluggy.PluginManager) -> None:
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl

@@ -32,9 +32,12 @@ from .share import ShareLinks
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["STATIC_DIR", "PlayerService", "player_routes"]
+__all__ = ["SHARE_PREFIX", "STATIC_DIR", "STATIC_PREFIX", "PlayerService", "player_routes"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Under these the server needs no API token off-loopback (see plugin.server_open_prefixes): a share link
+#: carries its own signed token, and the page it opens loads the player's static files.
+SHARE_PREFIX, STATIC_PREFIX = "/api/viewer/web/", "/play/static/"
 _MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 _MEDIA.update(
     {".bmp": "image/bmp", ".ogg": "audio/ogg", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".opus": "audio/ogg"}
@@ -222,7 +225,7 @@ def play_api(
 
 def player_routes(kernel: Kernel) -> list[BaseRoute]:
     """``/play/{project_id}``, ``/play/static/…``, ``/api/viewer/play/{project_id}/…``, and the share links:
-    ``POST /api/viewer/web/token`` and ``/api/viewer/web/{token}/…`` (the same page and endpoints)."""
+    ``POST /api/viewer/share`` and ``/api/viewer/web/{token}/…`` (the same page and endpoints)."""
     service = PlayerService(kernel)
 
     async def page(request: Request) -> HTMLResponse:
@@ -299,7 +302,7 @@ def player_routes(kernel: Kernel) -> list[BaseRoute]:
         Route(f"{base}/step", api["step"], methods=["POST"]),
         Route(f"{base}/view", api["view"], methods=["POST"]),
         Route(f"{base}/asset/{{path:path}}", api["asset"], methods=["GET"]),
-        Route("/api/viewer/web/token", share, methods=["POST"]),
+        Route("/api/viewer/share", share, methods=["POST"]),
         Route(web, shared_page, methods=["GET"]),
         Route(f"{web}/", shared_page, methods=["GET"]),
         Route(f"{web}/info", shared["info"], methods=["GET"]),

@@ -37,6 +37,14 @@ def register_routes(kernel: Kernel) -> list[Any]:
     return [*routes.make_routes(kernel), *player.player_routes(kernel)]
 
 
+# optionalhook: the server plugin's hook. A share link checks its own signed, expiring token, and the page
+# it opens needs the player's static files, so both are served off-loopback without an API token; the
+# route that issues links (POST /api/viewer/share) is outside these prefixes and needs one.
+@hookimpl(optionalhook=True)
+def server_open_prefixes() -> list[str]:
+    return [player.SHARE_PREFIX, player.STATIC_PREFIX]
+
+
 # optionalhook: the jobs plugin's hook; without it the CLI still draws stills in-process.
 @hookimpl(optionalhook=True)
 def register_job_kinds(register: KindRegistrar) -> None:

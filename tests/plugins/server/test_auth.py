@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from comfyvn import Kernel
+from comfyvn import Kernel, hookimpl
 from comfyvn.cli import make_cli
 from comfyvn.errors import ComfyVNError, NotFound
 from comfyvn_server import ServerSettings, create_app
+from comfyvn_server.app import open_prefixes
 from comfyvn_server.auth import Denied, Principal, TokenStore, authorize, required_scope
 from hypothesis import given
 from hypothesis import strategies as st
@@ -119,6 +121,50 @@ def test_off_loopback_needs_tokens_and_scopes(store: TokenStore) -> None:
     assert isinstance(check(store, lan, host=host, token=admin, method="DELETE"), Principal)
     bad = check(store, lan, host=host, token="cvn_nope")
     assert isinstance(bad, Denied) and bad.status == 401
+
+
+def test_open_prefixes_need_no_token_off_loopback_but_keep_every_other_check(store: TokenStore) -> None:
+    lan = ServerSettings(host="0.0.0.0")
+    host = "192.168.1.5:8001"
+    opened = ("/api/share/web/",)
+
+    def verdict(path: str, **kwargs: Any) -> Denied | Principal:
+        return authorize(
+            kwargs.pop("method", "GET"),
+            path,
+            host,
+            kwargs.pop("origin", None),
+            kwargs.pop("token", None),
+            None,
+            lan,
+            store,
+            open_prefixes=opened,
+        )
+
+    assert isinstance(verdict("/api/share/web/abc/start", method="POST"), Principal)
+    assert isinstance(verdict("/api/share/web/abc/"), Principal)
+    for outside in ("/api/share/web", "/api/share/webx/", "/api/share/", "/api/flags"):
+        refused = verdict(outside)
+        assert isinstance(refused, Denied) and refused.code == "auth_required", outside
+    bad_token = verdict("/api/share/web/abc/", token="cvn_nope")
+    assert isinstance(bad_token, Denied) and bad_token.code == "invalid_token"
+    reader, _ = store.create(["assets.write"])
+    scoped = verdict("/api/share/web/abc/start", method="POST", token=reader)
+    assert isinstance(scoped, Denied) and scoped.code == "insufficient_scope"
+    cross = verdict("/api/share/web/abc/start", method="POST", origin="https://evil.example")
+    assert isinstance(cross, Denied) and cross.code == "origin_refused"
+
+
+class _Opener:
+    @hookimpl
+    def server_open_prefixes(self) -> list[Any]:
+        return ["/", "/api/", "relative/x/", "/a/b", "/a/../b/", 5, "/api/open/web/"]
+
+
+def test_only_well_formed_open_prefixes_are_taken(server_kernel: Callable[..., Kernel]) -> None:
+    kernel = server_kernel()
+    kernel.plugins.pm.register(_Opener(), name="opener")
+    assert open_prefixes(kernel) == ("/api/open/web/",)
 
 
 def test_app_refuses_cross_site_and_rebinding_requests(client: TestClient) -> None:

@@ -28,6 +28,8 @@ PATH_VALUES = {
     "scene_uid": "fuzz:scene",
     "scene": "fuzz",
     "version": "1",
+    "project_id": "fuzz",
+    "token": "fuzz",
 }
 STATE_ENDPOINTS = [
     "/health",

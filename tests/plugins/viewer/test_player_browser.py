@@ -384,7 +384,7 @@ def test_a_cjk_project_draws_its_text(desktop: WebDriver, base_url: str) -> None
 
 
 def test_a_share_link_opens_the_player_in_the_browser(desktop: WebDriver, base_url: str) -> None:
-    issued = httpx.post(f"{base_url}/api/viewer/web/token", json={"project": "demo", "ttl": 600}).json()
+    issued = httpx.post(f"{base_url}/api/viewer/share", json={"project": "demo", "ttl": 600}).json()
     desktop.get(base_url + issued["url"])
     desktop.execute_script("localStorage.clear();")
     WebDriverWait(desktop, 15).until(lambda d: d.find_element(By.ID, "player").get_attribute("data-ready") == "true")

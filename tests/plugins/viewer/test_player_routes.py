@@ -140,7 +140,7 @@ def test_the_flag_off_refuses_the_player(player: Any) -> None:
         http.get("/play/demo"),
         http.get("/api/viewer/play/demo/info"),
         http.post("/api/viewer/play/demo/start", json={}),
-        http.post("/api/viewer/web/token", json={"project": "demo"}),
+        http.post("/api/viewer/share", json={"project": "demo"}),
     ):
         _error(response, 403, "feature_disabled")
 
@@ -149,7 +149,7 @@ def test_a_share_link_plays_the_project_until_it_expires(player: Any, monkeypatc
     http = player()
     now = [1_800_000_000.0]
     monkeypatch.setattr(comfyvn_viewer.share, "_now", lambda: now[0])
-    issued = http.post("/api/viewer/web/token", json={"project": "demo", "ttl": 3600}).json()
+    issued = http.post("/api/viewer/share", json={"project": "demo", "ttl": 3600}).json()
     assert issued["expires_at"] == 1_800_003_600 and issued["url"] == f"/api/viewer/web/{issued['token']}/"
     assert "demo" not in issued["url"]
     page = http.get(issued["url"])
@@ -169,9 +169,9 @@ def test_a_share_link_plays_the_project_until_it_expires(player: Any, monkeypatc
     now[0] += 3600
     _error(http.get(issued["url"]), 404, "share_link_expired")
     _error(http.get(frame["stage"]["background"]), 404, "share_link_expired")
-    _error(http.post("/api/viewer/web/token", json={"project": "demo", "ttl": 5}), 400, "invalid_ttl")
-    _error(http.post("/api/viewer/web/token", json={"project": "nope"}), 404, "project_not_found")
-    _error(http.post("/api/viewer/web/token", json={}), 400, "invalid_project")
+    _error(http.post("/api/viewer/share", json={"project": "demo", "ttl": 5}), 400, "invalid_ttl")
+    _error(http.post("/api/viewer/share", json={"project": "nope"}), 404, "project_not_found")
+    _error(http.post("/api/viewer/share", json={}), 400, "invalid_project")
     key = Path(http.kernel.paths.data) / "plugins" / "viewer" / "share.key"
     assert key.stat().st_mode & 0o777 == 0o600
 
