@@ -161,7 +161,7 @@ class _Opener:
         return ["/", "/api/", "relative/x/", "/a/b", "/a/../b/", 5, "/api/open/web/"]
 
 
-def test_only_well_formed_open_prefixes_are_taken(server_kernel: Callable[..., Kernel]) -> None:
+def test_hook_server_open_prefixes(server_kernel: Callable[..., Kernel]) -> None:
     kernel = server_kernel()
     kernel.plugins.pm.register(_Opener(), name="opener")
     assert open_prefixes(kernel) == ("/api/open/web/",)
