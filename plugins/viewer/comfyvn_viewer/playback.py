@@ -22,6 +22,7 @@ from comfyvn_renpy.layout import Layout, build_layout
 from comfyvn_renpy.script import NARRATORS, POSITIONS, choice_text, flow_kind, shown_choices
 from comfyvn_renpy.text import CODE, Paginator, parse_markdown
 from comfyvn_scenario import Project
+from comfyvn_scenario.rules import is_number
 from comfyvn_scenario.runner import (
     RunState,
     Scenario,
@@ -115,11 +116,7 @@ class Playable:
         state = result.state
         stage = self._stage(state, asset_url)
         speaker = self._speaker(node)
-        side = None
-        if speaker is not None:
-            side = stage["faces"].get(speaker["id"]) or self._file_url(
-                self.layout.side_images.get(speaker["id"], ""), asset_url
-            )
+        side = self._side(speaker["id"], stage, asset_url) if speaker is not None else None
         choices = (
             [] if result.finished else [{"id": c.key, "label": self._line(choice_text(c.raw))} for c in result.choices]
         )
@@ -133,10 +130,26 @@ class Playable:
                 "pages": self._pages(node.get("text")),
             },
             "stage": {"background": stage["background"], "sprites": stage["sprites"], "side": side},
+            "audio": stage["audio"],
             "choices": choices,
             "mode": self._mode(result),
             "finished": result.finished,
         }
+
+    def _side(self, char_id: str, stage: Mapping[str, Any], asset_url: Callable[[str], str]) -> str | None:
+        """The side image beside the text box on ``char_id``'s line, as the export's ``Character(image=tag)``
+        shows it: a face-only character's ``side <tag>`` follows its last shown expression (``cvn_face``),
+        else its card portrait, else its default picture; anyone else's card portrait shows only while that
+        character is not standing on the stage (``config.side_image_only_not_showing``)."""
+        layout = self.layout
+        if char_id not in layout.char_tags:
+            return None
+        if char_id in layout.face_only:
+            names = (stage["faces"].get(char_id), layout.side_images.get(char_id), layout.sprite(char_id, None))
+            return next((url for name in names if name and (url := self._file_url(name, asset_url))), None)
+        if any(sprite["id"] == char_id for sprite in stage["sprites"]):
+            return None
+        return self._file_url(layout.side_images.get(char_id, ""), asset_url)
 
     def _mode(self, result: StepResult) -> str:
         """How the reader goes on: ``end``; ``menu`` (pick a button); ``draw`` (advancing lets the runner's
@@ -194,8 +207,18 @@ class Playable:
         layout = self.layout
         background: str | None = None
         sprites: dict[str, dict[str, Any]] = {}
-        faces: dict[str, str | None] = {}
+        faces: dict[str, str] = {}  # face-only character -> the image its side image shows (cvn_face)
         scene_id: str | None = None
+        music: dict[str, Any] | None = None
+        cue: dict[str, Any] | None = None  # the play/stop music statement the current node's arrival ran
+
+        def music_statement(spec: Any, here: bool) -> None:
+            nonlocal music, cue
+            played = self._music(spec, asset_url)
+            if played is None:
+                return  # the export writes no statement: whatever plays goes on
+            music = played if played["url"] else None
+            cue = played if here else None
 
         def scene_statement(owner: Mapping[str, Any]) -> None:
             nonlocal background
@@ -206,7 +229,9 @@ class Playable:
             background = self._file_url(name, asset_url) if name else None
             sprites.clear()
 
-        for scene, node_id in visited:
+        for index, (scene, node_id) in enumerate(visited):
+            here = index == len(visited) - 1
+            cue = None if here else cue
             nodes = self.scenario.nodes.get(scene)
             compiled = nodes.get(node_id) if nodes is not None else None
             if compiled is None:
@@ -216,18 +241,22 @@ class Playable:
                 owner = self.project.scenes[scene]
                 if "background" in owner:
                     scene_statement(owner)
+                music_statement(owner.get("music"), here)
             node = compiled.raw
             if "background" in node:
                 scene_statement(node)
+            if node.get("music") is not None:
+                music_statement(node["music"], here)
             for entry in node.get("characters") or ():
                 if not isinstance(entry, Mapping) or entry.get("id") not in layout.char_tags:
                     continue
                 char_id = entry["id"]
                 expression = entry.get("expression") if isinstance(entry.get("expression"), str) else None
                 if char_id in layout.face_only:
-                    faces[char_id] = (
-                        None if entry.get("hide") else self._file_url(layout.sprite(char_id, expression), asset_url)
-                    )
+                    if entry.get("hide"):
+                        faces.pop(char_id, None)
+                    else:
+                        faces[char_id] = layout.sprite(char_id, expression)
                     continue
                 sprites.pop(char_id, None)
                 position = entry.get("position") if isinstance(entry.get("position"), str) else None
@@ -246,7 +275,53 @@ class Playable:
         # Sprites without a position share the stage, as the export's cvn_arrange spreads them.
         for index, sprite in enumerate(loose):
             sprite["xalign"] = 0.5 if len(loose) == 1 else round(0.2 + 0.6 * index / (len(loose) - 1), 4)
-        return {"background": background, "sprites": placed, "faces": {k: v for k, v in faces.items() if v}}
+        audio = {"music": music, "music_cue": cue, **self._arrival_sounds(state, asset_url)}
+        return {"background": background, "sprites": placed, "faces": faces, "audio": audio}
+
+    def _audio_url(self, ref: Any, asset_url: Callable[[str], str]) -> str | None:
+        dest = self.layout.audio.get(ref) if isinstance(ref, str) else None
+        return asset_url(dest) if dest else None
+
+    def _music(self, spec: Any, asset_url: Callable[[str], str]) -> dict[str, Any] | None:
+        """The export's ``play music``/``stop music`` statement for a music field as data (``url`` None: stop),
+        or None where the export writes none (no track field, a missing file)."""
+        if not isinstance(spec, Mapping) or "track" not in spec:
+            return None
+        fade = spec.get("fade")
+        fade_s = float(fade) if is_number(fade) and fade > 0 else 0.0
+        if spec["track"] is None:
+            return {"url": None, "fade": fade_s, "loop": False, "volume": 1.0}
+        url = self._audio_url(spec["track"], asset_url)
+        if url is None:
+            return None
+        volume = spec.get("volume")
+        return {
+            "url": url,
+            "fade": fade_s,
+            "loop": spec.get("loop", True) is not False,
+            "volume": float(volume) if is_number(volume) and 0 <= volume <= 1 else 1.0,
+        }
+
+    def _arrival_sounds(self, state: RunState, asset_url: Callable[[str], str]) -> dict[str, Any]:
+        """What arriving at the current node plays besides music, as its label does: each ``play audio``
+        (an effect, after its delay) and the ``voice`` of its first line (only when it has a line)."""
+        node = self.scenario.node(state.scene_id, state.node_id).raw
+        sounds = []
+        for sfx in node.get("sfx") or ():
+            url = self._audio_url(sfx.get("sound"), asset_url) if isinstance(sfx, Mapping) else None
+            if url is None:
+                continue
+            delay, volume = sfx.get("delay"), sfx.get("volume")
+            sounds.append(
+                {
+                    "url": url,
+                    "delay": float(delay) if is_number(delay) and delay > 0 else 0.0,
+                    "volume": float(volume) if is_number(volume) and 0 <= volume <= 1 else 1.0,
+                }
+            )
+        text = node.get("text")
+        voice = self._audio_url(node.get("voice"), asset_url) if isinstance(text, str) and text else None
+        return {"sounds": sounds, "voice": voice}
 
     def asset_file(self, dest: str) -> Path:
         """The file behind an asset URL's path (404 for anything the layout did not plan)."""

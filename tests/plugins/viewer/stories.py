@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 CJK_LINES = ("夜の駅で、最後の列車が静かに待っている。", "我们一起坐上了开往黎明的列车。")
 LONG = (
@@ -68,4 +69,71 @@ def cjk_project(folder: Path) -> Path:
     }
     (folder / "project.json").write_text(json.dumps(project, ensure_ascii=False), encoding="utf-8")
     (folder / "scenes" / "eki.json").write_text(json.dumps(scene, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+#: (node, speaker id or None, the side image's file or None) of `side_project`, in order.
+SIDE_LINES = (
+    ("dark", None, None),  # narration: no side image
+    ("whisper", "moth", "moth_calm.png"),  # face-only, never shown yet: its default picture
+    ("rook_in", "rook", None),  # standing on the stage: the export hides its portrait
+    ("moth_glad", "moth", "moth_glad.png"),  # face-only, shown glad: that picture
+    ("rook_out", "rook", "rook_portrait.png"),  # gone from the stage: its card portrait
+)
+
+
+def side_project(folder: Path) -> Path:
+    """A face-only character (every expression an opaque framed picture, no standing sprite: the export
+    shows it only as the side image) and a standing one with a card portrait, speaking in turn."""
+    from PIL import Image, ImageDraw
+
+    art = folder / "art"
+    art.mkdir(parents=True)
+    (folder / "scenes").mkdir()
+    for name, colour in (("moth_calm", "#3a7bd5"), ("moth_glad", "#f2a03d"), ("rook_portrait", "#7e3ad5")):
+        picture = Image.new("RGB", (240, 240), colour)
+        ImageDraw.Draw(picture).ellipse((60, 50, 180, 190), fill="#f4e1c6")
+        picture.save(art / f"{name}.png")
+    figure = Image.new("RGBA", (300, 600), (0, 0, 0, 0))
+    ImageDraw.Draw(figure).rectangle((90, 60, 210, 600), fill="#2f8f5b")
+    figure.save(art / "rook.png")
+    Image.new("RGB", (640, 360), "#28304a").save(art / "room.png")
+    project = {
+        "format": "comfyvn-project",
+        "format_version": 1,
+        "id": "side",
+        "title": "Side",
+        "start": "s",
+        "scenes": ["s"],
+        "characters": {
+            "moth": {
+                "name": "Moth",
+                "default_expression": "calm",
+                "sprites": {"calm": "art/moth_calm.png", "glad": "art/moth_glad.png"},
+            },
+            "rook": {"name": "Rook", "portrait": "art/rook_portrait.png", "sprites": {"neutral": "art/rook.png"}},
+        },
+    }
+
+    def line(node_id: str, speaker: str | None, text: str, nxt: str | None, **extra: Any) -> dict[str, Any]:
+        node: dict[str, Any] = {"id": node_id, "type": "dialogue" if speaker else "narration", "text": text, **extra}
+        if speaker:
+            node["speaker"] = speaker
+        node.update({"choices": [{"id": "on", "label": "On", "target": nxt}]} if nxt else {"end": True})
+        return node
+
+    scene = {
+        "id": "s",
+        "start": "dark",
+        "background": "art/room.png",
+        "nodes": [
+            line("dark", None, "A lamp flickers in the attic.", "whisper"),
+            line("whisper", "moth", "Who's there?", "rook_in"),
+            line("rook_in", "rook", "Only me.", "moth_glad", characters=[{"id": "rook", "position": "center"}]),
+            line("moth_glad", "moth", "Oh, good!", "rook_out", characters=[{"id": "moth", "expression": "glad"}]),
+            line("rook_out", "rook", "Goodnight.", None, characters=[{"id": "rook", "hide": True}]),
+        ],
+    }
+    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
+    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
     return folder

@@ -37,7 +37,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .stories import CJK_LINES, LONG, cjk_project, long_project
+from .stories import CJK_LINES, LONG, SIDE_LINES, cjk_project, long_project, side_project
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -61,6 +61,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.create_from_folder(DEMO, project_id="demo")
     store.create_from_folder(cjk_project(root / "cjk"), project_id="cjk")
     store.create_from_folder(long_project(root / "long"), project_id="long")
+    store.create_from_folder(side_project(root / "side"), project_id="side")
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
@@ -461,3 +462,40 @@ def test_a_long_line_is_read_page_by_page(desktop: WebDriver, base_url: str) -> 
     assert " ".join(" ".join(shown).split()) == " ".join(parse_markdown(LONG).text.split())
     desktop.find_element(By.ID, "stage").click()
     WebDriverWait(desktop, 5).until(_ended)
+
+
+def test_the_side_image_shows_beside_the_text_box_on_its_characters_lines(
+    desktop: WebDriver, base_url: str, tmp_path: Path
+) -> None:
+    _open(desktop, base_url, "side")
+    state = _start(desktop)
+    names = {"moth": "Moth", "rook": "Rook"}
+    for node_id, speaker, side in SIDE_LINES:
+        assert state["node"] == node_id
+        assert _shown(desktop)[0] == names.get(speaker or "", "")
+        picture = desktop.find_element(By.ID, "side")
+        if side is None:
+            assert not picture.is_displayed(), node_id
+        else:
+            assert picture.is_displayed(), node_id
+            src = picture.get_attribute("src") or ""
+            # The export's file for that picture (images/characters/<tag>_<expression or "portrait">).
+            assert src == f"{base_url}/api/viewer/play/side/asset/images/characters/{side}"
+            WebDriverWait(desktop, 10).until(
+                lambda d: d.execute_script("const i = document.getElementById('side'); return i.naturalWidth > 0;")
+            )
+            box = desktop.execute_script(
+                """
+                const r = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+                return {side: r('side'), box: r('textbox'), text: r('text')};
+                """
+            )
+            # Inside the text box, on its left, the line beside it (not under it).
+            assert box["box"]["left"] <= box["side"]["left"] and box["side"]["right"] <= box["text"]["left"]
+            assert box["box"]["top"] <= box["side"]["top"] and box["side"]["bottom"] <= box["box"]["bottom"]
+            assert box["side"]["width"] > 40
+            if node_id == "moth_glad":
+                desktop.save_screenshot(str(tmp_path / "side.png"))
+        if node_id != SIDE_LINES[-1][0]:
+            desktop.find_element(By.CSS_SELECTOR, '[data-choice-id="on"]').click()
+            state = _settled(desktop, state["rev"])

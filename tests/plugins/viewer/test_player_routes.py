@@ -24,7 +24,7 @@ from comfyvn_viewer.share import ShareLinks
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .stories import long_project
+from .stories import SIDE_LINES, long_project, side_project
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 
@@ -39,6 +39,7 @@ def player(make_kernel: Callable[..., Kernel], http_for: Callable[[Kernel], Any]
         if not store.exists("demo"):
             store.create_from_folder(DEMO, project_id="demo")
             store.create_from_folder(long_project(tmp_path / "long"), project_id="long")
+            store.create_from_folder(side_project(tmp_path / "side"), project_id="side")
         http = http_for(kernel)
         http.kernel = kernel  # the tests look at the kernel's data folder
         return http
@@ -102,6 +103,24 @@ def test_pages_and_markup_are_the_ones_the_renpy_export_writes(player: Any) -> N
         rendered.append(render(Parsed(visible, tuple(offsets))))
     assert rendered == said
     assert any(style & 2 and part == "twice" for runs in pages for part, style in runs)
+
+
+def test_the_side_image_shows_on_the_lines_of_who_the_export_gives_one(player: Any, tmp_path: Path) -> None:
+    http = player()
+    art = tmp_path / "side" / "art"
+    frame = http.post("/api/viewer/play/side/start", json={}).json()
+    for node_id, speaker, side in SIDE_LINES:
+        assert frame["state"]["current_node"] == node_id
+        assert (frame["node"]["speaker"] or {}).get("id") == speaker
+        if side is None:
+            assert frame["stage"]["side"] is None, node_id
+        else:
+            assert http.get(frame["stage"]["side"]).content == (art / side).read_bytes(), node_id
+        # The face-only character never stands on the stage; the other one stands only while shown.
+        assert [s["id"] for s in frame["stage"]["sprites"]] == (["rook"] if node_id in ("rook_in", "moth_glad") else [])
+        if not frame["finished"]:
+            frame = http.post("/api/viewer/play/side/step", json={"state": frame["state"], "choice_id": "on"}).json()
+    assert frame["finished"]
 
 
 def _long_dir(http: Any) -> Path:
