@@ -17,6 +17,7 @@ import pytest
 from comfyvn import Kernel
 from comfyvn.errors import NotFound
 from comfyvn_renpy.export import ExportOptions, build_bundle
+from comfyvn_renpy.layout import build_layout
 from comfyvn_renpy.text import Parsed, render
 from comfyvn_scenario.project import load_project
 from comfyvn_scenario.store import ProjectStore
@@ -121,6 +122,88 @@ def test_the_side_image_shows_on_the_lines_of_who_the_export_gives_one(player: A
         if not frame["finished"]:
             frame = http.post("/api/viewer/play/side/step", json={"state": frame["state"], "choice_id": "on"}).json()
     assert frame["finished"]
+
+
+_MUSIC = re.compile(
+    r"^(?:play music '(?P<dest>[^']+)'(?: fadein (?P<fadein>[\d.]+))? (?P<loop>loop|noloop)(?: volume (?P<vol>[\d.]+))?"
+    r"|stop music(?: fadeout (?P<fadeout>[\d.]+))?)$"
+)
+_SOUND = re.compile(r"^play audio '(?P<dest>[^']+)'(?: volume (?P<vol>[\d.]+))?$")
+_VOICE = re.compile(r"^voice '(?P<dest>[^']+)'$")
+
+
+def _label_blocks(files: dict[str, bytes]) -> dict[str, list[str]]:
+    """Each label of the exported game's scene scripts -> its statements before its say/menu."""
+    blocks: dict[str, list[str]] = {}
+    for path, data in files.items():
+        if not path.startswith("game/scenes/"):
+            continue
+        label = None
+        for raw in data.decode("utf-8").splitlines():
+            if raw.startswith("label "):
+                label = raw[len("label ") : -1]
+                blocks[label] = []
+            elif label is not None and raw.startswith("    ") and not raw.startswith("     "):
+                blocks[label].append(raw.strip())
+    return blocks
+
+
+def _expected_audio(statements: list[str], base: str, playing: dict[str, Any] | None) -> dict[str, Any]:
+    """What the export's statements on arriving at a node play: the music after them (and the music
+    statement that ran, if one did), the effects and the voice."""
+    cue = None
+    sounds, voice = [], None
+    for line in statements:
+        if m := _MUSIC.match(line):
+            if m["dest"]:
+                cue = {"url": f"{base}/asset/{m['dest']}", "fade": float(m["fadein"] or 0), "loop": m["loop"] == "loop"}
+                cue["volume"] = float(m["vol"] or 1.0)
+            else:
+                cue = {"url": None, "fade": float(m["fadeout"] or 0), "loop": False, "volume": 1.0}
+            playing = cue if cue["url"] else None
+        elif m := _SOUND.match(line):
+            sounds.append({"url": f"{base}/asset/{m['dest']}", "delay": 0.0, "volume": float(m["vol"] or 1.0)})
+        elif m := _VOICE.match(line):
+            voice = f"{base}/asset/{m['dest']}"
+    return {"music": playing, "music_cue": cue, "sounds": sounds, "voice": voice}
+
+
+@pytest.mark.parametrize("seed", [7, 1_456])
+@pytest.mark.parametrize("pick", [0, -1])
+def test_frames_play_the_music_effects_and_voice_the_exported_script_plays(player: Any, seed: int, pick: int) -> None:
+    http = player()
+    project = load_project(DEMO)
+    files = build_bundle(project, ExportOptions()).files
+    blocks = _label_blocks(files)
+    labels = build_layout(project).node_labels
+    base = "/api/viewer/play/demo"
+    frame = http.post(f"{base}/start", json={"seed": seed}).json()
+    scene, playing, heard, urls = None, None, set(), set()
+    while True:
+        node = frame["state"]["current_node"]
+        statements = []
+        if frame["scene"] != scene:  # entering a scene runs its label: background and music
+            scene = frame["scene"]
+            statements += blocks[f"scene_{scene}"]
+        statements += blocks[labels[(scene, node)]]
+        expected = _expected_audio(statements, base, playing)
+        assert frame["audio"] == expected, node
+        playing = expected["music"]
+        heard.update(k for k in ("music_cue", "voice") if expected[k])
+        heard.update(["stop"] if expected["music_cue"] and not expected["music_cue"]["url"] else [])
+        heard.update(["sounds"] if expected["sounds"] else [])
+        urls.update(s["url"] for s in expected["sounds"])
+        urls.update(u for u in (expected["voice"], (playing or {}).get("url")) if u)
+        if frame["finished"]:
+            break
+        choice = frame["choices"][pick]["id"] if frame["mode"] == "menu" else None
+        frame = http.post(f"{base}/step", json={"state": frame["state"], "choice_id": choice}).json()
+    # Every run here hears a track start, an effect and Alice's voiced line; the one left behind hears the
+    # music stop. The files come through the asset endpoint (the export plan lists them).
+    assert {"music_cue", "sounds", "voice"} <= heard and ("stop" in heard) == (node == "left_behind")
+    for url in urls:
+        response = http.get(url)
+        assert response.status_code == 200 and response.headers["content-type"] == "audio/wav", url
 
 
 def _long_dir(http: Any) -> Path:
