@@ -97,7 +97,10 @@ def browser() -> Iterator[WebDriver]:
     )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800", "--lang=en-US"):
+    # Sound may start without a gesture here, so a test can see the page's <audio> elements play (the page
+    # itself still waits for the reader's first interaction).
+    flags = ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800", "--lang=en-US")
+    for arg in (*flags, "--autoplay-policy=no-user-gesture-required"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -499,3 +502,62 @@ def test_the_side_image_shows_beside_the_text_box_on_its_characters_lines(
         if node_id != SIDE_LINES[-1][0]:
             desktop.find_element(By.CSS_SELECTOR, '[data-choice-id="on"]').click()
             state = _settled(desktop, state["rev"])
+
+
+def _sound(driver: WebDriver) -> dict[str, Any]:
+    result: dict[str, Any] = driver.execute_script("return window.comfyvn.sound();")
+    return result
+
+
+def _playing(driver: WebDriver, which: str, dest: str) -> dict[str, Any]:
+    """Waits until the ``music`` or ``voice`` element plays the export's file ``dest`` and returns it."""
+    want = f"/api/viewer/play/demo/asset/{dest}"
+    try:
+        return WebDriverWait(driver, 10, poll_frequency=0.05).until(
+            lambda d: (m := _sound(d)[which])["src"] == want and not m["paused"] and m
+        )
+    except TimeoutException:
+        raise AssertionError(f"{which} is not playing {dest}: {_sound(driver)[which]}") from None
+
+
+def test_the_page_plays_the_music_effects_and_voice_the_export_plays(desktop: WebDriver, base_url: str) -> None:
+    _open(desktop, base_url, "demo")
+    assert _sound(desktop)["music"]["src"] is None  # nothing before the reader's first interaction
+    state = _start(desktop, seed=7)
+    music = _playing(desktop, "music", "audio/station_hum.wav")  # play music 'audio/station_hum.wav' ... loop
+    assert music["loop"] is True and not music["muted"]
+    # The volume is a slider the keyboard moves; the setting is kept in the browser's storage.
+    desktop.find_element(By.ID, "volume").send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT)
+    assert _sound(desktop)["volume"] == pytest.approx(0.7)
+    WebDriverWait(desktop, 5).until(lambda d: _sound(d)["music"]["volume"] == pytest.approx(0.6 * 0.7))  # faded in
+    desktop.find_element(By.CSS_SELECTOR, '[data-choice-id="look_around"]').click()
+    state = _settled(desktop, state["rev"])
+    _playing(desktop, "voice", "voice/alice_greets.wav")  # voice 'voice/alice_greets.wav'
+    desktop.find_element(By.CSS_SELECTOR, '[data-choice-id="go_machine"]').click()
+    state = _settled(desktop, state["rev"])
+    heard = _sound(desktop)
+    assert heard["voice"]["src"] is None  # the voice ends with its line
+    assert [s["src"] for s in heard["sounds"]] == ["/api/viewer/play/demo/asset/audio/coins.wav"]  # play audio
+    assert heard["music"]["src"] == "/api/viewer/play/demo/asset/audio/station_hum.wav"  # no statement: it goes on
+    # M mutes every channel; the setting survives a reload.
+    desktop.find_element(By.TAG_NAME, "body").send_keys("m")
+    heard = _sound(desktop)
+    assert heard["muted"] and heard["music"]["muted"] and all(s["muted"] for s in heard["sounds"])
+    _open(desktop, base_url, "demo", clear=False)
+    assert desktop.find_element(By.ID, "btn-mute").get_attribute("aria-pressed") == "true"
+    assert (_sound(desktop)["volume"], _sound(desktop)["muted"]) == (pytest.approx(0.7), True)
+    # A node's music changes the track (the ending with Alice: play music 'audio/dawn.wav'); the one where
+    # the train leaves without you stops it (stop music fadeout 3.0).
+    _start(desktop, seed=7)
+    desktop.find_element(By.ID, "btn-mute").click()
+    assert _sound(desktop)["muted"] is False
+    _play(desktop, _first)
+    assert _state(desktop)["node"] == "ending_friends"  # type: ignore[index]
+    _playing(desktop, "music", "audio/dawn.wav")
+    desktop.find_element(By.ID, "btn-again").click()
+    assert _sound(desktop)["music"]["src"] is None  # back on the title screen: silence
+    _start(desktop, seed=1_456)
+    _play(desktop, lambda i, ids: ids[-1])
+    assert _state(desktop)["node"] == "left_behind"  # type: ignore[index]
+    WebDriverWait(desktop, 8).until(lambda d: _sound(d)["music"]["src"] is None and _sound(d)["music"]["paused"])
+    desktop.execute_script("localStorage.clear();")

@@ -13,7 +13,8 @@
     speaker: $("speaker"), text: $("text"), ctc: $("ctc"), choices: $("choices"), title: $("title"),
     titleText: $("title-text"), titlePov: $("title-pov"), seed: $("title-seed"), cont: $("btn-continue"),
     pov: $("pov-select"), backlog: $("backlog"), backlogList: $("backlog-list"), ending: $("ending"),
-    auto: $("btn-auto"), skip: $("btn-skip"), toast: $("toast")
+    auto: $("btn-auto"), skip: $("btn-skip"), toast: $("toast"), music: $("music"), voice: $("voice"),
+    sounds: $("sounds"), mute: $("btn-mute"), volume: $("volume")
   };
   var info = null;     // {title, povs, default_pov}
   var frame = null;    // the last answer: {state, node, stage, choices, mode, finished}
@@ -25,6 +26,131 @@
   var log = [];        // backlog: [{who, runs}]
   var auto = false, skip = false, timer = null;
   var rev = 0;         // counts what the page has shown (tests wait for it to move)
+
+  // -- sound: what the exported game plays (the frame's audio: music state and cue, effects, voice) ------
+  var soundKey = "comfyvn:sound";
+  var sound = { volume: 0.8, muted: false };
+  try {
+    var kept = JSON.parse(localStorage.getItem(soundKey) || "null");
+    if (kept && typeof kept.volume === "number") sound.volume = Math.max(0, Math.min(1, kept.volume));
+    if (kept && typeof kept.muted === "boolean") sound.muted = kept.muted;
+  } catch (ignored) { /* a damaged setting: the defaults */ }
+  // Browsers let a page play sound only after the reader has interacted with it: nothing starts before
+  // the first click or key; the music due by then starts on it.
+  var unlocked = false, dueMusic = null;
+
+  function level(media) {
+    var base = parseFloat(media.dataset.volume || "1");
+    var fade = media.fadeLevel === undefined ? 1 : media.fadeLevel;
+    media.volume = Math.max(0, Math.min(1, base * sound.volume * fade));
+    media.muted = sound.muted;
+  }
+
+  function levelAll() {
+    [el.music, el.voice].concat(Array.prototype.slice.call(el.sounds.children)).forEach(level);
+    el.mute.setAttribute("aria-pressed", String(sound.muted));
+    el.mute.textContent = sound.muted ? "Sound off" : "Sound on";
+    el.volume.value = String(Math.round(sound.volume * 100));
+  }
+
+  function keepSound() {
+    localStorage.setItem(soundKey, JSON.stringify(sound));
+    levelAll();
+  }
+
+  function fade(media, from, to, seconds, done) {
+    clearInterval(media.fader);
+    var began = Date.now();
+    var tick = function () {
+      var k = seconds > 0 ? Math.min(1, (Date.now() - began) / (seconds * 1000)) : 1;
+      media.fadeLevel = from + (to - from) * k;
+      level(media);
+      if (k >= 1) {
+        clearInterval(media.fader);
+        if (done) done();
+      }
+    };
+    if (seconds > 0) media.fader = setInterval(tick, 50);
+    tick();
+  }
+
+  function play(media) {
+    var started = media.play();
+    if (started && started.catch) started.catch(function () { /* refused (no interaction yet): silence */ });
+  }
+
+  function playMusic(spec) {
+    if (!unlocked) { dueMusic = spec; return; }
+    var media = el.music;
+    media.dataset.volume = String(spec.volume);
+    media.dataset.track = spec.url;
+    media.loop = spec.loop;
+    media.src = spec.url;
+    fade(media, 0, 1, spec.fade);
+    play(media);
+  }
+
+  function stopMusic(seconds) {
+    dueMusic = null;
+    var media = el.music;
+    media.dataset.track = "";
+    var silence = function () {
+      media.pause();
+      media.removeAttribute("src");
+    };
+    if (media.paused || !(seconds > 0)) { clearInterval(media.fader); silence(); return; }
+    fade(media, media.fadeLevel === undefined ? 1 : media.fadeLevel, 0, seconds, silence);
+  }
+
+  function stopVoice() {
+    el.voice.pause();
+    el.voice.removeAttribute("src");
+  }
+
+  /** The frame's sound. ``arrived``: the run stepped here (its statements run: a music cue, effects, the
+      voice of its first line); otherwise (a load, a POV switch) the music is only brought in line. */
+  function hear(audio, arrived) {
+    if (!audio) return;
+    Array.prototype.slice.call(el.sounds.children).forEach(function (media) {
+      if (media.ended || media.paused) el.sounds.removeChild(media);
+    });
+    var cue = arrived ? audio.music_cue : null;
+    if (cue) {
+      if (cue.url) playMusic(cue); else stopMusic(cue.fade);
+    } else if (audio.music) {
+      if ((unlocked ? el.music.dataset.track : (dueMusic || {}).url) !== audio.music.url) playMusic(audio.music);
+    } else if (el.music.dataset.track || dueMusic) {
+      stopMusic(0);
+    }
+    stopVoice();
+    if (!arrived || skip || !unlocked) return;  // skipping reads on without the effects and voices
+    audio.sounds.forEach(function (spec) {
+      var media = document.createElement("audio");
+      media.dataset.volume = String(spec.volume);
+      media.src = spec.url;
+      level(media);
+      el.sounds.appendChild(media);
+      setTimeout(function () { play(media); }, spec.delay * 1000);
+    });
+    if (audio.voice) {
+      el.voice.dataset.volume = "1";
+      el.voice.src = audio.voice;
+      level(el.voice);
+      play(el.voice);
+    }
+  }
+
+  function unlock() {
+    if (unlocked) return;
+    unlocked = true;
+    if (dueMusic) playMusic(dueMusic);
+  }
+
+  function silenceAll() {
+    stopMusic(0);
+    stopVoice();
+    el.sounds.textContent = "";
+  }
 
   function request(method, path, body) {
     var options = { method: method, headers: { "Accept": "application/json" } };
@@ -150,7 +276,7 @@
     schedule();
   }
 
-  function show(answer, fresh, same) {
+  function show(answer, fresh, same, arrived) {
     frame = answer;
     page = 0;
     if (fresh) trail = [], moves = [];
@@ -159,16 +285,18 @@
     el.stage.dataset.scene = answer.scene;
     if (info.povs.length) el.pov.value = answer.state.pov;
     renderStage(answer.stage);
+    hear(answer.audio, arrived);
     renderPage();
     if (answer.mode === "end" && !answer.node.pages.length) finish();
   }
 
   function call(method, path, body, fresh, same) {
+    var arrived = path !== "/view";  // a start or a step runs the node's statements; a view only shows
     if (busy) return Promise.resolve(null);
     busy = true;
     el.player.setAttribute("aria-busy", "true");
     return request(method, path, body).then(function (answer) {
-      show(answer, fresh, same);
+      show(answer, fresh, same, arrived);
       return answer;
     }).catch(function (error) {
       stopModes();
@@ -197,6 +325,7 @@
 
   function advance() {
     if (!frame || busy || !el.title.hidden || !el.backlog.hidden || !el.ending.hidden) return;
+    stopVoice();  // the line's voice ends when the reader moves on
     if (!lastPage()) {
       page += 1;
       renderPage();
@@ -291,11 +420,21 @@
 
   function toTitle() {
     stopModes();
+    silenceAll();
     el.ending.hidden = true;
     el.title.hidden = false;
     el.cont.hidden = !localStorage.getItem(saveKey);
     $("btn-start").focus();
   }
+
+  // The first interaction of any kind unlocks sound (capture: before the handler it starts the run with).
+  ["pointerdown", "keydown", "click"].forEach(function (type) { document.addEventListener(type, unlock, true); });
+  el.mute.addEventListener("click", function () { sound.muted = !sound.muted; keepSound(); });
+  el.volume.addEventListener("input", function () {
+    sound.volume = Math.max(0, Math.min(1, (parseInt(el.volume.value, 10) || 0) / 100));
+    keepSound();
+  });
+  levelAll();
 
   el.stage.addEventListener("click", function (event) {
     if (event.target.closest("button")) return;
@@ -335,6 +474,8 @@
       event.preventDefault(); el.auto.click();
     } else if (key === "s" || key === "S") {
       event.preventDefault(); el.skip.click();
+    } else if (key === "m" || key === "M") {
+      event.preventDefault(); el.mute.click();
     } else if (key === "F5") {
       event.preventDefault(); save();
     } else if (key === "F9") {
@@ -377,6 +518,16 @@
         scene: s.scene_id, node: s.current_node, variables: JSON.parse(JSON.stringify(s.variables)),
         seed: s.rng.seed, pov: s.pov, page: page, pages: frame.node.pages.length, mode: frame.mode,
         finished: frame.finished, trail: trail.slice(), moves: moves.slice(), busy: busy, rev: rev
+      };
+    },
+    /** What the page's sound is doing: the music track, the voice, the effects, the volume setting. */
+    sound: function () {
+      var of = function (media) {
+        return { src: media.getAttribute("src"), paused: media.paused, loop: media.loop, volume: media.volume, muted: media.muted };
+      };
+      return {
+        music: of(el.music), voice: of(el.voice), sounds: Array.prototype.map.call(el.sounds.children, of),
+        volume: sound.volume, muted: sound.muted, unlocked: unlocked
       };
     },
     start: start, save: save, load: load, advance: advance, choose: choose
