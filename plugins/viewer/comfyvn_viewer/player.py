@@ -140,7 +140,7 @@ def play_api(
                     pov: {type: string}}}}}
         responses:
           200: {description: "a frame: {ok, state, scene, node{id, type, speaker, pages}, stage{background, sprites,
-                side}, choices[{id, label}], mode (menu|draw|end), finished}"}
+                side}, audio{music, music_cue, sounds, voice}, choices[{id, label}], mode (menu|draw|end), finished}"}
           400: {description: bad seed or an unknown POV}
           404: {description: no such project, or the share link is not valid or has expired}
         """
