@@ -19,7 +19,7 @@ from comfyvn.paths import atomic_write_bytes
 
 from . import service
 from .jobs import MAX_FEATHER, MAX_PLANES, MIN_PLANES
-from .settings import DEVICES, METHODS, SETUP_HINT, LayersSettings, check_device
+from .settings import DEVICES, METHODS, LayersSettings, check_device, setup_hint
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -90,7 +90,7 @@ def split_command(
 
     kernel.flags.require(service.FLAG)
     settings = LayersSettings.from_kernel(kernel, model=model_path)
-    model = settings.require_model()
+    model = settings.require_model("--model PATH")
     if not image.is_file():
         raise Invalid(f"no picture {image.name!r} there", field="IMAGE", code="image_not_found")
     image = image.resolve()
@@ -160,7 +160,7 @@ def matte_command(
 
     kernel.flags.require(service.FLAG)
     settings = LayersSettings.from_kernel(kernel, model=model_path)
-    model = settings.require_model()
+    model = settings.require_model("--model PATH")
     if not image.is_file():
         raise Invalid(f"no picture {image.name!r} there", field="IMAGE", code="image_not_found")
     image = image.resolve()
@@ -212,4 +212,6 @@ def info_command(kernel: Kernel, model: str | None, as_json: bool) -> None:
             click.echo(f"normalise: mean {info['mean']} std {info['std']}")
             click.echo(f"output:    {info['output_name']} ({info['output']})")
     if not status["configured"]:
-        raise NotFound(SETUP_HINT, field="model", code="model_not_configured")
+        raise NotFound(
+            setup_hint("the MODEL argument (comfyvn layers info MODEL)"), field="model", code="model_not_configured"
+        )

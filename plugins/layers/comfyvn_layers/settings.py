@@ -27,16 +27,24 @@ __all__ = [
     "SETUP_HINT",
     "LayersSettings",
     "check_device",
+    "setup_hint",
 ]
 
 MODEL_ENV = "COMFYVN_DEPTH_MODEL"
 # planes.METHODS, kept here so that loading the plugin does not load OpenCV (a test checks they agree).
 METHODS = ("quantile", "kmeans")
 SETUP_HINT = (
-    "no depth model configured: give an ONNX depth model file (MiDaS v2.1 small or Depth Anything V2 small"
-    " exported to ONNX, see docs/layers.md) with --model PATH, the COMFYVN_DEPTH_MODEL environment variable"
-    " or layers.model in comfyvn.json; nothing is downloaded"
+    "no depth model configured: set the COMFYVN_DEPTH_MODEL environment variable or layers.model in"
+    " comfyvn.json to an ONNX depth model file (MiDaS v2.1 small or Depth Anything V2 small exported to ONNX,"
+    " see docs/layers.md); nothing is downloaded"
 )
+
+
+def setup_hint(option: str | None = None) -> str:
+    """`SETUP_HINT`, naming the command line's own way to give a model (``--model PATH``) when there is one."""
+    return SETUP_HINT if option is None else SETUP_HINT.replace(": set the", f": give {option}, or set the", 1)
+
+
 _KEYS = frozenset({"model", "device"})
 
 
@@ -85,11 +93,11 @@ class LayersSettings:
         path = Path(configured.strip()).expanduser()
         return cls((path if path.is_absolute() else kernel.paths.config / path).resolve(), "file", device)
 
-    def require_model(self) -> Path:
-        """The model file; `NotFound` with `SETUP_HINT` when none is configured or the file is missing
-        (named by its base name: messages never carry a server path)."""
+    def require_model(self, option: str | None = None) -> Path:
+        """The model file; `NotFound` with the set-up hint (naming the CLI's ``option`` when given) when none
+        is configured, or when the file is missing (named by its base name: never a server path)."""
         if self.model is None:
-            raise NotFound(SETUP_HINT, field="model", code="model_not_configured")
+            raise NotFound(setup_hint(option), field="model", code="model_not_configured")
         if not self.model.is_file():
             raise NotFound(
                 f"the depth model {self.model.name!r} (from {self.where()}) is not a file here",

@@ -55,7 +55,9 @@ def test_info_without_a_model_lists_the_providers_and_exits_2(make_kernel: Kerne
     result = _run(make_kernel(layers_plugin), "info")
     assert result.exit_code == 2
     assert "CPUExecutionProvider" in result.stdout
-    assert "COMFYVN_DEPTH_MODEL" in _one_error_line(result)
+    line = _one_error_line(result)
+    # info takes the model as its argument: the hint names that, not split's --model option.
+    assert "COMFYVN_DEPTH_MODEL" in line and "comfyvn layers info MODEL" in line and "--model" not in line
 
 
 def test_split_writes_planes_next_to_the_picture_far_to_near(

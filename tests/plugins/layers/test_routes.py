@@ -148,6 +148,7 @@ def test_the_model_route_says_when_none_is_configured(client: Client, tmp_path: 
     assert answer.status_code == 200
     body = answer.json()
     assert body["configured"] is False and "COMFYVN_DEPTH_MODEL" in body["hint"]
+    assert "--model" not in body["hint"]  # an HTTP client has no command-line option to give
     assert "CPUExecutionProvider" in body["runtime"]["providers"]
     configured = client(good_model(tmp_path)).get("/api/layers/model").json()
     assert configured["configured"] is True and configured["source"] == "COMFYVN_DEPTH_MODEL"
@@ -157,7 +158,8 @@ def test_the_model_route_says_when_none_is_configured(client: Client, tmp_path: 
 def test_a_split_without_a_model_is_refused_with_how_to_get_one(client: Client) -> None:
     http = client()
     error = _error(_upload(http, banded_png()), 404, "model_not_configured")
-    assert "--model" in error["message"] and "layers.model" in error["message"]
+    assert "COMFYVN_DEPTH_MODEL" in error["message"] and "layers.model" in error["message"]
+    assert "--model" not in error["message"]  # an HTTP client has no command-line option to give
     assert jobs_for(http.kernel).list() == []  # type: ignore[attr-defined]
 
 
