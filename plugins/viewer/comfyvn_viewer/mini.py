@@ -30,7 +30,7 @@ from comfyvn.paths import safe_join
 from comfyvn_renpy import art, fonts
 from comfyvn_renpy.gui import GuiSpec, gui_spec
 from comfyvn_renpy.gui_images import Palette, gui_images, png_bytes
-from comfyvn_renpy.script import NARRATORS, POSITIONS, TRANSFORMS
+from comfyvn_renpy.script import NARRATORS, POSITIONS, TRANSFORMS, choice_text, shown_choices
 from comfyvn_renpy.text import BOLD, Paginator, parse_markdown
 from comfyvn_scenario import Project, compile_scenario, initial_state, split_target
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: Bumped when the drawing changes, so cached stills of the old drawing are not served for new requests.
-RENDERER = "mini-vn/1"
+RENDERER = "mini-vn/2"
 DEFAULT_SIZE = (640, 360)
 MIN_SIZE = (160, 90)
 MAX_PIXELS = 1920 * 1080
@@ -96,6 +96,8 @@ class StillPlan:
     speaker: str | None
     colour: str | None
     text: str
+    #: The menu the export shows at this node (its choices' texts, in order); empty when it shows none.
+    choices: tuple[str, ...] = ()
 
     def files(self) -> list[Path]:
         """Every picture file the still draws (their contents belong in its digest)."""
@@ -253,8 +255,33 @@ def plan_still(project: Project, moment: Moment, resolve: Callable[[str], Path |
     text = str(node["text"]) if isinstance(node.get("text"), str) else ""
     return StillPlan(
         scene_id, node_id, pov, moment.seed, _picture_file(root, background_ref, resolve), tuple(sprites),
-        side, name, colour, text,
+        side, name, colour, text, _menu(node, pov),
     )  # fmt: skip
+
+
+def _menu(node: Mapping[str, Any], pov: str) -> tuple[str, ...]:
+    """The texts of the menu the export shows at ``node`` (`script.flow_kind`): none at an end or where it
+    jumps on (one unlabelled, unconditional choice); choices shown only to other POVs left out."""
+    choices = shown_choices(node)
+    if node.get("end") or not choices:
+        return ()
+    only = choices[0]
+    if (
+        len(choices) == 1
+        and not only.get("label")
+        and node.get("type") != "choice"
+        and only.get("visible_to") is None
+        and not only.get("conditions")
+    ):
+        return ()
+    shown = []
+    for choice in choices:
+        visible = choice.get("visible_to")
+        visible = [visible] if isinstance(visible, str) else visible
+        if isinstance(visible, list) and visible and pov not in {str(v) for v in visible}:
+            continue
+        shown.append(choice_text(choice))
+    return tuple(shown)
 
 
 def still_digest(plan: StillPlan, project_files: Mapping[str, str], size: tuple[int, int], project_id: str) -> str:
@@ -323,6 +350,11 @@ def _sprites(canvas: Image.Image, plan: StillPlan, spec: GuiSpec) -> None:
         figure = _fitted(picture, probed.box, spec.sprite_max_width, spec.sprite_max_height)
         x = round((spec.width - figure.width) * sprite.xalign)
         canvas.alpha_composite(figure, (x, spec.height - figure.height))
+
+
+def _side(canvas: Image.Image, plan: StillPlan, spec: GuiSpec) -> None:
+    """The side image as the export's say screen adds it (``SideImage() xalign 0.0 yalign 1.0``, after the
+    text box): fitted into the side-image box, in the bottom-left corner, over the text box."""
     if plan.side is not None and (picture := _open(plan.side)) is not None:
         probed = _probe(plan.side)
         box = probed.box if probed is not None and probed.cutout else (0, 0, *picture.size)
@@ -428,7 +460,8 @@ def _textbox(canvas: Image.Image, plan: StillPlan, spec: GuiSpec) -> None:
     spans = Paginator(spec, faces.metrics).spans(parsed)
     if not spans:
         return
-    start, end = spans[0]
+    # At a menu the line being answered (its last page) is the caption that stays in the text box.
+    start, end = spans[-1] if plan.choices else spans[0]
     styles = [0] * len(parsed.text)
     for a, b, style in parsed.runs:
         styles[a:b] = [style] * (b - a)
@@ -441,6 +474,71 @@ def _textbox(canvas: Image.Image, plan: StillPlan, spec: GuiSpec) -> None:
         y += skip + spec.line_spacing
 
 
+def _frame(image: Image.Image, width: int, height: int, border: int) -> Image.Image:
+    """``image`` stretched to ``width`` x ``height`` as Ren'Py's ``Frame`` does: the ``border`` pixels of
+    each corner kept, the edges stretched along, the centre stretched both ways."""
+    w, h = image.size
+    b = max(0, min(border, w // 2, h // 2, width // 2, height // 2))
+    out = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    xs = ((0, b, 0, b), (b, w - b, b, width - b), (w - b, w, width - b, width))
+    ys = ((0, b, 0, b), (b, h - b, b, height - b), (h - b, h, height - b, height))
+    for sx0, sx1, dx0, dx1 in xs:
+        for sy0, sy1, dy0, dy1 in ys:
+            if sx1 > sx0 and sy1 > sy0 and dx1 > dx0 and dy1 > dy0:
+                part = image.crop((sx0, sy0, sx1, sy1)).resize((dx1 - dx0, dy1 - dy0), Image.Resampling.BILINEAR)
+                out.paste(part, (dx0, dy0))
+    return out
+
+
+#: The exported ``choice_button_text`` colour (screens.rpy), idle.
+_CHOICE_TEXT = "#e8e6ee"
+
+
+def _choices(canvas: Image.Image, labels: tuple[str, ...], spec: GuiSpec) -> None:
+    """The export's ``choice`` screen (screens.rpy with the sizes `shell.gui_file` sets): idle buttons
+    ``choice_button_width`` wide on ``choice_idle_background.png`` framed, stacked ``choice_spacing`` apart
+    and centred in the area above the text box (cut at its bottom, as its viewport is, when they overflow),
+    each label (inline Markdown, not paged) wrapped in the padded width and centred."""
+    if not labels:
+        return
+    s = spec.scale
+    width = min(spec.width - s(160), s(1180))
+    pad_x, pad_y, spacing, top = s(40), s(16), s(18), s(70)
+    area = spec.height - spec.textbox_height - s(44) - top - s(24)
+    images = gui_images(spec, Palette(), spec.scale(440))
+    with Image.open(io.BytesIO(images["game/gui/button/choice_idle_background.png"])) as loaded:
+        background = loaded.convert("RGBA")
+    buttons: list[tuple[Image.Image, list[list[tuple[str, int]]], _Fonts]] = []
+    for label in labels:
+        parsed = parse_markdown(label)
+        faces = _Fonts(parsed.text or " ", spec.text_size)
+        styles = [0] * len(parsed.text)
+        for a, b, style in parsed.runs:
+            styles[a:b] = [style] * (b - a)
+        chars = list(zip(parsed.text, styles, strict=True))
+        lines = _wrap(chars, width - 2 * pad_x, faces.metrics.advance) or [[(" ", 0)]]
+        height = sum(max(faces.metrics.lineskip(c, st) for c, st in line) for line in lines) + 2 * pad_y
+        buttons.append((_frame(background, width, height, s(14)), lines, faces))
+    total = sum(b[0].height for b in buttons) + spacing * (len(buttons) - 1)
+    layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    x = (spec.width - width) // 2
+    y = top + max(0, (area - total) // 2)
+    for frame, lines, faces in buttons:
+        layer.alpha_composite(frame, (x, y))
+        line_y = y + pad_y
+        for line in lines:
+            skip = max(faces.metrics.lineskip(c, st) for c, st in line)
+            ascent = max(faces.face(c, st).getmetrics()[0] for c, st in line)
+            used = sum(faces.metrics.advance(c, st) for c, st in line)
+            _draw_line(draw, x + (width - used) / 2, line_y + ascent, line, faces, _CHOICE_TEXT)
+            line_y += skip
+        y += frame.height + spacing
+    # The viewport shows the area only: buttons past its bottom are scrolled out of sight.
+    visible = layer.crop((0, 0, spec.width, top + area))
+    canvas.alpha_composite(visible, (0, 0))
+
+
 def render_still(plan: StillPlan, size: tuple[int, int]) -> bytes:
     """The PNG of ``plan`` at ``size`` (see `parse_size`): the same plan and files give the same bytes."""
     spec = gui_spec(*size)
@@ -448,4 +546,6 @@ def render_still(plan: StillPlan, size: tuple[int, int]) -> bytes:
     _background(canvas, plan, spec)
     _sprites(canvas, plan, spec)
     _textbox(canvas, plan, spec)
+    _side(canvas, plan, spec)
+    _choices(canvas, plan.choices, spec)
     return png_bytes(canvas.convert("RGB"))

@@ -247,3 +247,102 @@ def test_refresh_draws_every_node_once(client: TestClient) -> None:
     second = thumbnails.refresh(kernel, loaded, (320, 180))
     assert second["drawn"] == 0
     assert [t["mini_digest"] for t in second["thumbnails"]] == [t["mini_digest"] for t in first["thumbnails"]]
+
+
+def _edited_demo(tmp_path: Path, name: str, edit: Callable[[dict[str, Any], dict[str, Any]], None]) -> Any:
+    """A copy of the demo with ``edit(project_json, platform_scene)`` applied, loaded."""
+    folder = tmp_path / name
+    shutil.copytree(DEMO, folder)
+    project_file, scene_file = folder / "project.json", folder / "scenes" / "platform.json"
+    project, scene = json.loads(project_file.read_text()), json.loads(scene_file.read_text())
+    edit(project, scene)
+    project_file.write_text(json.dumps(project))
+    scene_file.write_text(json.dumps(scene))
+    return load_project(folder)
+
+
+def _node(scene: dict[str, Any], node_id: str) -> dict[str, Any]:
+    return next(n for n in scene["nodes"] if n["id"] == node_id)
+
+
+def test_a_side_portrait_is_drawn_whole_over_the_text_box(tmp_path: Path) -> None:
+    # An opaque (framed) card portrait in four flat colours, so that its scaled copy is easy to predict.
+    portrait = Image.new("RGB", (64, 96), (200, 40, 40))
+    ImageDraw.Draw(portrait).rectangle((0, 48, 63, 95), fill=(40, 60, 210))
+    ImageDraw.Draw(portrait).rectangle((32, 0, 63, 47), fill=(230, 220, 60))
+
+    def edit(project: dict[str, Any], _scene: dict[str, Any]) -> None:
+        project["characters"]["alice"]["portrait"] = "portrait.png"
+
+    project = _edited_demo(tmp_path, "side", edit)
+    portrait.save(project.root / "portrait.png")
+    plan = plan_still(project, Moment(node="alice_greets"))
+    assert plan.side == project.root / "portrait.png"
+    size = (1280, 720)
+    still = _png(render_still(plan, size))
+    # The export: fitted into gui.side_image_width x gui.side_image_height (240x300 here), then
+    # `add SideImage() xalign 0.0 yalign 1.0` after the text box: bottom-left corner, over the panel.
+    spec = gui_spec(*size)
+    zoom = min(spec.side_image_width / 64, spec.side_image_height / 96)
+    face = portrait.resize((round(64 * zoom), round(96 * zoom)), Image.Resampling.LANCZOS)
+    assert face.height > spec.textbox_height  # part of it lies over the text box
+    box = (0, size[1] - face.height, face.width, size[1])
+    assert ImageChops.difference(still.crop(box), face).getbbox() is None
+
+
+def _choice_area(image: Image.Image) -> Image.Image:
+    """The space above the text box where the export's choice screen stacks its buttons."""
+    spec = gui_spec(*image.size)
+    return image.crop((0, spec.scale(70), image.width, image.height - spec.textbox_height - spec.scale(44)))
+
+
+def _menu_node(labels: list[str], text: str) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """An edit that makes ``arrival`` a choice node (as an import with --swipes-as-choices makes them)."""
+
+    def edit(_project: dict[str, Any], scene: dict[str, Any]) -> None:
+        node = _node(scene, "arrival")
+        node.update(type="choice", text=text)
+        node["choices"] = [{"id": f"c{i}", "label": label, "target": "alice_greets"} for i, label in enumerate(labels)]
+
+    return edit
+
+
+def test_a_choice_node_shows_its_menu(tmp_path: Path) -> None:
+    swipes = _edited_demo(tmp_path, "a", _menu_node(["The ferry bumps against the pier", "Rain on the roof"], ""))
+    others = _edited_demo(tmp_path, "b", _menu_node(["**Run** for the last train", "Wait for morning"], ""))
+    none = _edited_demo(tmp_path, "c", _menu_node([], ""))
+    plan = plan_still(swipes, Moment(node="arrival"))
+    assert plan.choices == ("The ferry bumps against the pier", "Rain on the roof") and plan.text == ""
+    drawn = _png(render_still(plan, SIZE))
+    area = _choice_area(drawn)
+    # Light label text on the dark buttons: the area is far from one colour, and the labels' light pixels
+    # are there (the bare backdrop has none this light).
+    low, high = area.convert("L").getextrema()
+    assert isinstance(low, int) and isinstance(high, int) and high - low > 120
+    bare = _choice_area(_png(render_still(plan_still(none, Moment(node="arrival")), SIZE)))
+    bare_high = bare.convert("L").getextrema()[1]
+    assert isinstance(bare_high, int) and bare_high < 120
+    # Other labels give other pixels there.
+    other = _choice_area(_png(render_still(plan_still(others, Moment(node="arrival")), SIZE)))
+    assert ImageChops.difference(area, other).getbbox() is not None
+    assert render_still(plan, SIZE) == render_still(plan_still(copy.deepcopy(swipes), Moment(node="arrival")), SIZE)
+
+
+def test_a_menu_keeps_its_caption_in_the_text_box(tmp_path: Path) -> None:
+    project = _edited_demo(tmp_path, "a", _menu_node(["Go", "Stay"], "Which way?"))
+    plan = plan_still(project, Moment(node="arrival"))
+    with_caption = _png(render_still(plan, SIZE))
+    without = _png(render_still(attrs.evolve(plan, text=""), SIZE))
+    assert ImageChops.difference(_dialogue_area(with_caption), _dialogue_area(without)).getbbox() is not None
+    assert _choice_area(with_caption) == _choice_area(without)
+
+
+def test_only_a_real_menu_is_drawn() -> None:
+    project = load_project(DEMO)
+    # One unlabelled choice is a jump in the export; a labelled one is a menu of one.
+    assert plan_still(project, Moment(node="alice_window")).choices == ()
+    assert plan_still(project, Moment(node="arrival")).choices == ("Look for Alice",)
+    assert plan_still(project, Moment(node="alice_greets")).choices == (
+        "Help Alice with her bags",
+        "Head straight for the ticket machine",
+    )
