@@ -169,15 +169,24 @@ def _ended(driver: WebDriver) -> bool:
     return driver.find_element(By.ID, "ending").is_displayed()
 
 
-def _play(driver: WebDriver, policy: Policy, *, reader: list[tuple[str, str, str]] | None = None) -> list[str | None]:
+def _play(
+    driver: WebDriver,
+    policy: Policy,
+    *,
+    reader: list[tuple[str, str, str]] | None = None,
+    each: Callable[[], None] | None = None,
+) -> list[str | None]:
     """Click through to the ending: choices by ``policy(step, ids)``, everything else by clicking the stage.
     Returns what the page sent at each step (the choice clicked, None where the runner drew: an advance on
-    a random event or through a textless jump); ``reader`` collects the (node, speaker, text) shown."""
+    a random event or through a textless jump); ``reader`` collects the (node, speaker, text) shown, and
+    ``each`` is called on every page shown (the ending included)."""
     state = _settled(driver)
     taken: list[str | None] = []
     for _ in range(200):
         if reader is not None:
             reader.append((state["node"], *_shown(driver)))
+        if each is not None:
+            each()
         if _ended(driver):
             moves: list[str | None] = state["moves"]
             assert [m for m in moves if m is not None] == taken
@@ -561,3 +570,110 @@ def test_the_page_plays_the_music_effects_and_voice_the_export_plays(desktop: We
     assert _state(desktop)["node"] == "left_behind"  # type: ignore[index]
     WebDriverWait(desktop, 8).until(lambda d: _sound(d)["music"]["src"] is None and _sound(d)["music"]["paused"])
     desktop.execute_script("localStorage.clear();")
+
+
+# -- the review's defects ----------------------------------------------------------------------------------
+
+
+def test_the_backlog_is_opaque_and_above_the_choices(desktop: WebDriver, base_url: str) -> None:
+    _open(desktop, base_url, "demo")
+    _start(desktop, seed=0)
+    choice = desktop.find_element(By.CSS_SELECTOR, '[data-cvn="choice"]')
+    assert choice.is_displayed()
+    desktop.find_element(By.TAG_NAME, "body").send_keys("b")
+    assert desktop.find_element(By.ID, "backlog").is_displayed()
+    seen = desktop.execute_script(
+        """
+        const c = document.querySelector('[data-cvn="choice"]').getBoundingClientRect();
+        const x = c.left + c.width / 2, y = c.top + c.height / 2;
+        const log = document.getElementById('backlog');
+        const rows = document.getElementById('backlog-list').getBoundingClientRect();
+        return {top: document.elementFromPoint(x, y).closest('#backlog') !== null, rect: c.toJSON(),
+                rows: rows.bottom, bg: getComputedStyle(log).backgroundColor};
+        """
+    )
+    assert seen["top"], "the backlog is not on top of the choices"
+    assert seen["bg"] == "rgb(7, 8, 13)"  # no alpha: opaque
+    # The screen where the choice buttons lie (no log row there): one flat colour, no label showing through.
+    rect = seen["rect"]
+    assert seen["rows"] < rect["top"]
+    with Image.open(io.BytesIO(desktop.get_screenshot_as_png())) as shot:
+        box = (int(rect["left"]), int(rect["top"]), int(rect["right"]), int(rect["bottom"]))
+        colours = shot.convert("RGB").crop(box).getcolors(maxcolors=4096) or []
+    assert len(colours) == 1 and colours[0][1] == (7, 8, 13), colours[:5]
+
+
+def test_at_the_end_the_backlog_rereads_the_last_lines_and_returns_to_the_end(
+    desktop: WebDriver, base_url: str
+) -> None:
+    _open(desktop, base_url, "demo")
+    _start(desktop, seed=7)
+    _play(desktop, _first)
+    final = _state(desktop)
+    assert final is not None and final["node"] == "ending_friends"
+    last = " ".join(parse_markdown(_nodes(DEMO)["ending_friends"]["text"]).text.split())
+    backlog, ending = desktop.find_element(By.ID, "backlog"), desktop.find_element(By.ID, "ending")
+
+    def rows() -> list[str]:  # each row's line (its last span; a speaker's name is the first)
+        spans = "#backlog-list li > span:last-child"
+        return [" ".join(span.text.split()) for span in desktop.find_elements(By.CSS_SELECTOR, spans)]
+
+    desktop.find_element(By.ID, "btn-back").click()  # the menu's Log button is not covered by the end screen
+    assert backlog.is_displayed() and rows()[-1] and last.endswith(rows()[-1])
+    desktop.switch_to.active_element.send_keys(Keys.ESCAPE)
+    assert not backlog.is_displayed() and ending.is_displayed()
+    assert desktop.switch_to.active_element.get_attribute("id") == "btn-again"
+    desktop.switch_to.active_element.send_keys("b")  # the key works at the end too
+    assert backlog.is_displayed() and len(rows()) > 1
+    desktop.find_element(By.ID, "btn-backlog-close").click()
+    assert not backlog.is_displayed() and ending.is_displayed()
+
+
+def test_on_a_phone_the_text_box_and_the_menu_stay_put_from_line_to_line(browser: WebDriver, base_url: str) -> None:
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+    )
+    _open(browser, base_url, "demo")
+    _start(browser, seed=0)
+    seen: list[dict[str, Any]] = []
+
+    def measure() -> None:
+        seen.append(
+            browser.execute_script(
+                """
+                const r = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+                const box = document.getElementById('textbox');
+                return {box: r('textbox'), menu: r('controls'), choices: r('choices'), bg: r('background'),
+                        fits: box.scrollHeight <= box.clientHeight + 1, node: window.comfyvn.state().node};
+                """
+            )
+        )
+
+    _play(browser, lambda i, ids: ids[-1], each=measure)
+    assert len(seen) > 5
+    assert {(round(m["box"]["top"]), round(m["box"]["height"])) for m in seen} == {
+        (round(seen[0]["box"]["top"]), round(seen[0]["box"]["height"]))
+    }
+    assert len({round(m["menu"]["top"]) for m in seen}) == 1, [round(m["menu"]["top"]) for m in seen]
+    for m in seen:
+        assert m["fits"], m["node"]  # every line of the demo fits the text box: no scrolling to read
+        assert m["box"]["top"] >= m["bg"]["bottom"] - 1 and m["box"]["height"] >= 140
+        assert m["choices"]["bottom"] <= m["menu"]["top"] + 1
+        # The menu sits at the bottom of the screen, where thumbs are, not in the middle.
+        assert 844 - 2 <= m["menu"]["bottom"] <= 844
+
+
+def test_the_title_screen_hides_the_game_menu_and_the_page_needs_no_favicon_request(
+    desktop: WebDriver, base_url: str
+) -> None:
+    _open(desktop, base_url, "demo")
+    hidden = ("controls", "ctc", "textbox")
+    assert not any(desktop.find_element(By.ID, i).is_displayed() for i in hidden)
+    icon = desktop.execute_script("const l = document.querySelector('link[rel~=icon]'); return l && l.href;")
+    assert icon and icon.startswith("data:")  # no /favicon.ico request, so no 404 in the console
+    _start(desktop, seed=0)
+    assert desktop.find_element(By.ID, "controls").is_displayed()
+    assert desktop.find_element(By.ID, "textbox").is_displayed()
+    desktop.find_element(By.ID, "btn-title").click()
+    assert desktop.find_element(By.ID, "title").is_displayed()
+    assert not any(desktop.find_element(By.ID, i).is_displayed() for i in hidden)

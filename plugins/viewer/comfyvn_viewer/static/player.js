@@ -278,6 +278,7 @@
 
   function show(answer, fresh, same, arrived) {
     frame = answer;
+    el.player.classList.remove("idle");
     page = 0;
     if (fresh) trail = [], moves = [];
     if (!same) trail.push(answer.state.current_node);
@@ -415,7 +416,8 @@
 
   function closeBacklog() {
     el.backlog.hidden = true;
-    el.stage.focus && el.stage.focus();
+    if (!el.ending.hidden) $("btn-again").focus();  // back to the end screen as it was
+    else if (el.stage.focus) el.stage.focus();
   }
 
   function toTitle() {
@@ -423,6 +425,7 @@
     silenceAll();
     el.ending.hidden = true;
     el.title.hidden = false;
+    el.player.classList.add("idle");
     el.cont.hidden = !localStorage.getItem(saveKey);
     $("btn-start").focus();
   }
@@ -447,7 +450,11 @@
       if (key === "Escape" || key === "b" || key === "B") { event.preventDefault(); closeBacklog(); }
       return;
     }
-    if (!el.title.hidden || !el.ending.hidden) return;  // the overlay's own controls take the keys
+    if (!el.title.hidden) return;  // the title's own controls take the keys
+    if (!el.ending.hidden) {  // the end: its button takes Space and Enter; the log can still be reread
+      if (key === "b" || key === "B") { event.preventDefault(); openBacklog(); }
+      return;
+    }
     var tag = event.target && event.target.tagName;
     if (tag === "SELECT" || tag === "INPUT") return;
     if ((key === " " || key === "Enter") && tag === "BUTTON") return;  // the focused button acts
