@@ -24,7 +24,7 @@ from .markup import plain_text, render
 from .models import Kind, Message, ParseIssue, SceneBreak
 from .textproc import guess_expression, resolve_macros, split_ooc, tidy
 
-__all__ = ["DETAIL_LEVELS", "Detail", "ImportOptions", "SceneBuilder", "background_path"]
+__all__ = ["DETAIL_LEVELS", "Detail", "ImportOptions", "SceneBuilder", "background_path", "choice_label"]
 
 
 @attrs.frozen
@@ -103,6 +103,16 @@ _CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)]*?))\s*\)""")
 _BREAK_RUNS = frozenset({"---", "***", "==="})
 Classifier = Callable[[str, str, Sequence[str]], "str | None"]
 _NO_ENTRY: dict[str, Any] = {}  # read-only default for a character id not in the cast
+
+
+def choice_label(text: str, limit: int = 60) -> str:
+    """The start of ``text`` as a menu button's label: whole words up to ``limit`` characters, then "…"
+    (a word longer than half the limit is cut inside, rather than leaving a stub of a label)."""
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", 0, limit + 1)
+    head = text[:space] if space >= limit // 2 else text[:limit]
+    return head.rstrip(" ,;:-\u2014\u2013") + "…"  # no trailing comma, colon or dash before the ellipsis
 
 
 def is_scene_break(text: str) -> bool:
@@ -523,7 +533,7 @@ class SceneBuilder:
                 {
                     "id": f"swipe{i}",
                     "target": nodes[0]["id"],
-                    "label": label[:60] + ("…" if len(label) > 60 else ""),
+                    "label": choice_label(label),
                     "metadata": {"swipe_id": i, "selected": i == selected},
                 }
             )

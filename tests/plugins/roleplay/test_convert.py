@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from comfyvn.errors import ComfyVNError
 from comfyvn_roleplay.cards import read_card
-from comfyvn_roleplay.convert import ImportOptions
+from comfyvn_roleplay.convert import ImportOptions, choice_label
 from comfyvn_roleplay.importer import import_chat, store_raw
 from comfyvn_roleplay.lorebook import read_lorebook
 from comfyvn_roleplay.markup import plain_text
@@ -268,3 +268,26 @@ def test_swipe_choices_keep_the_image_on_the_menu(tmp_path: Path) -> None:
     assert menu["type"] == "choice" and menu["data"] == {"line": 2, "message": 0, "swipes": True, "image": "p.png"}
     assert [first["text"], second["text"]] == ["One.", "Two."]
     assert "image" not in first["data"] and "image" not in second["data"]
+
+
+# -- swipe labels --------------------------------------------------------------------------------------
+
+
+def test_a_long_swipe_label_is_cut_at_a_word_boundary() -> None:
+    text = "Mira pulls on an oilskin coat and tells Jonah about the night the harbour light failed"
+    label = choice_label(text)
+    # A user saw "…in an oilskin c…": the label ends on a whole word now.
+    assert label == "Mira pulls on an oilskin coat and tells Jonah about the…"
+    assert choice_label("short and sweet") == "short and sweet"
+    assert choice_label("x" * 80) == "x" * 60 + "…"  # one long word: cut inside it
+    assert choice_label("Wait, " + "y" * 70) == "Wait, " + "y" * 54 + "…"  # no stub "Wait…"
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=200))
+def test_a_swipe_label_is_a_prefix_of_the_text_and_never_longer_than_61(text: str) -> None:
+    label = choice_label(text)
+    assert len(label) <= 61
+    if len(text) <= 60:
+        assert label == text
+    else:
+        assert label.endswith("…") and text.startswith(label[:-1])
