@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from comfyvn import Kernel, RuntimePaths, create_kernel
 from comfyvn.log import configure_logging
 from hypothesis import HealthCheck, settings
+from live_server import live_server as serve_live
 
 # CI is derandomized so a run is reproducible from the commit alone; `dev` and `thorough` explore
 # fresh random examples on every run (use them locally to look for new failures).
@@ -90,42 +87,7 @@ def http_for() -> Iterator[Callable[[Kernel], Any]]:
         client.close()
 
 
-@contextmanager
-def _live_server(kernel: Kernel) -> Iterator[str]:
-    """Serve ``kernel``'s full app on real hypercorn on a free loopback port until the block ends."""
-    from comfyvn_server import ServerSettings, create_app
-    from comfyvn_server.serve import bind_socket, serve_app
-
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
-    ready: dict[str, Any] = {}
-
-    async def main() -> None:
-        ready["loop"], ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        await serve_app(app, sock, ready["stop"].wait, graceful_timeout=2.0)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        ready["loop"].call_soon_threadsafe(ready["stop"].set)
-        thread.join(30)
-    assert not thread.is_alive(), "the server did not stop"
-
-
 @pytest.fixture
 def live_server() -> Callable[[Kernel], AbstractContextManager[str]]:
     """``with live_server(kernel) as base_url:`` -- the real app over real HTTP (hypercorn, loopback)."""
-    return _live_server
+    return serve_live

@@ -8,10 +8,8 @@ One browser and one server for the module: starting Chromium costs more than mos
 
 from __future__ import annotations
 
-import asyncio
 import io
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from comfyvn_renpy.text import parse_markdown
 from comfyvn_scenario.project import load_project
 from comfyvn_scenario.runner import compile_scenario, initial_state, step
 from comfyvn_scenario.store import ProjectStore
+from live_server import live_server
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -47,9 +46,6 @@ Policy = Callable[[int, list[str]], str | None]
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The studio app with the viewer on real hypercorn; the demo stored as ``demo``, a CJK project as ``cjk``."""
-    from comfyvn_server import ServerSettings, create_app
-    from comfyvn_server.serve import bind_socket, serve_app
-
     root = tmp_path_factory.mktemp("player")
     kernel = create_kernel(
         plugins=[comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_renpy.plugin, comfyvn_viewer.plugin],
@@ -62,32 +58,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.create_from_folder(cjk_project(root / "cjk"), project_id="cjk")
     store.create_from_folder(long_project(root / "long"), project_id="long")
     store.create_from_folder(side_project(root / "side"), project_id="side")
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
-    ready: dict[str, Any] = {}
-
-    async def main() -> None:
-        ready["loop"], ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        await serve_app(app, sock, ready["stop"].wait, graceful_timeout=2.0)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.05)
-    try:
+    with live_server(kernel) as base:
         yield base
-    finally:
-        ready["loop"].call_soon_threadsafe(ready["stop"].set)
-        thread.join(30)
 
 
 @pytest.fixture(scope="module")
