@@ -214,10 +214,13 @@ def test_every_server_failing_fails_the_pieces_and_names_the_servers(
 def test_ctrl_c_keeps_what_finished_and_the_same_command_carries_on(
     fake_comfyui: Callable[..., FakeComfy], tmp_path: Path
 ) -> None:
-    # One slow server: the two pieces render one after the other, about two seconds each.
-    server = fake_comfyui(step_delay=0.07)
+    # One server: the two pieces render one after the other, and the second stalls until it is interrupted,
+    # so Ctrl-C always lands between them however slow the machine is (a fixed delay once let a loaded CI
+    # machine finish both pieces before the test saw the first).
+    server = fake_comfyui()
     root = tmp_path / "runtime"
     project_id = _import(root, [server])
+    server.fail("hang", after=1)
     env = {
         **os.environ,
         "COMFYVN_RUNTIME_ROOT": str(root),
@@ -240,7 +243,10 @@ def test_ctrl_c_keeps_what_finished_and_the_same_command_carries_on(
     assert process.returncode == 130, err[-2000:]
     assert "run the same command to continue" in err
     assert len(_assets(root)) == 1
+    # The stalled piece was interrupted on the server, not left running there.
+    assert any(r["method"] == "POST" and r["path"] == "/interrupt" for r in server.log()["requests"])
 
+    server.fail("none")
     summary = _json(_comfyvn(root, [server], "render", "project", project_id, "--json"))
     assert (summary["rendered"], summary["cached"], summary["failed"]) == (1, 1, 0), summary
     assert len(_assets(root)) == 2
