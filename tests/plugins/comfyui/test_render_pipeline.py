@@ -79,6 +79,13 @@ def _assets_so_far(root: Path) -> list[dict[str, Any]]:
         raise
 
 
+def _second_prompt_running(server: FakeComfy) -> bool:
+    """Whether the fake has sent progress for the second prompt queued on it (it is executing)."""
+    log = server.log()
+    prompts = [p["prompt_id"] for p in log["prompts"]]
+    return len(prompts) >= 2 and any(e["type"] == "progress" and e["prompt_id"] == prompts[1] for e in log["events"])
+
+
 def _project(root: Path, project_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     folder = root / "data" / "projects" / project_id
     meta = json.loads((folder / "project.json").read_text())
@@ -235,7 +242,8 @@ def test_ctrl_c_keeps_what_finished_and_the_same_command_carries_on(
         text=True,
     )
     deadline = time.monotonic() + 120
-    while not _assets_so_far(root):
+    # Ctrl-C once the first piece is registered and the second is running (stalled) on the server.
+    while not (_assets_so_far(root) and _second_prompt_running(server)):
         assert time.monotonic() < deadline and process.poll() is None, "the first piece never finished"
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
