@@ -16,10 +16,15 @@ nox.options.default_venv_backend = "venv"
 NOTO_CJK = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
 
-def _ensure_renpy(session: nox.Session) -> None:
+COLLAB_JS = Path("tests/plugins/collab/js")
+
+
+def _ensure_system(session: nox.Session) -> None:
     """The exporter's tests run the real Ren'Py 8 engine (Debian's ``renpy`` package) and ship CJK text in
     a subset of Debian's ``fonts-noto-cjk``; the web player's tests drive Debian's ``chromium`` through its
-    ``chromium-driver``. All are installed through apt when missing."""
+    ``chromium-driver``; the collaboration tests run the real JavaScript Yjs client on Debian's ``nodejs``
+    (its npm packages come from ``npm``, see _ensure_collab_js). All are installed through apt when
+    missing."""
     missing = []
     if not (shutil.which("renpy") or os.path.exists("/usr/games/renpy")):
         missing.append("renpy")
@@ -29,6 +34,10 @@ def _ensure_renpy(session: nox.Session) -> None:
         missing.append("chromium")
     if not os.path.exists("/usr/bin/chromedriver"):
         missing.append("chromium-driver")
+    if not os.path.exists("/usr/bin/node"):
+        missing.append("nodejs")
+    if not os.path.exists("/usr/bin/npm"):
+        missing.append("npm")
     if not missing:
         return
     if os.geteuid() != 0:
@@ -37,10 +46,25 @@ def _ensure_renpy(session: nox.Session) -> None:
     session.run("apt-get", "install", "-y", "-qq", *missing, external=True)
 
 
+def _ensure_collab_js(session: nox.Session) -> None:
+    """The collaboration interop tests drive the real ``yjs`` + ``y-websocket`` npm packages, pinned by the
+    committed package-lock.json: ``npm ci`` installs exactly those when node_modules is missing or older
+    than the lock (npm ci starts from an empty node_modules, so it is skipped when nothing changed). npm
+    writes node_modules/.package-lock.json last, so its age is the install's."""
+    installed = COLLAB_JS / "node_modules" / ".package-lock.json"
+    lock = COLLAB_JS / "package-lock.json"
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    with session.chdir(COLLAB_JS):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+
+
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """The whole test suite against the real engines (installs Ren'Py through apt when missing)."""
-    _ensure_renpy(session)
+    """The whole test suite against the real engines and clients (installs Ren'Py, Chromium and Node through
+    apt, and the collaboration tests' npm packages, when missing)."""
+    _ensure_system(session)
+    _ensure_collab_js(session)
     session.install("-r", "requirements-test.txt")
     session.run("python", "-m", "pytest", "-q", *session.posargs)
 
@@ -73,7 +97,7 @@ def types(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmarks (pytest-benchmark): each checks its target (mostly ratios against baselines measured
     in the same run, see tests/bench/bench_targets.py) and fails when it is missed."""
-    _ensure_renpy(session)
+    _ensure_system(session)
     session.install("-r", "requirements-test.txt")
     session.run(
         "python",
