@@ -148,6 +148,19 @@ def _node(raw: Any, field: str, alias: str) -> dict[str, Any]:
     if node.get("id") is None:
         node["id"] = uuid.uuid4().hex[:16]
     _ident(node["id"], f"{field}/id", "node id")
+    # The layout shares these as Yjs types (Text, Array of Maps), so their shape is fixed.
+    if "text" in node and not isinstance(node["text"], str):
+        raise Invalid("text must be a string", field=f"{field}/text")
+    if "actions" in node and not isinstance(node["actions"], list):
+        raise Invalid("actions must be a list", field=f"{field}/actions")
+    choices = node.get("choices", [])
+    if not isinstance(choices, list):
+        raise Invalid("choices must be a list of objects", field=f"{field}/choices")
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise Invalid("a choice must be an object", field=f"{field}/choices/{i}")
+        if "label" in choice and not isinstance(choice["label"], str):
+            raise Invalid("a choice label must be a string", field=f"{field}/choices/{i}/label")
     return node
 
 

@@ -167,6 +167,31 @@ def test_operations_become_yjs_edits_that_another_replica_receives(doc: Doc[Any]
     assert layout.to_scene(replica)["title"] == "Shared" and ids(replica) == ["a", "n", "b", "c"]
 
 
+def test_every_kind_passes_the_origin_to_its_transactions(doc: Doc[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hub tags its own transactions (origin) so it does not echo a JSON client's edit back to it.
+    origins: list[Any] = []
+    for name in ("set_field", "upsert_node", "remove_node", "replace_order"):
+        real = getattr(layout, name)
+
+        def spy(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            origins.append(kwargs.get("origin"))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(layout, name, spy)
+    raw = [
+        {"kind": "scene.field.set", "payload": {"field": "title", "value": "O"}},
+        {"kind": "scene.meta.update", "payload": {"meta": {"o": 1}}},
+        {"kind": "graph.node.upsert", "payload": {"node": {"id": "d"}}},
+        {"kind": "graph.node.remove", "payload": {"node_id": "d"}},
+        {"kind": "script.line.upsert", "payload": {"line": {"id": "e"}, "after": "a"}},
+        {"kind": "script.line.remove", "payload": {"line_id": "e"}},
+        {"kind": "script.order.replace", "payload": {"order": ["c", "b", "a"]}},
+    ]
+    for op in parse_operations(raw, "alice"):
+        assert apply_operation(doc, op, origin="hub") is True
+    assert origins == ["hub"] * len(raw)
+
+
 # --- batches, duplicates and the op log ----------------------------------------------------------
 
 
@@ -355,6 +380,26 @@ LONG = "k" * 10_000
             "operations/0/payload/index",
         ),
         ([{"kind": "script.line.upsert", "payload": {"line": {"id": "n"}, "index": -1}}], "operations/0/payload/index"),
+        (
+            [{"kind": "graph.node.upsert", "payload": {"node": {"id": "n", "text": 5}}}],
+            "operations/0/payload/node/text",
+        ),
+        (
+            [{"kind": "graph.node.upsert", "payload": {"node": {"id": "n", "actions": {}}}}],
+            "operations/0/payload/node/actions",
+        ),
+        (
+            [{"kind": "graph.node.upsert", "payload": {"node": {"id": "n", "choices": "x"}}}],
+            "operations/0/payload/node/choices",
+        ),
+        (
+            [{"kind": "graph.node.upsert", "payload": {"node": {"id": "n", "choices": [1]}}}],
+            "operations/0/payload/node/choices/0",
+        ),
+        (
+            [{"kind": "script.line.upsert", "payload": {"line": {"id": "n", "choices": [{"label": None}]}}}],
+            "operations/0/payload/line/choices/0/label",
+        ),
         ([{"kind": "script.line.upsert", "payload": {"line": {"id": "n"}, "after": 7}}], "operations/0/payload/after"),
         ([{"kind": "script.order.replace", "payload": {"order": "abc"}}], "operations/0/payload/order"),
         ([{"kind": "script.order.replace", "payload": {"order": ["a", None]}}], "operations/0/payload/order/1"),
@@ -389,32 +434,56 @@ def test_a_deeply_nested_value_is_refused_not_a_recursion_error() -> None:
 
 
 # Lone surrogates get through json.loads and make pycrdt panic, so the fuzz includes them.
-texts = st.text(st.characters() | st.sampled_from(["\ud800", "\udfff"]), max_size=8)
+texts = st.text(max_size=8) | st.text(max_size=8) | st.text(st.sampled_from(["\ud800", "\udfff", "é"]), max_size=3)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=20,
 )
 payload_keys = ["field", "value", "meta", "node", "node_id", "line", "line_id", "after", "index", "order"]
+some_ids = st.sampled_from(["a", "b", "c", "n"]) | texts
 node_like = st.fixed_dictionaries(
-    {"id": st.sampled_from(["a", "b", "n"]) | texts},
-    optional={"text": json_values, "choices": json_values, "actions": json_values, "type": json_values},
+    {"id": some_ids},
+    optional={
+        "text": texts | json_values,
+        "choices": st.lists(
+            st.fixed_dictionaries({"id": some_ids}, optional={"label": texts, "target": some_ids}), max_size=2
+        )
+        | json_values,
+        "actions": st.lists(json_values, max_size=2) | json_values,
+        "speaker": json_values,
+    },
 )
-op_items = st.fixed_dictionaries(
+# Junk in the shape of operations: every key present or not, every value anything.
+junk_items = st.fixed_dictionaries(
     {"kind": st.sampled_from([*KINDS, "other"])},
     optional={
-        "payload": st.dictionaries(
-            st.sampled_from(payload_keys),
-            json_values
-            | node_like
-            | st.lists(st.sampled_from(["a", "b", "c", "n"]))
-            | st.sampled_from(["a", "title", "start", "variables"]),
-            max_size=4,
-        ),
+        "payload": st.dictionaries(st.sampled_from(payload_keys), json_values | node_like, max_size=4),
         "op_id": json_values,
         "clock": json_values,
         "timestamp": json_values,
     },
+)
+
+
+def _op(kind: str, **payload: Any) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"kind": st.just(kind), "payload": st.fixed_dictionaries(payload)})
+
+
+# Operations that mostly parse, so the fuzz reaches the document with odd but well-formed values.
+plausible_items = st.one_of(
+    _op(
+        "scene.field.set",
+        field=st.sampled_from(["title", "start", "variables", "metadata", "x-extra"]) | texts,
+        value=json_values,
+    ),
+    _op("scene.meta.update", meta=st.dictionaries(texts, json_values, max_size=3)),
+    _op("graph.node.upsert", node=node_like),
+    _op("graph.node.remove", node_id=some_ids),
+    _op("script.line.upsert", line=node_like, after=some_ids | st.none()),
+    _op("script.line.upsert", line=node_like, index=st.integers(min_value=-1, max_value=9)),
+    _op("script.line.remove", line_id=some_ids),
+    _op("script.order.replace", order=st.lists(some_ids, max_size=6)),
 )
 
 
@@ -426,19 +495,29 @@ def test_parse_on_any_json_raises_only_invalid(raw: Any) -> None:
         pass
 
 
-@given(batch=st.lists(op_items, max_size=5))
-def test_parsed_operations_apply_or_refuse_with_a_domain_error(batch: list[dict[str, Any]]) -> None:
+@given(batch=st.lists(junk_items, max_size=5))
+def test_parse_on_operation_shaped_junk_raises_only_invalid(batch: list[dict[str, Any]]) -> None:
     try:
-        ops = parse_operations(batch, "alice")
+        parse_operations(batch, "alice")
+    except Invalid:
+        pass
+
+
+@given(item=plausible_items)
+def test_a_parsed_operation_applies_once_or_is_refused_with_a_domain_error(item: dict[str, Any]) -> None:
+    try:
+        (op,) = parse_operations([item], "alice")
     except Invalid:
         return
     doc = fresh()
-    for op in ops:
-        try:
-            assert apply_operation(doc, op) in (True, False)
-        except ComfyVNError:
-            pass
-    layout.to_scene(doc)
+    try:
+        apply_operation(doc, op)
+    except ComfyVNError:
+        return
+    # Every kind is idempotent: the same operation again finds nothing to do.
+    after = layout.to_scene(doc)
+    assert apply_operation(doc, op) is False
+    assert layout.to_scene(doc) == after
 
 
 # --- request control -----------------------------------------------------------------------------
