@@ -217,7 +217,7 @@ def _effective_order(raw: Sequence[Any], present: Mapping[str, Any]) -> list[str
     """``order`` as to_scene reads it: first place wins, dangling entries dropped, missing nodes appended."""
     seen: dict[str, None] = {}
     for entry in raw:
-        if isinstance(entry, str) and entry in present and entry not in seen:
+        if isinstance(entry, str) and entry in present:
             seen[entry] = None
     seen.update((key, None) for key in sorted(k for k in present if k not in seen))
     return list(seen)
