@@ -254,18 +254,22 @@ def parse_operations(raw: Any, actor: str, *, field: str = "operations", now: fl
 # --- applying ------------------------------------------------------------------------------------
 
 
+def _has_node(doc: Doc[Any], node_id: str) -> bool:
+    # One lookup, not a walk over every node: operations on a 10,000-node scene stay cheap.
+    return isinstance(doc.get(layout.NODES, type=Map).get(node_id), Map | dict)
+
+
 def _node_ids(doc: Doc[Any]) -> set[str]:
     # As the layout reads it: a key whose value is not a map (a foreign client's) is no node.
     return {key for key, value in doc.get(layout.NODES, type=Map).items() if isinstance(value, Map | dict)}
 
 
 def _order(doc: Doc[Any]) -> list[str]:
-    return [str(item) for item in doc.get(layout.ORDER, type=Array)]
+    return [item for item in doc.get(layout.ORDER, type=Array).to_py() or () if isinstance(item, str)]
 
 
-def _display_order(doc: Doc[Any]) -> list[str]:
+def _display_order(doc: Doc[Any], nodes: set[str]) -> list[str]:
     """The order `layout.to_scene` shows: ``order`` without duplicates or dangling ids, then the rest."""
-    nodes = _node_ids(doc)
     shown = [node_id for node_id in dict.fromkeys(_order(doc)) if node_id in nodes]
     return shown + sorted(nodes.difference(shown))
 
@@ -277,11 +281,13 @@ def _merged_order(doc: Doc[Any], wanted: Sequence[str]) -> list[str]:
     nodes = _node_ids(doc)
     head = [node_id for node_id in dict.fromkeys(wanted) if node_id in nodes]
     named = set(head)
-    return head + [node_id for node_id in _display_order(doc) if node_id not in named]
+    return head + [node_id for node_id in _display_order(doc, nodes) if node_id not in named]
 
 
 def _metadata(doc: Doc[Any]) -> dict[str, Any]:
     current = doc.get(layout.SCENE, type=Map).get("metadata")
+    if isinstance(current, Map):  # a Yjs client may have written it as a shared map
+        current = current.to_py()
     return dict(current) if isinstance(current, dict) else {}
 
 
@@ -313,20 +319,20 @@ def apply_operation(doc: Doc[Any], op: Operation, *, origin: Any = None) -> bool
         return layout.upsert_node(doc, payload["node"], origin=origin)
     if kind in ("graph.node.remove", "script.line.remove"):
         node_id = payload["node_id" if kind == "graph.node.remove" else "line_id"]
-        if node_id not in _node_ids(doc):
+        if not _has_node(doc, node_id):
             return False
         return layout.remove_node(doc, node_id, origin=origin)
     if kind == "script.line.upsert":
         line = payload["line"]
-        if line["id"] in _node_ids(doc):
+        if _has_node(doc, line["id"]):
             # An existing line keeps its place: upsert edits content, script.order.replace moves.
             return layout.upsert_node(doc, line, origin=origin)
         after = payload.get("after")
-        if after is not None and after in _node_ids(doc):
+        if after is not None and _has_node(doc, after):
             return layout.upsert_node(doc, line, after=after, origin=origin)
         index = payload.get("index")
         if index is not None:
-            return layout.upsert_node(doc, line, index=min(index, len(_node_ids(doc))), origin=origin)
+            return layout.upsert_node(doc, line, index=index, origin=origin)
         return layout.upsert_node(doc, line, origin=origin)
     if kind == "script.order.replace":
         return layout.replace_order(doc, _merged_order(doc, payload["order"]), origin=origin)

@@ -97,6 +97,12 @@ def test_scene_meta_update_merges_and_null_removes_a_key(doc: Doc[Any]) -> None:
     assert apply_operation(doc, one("scene.meta.update", {"meta": {"mood": "calm"}})) is False
 
 
+def test_scene_meta_update_keeps_metadata_a_yjs_client_wrote_as_a_shared_map(doc: Doc[Any]) -> None:
+    doc.get(layout.SCENE, type=Map)["metadata"] = Map({"author": "js"})
+    assert apply_operation(doc, one("scene.meta.update", {"meta": {"mood": "calm"}})) is True
+    assert layout.to_scene(doc)["metadata"] == {"author": "js", "mood": "calm"}
+
+
 def test_graph_node_upsert_appends_a_new_node_and_edits_an_existing_one_in_place(doc: Doc[Any]) -> None:
     assert apply_operation(doc, one("graph.node.upsert", {"node": {"id": "d", "text": "New."}})) is True
     assert ids(doc) == ["a", "b", "c", "d"]
