@@ -102,6 +102,7 @@ class Hub:
         self._yjs_ops: dict[str, int] = {}
         self._subscribed = False
         self.closed = False
+        self.manual = False  # set by `open_now`: no event loop, no automatic flushes or events
 
     @classmethod
     def for_kernel(cls, kernel: Any) -> Hub:
@@ -148,6 +149,8 @@ class Hub:
         try:
             self.store.path(project_id)
             self.store.check_scene_id(scene_id)
+        except NotFound:
+            raise
         except ComfyVNError as exc:
             raise Invalid(exc.message, field=field, code="invalid_room") from exc
 
@@ -167,7 +170,8 @@ class Hub:
         return room
 
     def open_now(self, project_id: str, scene_id: str) -> Room:
-        """`open` without an event loop (benchmarks, the CLI)."""
+        """`open` without an event loop (benchmarks, the CLI): flushes are explicit (`flush_now`)."""
+        self.manual = True
         name = f"{project_id}/{scene_id}"
         room = self.rooms.get(name)
         if room is None:
@@ -249,16 +253,27 @@ class Hub:
         if room.updates_since_compaction >= self.compact_every:
             self.updates.reset(room.name, room.store_version, room.base, room.doc.get_update())
             room.updates_since_compaction = 0
-        if room.name in self._timers:
+        if self.manual or room.name in self._timers:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop (a benchmark, the CLI): flushes are explicit
+            return  # no loop: flushes are explicit
         self._timers[room.name] = loop.call_later(min(self.quiet, 1.0), self._tick, room)
 
     def _tick(self, room: Room) -> None:
         self._timers.pop(room.name, None)
+        self._announce_yjs(room)
+        if self.closed or room.closed or not room.dirty:
+            return
+        now = self.clock()
+        if now - room.changed_at >= self.quiet or now - room.dirty_since >= self.max_dirty:
+            asyncio.get_running_loop().create_task(self._auto_flush(room))
+        else:
+            self._changed(room)
+
+    def _announce_yjs(self, room: Room) -> None:
+        """One ``on_collab_operation`` for the Yjs updates counted since the last."""
         count = self._yjs_ops.pop(room.name, 0)
         if count and self.emit is not None:
             self.emit(
@@ -274,13 +289,6 @@ class Hub:
                     "updates": count,
                 },
             )
-        if self.closed or room.closed or not room.dirty:
-            return
-        now = self.clock()
-        if now - room.changed_at >= self.quiet or now - room.dirty_since >= self.max_dirty:
-            asyncio.get_running_loop().create_task(self._auto_flush(room))
-        else:
-            self._changed(room)
 
     async def _auto_flush(self, room: Room) -> None:
         try:
@@ -341,6 +349,7 @@ class Hub:
             self._unload(room)
 
     def _unload(self, room: Room) -> None:
+        self._announce_yjs(room)
         room.closed = True
         self.rooms.pop(room.name, None)
         timer = self._timers.pop(room.name, None)
@@ -358,12 +367,16 @@ class Hub:
             return {"room": room.name, "flushed": False, "store_version": room.store_version}
         scene = room.scene()
         try:
-            version = self._write(room, scene)
-        except PreconditionFailed:
-            theirs, current = self.store.scene(room.project_id, room.scene_id)
-            self._merge(room, theirs, current)
-            scene = room.scene()
-            version = self._write(room, scene)
+            try:
+                version = self._write(room, scene)
+            except PreconditionFailed:
+                theirs, current = self.store.scene(room.project_id, room.scene_id)
+                self._merge(room, theirs, current)
+                scene = room.scene()
+                version = self._write(room, scene)
+        except ComfyVNError as exc:
+            room.flush_error = {"code": exc.code, "message": exc.message, "field": exc.field}
+            raise
         self._flushed(room, scene, version, room.version)
         return {"room": room.name, "flushed": True, "store_version": version}
 

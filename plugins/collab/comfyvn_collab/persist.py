@@ -18,6 +18,8 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,8 +75,9 @@ class UpdateLog:
             os.close(fd)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db_lock = threading.Lock()
-        self._pending: list[tuple[Any, ...]] = []
-        self._cond = threading.Condition()
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()  # set when something is queued or someone waits in `sync`
+        self._cond = threading.Condition()  # guards _written / _hurry / _closed for `sync` and `close`
         self._written = 0  # items committed so far
         self._queued = 0  # items ever queued
         self._closed = False
@@ -85,17 +88,22 @@ class UpdateLog:
 
     # -- queueing (event-loop side) ----------------------------------------------------------------
     def _queue(self, item: tuple[Any, ...]) -> None:
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the collaboration log is closed")
-            self._pending.append(item)
-            self._queued += 1
-            if len(self._pending) == 1:
-                self._cond.notify()
+        # The hot path of every keystroke: a deque append (atomic) and, only when the writer sleeps, a wake-up.
+        if self._closed:
+            raise RuntimeError("the collaboration log is closed")
+        self._pending.append(item)
+        self._queued += 1
+        if not self._wake.is_set():
+            self._wake.set()
 
     def append(self, room: str, update: bytes) -> None:
-        """Queue one update of ``room`` (committed within ``interval``)."""
-        self._queue(("u", room, update))
+        """Queue one update of ``room`` (committed within ``interval``). `_queue`, inlined: it runs per keystroke."""
+        if self._closed:
+            raise RuntimeError("the collaboration log is closed")
+        self._pending.append(("u", room, update))
+        self._queued += 1
+        if not self._wake.is_set():
+            self._wake.set()
 
     def reset(self, room: str, store_version: int, base: str, full: bytes | None) -> None:
         """Queue a compaction: from here on ``room`` starts at ``store_version``/``base`` with ``full`` (the
@@ -128,7 +136,7 @@ class UpdateLog:
         with self._cond:
             target = self._queued
             self._hurry = True
-            self._cond.notify_all()
+            self._wake.set()
             if not self._cond.wait_for(lambda: self._written >= target or self.failure is not None, timeout):
                 raise TimeoutError("the collaboration log did not commit in time")
 
@@ -138,7 +146,7 @@ class UpdateLog:
             if self._closed:
                 return
             self._closed = True
-            self._cond.notify_all()
+        self._wake.set()
         self._thread.join()
         with self._db_lock:
             self._db.close()
@@ -146,14 +154,19 @@ class UpdateLog:
     # -- the writer thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
+            self._wake.wait()
+            if not (self._closed or self._hurry):
+                # Let a burst of typing gather into one transaction (`sync` and `close` cut this short).
+                deadline = time.monotonic() + self.interval
+                while not (self._closed or self._hurry) and time.monotonic() < deadline:
+                    time.sleep(min(0.02, self.interval))
+            self._wake.clear()
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._pending) or self._closed)
-                if not self._closed:
-                    # Let a burst of typing gather into one transaction.
-                    self._cond.wait_for(lambda: self._closed or self._hurry, self.interval)
-                batch, self._pending = self._pending, []
                 self._hurry = False
                 closed = self._closed
+            batch = []
+            while self._pending:
+                batch.append(self._pending.popleft())
             if batch:
                 self._commit(batch)
             with self._cond:

@@ -15,6 +15,8 @@ import json
 from typing import Any
 
 import attrs
+from comfyvn.errors import Invalid
+from comfyvn.wire import loads
 from pycrdt import Decoder, Encoder
 
 __all__ = [
@@ -78,6 +80,18 @@ def _read_var_uint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 def read_payload(frame: bytes, start: int) -> bytes:
     """The ``varUint8Array`` that begins at ``start`` (the rest of the frame must be exactly that)."""
+    size = len(frame)
+    if size > start:  # the usual one- or two-byte length prefix, without the general loop
+        first = frame[start]
+        if first < 0x80:
+            if start + 1 + first == size:
+                return frame[start + 1 :]
+        elif (
+            size > start + 1
+            and frame[start + 1] < 0x80
+            and start + 2 + ((first & 0x7F) | (frame[start + 1] << 7)) == size
+        ):
+            return frame[start + 2 :]
     length, pos = _read_var_uint(frame, start)
     if pos + length != len(frame):
         raise FrameError("the frame's length prefix does not match its size")
@@ -132,13 +146,14 @@ def decode_awareness(payload: bytes) -> list[AwarenessEntry]:
             text = decoder.read_var_string()
             if len(text) > MAX_AWARENESS_STATE:
                 raise FrameError(f"an awareness state is over {MAX_AWARENESS_STATE} bytes")
-            state = json.loads(text) if text else None
+            # The wire policy: bounded depth, no NaN, no lone surrogates (pycrdt panics on those).
+            state = loads(text, field="awareness") if text else None
             if state is not None and not isinstance(state, dict):
                 raise FrameError("an awareness state must be a JSON object or null")
             entries.append(AwarenessEntry(client_id, clock, state))
     except FrameError:
         raise
-    except (ValueError, IndexError, TypeError, RecursionError) as exc:
+    except (Invalid, ValueError, IndexError, TypeError, RecursionError) as exc:
         raise FrameError("the awareness update is malformed") from exc
     return entries
 

@@ -159,17 +159,18 @@ class Room:
         if kind == SYNC:
             step = frame[1]
             if step in (UPDATE, STEP2):
-                if not conn.writable:
-                    self.refused_updates += 1
-                    return
                 update = read_payload(frame, 2)
                 if update == _EMPTY_UPDATE:
+                    return
+                if not conn.writable:
+                    self.refused_updates += 1
                     return
                 try:
                     self.doc.apply_update(update)
                 except ValueError as exc:
                     raise FrameError("the update cannot be decoded") from exc
-                self._changed(update, conn, "yjs")
+                # An update frame goes on to the others as it came; a step 2 becomes an update frame.
+                self._changed(update, conn, "yjs", frame if step == UPDATE else None)
             elif step == STEP1:
                 state = read_payload(frame, 2)
                 try:
@@ -260,13 +261,14 @@ class Room:
         """The room version: +1 per applied JSON operation or other change, since the room opened."""
         return self.ops.version
 
-    def _changed(self, update: bytes, sender: Connection | None, source: str) -> None:
+    def _changed(self, update: bytes, sender: Connection | None, source: str, frame: bytes | None = None) -> None:
         if source != "json":
             self.ops.advance()  # a JSON batch is counted per operation by the op log
         if self.log is not None:
             self.log.append(self.name, update)
             self.updates_since_compaction += 1
-        frame = update_frame(update)
+        if frame is None:
+            frame = update_frame(update)
         for other in self._yjs:
             if other is not sender:
                 other.sink(frame)

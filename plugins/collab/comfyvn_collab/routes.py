@@ -28,7 +28,7 @@ from .protocol import FrameError
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["MAX_FRAME", "can_write", "make_routes"]
+__all__ = ["MAX_FRAME", "can_write", "make_routes", "write_scope"]
 
 log = structlog.get_logger("comfyvn.collab")
 
@@ -36,13 +36,22 @@ log = structlog.get_logger("comfyvn.collab")
 MAX_FRAME = 8 * 1024 * 1024
 
 
-def can_write(conn: Request | WebSocket) -> bool:
-    """Whether the caller may edit: anonymous on loopback, or a token with ``collab.write`` or ``admin``."""
+def write_scope(kernel: Kernel) -> str:
+    """The scope an edit needs: ``<this plugin's name>.write``, as the server derives it for the plugin's
+    HTTP writes (``collab.write`` when installed; a test registering the module gets its module name)."""
+    for record in kernel.plugins.records.values():
+        if record.module == __name__.rsplit(".", 1)[0] + ".plugin":
+            return f"{record.name}.write"
+    return WRITE_SCOPE
+
+
+def can_write(conn: Request | WebSocket, scope: str = WRITE_SCOPE) -> bool:
+    """Whether the caller may edit: anonymous on loopback, or a token with ``scope`` or ``admin``."""
     principal = conn.scope.get("state", {}).get("principal")
     if principal is None or getattr(principal, "token_id", None) is None:
         return True
     scopes = getattr(principal, "scopes", frozenset())
-    return WRITE_SCOPE in scopes or "admin" in scopes
+    return scope in scopes or "admin" in scopes
 
 
 def _no_query(request: Request, *allowed: str) -> None:
@@ -69,6 +78,8 @@ async def pump(websocket: WebSocket, outbox: Outbox) -> None:
 
 def make_routes(kernel: Kernel) -> list[BaseRoute]:
     """The collaboration routes bound to ``kernel``."""
+
+    scope = write_scope(kernel)
 
     def hub() -> Hub:
         kernel.flags.require(FLAG)
@@ -98,7 +109,7 @@ def make_routes(kernel: Kernel) -> list[BaseRoute]:
         h, room = await room_of(websocket)
         await websocket.accept()
         outbox = Outbox()
-        conn = room.connect(outbox.put, kind="yjs", writable=can_write(websocket))
+        conn = room.connect(outbox.put, kind="yjs", writable=can_write(websocket, scope))
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(pump, websocket, outbox)

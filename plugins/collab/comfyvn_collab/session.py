@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from . import jsonops
-from .features import FLAG, OPERATION_EVENT, WRITE_SCOPE
+from .features import FLAG, OPERATION_EVENT
 from .outbox import Outbox
 from .room import Connection, Room
 
@@ -278,7 +278,7 @@ async def _handle(room: Room, conn: Connection, message: dict[str, Any], kernel:
         )
     elif kind == "doc.apply":
         if not conn.writable:
-            raise ComfyVNError(f"editing needs the {WRITE_SCOPE!r} scope", field="scope", code="insufficient_scope")
+            raise ComfyVNError("editing needs the collaboration write scope", field="scope", code="insufficient_scope")
         since = message.get("since")
         if since is not None:
             if isinstance(since, bool) or not isinstance(since, int) or since < 0:
@@ -348,9 +348,10 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
         room = await h.open(project_id, scene_id)
         await websocket.accept()
         outbox = Outbox()
-        from .routes import can_write, pump
+        from .routes import can_write, pump, write_scope
 
-        conn = room.connect(outbox.put, kind="json", writable=can_write(websocket), actor=actor, name=name)
+        writable = can_write(websocket, write_scope(kernel))
+        conn = room.connect(outbox.put, kind="json", writable=writable, actor=actor, name=name)
         _attach(room)
         _send(conn, joined(room, actor, _flags(kernel)))
         try:
