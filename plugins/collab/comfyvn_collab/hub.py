@@ -193,7 +193,7 @@ class Hub:
     ) -> Room:
         name = f"{project_id}/{scene_id}"
         layout.check_scene(scene)
-        doc: Doc | None = None
+        doc: Doc[Any] | None = None
         if saved is not None and saved.updates:
             doc = Doc()
             for update in saved.updates:

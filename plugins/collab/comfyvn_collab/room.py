@@ -79,7 +79,7 @@ class Room:
         self,
         project_id: str,
         scene_id: str,
-        doc: Doc,
+        doc: Doc[Any],
         *,
         store_version: int,
         base: str,
@@ -247,7 +247,7 @@ class Room:
 
     # -- server-side edits ---------------------------------------------------------------------------
     @contextmanager
-    def edit(self, sender: Connection | None = None, source: str = "json") -> Iterator[Doc]:
+    def edit(self, sender: Connection | None = None, source: str = "json") -> Iterator[Doc[Any]]:
         """Edit the document on the server (JSON operations, merges from the store): the change is sent to
         every Yjs client and logged like any client's update."""
         before = self.doc.get_state()

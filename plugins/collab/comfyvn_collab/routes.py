@@ -50,7 +50,7 @@ def can_write(conn: Request | WebSocket, scope: str = WRITE_SCOPE) -> bool:
     principal = conn.scope.get("state", {}).get("principal")
     if principal is None or getattr(principal, "token_id", None) is None:
         return True
-    scopes = getattr(principal, "scopes", frozenset())
+    scopes: frozenset[str] = getattr(principal, "scopes", frozenset())
     return scope in scopes or "admin" in scopes
 
 

@@ -68,7 +68,8 @@ def participants(room: Room) -> list[dict[str, Any]]:
     roster = []
     for entry in room.presence():
         state = entry["state"] or {}
-        user = state.get("user") if isinstance(state.get("user"), dict) else {}
+        found = state.get("user")
+        user: dict[str, Any] = found if isinstance(found, dict) else {}
         roster.append(
             {
                 "client_id": entry["client_id"],
