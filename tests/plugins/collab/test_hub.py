@@ -202,6 +202,8 @@ def test_a_deleted_scene_cannot_be_opened_and_its_log_is_dropped(kernel: Kernel,
     assert hub.rooms == {}
     store = ProjectStore.for_kernel(kernel)
     store.put_scene("story", "outro", {"id": "outro", "start": "z", "nodes": [{"id": "z", "text": "Bye"}]})
+    meta = store.load("story").project.meta
+    store.update_project("story", {**meta, "start": "outro"})
     store.delete_scene("story", "intro")
     with pytest.raises(NotFound):
         hub.open_now("story", "intro")
