@@ -179,10 +179,11 @@ class YClient:
             self.doc.get("nodes", type=Map)[node["id"]] = entry
             self.doc.get("order", type=Array).append(node["id"])
 
-    async def type_text(self, node_id: str, text: str, pos: int | None = None) -> None:
+    async def type_text(self, node_id: str, text: str, pos: int | None = None, *, delay: float = 0.0) -> None:
         """Type ``text`` into the node's text one character per transaction, starting at byte ``pos`` (the
-        end when None), yielding to the event loop between keystrokes; remote edits before the cursor move
-        it, so each character lands right after this client's previous one."""
+        end when None), sleeping ``delay`` seconds between keystrokes (at least yielding to the event loop);
+        remote edits before the cursor move it, so each character lands right after this client's previous
+        one."""
         ytext = self.node_text(node_id)
         cursor = [len(ytext) if pos is None else pos]
         typing = [False]
@@ -212,7 +213,7 @@ class YClient:
                 finally:
                     typing[0] = False
                 cursor[0] += len(ch.encode())
-                await asyncio.sleep(0)
+                await asyncio.sleep(delay)
                 self.check()
         finally:
             ytext.unobserve(subscription)
