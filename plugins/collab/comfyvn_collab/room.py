@@ -112,6 +112,9 @@ class Room:
         self._changed_cb = changed
         self._clock = clock
         self.listeners: list[Callable[[Room, Connection | None, str], None]] = []
+        self._scene: tuple[int, dict[str, Any]] | None = None
+        self.changes = 0  # +1 per change of the document, whatever its source
+        self.read_seconds = 0.0  # how long the last `scene()` read took
 
     # -- connections ---------------------------------------------------------------------------------
     def connect(
@@ -262,6 +265,7 @@ class Room:
         return self.ops.version
 
     def _changed(self, update: bytes, sender: Connection | None, source: str, frame: bytes | None = None) -> None:
+        self.changes += 1
         if source != "json":
             self.ops.advance()  # a JSON batch is counted per operation by the op log
         if self.log is not None:
@@ -284,8 +288,14 @@ class Room:
 
     # -- views ---------------------------------------------------------------------------------------
     def scene(self) -> dict[str, Any]:
-        """The scene as scenario JSON, as the document holds it now."""
-        return layout.to_scene(self.doc)
+        """The scene as scenario JSON, as the document holds it now (read once per room version: a
+        10,000-node scene takes about a second to read, and every JSON client, snapshot and flush needs it).
+        The dict is shared: callers must not change it."""
+        if self._scene is None or self._scene[0] != self.changes:
+            started = time.perf_counter()
+            self._scene = (self.changes, layout.to_scene(self.doc))
+            self.read_seconds = time.perf_counter() - started
+        return self._scene[1]
 
     def snapshot(self) -> dict[str, Any]:
         """The wire snapshot: the scene, the room version, the store version and a digest of the scene."""

@@ -214,7 +214,9 @@ def _listener(room: Room, sender: Connection | None, source: str) -> None:
             snapshot=True,
         )
 
-    state.push = loop.call_later(PUSH_INTERVAL, push)
+    # A big scene takes a while to read: push at most every five reading times, so JSON clients of a
+    # 10,000-node scene cannot keep the server busy reading snapshots.
+    state.push = loop.call_later(max(PUSH_INTERVAL, 5 * room.read_seconds), push)
 
 
 def _attach(room: Room) -> None:
