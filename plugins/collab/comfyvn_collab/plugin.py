@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 from comfyvn import hookimpl
 
 from . import routes
+from .cli import collab_group
 from .features import FLAG, OPERATION_EVENT, OPERATION_SCHEMA
 from .hub import Hub
 
 if TYPE_CHECKING:
+    import click
     from comfyvn import Kernel
 
 
@@ -33,6 +35,11 @@ def register_events(register: Any) -> None:
 @hookimpl
 def register_routes(kernel: Kernel) -> list[Any]:
     return routes.make_routes(kernel)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(collab_group)
 
 
 @hookimpl
