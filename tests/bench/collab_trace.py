@@ -16,7 +16,7 @@ Nothing is cached on disk.
 from __future__ import annotations
 
 import random
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pycrdt import Doc, Text, TransactionEvent
 
@@ -86,7 +86,7 @@ def final_text(edits: list[Edit]) -> str:
     return text.decode()
 
 
-def replay(doc: Doc, text: Text, edits: list[Edit]) -> list[bytes]:
+def replay(doc: Doc[Any], text: Text, edits: list[Edit]) -> list[bytes]:
     """Apply ``edits`` to ``text`` (a Text in ``doc``), one transaction each, and return the update each
     transaction produced."""
     updates: list[bytes] = []

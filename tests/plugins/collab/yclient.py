@@ -45,7 +45,7 @@ class YClient:
 
     def __init__(self, url: str, *, sync_timeout: float = 20.0, **connect_kwargs: Any) -> None:
         self.url = url
-        self.doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.awareness = Awareness(self.doc)
         self.synced = asyncio.Event()
         self._sync_timeout = sync_timeout
@@ -151,7 +151,7 @@ class YClient:
 
     def to_json(self) -> dict[str, Any]:
         """The document as plain JSON (scene map, nodes map, order array), as the JavaScript client dumps it."""
-        return json.loads(
+        document: dict[str, Any] = json.loads(
             json.dumps(
                 {
                     "scene": self.doc.get("scene", type=Map).to_py() or {},
@@ -161,6 +161,7 @@ class YClient:
             ),
             parse_float=_integral,
         )
+        return document
 
     def node_text(self, node_id: str) -> Text:
         """The ``text`` Text of node ``node_id``."""
@@ -192,7 +193,7 @@ class YClient:
             if typing[0]:
                 return
             at = 0
-            for op in event.delta:
+            for op in event.delta:  # type: ignore[attr-defined]  # set by pycrdt, not declared
                 if "retain" in op:
                     at += op["retain"]
                 elif "insert" in op:
