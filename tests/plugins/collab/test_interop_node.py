@@ -116,6 +116,15 @@ def test_two_js_clients_and_a_pycrdt_client_converge_and_flush_to_the_store(
                     lambda: [s for s in py.awareness_states().values() if s.get("user", {}).get("id") == "u-ada"]
                 )
                 assert states == [presence]
+                # and the other way round
+                mine = {"user": {"id": "u-py", "name": "Py", "color": "#3366ff"}, "node": "p1", "selected": ["p1"]}
+                py.set_awareness(mine)
+                for _ in range(200):
+                    if mine in [entry["state"] for entry in (await js2.dump())["awareness"]]:
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the JS client never saw the pycrdt client's presence")
                 async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
                     seen = (await http.get("/api/collab/presence/story/intro")).json()
                     assert presence in [entry["state"] for entry in seen["awareness"]]
