@@ -431,6 +431,26 @@ def test_replace_order_moves_only_what_moved() -> None:
     assert not replace_order(doc, target) and len(deltas) == 1
 
 
+def test_long_orders_are_edited_in_small_transactions() -> None:
+    # One pycrdt transaction with thousands of edits is super-linear; long order edits are cut in pieces
+    # that must still land in order.
+    scene = {"nodes": [{"id": f"n{i}"} for i in range(350)]}
+    doc = new_doc(scene)
+    assert to_scene(doc) == scene
+    updates = updates_of(doc)
+    target = [f"n{i}" for i in range(350)]
+    random.Random(7).shuffle(target)
+    assert replace_order(doc, target) and ids(doc) == target
+    assert replace_order(doc, target[::-1]) and ids(doc) == target[::-1]
+    assert len(updates) > 2
+    bigger = {"nodes": scene["nodes"][:100] + [{"id": f"m{i}"} for i in range(250)] + scene["nodes"][100:]}
+    assert apply_scene(doc, bigger) and to_scene(doc) == bigger
+    deltas: list[Any] = []
+    doc.get(layout.ORDER, type=Array).observe(lambda event: deltas.append(event.delta))
+    assert replace_order(doc, [n["id"] for n in scene["nodes"]] + [f"m{i}" for i in range(250)])
+    assert all(sum(len(op.get("insert", [])) for op in delta) <= layout.STEP for delta in deltas)
+
+
 @pytest.mark.parametrize(
     ("order", "field"),
     [(["a", "b"], "order"), (["a", "b", "c", "d"], "order/3"), (["a", "b", "a", "c"], "order/2"), ("abc", "order")],
