@@ -240,7 +240,8 @@ def _node_json(node_id: str, value: Any) -> dict[str, Any]:
 
 
 def to_scene(doc: Doc[Any]) -> dict[str, Any]:
-    """The scene the document holds (deterministic key order: known fields first, then sorted)."""
+    """The scene the document holds (deterministic key order: known fields first, then sorted). Not from
+    inside an observer callback of ``doc``: pycrdt holds the transaction then ("Already borrowed")."""
     scene_map, nodes, order = _roots(doc)
     with doc.transaction():
         scene = {key: _json(scene_map[key]) for key in sorted(scene_map.keys()) if key != NODES}
