@@ -99,7 +99,6 @@ class Hub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._flushing: set[str] = set()
-        self._yjs_ops: dict[str, int] = {}
         self._subscribed = False
         self.closed = False
         self.manual = False  # set by `open_now`: no event loop, no automatic flushes or events
@@ -210,6 +209,7 @@ class Hub:
                 base=dumps(scene),
                 log=self.updates,
                 changed=self._changed,
+                compact_every=self.compact_every,
             )
             self.updates.reset(name, version, room.base, doc.get_update())
         else:
@@ -221,6 +221,7 @@ class Hub:
                 base=saved.base,
                 log=self.updates,
                 changed=self._changed,
+                compact_every=self.compact_every,
             )
             base = loads(saved.base)
             if room.scene() != base:
@@ -248,21 +249,26 @@ class Hub:
 
     # -- change tracking, automatic flushes, coalesced events --------------------------------------
     def _changed(self, room: Room, source: str = "") -> None:
-        if source == "yjs":
-            self._yjs_ops[room.name] = self._yjs_ops.get(room.name, 0) + 1
+        """Called by a room after a change while it is not `Room.watched` (no timer armed yet), or when
+        its log is due for compaction: compacts, and arms the timer that flushes and announces."""
         if room.updates_since_compaction >= self.compact_every:
             self.updates.reset(room.name, room.store_version, room.base, room.doc.get_update())
             room.updates_since_compaction = 0
-        if self.manual or room.name in self._timers:
+        if self.manual:
+            room.watched = True  # no loop: flushes are explicit, nothing to arm
+            return
+        if room.name in self._timers:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop: flushes are explicit
+            return
+        room.watched = True
         self._timers[room.name] = loop.call_later(min(self.quiet, 1.0), self._tick, room)
 
     def _tick(self, room: Room) -> None:
         self._timers.pop(room.name, None)
+        room.watched = False
         self._announce_yjs(room)
         if self.closed or room.closed or not room.dirty:
             return
@@ -274,7 +280,7 @@ class Hub:
 
     def _announce_yjs(self, room: Room) -> None:
         """One ``on_collab_operation`` for the Yjs updates counted since the last."""
-        count = self._yjs_ops.pop(room.name, 0)
+        count, room.yjs_updates = room.yjs_updates, 0
         if count and self.emit is not None:
             self.emit(
                 OPERATION_EVENT,
@@ -355,6 +361,7 @@ class Hub:
         timer = self._timers.pop(room.name, None)
         if timer is not None:
             timer.cancel()
+        room.watched = False
 
     def left(self, room: Room) -> None:
         """A client left: a room nobody uses and with nothing to flush is unloaded (its log stays)."""

@@ -18,7 +18,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 
 import attrs
 import structlog
+
+from .protocol import FrameError, read_payload, update_frame
 
 __all__ = ["RoomLog", "UpdateLog"]
 
@@ -75,35 +76,40 @@ class UpdateLog:
             os.close(fd)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db_lock = threading.Lock()
-        self._pending: deque[tuple[Any, ...]] = deque()
+        self._rooms: deque[str | None] = deque()  # None: the matching `_data` item is a control tuple
+        self._data: deque[Any] = deque()
         self._wake = threading.Event()  # set when something is queued or someone waits in `sync`
-        self._cond = threading.Condition()  # guards _written / _hurry / _closed for `sync` and `close`
+        self._now = threading.Event()  # set by `sync` and `close`: commit without waiting out the interval
+        self._cond = threading.Condition()  # guards _written / _closed for `sync` and `close`
         self._written = 0  # items committed so far
         self._queued = 0  # items ever queued
         self._closed = False
-        self._hurry = False  # someone waits in `sync`: commit now rather than after the interval
         self.failure: str | None = None
         self._thread = threading.Thread(target=self._run, name="comfyvn-collab-log", daemon=True)
         self._thread.start()
 
     # -- queueing (event-loop side) ----------------------------------------------------------------
     def _queue(self, item: tuple[Any, ...]) -> None:
-        # The hot path of every keystroke: a deque append (atomic) and, only when the writer sleeps, a wake-up.
+        # The rare control items (compactions, drops) ride in the same two queues as updates, in order.
+        self._enqueue(None, item)
+
+    def _enqueue(self, room: str | None, data: Any) -> None:
+        # Two queues of plain strings and bytes rather than one of tuples: a tuple per keystroke is an object
+        # the garbage collector must track, and at typing speed across a room that shows. `room` goes in
+        # first, so the writer, taking as many as `data` holds, always takes matching pairs.
         if self._closed:
             raise RuntimeError("the collaboration log is closed")
-        self._pending.append(item)
+        self._rooms.append(room)
+        self._data.append(data)
         self._queued += 1
         if not self._wake.is_set():
             self._wake.set()
 
-    def append(self, room: str, update: bytes) -> None:
-        """Queue one update of ``room`` (committed within ``interval``). `_queue`, inlined: it runs per keystroke."""
-        if self._closed:
-            raise RuntimeError("the collaboration log is closed")
-        self._pending.append(("u", room, update))
-        self._queued += 1
-        if not self._wake.is_set():
-            self._wake.set()
+    def append(self, room: str, frame: bytes) -> None:
+        """Queue one update of ``room`` as the y-websocket update frame it travels in (committed within
+        ``interval``; runs per keystroke). Frames rather than bare updates: the frame already exists (it is
+        what came in, or what goes out to the other clients), so logging it allocates nothing."""
+        self._enqueue(room, frame)
 
     def reset(self, room: str, store_version: int, base: str, full: bytes | None) -> None:
         """Queue a compaction: from here on ``room`` starts at ``store_version``/``base`` with ``full`` (the
@@ -122,7 +128,14 @@ class UpdateLog:
             row = self._db.execute("SELECT store_version, base FROM rooms WHERE room = ?", (room,)).fetchone()
             if row is None:
                 return None
-            updates = [r[0] for r in self._db.execute("SELECT data FROM updates WHERE room = ? ORDER BY id", (room,))]
+            rows = self._db.execute("SELECT data FROM updates WHERE room = ? ORDER BY id", (room,))
+            updates = []
+            for (data,) in rows:
+                try:
+                    updates.append(read_payload(bytes(data), 2))
+                except FrameError:  # a damaged row: what came before it is still the room's history
+                    log.error("collab log row unreadable; the room is restored up to it", room=room)
+                    break
         return RoomLog(int(row[0]), str(row[1]), updates)
 
     def rooms(self) -> list[str]:
@@ -135,8 +148,8 @@ class UpdateLog:
         """Wait until everything queued so far is committed."""
         with self._cond:
             target = self._queued
-            self._hurry = True
             self._wake.set()
+            self._now.set()
             if not self._cond.wait_for(lambda: self._written >= target or self.failure is not None, timeout):
                 raise TimeoutError("the collaboration log did not commit in time")
 
@@ -147,6 +160,7 @@ class UpdateLog:
                 return
             self._closed = True
         self._wake.set()
+        self._now.set()
         self._thread.join()
         with self._db_lock:
             self._db.close()
@@ -155,34 +169,39 @@ class UpdateLog:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            if not (self._closed or self._hurry):
-                # Let a burst of typing gather into one transaction (`sync` and `close` cut this short).
-                deadline = time.monotonic() + self.interval
-                while not (self._closed or self._hurry) and time.monotonic() < deadline:
-                    time.sleep(min(0.02, self.interval))
+            # Let a burst of typing gather into one transaction (`sync` and `close` cut this short).
+            self._now.wait(self.interval)
+            self._now.clear()
             self._wake.clear()
             with self._cond:
-                self._hurry = False
                 closed = self._closed
-            batch = []
-            while self._pending:
-                batch.append(self._pending.popleft())
+            count = len(self._data)
+            batch = [(self._rooms.popleft(), self._data.popleft()) for _ in range(count)]
             if batch:
                 self._commit(batch)
             with self._cond:
                 self._written += len(batch)
                 self._cond.notify_all()
-            if closed and not self._pending:
+            if closed and not self._data:
                 return
 
-    def _commit(self, batch: list[tuple[Any, ...]]) -> None:
-        steps: dict[str, Callable[..., None]] = {"u": self._insert, "r": self._reset, "d": self._drop}
+    def _commit(self, batch: list[tuple[str | None, Any]]) -> None:
+        steps: dict[str, Callable[..., None]] = {"r": self._reset, "d": self._drop}
         try:
             with self._db_lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for item in batch:
-                        steps[item[0]](*item[1:])
+                    run: list[tuple[str, bytes]] = []  # consecutive updates go in one executemany
+                    for room, data in batch:
+                        if room is not None:
+                            run.append((room, data))
+                            continue
+                        if run:
+                            self._db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", run)
+                            run = []
+                        steps[data[0]](*data[1:])
+                    if run:
+                        self._db.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", run)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -191,8 +210,8 @@ class UpdateLog:
             self.failure = f"the collaboration log could not be written: {exc}"
             log.error("collab log write failed", error=str(exc), items=len(batch))
 
-    def _insert(self, room: str, update: bytes) -> None:
-        self._db.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, update))
+    def _insert(self, room: str, frame: bytes) -> None:
+        self._db.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, frame))
 
     def _reset(self, room: str, store_version: int, base: str, full: bytes | None) -> None:
         self._db.execute("DELETE FROM updates WHERE room = ?", (room,))
@@ -202,7 +221,7 @@ class UpdateLog:
             (room, store_version, base),
         )
         if full is not None:
-            self._insert(room, full)
+            self._insert(room, update_frame(full))
 
     def _drop(self, room: str) -> None:
         self._db.execute("DELETE FROM updates WHERE room = ?", (room,))

@@ -85,6 +85,7 @@ class Room:
         base: str,
         log: UpdateLog | None = None,
         changed: Callable[[Room, str], None] | None = None,
+        compact_every: int = 5000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.project_id = project_id
@@ -114,6 +115,11 @@ class Room:
         self.listeners: list[Callable[[Room, Connection | None, str], None]] = []
         self._scene: tuple[int, dict[str, Any]] | None = None
         self.changes = 0  # +1 per change of the document, whatever its source
+        self.yjs_updates = 0  # Yjs updates since the hub last announced them
+        # Set by the hub while it has a timer armed for this room (its flush and announcements), so a
+        # change need not call it; `compact_every` still calls it when the log is due for compaction.
+        self.watched = False
+        self.compact_every = compact_every
         self.read_seconds = 0.0  # how long the last `scene()` read took
 
     # -- connections ---------------------------------------------------------------------------------
@@ -162,7 +168,9 @@ class Room:
         if kind == SYNC:
             step = frame[1]
             if step in (UPDATE, STEP2):
-                update = read_payload(frame, 2)
+                # `read_payload`'s one-byte-length case inline (most keystrokes); the rest through it.
+                size = frame[2] if len(frame) > 2 else 0x80
+                update = frame[3:] if size < 0x80 and len(frame) == 3 + size else read_payload(frame, 2)
                 if update == _EMPTY_UPDATE:
                     return
                 if not conn.writable:
@@ -265,14 +273,15 @@ class Room:
         return self.ops.version
 
     def _changed(self, update: bytes, sender: Connection | None, source: str, frame: bytes | None = None) -> None:
+        # The path of every keystroke of every client: kept to attribute updates and direct calls.
         self.changes += 1
         if source != "json":
             self.ops.advance()  # a JSON batch is counted per operation by the op log
-        if self.log is not None:
-            self.log.append(self.name, update)
-            self.updates_since_compaction += 1
         if frame is None:
             frame = update_frame(update)
+        if self.log is not None:
+            self.log.append(self.name, frame)
+            self.updates_since_compaction += 1
         for other in self._yjs:
             if other is not sender:
                 other.sink(frame)
@@ -281,9 +290,12 @@ class Room:
             self.dirty = True
             self.dirty_since = now
         self.changed_at = now
-        for listener in self.listeners:
-            listener(self, sender, source)
-        if self._changed_cb is not None:
+        if source == "yjs":
+            self.yjs_updates += 1
+        if self.listeners:
+            for listener in self.listeners:
+                listener(self, sender, source)
+        if self._changed_cb is not None and (not self.watched or self.updates_since_compaction >= self.compact_every):
             self._changed_cb(self, source)
 
     # -- views ---------------------------------------------------------------------------------------
