@@ -287,3 +287,58 @@ def test_off_loopback_a_token_without_collab_write_can_watch_but_not_edit(kernel
             assert health["rooms"][0]["refused_updates"] == 1
         allowed = client.post("/api/collab/room/apply", json=apply, headers={"Authorization": f"Bearer {writer}"})
         assert allowed.status_code == 200 and allowed.json()["operations"][0]["applied"] is True
+
+
+def test_a_quiet_room_saves_itself_and_the_server_saves_the_rest_when_it_stops(
+    make_kernel: Callable[..., Kernel], runtime: Any
+) -> None:
+    runtime.config.mkdir(parents=True, exist_ok=True)
+    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": 0.3}}))
+    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    store = ProjectStore.for_kernel(kernel)
+    store.create(_project(), project_id="story")
+    title = {"kind": "scene.field.set", "payload": {"field": "title", "value": "Quiet"}}
+    with (
+        TestClient(create_app(kernel)) as client,
+        client.websocket_connect("/api/collab/ws?scene_id=story/intro") as ws,
+    ):
+        _receive(ws, "room.joined")
+        ws.send_text(json.dumps({"type": "doc.apply", "operations": [title]}))
+        _receive(ws, "doc.update")
+        deadline = time.monotonic() + 10
+        while store.scene("story", "intro")[1] == 1:  # no flush was asked for
+            assert time.monotonic() < deadline, "the quiet room was not saved"
+            time.sleep(0.05)
+        assert store.scene("story", "intro")[0]["title"] == "Quiet"
+        # Edits made just before the server stops are saved by the shutdown, not lost.
+        late = {"kind": "scene.field.set", "payload": {"field": "title", "value": "Late"}}
+        ws.send_text(json.dumps({"type": "doc.apply", "operations": [late]}))
+        _receive(ws, "doc.update")
+    scene, version = store.scene("story", "intro")
+    assert scene["title"] == "Late" and version == 3
+    Hub.forget(kernel)
+
+
+def test_a_write_to_the_store_reaches_the_live_room_and_its_clients(client: TestClient, kernel: Kernel) -> None:
+    store = ProjectStore.for_kernel(kernel)
+    doc = Doc()
+    with client.websocket_connect("/api/collab/yjs/story/intro") as yjs:
+        _yjs_handshake(yjs, doc)
+        scene, version = store.scene("story", "intro")
+        edited = {**scene, "nodes": [scene["nodes"][0], {**scene["nodes"][1], "text": "Rewritten outside."}]}
+        assert (
+            client.put(
+                "/api/projects/story/scenes/intro", json=edited, headers={"If-Match": f'"{version}"'}
+            ).status_code
+            == 200
+        )
+        deadline = time.monotonic() + 10
+        while client.get("/api/collab/snapshot/story/intro").json()["store_version"] != 2:
+            assert time.monotonic() < deadline, "the store write did not reach the room"
+            time.sleep(0.05)
+        frame = yjs.receive_bytes()  # the merge, as an update
+        doc.apply_update(protocol.read_payload(frame, 2))
+        text = doc.get("nodes", type=Map)["b"]["text"]
+        assert str(text) == "Rewritten outside."
+        snapshot = client.get("/api/collab/snapshot/story/intro").json()
+        assert snapshot["store_version"] == 2 and snapshot["dirty"] is False
