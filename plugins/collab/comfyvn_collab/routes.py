@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import structlog
 from comfyvn.errors import Invalid
 from comfyvn.wire import read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.types import Message
+from starlette.websockets import WebSocket
 
 from . import session
-from .features import FLAG, WRITE_SCOPE
+from .connection import can_write, serve, write_scope
+from .features import FLAG
 from .hub import Hub
 from .outbox import Outbox
 from .protocol import FrameError
@@ -28,7 +29,7 @@ from .protocol import FrameError
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["MAX_FRAME", "can_write", "make_routes", "write_scope"]
+__all__ = ["MAX_FRAME", "make_routes"]
 
 log = structlog.get_logger("comfyvn.collab")
 
@@ -36,44 +37,9 @@ log = structlog.get_logger("comfyvn.collab")
 MAX_FRAME = 8 * 1024 * 1024
 
 
-def write_scope(kernel: Kernel) -> str:
-    """The scope an edit needs: ``<this plugin's name>.write``, as the server derives it for the plugin's
-    HTTP writes (``collab.write`` when installed; a test registering the module gets its module name)."""
-    for record in kernel.plugins.records.values():
-        if record.module == __name__.rsplit(".", 1)[0] + ".plugin":
-            return f"{record.name}.write"
-    return WRITE_SCOPE
-
-
-def can_write(conn: Request | WebSocket, scope: str = WRITE_SCOPE) -> bool:
-    """Whether the caller may edit: anonymous on loopback, or a token with ``scope`` or ``admin``."""
-    principal = conn.scope.get("state", {}).get("principal")
-    if principal is None or getattr(principal, "token_id", None) is None:
-        return True
-    scopes: frozenset[str] = getattr(principal, "scopes", frozenset())
-    return scope in scopes or "admin" in scopes
-
-
 def _no_query(request: Request, *allowed: str) -> None:
     if unknown := sorted(set(request.query_params) - set(allowed)):
         raise Invalid(f"unknown parameter {unknown[0][:40]!r}", field=unknown[0][:40], code="unknown_field")
-
-
-async def pump(websocket: WebSocket, outbox: Outbox) -> None:
-    """Send what the room queues for this connection until it closes or overflows."""
-    while True:
-        items = await outbox.take()
-        for item in items:
-            if isinstance(item, bytes):
-                await websocket.send_bytes(item)
-            else:
-                await websocket.send_text(item)
-        if outbox.overflowed:
-            await websocket.close(code=1013, reason="too far behind: reconnect to resync")
-            return
-        if outbox.closing:
-            await websocket.close(code=1001, reason="server shutting down")
-            return
 
 
 def make_routes(kernel: Kernel) -> list[BaseRoute]:
@@ -97,7 +63,7 @@ def make_routes(kernel: Kernel) -> list[BaseRoute]:
         ---
         summary: Edit a scene over the y-websocket protocol
         description: Binary frames of the y-websocket protocol (sync step 1/2, updates, awareness). The
-          server sends sync step 1 and everyone's awareness on connect. Off loopback a token (query `token`)
+          server sends sync step 1 and everyone's awareness on connect. Off loopback a token (query `access_token`)
           is needed, and `collab.write` to edit; without it updates are dropped.
         parameters:
           - {name: project_id, in: path, required: true, schema: {type: string}}
@@ -110,34 +76,28 @@ def make_routes(kernel: Kernel) -> list[BaseRoute]:
         await websocket.accept()
         outbox = Outbox()
         conn = room.connect(outbox.put, kind="yjs", writable=can_write(websocket, scope))
+
+        async def handle(message: Message) -> bool:
+            data = message.get("bytes")
+            if data is None:
+                await websocket.close(code=1003, reason="this endpoint speaks binary y-websocket frames")
+                return False
+            if len(data) > MAX_FRAME:
+                await websocket.close(code=1009, reason=f"a frame is limited to {MAX_FRAME} bytes")
+                return False
+            try:
+                room.receive(conn, data)
+            except FrameError as exc:
+                log.info("collab frame refused", room=room.name, error=str(exc))
+                await websocket.close(code=1007, reason=str(exc)[:120])
+                return False
+            return True
+
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pump, websocket, outbox)
-                while True:
-                    message = await websocket.receive()
-                    if message["type"] == "websocket.disconnect":
-                        break
-                    data = message.get("bytes")
-                    if data is None:
-                        await websocket.close(code=1003, reason="this endpoint speaks binary y-websocket frames")
-                        break
-                    if len(data) > MAX_FRAME:
-                        await websocket.close(code=1009, reason=f"a frame is limited to {MAX_FRAME} bytes")
-                        break
-                    try:
-                        room.receive(conn, data)
-                    except FrameError as exc:
-                        log.info("collab frame refused", room=room.name, error=str(exc))
-                        await websocket.close(code=1007, reason=str(exc)[:120])
-                        break
-                group.cancel_scope.cancel()
-        except OSError as exc:  # the peer went away while we were sending
-            log.debug("collab client gone", room=room.name, error=repr(exc))
+            await serve(websocket, outbox, handle)
         finally:
             room.disconnect(conn)
             h.left(room)
-            if websocket.application_state == WebSocketState.CONNECTED:
-                await websocket.close()
 
     async def snapshot(request: Request) -> JSONResponse:
         """The room's scene as scenario JSON, its room version and the store version it last matched.

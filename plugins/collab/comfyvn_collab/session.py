@@ -16,16 +16,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import structlog
 from comfyvn.errors import ComfyVNError, Invalid, clip
 from comfyvn.wire import loads, read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.types import Message
+from starlette.websockets import WebSocket
 
 from . import jsonops
+from .connection import can_write, serve, write_scope
 from .features import FLAG, OPERATION_EVENT
 from .outbox import Outbox
 from .room import Connection, Room
@@ -351,41 +352,33 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
         room = await h.open(project_id, scene_id)
         await websocket.accept()
         outbox = Outbox()
-        from .routes import can_write, pump, write_scope
-
         writable = can_write(websocket, write_scope(kernel))
         conn = room.connect(outbox.put, kind="json", writable=writable, actor=actor, name=name)
         _attach(room)
         _send(conn, joined(room, actor, _flags(kernel)))
+
+        async def handle(frame: Message) -> bool:
+            text = frame.get("text")
+            if text is None or len(text) > MAX_MESSAGE:
+                _send(conn, _error(Invalid("messages are JSON text of at most 4 MiB", field="message")))
+                return True
+            try:
+                message = loads(text, field="message")
+                if not isinstance(message, dict):
+                    raise Invalid("a message is a JSON object with a `type`", field="message")
+                await _handle(room, conn, message, kernel)
+            except ComfyVNError as exc:
+                _send(conn, _error(exc))
+            return True
+
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pump, websocket, outbox)
-                while True:
-                    frame = await websocket.receive()
-                    if frame["type"] == "websocket.disconnect":
-                        break
-                    text = frame.get("text")
-                    if text is None or len(text) > MAX_MESSAGE:
-                        _send(conn, _error(Invalid("messages are JSON text of at most 4 MiB", field="message")))
-                        continue
-                    try:
-                        message = loads(text, field="message")
-                        if not isinstance(message, dict):
-                            raise Invalid("a message is a JSON object with a `type`", field="message")
-                        await _handle(room, conn, message, kernel)
-                    except ComfyVNError as exc:
-                        _send(conn, _error(exc))
-                group.cancel_scope.cancel()
-        except OSError as exc:
-            log.debug("collab JSON client gone", room=room.name, error=repr(exc))
+            await serve(websocket, outbox, handle)
         finally:
             room.disconnect(conn)
             if not any(c.actor == actor for c in _json_conns(room)):
                 room.locks.release(actor, now=time.time())
                 _control_changed(room)
             h.left(room)
-            if websocket.application_state == WebSocketState.CONNECTED:
-                await websocket.close()
 
     async def _body_room(request: Request, h: Hub) -> tuple[dict[str, Any], Room]:
         body = await read_json(request)

@@ -15,8 +15,8 @@ import comfyvn_server.plugin
 import pytest
 from comfyvn import Kernel
 from comfyvn_collab import protocol
+from comfyvn_collab.connection import write_scope
 from comfyvn_collab.hub import Hub
-from comfyvn_collab.routes import write_scope
 from comfyvn_scenario.store import ProjectStore
 from comfyvn_server import ServerSettings, create_app
 from comfyvn_server.auth import TokenStore
