@@ -287,7 +287,7 @@ async def _handle(room: Room, conn: Connection, message: dict[str, Any], kernel:
         if since is not None:
             if isinstance(since, bool) or not isinstance(since, int) or since < 0:
                 raise Invalid("since must be a non-negative integer", field="since")
-            if since < room.version:  # the client missed changes: bring it up to date first
+            if since != room.version:  # missed changes, or a version of an earlier server run: catch up first
                 _send(
                     conn,
                     {

@@ -342,3 +342,20 @@ def test_a_write_to_the_store_reaches_the_live_room_and_its_clients(client: Test
         assert str(text) == "Rewritten outside."
         snapshot = client.get("/api/collab/snapshot/story/intro").json()
         assert snapshot["store_version"] == 2 and snapshot["dirty"] is False
+
+
+def test_a_client_behind_gets_the_snapshot_before_its_batch_applies(client: TestClient) -> None:
+    edit = {"kind": "scene.field.set", "payload": {"field": "title", "value": "Moved on"}}
+    assert (
+        client.post("/api/collab/room/apply", json={"scene_id": "story/intro", "operations": [edit]}).status_code == 200
+    )
+    with client.websocket_connect("/api/collab/ws?scene_id=story/intro") as ws:
+        assert _receive(ws, "room.joined")["version"] == 1
+        node = {"kind": "graph.node.upsert", "payload": {"node": {"id": "z", "text": "Late"}}}
+        ws.send_text(json.dumps({"type": "doc.apply", "since": 1, "operations": [node]}))
+        assert json.loads(ws.receive_text())["type"] == "doc.update"  # up to date: no snapshot first
+        ws.send_text(json.dumps({"type": "doc.apply", "since": 0, "operations": [node]}))
+        caught_up = json.loads(ws.receive_text())
+        assert caught_up["type"] == "doc.snapshot" and caught_up["snapshot"]["title"] == "Moved on"
+        assert caught_up["version"] == 2
+        assert _receive(ws, "doc.update")["operations"][0]["duplicate"] is False
