@@ -42,6 +42,7 @@ log = structlog.get_logger("comfyvn.collab")
 
 MAX_MESSAGE = 4 * 1024 * 1024
 PUSH_INTERVAL = 0.1  # at most ten snapshot pushes a second per room to JSON clients
+SNAPSHOT_BUDGET = 0.05  # seconds: a scene that reads faster goes with every doc.update
 _ACTOR = re.compile(r"^[\w.@:+-]{1,255}$")
 
 # Per-room state of the JSON side: the op log, the control lock, and the push timer.
@@ -129,7 +130,10 @@ def apply_batch(
         "operations": results,
         "source": "json",
     }
-    _broadcast(room, message, snapshot=any(r["applied"] for r in results))
+    # The snapshot rides along while the scene is cheap to read; for a big one (a 10,000-node scene takes
+    # about a second) clients apply the operations themselves or ask (`include_snapshot`, `doc.pull`).
+    cheap = room.read_seconds < SNAPSHOT_BUDGET
+    _broadcast(room, message, snapshot=cheap and any(r["applied"] for r in results))
     applied = [r for r in results if r["applied"]]
     log.info(
         "collab.op applied",

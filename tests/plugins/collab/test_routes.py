@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import comfyvn_collab.plugin
+import comfyvn_collab.session
 import comfyvn_scenario.plugin
 import comfyvn_server.plugin
 import pytest
@@ -359,3 +360,19 @@ def test_a_client_behind_gets_the_snapshot_before_its_batch_applies(client: Test
         assert caught_up["type"] == "doc.snapshot" and caught_up["snapshot"]["title"] == "Moved on"
         assert caught_up["version"] == 2
         assert _receive(ws, "doc.update")["operations"][0]["duplicate"] is False
+
+
+def test_a_scene_slow_to_read_goes_without_snapshots_unless_asked(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(comfyvn_collab.session, "SNAPSHOT_BUDGET", 0.0)  # as if every read were too slow
+    with client.websocket_connect("/api/collab/ws?scene_id=story/intro") as ws:
+        _receive(ws, "room.joined")
+        node = {"kind": "graph.node.upsert", "payload": {"node": {"id": "n", "text": "New"}}}
+        ws.send_text(json.dumps({"type": "doc.apply", "operations": [node]}))
+        update = _receive(ws, "doc.update")
+        assert "snapshot" not in update and update["operations"][0]["applied"] is True
+        again = {"kind": "scene.field.set", "payload": {"field": "title", "value": "Asked"}}
+        ws.send_text(json.dumps({"type": "doc.apply", "operations": [again], "include_snapshot": True}))
+        assert "snapshot" not in _receive(ws, "doc.update")
+        assert _receive(ws, "doc.snapshot")["snapshot"]["title"] == "Asked"
