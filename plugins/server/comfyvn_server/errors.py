@@ -31,7 +31,10 @@ from comfyvn.wire import validation_error
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
+
+# The ASGI extension that lets a WebSocket handshake be answered with an HTTP response.
+DENIAL = "websocket.http.response"
 
 __all__ = ["EXCEPTION_HANDLERS", "STATUS", "error_body", "http_status"]
 
@@ -102,8 +105,13 @@ async def _respond(
     conn: HTTPConnection, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse | None:
     if isinstance(conn, WebSocket):
-        # Before accept this becomes an HTTP 403 on the handshake; after it, a policy close.
-        await conn.close(code=1008, reason=body["error"]["message"][:120])
+        if conn.application_state == WebSocketState.CONNECTING and DENIAL in conn.scope.get("extensions", {}):
+            # Before accept, where the server can (hypercorn can): a real HTTP answer to the handshake, the
+            # same status and JSON error as any route, so a client can tell a 404 from a 403.
+            await conn.send_denial_response(JSONResponse(body, status_code=status, headers=headers))
+        else:
+            # Otherwise an HTTP 403 on the handshake before accept; after it, a policy close.
+            await conn.close(code=1008, reason=body["error"]["message"][:120])
         return None
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -146,6 +146,11 @@ class GuardMiddleware:
                 start, body = json_body(verdict.status, verdict.body(request_id), request_id)
                 await send(start)
                 await send(body)
+            elif "websocket.http.response" in scope.get("extensions", {}):
+                # The handshake answered like any request: the status and the JSON error.
+                start, body = json_body(verdict.status, verdict.body(request_id), request_id)
+                await send({**start, "type": "websocket.http.response.start"})
+                await send({**body, "type": "websocket.http.response.body"})
             else:
                 await send({"type": "websocket.close", "code": 1008, "reason": verdict.message[:120]})
             return

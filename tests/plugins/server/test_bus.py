@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from comfyvn import Kernel
 from comfyvn_server import ServerSettings, create_app
-from starlette.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import TestClient, WebSocketDenialResponse
 
 
 def test_index_lists_specs_history_and_websocket(kernel: Kernel, client: TestClient) -> None:
@@ -68,9 +67,15 @@ def test_websocket_streams_envelopes_in_order_with_topics(client: TestClient) ->
 
 
 def test_websocket_with_unknown_event_is_refused(client: TestClient) -> None:
-    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/api/modder/hooks/ws?events=on_nothing"):
+    # The handshake is answered like any request: an HTTP 400 with the JSON error naming the field.
+    with (
+        pytest.raises(WebSocketDenialResponse) as info,
+        client.websocket_connect("/api/modder/hooks/ws?events=on_nothing"),
+    ):
         pass
-    assert info.value.code == 1008
+    assert info.value.status_code == 400
+    error = info.value.json()["error"]
+    assert error["field"] == "events" and "on_nothing" in error["message"]
 
 
 @pytest.fixture
