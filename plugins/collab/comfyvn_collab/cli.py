@@ -1,5 +1,6 @@
-"""``comfyvn collab status`` (what the rooms' update log holds, read-only) and ``comfyvn collab flush`` (write
-rooms' unsaved edits to the project store without a server — after a crash, before a backup)."""
+"""``comfyvn collab status`` (what the rooms' update log holds, read-only), ``comfyvn collab flush`` (write rooms'
+unsaved edits to the project store without a server — after a crash, before a backup) and ``comfyvn collab
+discard`` (throw a room's unsaved edits away)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import click
-from comfyvn.errors import Invalid
+from comfyvn.errors import ComfyVNError, Invalid, Unprocessable
 from comfyvn.wire import loads
 from pycrdt import Doc
 
@@ -51,7 +52,7 @@ def status_command(kernel: Kernel, as_json: bool) -> None:
     try:
         rooms = [_unsaved(hub, name) for name in hub.updates.rooms()]
     finally:
-        Hub.forget(kernel)
+        Hub.forget(kernel, flush=False)
     if as_json:
         click.echo(json.dumps({"rooms": rooms}, indent=2))
         return
@@ -68,16 +69,23 @@ def status_command(kernel: Kernel, as_json: bool) -> None:
 @click.pass_obj
 def flush_command(kernel: Kernel, rooms: tuple[str, ...], every: bool) -> None:
     """Write ROOMS (``<project_id>/<scene_id>``) to the project store, validated and versioned. A scene changed
-    in the store since is merged three-way, as a running server does. Use it with the server stopped, or
-    let the server's own flush (POST /api/collab/flush) do it."""
+    in the store since is merged three-way, as a running server does. A room that cannot be saved (its scene
+    does not validate) is reported and the others are still saved. Use it with the server stopped, or let
+    the server's own flush (POST /api/collab/flush) do it."""
     if not rooms and not every:
         raise Invalid("name rooms (<project_id>/<scene_id>) or pass --all", field="rooms", code="no_rooms")
     hub = Hub.for_kernel(kernel)
+    refused: list[str] = []
     try:
         names = list(rooms) or [name for name in hub.updates.rooms() if _unsaved(hub, name)["unsaved"]]
         for name in names:
             room = hub.open_now(*hub.parse_room(name))
-            result = hub.flush_now(room)
+            try:
+                result = hub.flush_now(room)
+            except ComfyVNError as exc:
+                refused.append(name)
+                click.echo(f"{name}: NOT SAVED: {exc.message}")
+                continue
             if result["flushed"]:
                 click.echo(f"{name}: saved as store version {result['store_version']}")
             else:
@@ -85,4 +93,30 @@ def flush_command(kernel: Kernel, rooms: tuple[str, ...], every: bool) -> None:
         if not names:
             click.echo("nothing to save")
     finally:
-        Hub.forget(kernel)
+        Hub.forget(kernel, flush=False)  # what could not be saved stays in the log, untouched
+    if refused:
+        raise Unprocessable(
+            f"{len(refused)} room(s) not saved; fix them in a room (or `comfyvn collab discard`)",
+            field="rooms",
+            code="flush_refused",
+        )
+
+
+@collab_group.command("discard")
+@click.argument("room")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.pass_obj
+def discard_command(kernel: Kernel, room: str, yes: bool) -> None:
+    """Throw away ROOM's unsaved edits: the log forgets it and the room opens from the project store next time.
+    Use it with the server stopped (a running server keeps the room it has open)."""
+    hub = Hub.for_kernel(kernel)
+    try:
+        name = "/".join(hub.parse_room(room))
+        state = _unsaved(hub, name)
+        if state["unsaved"] and not yes:
+            click.confirm(f"{name} has edits the project store lacks; throw them away?", abort=True)
+        hub.updates.drop(name)
+        hub.updates.sync()
+    finally:
+        Hub.forget(kernel, flush=False)
+    click.echo(f"{name}: discarded; it opens from store version {state['store_version']} next time")

@@ -127,12 +127,12 @@ class Hub:
             return hub
 
     @classmethod
-    def forget(cls, kernel: Any) -> None:
-        """Close ``kernel``'s hub (flushing every changed room) if one was opened."""
+    def forget(cls, kernel: Any, *, flush: bool = True) -> None:
+        """Close ``kernel``'s hub (flushing every changed room unless ``flush`` is False) if one was opened."""
         with _HUBS_LOCK:
             hub = _HUBS.pop(kernel, None)
         if hub is not None:
-            hub.close()
+            hub.close(flush=flush)
 
     # -- rooms -------------------------------------------------------------------------------------
     def parse_room(self, room: Any, field: str = "room") -> tuple[str, str]:
@@ -297,14 +297,19 @@ class Hub:
             )
 
     async def _auto_flush(self, room: Room) -> None:
+        # A refused flush (a scene that does not validate) is not retried on a timer: the same scene would be
+        # refused again every second. The room's next edit arms the timer again (the edit may fix it), and an
+        # explicit flush or the shutdown tries regardless; until then the error shows in the room's status.
         try:
             await self.flush(room)
         except ComfyVNError as exc:
             log.warning("collab automatic flush refused", room=room.name, code=exc.code, error=exc.message)
-        except Exception:
+        except Exception as exc:
+            room.flush_error = {"code": "flush_failed", "message": str(exc)[:200], "field": None}
             log.exception("collab automatic flush failed", room=room.name)
-        if room.dirty and not self.closed:
-            self._changed(room)  # try again after the next quiet period
+        else:
+            if room.dirty and not self.closed:
+                self._changed(room)  # edited while it was being written: flush again after the quiet period
 
     # -- flushing -----------------------------------------------------------------------------------
     async def flush(self, room: Room) -> dict[str, Any]:
@@ -336,6 +341,20 @@ class Hub:
             )
         finally:
             self._flushing.discard(room.name)
+
+    async def flush_many(self, rooms: list[Room]) -> list[dict[str, Any]]:
+        """`flush` each room; a room that cannot be saved does not stop the others. Each result is
+        ``{room, flushed, store_version}``, or ``{room, flushed: false, error}`` for one refused."""
+        results = []
+        for room in rooms:
+            try:
+                results.append(await self.flush(room))
+            except ComfyVNError as exc:
+                error = {"code": exc.code, "message": exc.message, "field": exc.field}
+                results.append(
+                    {"room": room.name, "flushed": False, "store_version": room.store_version, "error": error}
+                )
+        return results
 
     def _write(self, room: Room, scene: dict[str, Any]) -> int:
         stored = self.store.put_scene(room.project_id, room.scene_id, scene, if_match=room.store_version)
@@ -420,8 +439,9 @@ class Hub:
             "max_dirty_seconds": self.max_dirty,
         }
 
-    def close(self) -> None:
-        """Flush every changed room (errors are logged; the log keeps their edits) and close the log."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush every changed room (errors are logged; the log keeps their edits) and close the log;
+        ``flush=False`` only closes (the log keeps everything)."""
         if self.closed:
             return
         self.closed = True
@@ -430,7 +450,8 @@ class Hub:
         self._timers.clear()
         for room in list(self.rooms.values()):
             try:
-                self.flush_now(room)
+                if flush:
+                    self.flush_now(room)
             except ComfyVNError as exc:
                 log.warning("collab room not flushed at shutdown", room=room.name, code=exc.code, error=exc.message)
             except Exception:

@@ -232,7 +232,9 @@ class Room:
             self._owner[client_id] = conn.id
         client_id = next(iter(conn.clients))
         known = self.awareness.get(client_id)
-        entry = AwarenessEntry(client_id, 0 if known is None else known.clock + 1, state)
+        # Clock 1 first: a Yjs client ignores a client it does not know yet at clock 0 (y-protocols takes
+        # 0 as the clock it already has), so a first state at 0 would never show in a browser.
+        entry = AwarenessEntry(client_id, 1 if known is None else known.clock + 1, state)
         if state is None:
             self.awareness.pop(client_id, None)
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from comfyvn.errors import Invalid
+from comfyvn.errors import Invalid, Unprocessable
 from comfyvn.wire import read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -183,7 +183,8 @@ def make_routes(kernel: Kernel) -> list[BaseRoute]:
           403: {description: enable_collaboration is off}
           404: {description: the room's project or scene is gone}
           409: {description: the scene kept changing in the store}
-          422: {description: the room's scene is not valid; it stays in the room, unsaved}
+          422: {description: "the room's scene is not valid; it stays in the room, unsaved (with `{}`: every other
+            room is still saved, and `error.flushed` lists each room's result)"}
         """
         _no_query(request)
         h = hub()
@@ -191,11 +192,20 @@ def make_routes(kernel: Kernel) -> list[BaseRoute]:
         if not isinstance(body, dict) or set(body) - {"room", "scene_id"}:
             raise Invalid('the body is {} or {"room": "<project>/<scene>"}', field="body", code="invalid_request")
         name = body.get("room", body.get("scene_id"))
-        if name is None:
-            rooms = [room for room in list(h.rooms.values()) if room.dirty]
-        else:
-            rooms = [await h.open(*h.parse_room(name))]
-        return JSONResponse({"flushed": [await h.flush(room) for room in rooms]})
+        if name is not None:
+            return JSONResponse({"flushed": [await h.flush(await h.open(*h.parse_room(name)))]})
+        results = await h.flush_many([room for room in list(h.rooms.values()) if room.dirty])
+        refused = [result for result in results if "error" in result]
+        if refused:
+            first = refused[0]
+            raise Unprocessable(
+                f"{len(refused)} of {len(results)} rooms could not be saved; the first, {first['room']!r}: "
+                f"{first['error']['message']}",
+                field="room",
+                code="flush_refused",
+                details={"flushed": results},
+            )
+        return JSONResponse({"flushed": results})
 
     return [
         WebSocketRoute("/api/collab/yjs/{project_id}/{scene_id}", yjs),

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from comfyvn.errors import ComfyVNError, Invalid, clip
+from comfyvn.errors import ComfyVNError, Invalid, TooLarge, clip
 from comfyvn.wire import loads, read_json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -100,7 +101,7 @@ def history(room: Room, since: int) -> dict[str, Any]:
     return room.ops.since(since)
 
 
-def joined(room: Room, actor: str, flags: dict[str, bool]) -> dict[str, Any]:
+def joined(room: Room, actor: str | None, flags: dict[str, bool]) -> dict[str, Any]:
     """The ``room.joined`` message."""
     return {
         "type": "room.joined",
@@ -134,7 +135,7 @@ def apply_batch(
     # about a second) clients apply the operations themselves or ask (`include_snapshot`, `doc.pull`).
     cheap = room.read_seconds < SNAPSHOT_BUDGET
     _broadcast(room, message, snapshot=cheap and any(r["applied"] for r in results))
-    applied = [r for r in results if r["applied"]]
+    applied = [r for r in results if r["applied"] and not r["duplicate"]]
     log.info(
         "collab.op applied",
         room=room.name,
@@ -260,7 +261,7 @@ def _awareness_state(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _identity(conn: Request | WebSocket) -> tuple[str, str | None]:
+def _identity(conn: Request | WebSocket, default: str | None = None) -> tuple[str, str | None]:
     """Who is calling: ``X-ComfyVN-User``/``X-ComfyVN-Name`` (or ``user``/``name`` in the query, which is all
     a browser can set on a WebSocket)."""
     actor = conn.headers.get("x-comfyvn-user") or conn.query_params.get("user")
@@ -271,7 +272,9 @@ def _identity(conn: Request | WebSocket) -> tuple[str, str | None]:
         )
     if name is not None:
         name = clip(name, 80)
-    return actor or "anonymous", name
+    # Operations are deduplicated per actor: unnamed clients each get their own, so two of them numbering
+    # their op_ids 1, 2, ... never swallow each other's edits.
+    return actor or default or f"anonymous-{secrets.token_hex(4)}", name
 
 
 # -- the JSON WebSocket ----------------------------------------------------------------------------
@@ -320,6 +323,8 @@ async def _handle(room: Room, conn: Connection, message: dict[str, Any], kernel:
     elif kind == "feature.refresh":
         kernel.flags.refresh()
         _send(conn, {"type": "feature.flags", "feature_flags": _flags(kernel)})
+    elif kind is None:
+        raise Invalid("a message needs a `type` (ping, doc.pull, doc.apply, ...)", field="type", code="missing_type")
     else:
         shown = clip(kind, 40) if isinstance(kind, str) else type(kind).__name__
         raise Invalid(f"unknown message type {shown!r}", field="type", code="unknown_type")
@@ -385,6 +390,8 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
             h.left(room)
 
     async def _body_room(request: Request, h: Hub) -> tuple[dict[str, Any], Room]:
+        if len(await request.body()) > MAX_MESSAGE:  # the WebSocket's limit, so REST allows no more
+            raise TooLarge("a request is at most 4 MiB of JSON", field="body", code="payload_too_large")
         body = await read_json(request)
         if not isinstance(body, dict):
             raise Invalid("the body must be a JSON object", field="body", code="invalid_request")
@@ -404,7 +411,7 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
           404: {description: no such project or scene}
         """
         _, room = await _body_room(request, hub())
-        return JSONResponse(joined(room, "", _flags(kernel)))
+        return JSONResponse(joined(room, None, _flags(kernel)))
 
     async def join(request: Request) -> JSONResponse:
         """Headless join: the room's state for an actor (no presence is kept without a connection).
@@ -419,7 +426,7 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
           404: {description: no such project or scene}
         """
         body, room = await _body_room(request, hub())
-        actor, _ = _identity(request)
+        actor, _ = _identity(request, "anonymous")
         return JSONResponse(joined(room, _actor(body, actor), _flags(kernel)))
 
     async def leave(request: Request) -> JSONResponse:
@@ -435,7 +442,7 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
           404: {description: no such project or scene}
         """
         body, room = await _body_room(request, hub())
-        identity, _ = _identity(request)
+        identity, _ = _identity(request, "anonymous")
         actor = _actor(body, identity)
         room.locks.release(actor, now=time.time())
         _control_changed(room)
@@ -460,7 +467,7 @@ def routes(kernel: Kernel, hub: Callable[[], Hub]) -> list[BaseRoute]:
         unknown = sorted(set(body) - {"scene_id", "room", "actor", "operations", "include_snapshot", "since"})
         if unknown:
             raise Invalid(f"unknown field {unknown[0][:40]!r}", field=unknown[0][:40], code="unknown_field")
-        identity, _ = _identity(request)
+        identity, _ = _identity(request, "anonymous")
         actor = _actor(body, identity)
         results = apply_batch(room, actor, body.get("operations"), sender=None, emit=kernel.events.emit)
         answer: dict[str, Any] = {
