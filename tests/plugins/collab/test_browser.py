@@ -31,6 +31,7 @@ from comfyvn_scenario.store import ProjectStore
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
+from websockets.asyncio.client import connect
 
 from .test_hub import _project
 from .yclient import YClient
@@ -204,6 +205,12 @@ def test_the_browser_provider_and_a_python_client_edit_one_scene_together(
             await python.wait_for(lambda: python.to_json()["nodes"]["a"]["text"] == "[web] Hello")
             _wait(browser, "window.collab.text('b')", "[py] The end.", "Python's edit did not reach the browser")
             _wait(browser, "window.collab.peers().sort().join()", "Browser,Python", "presence")
+            # A JSON-protocol client's first presence.update shows in the browser's awareness too.
+            json_url = base.replace("http://", "ws://") + "/api/collab/ws?scene_id=story/intro&user=jo&name=Jo"
+            async with connect(json_url) as json_client:
+                assert json.loads(await json_client.recv())["type"] == "room.joined"
+                await json_client.send(json.dumps({"type": "presence.update", "presence": {"node": "b"}}))
+                _wait(browser, "window.collab.peers().sort().join()", "Browser,Jo,Python", "JSON presence")
             names = {s.get("user", {}).get("name") for s in python.awareness_states().values()}
             assert "Browser" in names
 

@@ -22,7 +22,7 @@ from comfyvn_scenario.store import ProjectStore
 from comfyvn_server import ServerSettings, create_app
 from comfyvn_server.auth import TokenStore
 from pycrdt import Doc, Map, Text
-from starlette.testclient import TestClient
+from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from .test_hub import _project
@@ -133,7 +133,8 @@ def test_presence_from_a_json_client_is_yjs_awareness_and_in_the_roster(client: 
             frame = yjs.receive_bytes()
             assert frame[0] == protocol.AWARENESS
             (entry,) = protocol.decode_awareness(protocol.read_payload(frame, 1))
-            assert entry.state is not None
+            # Clock 1: y-protocols ignores an unknown client's state at clock 0 (the browser test sees it).
+            assert entry.clock == 1 and entry.state is not None
             assert entry.state["user"] == {"id": "ann", "name": "Ann", "color": "#3366ff"}
             presence = client.get("/api/collab/presence/story/intro").json()
             assert presence["presence"]["participants"][0]["name"] == "Ann"
@@ -254,8 +255,32 @@ def test_the_flag_off_answers_403_feature_disabled(make_kernel: Callable[..., Ke
         answer = client.get("/api/collab/health")
         assert answer.status_code == 403 and answer.json()["error"]["code"] == "feature_disabled"
         assert answer.json()["error"]["field"] == "enable_collaboration"
-        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/api/collab/yjs/story/intro") as ws:
-            ws.receive_bytes()
+        for url in ("/api/collab/yjs/story/intro", "/api/collab/ws?scene_id=story/intro"):
+            with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect(url):
+                pass
+            assert info.value.status_code == 403
+            assert info.value.json()["error"]["code"] == "feature_disabled"
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "field"),
+    [
+        ("/api/collab/yjs/story/nope", 404, "scene"),
+        ("/api/collab/yjs/nobody/intro", 404, "project"),
+        ("/api/collab/yjs/story/.hidden", 400, "room"),
+        ("/api/collab/ws?scene_id=story", 400, "scene_id"),
+        ("/api/collab/ws", 400, "scene_id"),
+        ("/api/collab/ws?scene_id=story/nope", 404, "scene"),
+        ("/api/collab/ws?scene_id=story/intro&user=bad%20user", 400, "X-ComfyVN-User"),
+    ],
+)
+def test_a_refused_handshake_is_answered_with_its_status_and_json_error(
+    client: TestClient, url: str, status: int, field: str
+) -> None:
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect(url):
+        pass
+    assert info.value.status_code == status
+    assert info.value.json()["error"]["field"] == field
 
 
 def test_off_loopback_a_token_without_collab_write_can_watch_but_not_edit(kernel: Kernel) -> None:
@@ -376,3 +401,69 @@ def test_a_scene_slow_to_read_goes_without_snapshots_unless_asked(
         ws.send_text(json.dumps({"type": "doc.apply", "operations": [again], "include_snapshot": True}))
         assert "snapshot" not in _receive(ws, "doc.update")
         assert _receive(ws, "doc.snapshot")["snapshot"]["title"] == "Asked"
+
+
+def test_a_message_without_a_type_is_named(client: TestClient) -> None:
+    with client.websocket_connect("/api/collab/ws?scene_id=story/intro") as ws:
+        _receive(ws, "room.joined")
+        ws.send_text(json.dumps({"notype": 1}))
+        error = _receive(ws, "error")["error"]
+        assert error["code"] == "missing_type" and error["field"] == "type"
+
+
+def test_a_rest_batch_is_bounded_like_the_websocket(client: TestClient) -> None:
+    node = {"id": "big", "text": "x" * (4 * 1024 * 1024)}
+    body = {"scene_id": "story/intro", "operations": [{"kind": "graph.node.upsert", "payload": {"node": node}}]}
+    answer = client.post("/api/collab/room/apply", json=body)
+    assert answer.status_code == 413 and answer.json()["error"]["field"] == "body"
+    assert client.get("/api/collab/snapshot/story/intro").json()["scene"]["nodes"][-1]["id"] == "b"
+
+
+def test_flushing_every_room_saves_the_valid_ones_and_names_the_refused(client: TestClient, kernel: Kernel) -> None:
+    store = ProjectStore.for_kernel(kernel)
+    store.put_scene("story", "outro", {"id": "outro", "start": "z", "nodes": [{"id": "z", "text": "Bye"}]})
+    broken = {"kind": "scene.field.set", "payload": {"field": "start", "value": "nowhere"}}
+    fine = {"kind": "scene.field.set", "payload": {"field": "title", "value": "Saved"}}
+    for room, op in (("story/intro", broken), ("story/outro", fine)):
+        assert client.post("/api/collab/room/apply", json={"scene_id": room, "operations": [op]}).status_code == 200
+    answer = client.post("/api/collab/flush", json={})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "flush_refused" and "story/intro" in error["message"]
+    by_room = {result["room"]: result for result in error["flushed"]}
+    assert by_room["story/outro"]["flushed"] is True and by_room["story/intro"]["flushed"] is False
+    assert by_room["story/intro"]["error"]["code"] == "invalid_project"
+    assert store.scene("story", "outro")[0]["title"] == "Saved"
+    assert store.scene("story", "intro")[0]["start"] == "a"
+    health = {room["room"]: room for room in client.get("/api/collab/health").json()["rooms"]}
+    assert health["story/intro"]["dirty"] is True and health["story/intro"]["flush_error"]["code"] == "invalid_project"
+
+
+def test_a_refused_automatic_flush_waits_for_the_next_edit(
+    make_kernel: Callable[..., Kernel], runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime.config.mkdir(parents=True, exist_ok=True)
+    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": 0.2}}))
+    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    ProjectStore.for_kernel(kernel).create(_project(), project_id="story")
+    writes: list[str] = []
+    real = Hub._write
+
+    def counting(self: Hub, room: Any, scene: dict[str, Any]) -> int:
+        writes.append(scene["start"])
+        return real(self, room, scene)
+
+    monkeypatch.setattr(Hub, "_write", counting)
+    broken = {"kind": "scene.field.set", "payload": {"field": "start", "value": "nowhere"}}
+    fixed = {"kind": "scene.field.set", "payload": {"field": "start", "value": "b"}}
+    with TestClient(create_app(kernel)) as client:
+        client.post("/api/collab/room/apply", json={"scene_id": "story/intro", "operations": [broken]})
+        time.sleep(2.0)  # ten quiet periods: one attempt, refused, and no retry on a timer
+        assert writes == ["nowhere"]
+        client.post("/api/collab/room/apply", json={"scene_id": "story/intro", "operations": [fixed]})
+        deadline = time.monotonic() + 10
+        while ProjectStore.for_kernel(kernel).scene("story", "intro")[0]["start"] != "b":
+            assert time.monotonic() < deadline, "the fixed room was not saved"
+            time.sleep(0.05)
+        assert writes == ["nowhere", "b"]
+    Hub.forget(kernel)
