@@ -164,7 +164,11 @@ class Hub:
         async with lock:
             room = self.rooms.get(name)
             if room is None:
-                scene, version, saved = await anyio.to_thread.run_sync(self._read, project_id, scene_id)
+                try:
+                    scene, version, saved = await anyio.to_thread.run_sync(self._read, project_id, scene_id)
+                except NotFound:
+                    self.updates.drop(name)  # a deleted scene's log has nothing left to flush into
+                    raise
                 room = self._build(project_id, scene_id, scene, version, saved)
         return room
 
@@ -174,18 +178,18 @@ class Hub:
         name = f"{project_id}/{scene_id}"
         room = self.rooms.get(name)
         if room is None:
-            room = self._build(project_id, scene_id, *self._read(project_id, scene_id))
+            try:
+                found = self._read(project_id, scene_id)
+            except NotFound:
+                self.updates.drop(name)
+                raise
+            room = self._build(project_id, scene_id, *found)
         return room
 
     def _read(self, project_id: str, scene_id: str) -> tuple[dict[str, Any], int, RoomLog | None]:
         self.check_ids(project_id, scene_id)
-        name = f"{project_id}/{scene_id}"
-        try:
-            scene, version = self.store.scene(project_id, scene_id)
-        except NotFound:
-            self.updates.drop(name)  # a deleted scene's log has nothing left to flush into
-            raise
-        return scene, version, self.updates.load(name)
+        scene, version = self.store.scene(project_id, scene_id)
+        return scene, version, self.updates.load(f"{project_id}/{scene_id}")
 
     def _build(
         self, project_id: str, scene_id: str, scene: dict[str, Any], version: int, saved: RoomLog | None
@@ -259,6 +263,13 @@ class Hub:
             return
         if room.name in self._timers:
             return
+        # A change just happened (rooms call only when no timer is armed); later ones are noticed by
+        # `_tick` from the room's change counter, so a keystroke never reads the clock.
+        room.changed_at, room.seen_changes = self.clock(), room.changes
+        self._arm(room)
+
+    def _arm(self, room: Room) -> None:
+        """Look at ``room`` again in a moment (flush when quiet, announce Yjs edits)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -273,10 +284,12 @@ class Hub:
         if self.closed or room.closed or not room.dirty:
             return
         now = self.clock()
+        if room.changes != room.seen_changes:  # edited since the last look: the quiet period starts again
+            room.changed_at, room.seen_changes = now, room.changes
         if now - room.changed_at >= self.quiet or now - room.dirty_since >= self.max_dirty:
             asyncio.get_running_loop().create_task(self._auto_flush(room))
         else:
-            self._changed(room)
+            self._arm(room)
 
     def _announce_yjs(self, room: Room) -> None:
         """One ``on_collab_operation`` for the Yjs updates counted since the last."""

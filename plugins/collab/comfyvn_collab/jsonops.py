@@ -435,10 +435,10 @@ class OpLog:
         del result["processed_at"]
         return result
 
-    def advance(self) -> int:
-        """Count a change that did not come through an operation (a Yjs client's update): the version
-        moves on and the history cannot replay it, so older clients must pull the snapshot."""
-        self.version += 1
+    def advance(self, count: int = 1) -> int:
+        """Count ``count`` changes that did not come through an operation (a Yjs client's updates): the
+        version moves on and the history cannot replay them, so older clients must pull the snapshot."""
+        self.version += count
         self._floor = self.version
         return self.version
 

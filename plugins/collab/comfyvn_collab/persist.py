@@ -58,7 +58,10 @@ class RoomLog:
 
 
 class UpdateLog:
-    """The update log of every room, in one SQLite file. ``append`` never blocks on the disk."""
+    """The update log of every room, in one SQLite file. ``append`` never blocks on the disk.
+
+    ``append``, ``reset`` and ``drop`` are called from one thread at a time (the server's event loop, or
+    the one thread of a CLI command); ``load``, ``rooms`` and ``sync`` from any."""
 
     def __init__(self, path: Path, *, interval: float = 0.2) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +81,8 @@ class UpdateLog:
         self._db_lock = threading.Lock()
         self._rooms: deque[str | None] = deque()  # None: the matching `_data` item is a control tuple
         self._data: deque[Any] = deque()
-        self._wake = threading.Event()  # set when something is queued or someone waits in `sync`
+        self._wake = threading.Event()  # set when something is queued while the writer sleeps, or by `sync`
+        self._sleeping = False  # the writer is (about to be) waiting on `_wake`
         self._now = threading.Event()  # set by `sync` and `close`: commit without waiting out the interval
         self._cond = threading.Condition()  # guards _written / _closed for `sync` and `close`
         self._written = 0  # items committed so far
@@ -102,7 +106,7 @@ class UpdateLog:
         self._rooms.append(room)
         self._data.append(data)
         self._queued += 1
-        if not self._wake.is_set():
+        if self._sleeping:
             self._wake.set()
 
     def append(self, room: str, frame: bytes) -> None:
@@ -168,7 +172,10 @@ class UpdateLog:
     # -- the writer thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            self._sleeping = True
+            if not self._data and not self._closed:  # checked after saying so: an append now wakes us
+                self._wake.wait()
+            self._sleeping = False
             # Let a burst of typing gather into one transaction (`sync` and `close` cut this short).
             self._now.wait(self.interval)
             self._now.clear()

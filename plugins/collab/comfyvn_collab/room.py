@@ -96,11 +96,13 @@ class Room:
         self.base = base
         self.log = log
         # The room version (+1 per applied operation or Yjs update) and the JSON protocol's history.
-        self.ops = OpLog()
+        self._ops = OpLog()
+        self._unlogged = 0  # Yjs changes not yet counted in the op log's version (counted when it is read)
         self.locks = ControlLocks()
         self.extras: dict[str, Any] = {}  # per-room state of the protocol front ends
         self.dirty = False  # changed since the document last matched the store
-        self.changed_at = 0.0
+        self.changed_at = 0.0  # when the hub last saw the document change (it times quiet periods)
+        self.seen_changes = 0  # `changes` as the hub last saw it
         self.dirty_since = 0.0
         self.updates_since_compaction = 0
         self.refused_updates = 0
@@ -270,15 +272,23 @@ class Room:
             self._changed(update, sender, source)
 
     @property
+    def ops(self) -> OpLog:
+        """The JSON protocol's op log, with every change so far counted in its version."""
+        if self._unlogged:
+            self._ops.advance(self._unlogged)
+            self._unlogged = 0
+        return self._ops
+
+    @property
     def version(self) -> int:
         """The room version: +1 per applied JSON operation or other change, since the room opened."""
-        return self.ops.version
+        return self._ops.version + self._unlogged
 
     def _changed(self, update: bytes, sender: Connection | None, source: str, frame: bytes | None = None) -> None:
         # The path of every keystroke of every client: kept to attribute updates and direct calls.
         self.changes += 1
         if source != "json":
-            self.ops.advance()  # a JSON batch is counted per operation by the op log
+            self._unlogged += 1  # a JSON batch is counted per operation by the op log
         if frame is None:
             frame = update_frame(update)
         if self.log is not None:
@@ -287,11 +297,9 @@ class Room:
         for other in self._yjs:
             if other is not sender:
                 other.sink(frame)
-        now = self._clock()
         if not self.dirty:
             self.dirty = True
-            self.dirty_since = now
-        self.changed_at = now
+            self.dirty_since = self._clock()
         if source == "yjs":
             self.yjs_updates += 1
         if self.listeners:

@@ -467,3 +467,23 @@ def test_a_refused_automatic_flush_waits_for_the_next_edit(
             time.sleep(0.05)
         assert writes == ["nowhere", "b"]
     Hub.forget(kernel)
+
+
+def test_a_room_edited_for_a_while_saves_once_the_typing_stops(
+    make_kernel: Callable[..., Kernel], runtime: Any
+) -> None:
+    runtime.config.mkdir(parents=True, exist_ok=True)
+    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": 0.3}}))
+    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    store = ProjectStore.for_kernel(kernel)
+    store.create(_project(), project_id="story")
+    with TestClient(create_app(kernel)) as client:
+        for i in range(12):  # an edit every 0.1 s for 1.2 s: never quiet for 0.3 s
+            op = {"kind": "scene.field.set", "payload": {"field": "title", "value": f"Draft {i}"}}
+            client.post("/api/collab/room/apply", json={"scene_id": "story/intro", "operations": [op]})
+            time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while store.scene("story", "intro")[0].get("title") != "Draft 11":
+            assert time.monotonic() < deadline, "the room was not saved once the typing stopped"
+            time.sleep(0.05)
+    Hub.forget(kernel)
