@@ -15,14 +15,15 @@ from comfyvn import Kernel
 
 
 @contextmanager
-def live_server(kernel: Kernel) -> Iterator[str]:
-    """Serve ``kernel``'s full app on real hypercorn on a free loopback port until the block ends."""
+def live_server(kernel: Kernel, **settings: Any) -> Iterator[str]:
+    """Serve ``kernel``'s full app on real hypercorn on a free loopback port until the block ends;
+    ``settings`` are further `ServerSettings` fields (``allowed_origins=...``)."""
     from comfyvn_server import ServerSettings, create_app
     from comfyvn_server.serve import bind_socket, serve_app
 
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port))
+    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port, **settings))
     ready: dict[str, Any] = {}
 
     async def main() -> None:

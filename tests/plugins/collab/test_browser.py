@@ -28,6 +28,7 @@ import pytest
 from comfyvn import Kernel
 from comfyvn_collab.hub import Hub
 from comfyvn_scenario.store import ProjectStore
+from live_server import live_server
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -143,37 +144,12 @@ def browser() -> Iterator[WebDriver]:
 @pytest.fixture
 def studio(make_kernel: Callable[..., Kernel], pages: str) -> Iterator[tuple[Kernel, str]]:
     """The studio on real hypercorn, allowing the pages' origin (as a studio allows its own editor's)."""
-    from comfyvn_server import ServerSettings, create_app
-    from comfyvn_server.serve import bind_socket, serve_app
-
     kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
     ProjectStore.for_kernel(kernel).create(_project(), project_id="story")
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(kernel, ServerSettings(host="127.0.0.1", port=port, allowed_origins=(pages,)))
-    ready: dict[str, Any] = {}
-
-    async def main() -> None:
-        ready["loop"], ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        await serve_app(app, sock, ready["stop"].wait, graceful_timeout=2.0)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.05)
     try:
-        yield kernel, base
+        with live_server(kernel, allowed_origins=(pages,)) as base:
+            yield kernel, base
     finally:
-        ready["loop"].call_soon_threadsafe(ready["stop"].set)
-        thread.join(30)
         Hub.forget(kernel)
 
 
@@ -222,7 +198,7 @@ def test_the_browser_provider_and_a_python_client_edit_one_scene_together(
 
 
 def test_a_page_from_an_origin_the_studio_does_not_allow_never_connects(
-    browser: WebDriver, pages: str, make_kernel: Callable[..., Kernel], live_server: Any
+    browser: WebDriver, pages: str, make_kernel: Callable[..., Kernel]
 ) -> None:
     kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
     ProjectStore.for_kernel(kernel).create(_project(), project_id="story")

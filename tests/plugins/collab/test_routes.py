@@ -44,6 +44,15 @@ def client(kernel: Kernel) -> Iterator[TestClient]:
         yield client
 
 
+def _quiet_kernel(make_kernel: Callable[..., Kernel], runtime: Any, quiet: float) -> Kernel:
+    """A studio kernel whose rooms save themselves after ``quiet`` seconds, with the story project stored."""
+    runtime.config.mkdir(parents=True, exist_ok=True)
+    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": quiet}}))
+    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    ProjectStore.for_kernel(kernel).create(_project(), project_id="story")
+    return kernel
+
+
 def _events(kernel: Kernel) -> list[dict[str, Any]]:
     return [env.payload for env in kernel.events.history(event="on_collab_operation")]
 
@@ -318,11 +327,8 @@ def test_off_loopback_a_token_without_collab_write_can_watch_but_not_edit(kernel
 def test_a_quiet_room_saves_itself_and_the_server_saves_the_rest_when_it_stops(
     make_kernel: Callable[..., Kernel], runtime: Any
 ) -> None:
-    runtime.config.mkdir(parents=True, exist_ok=True)
-    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": 0.3}}))
-    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    kernel = _quiet_kernel(make_kernel, runtime, 0.3)
     store = ProjectStore.for_kernel(kernel)
-    store.create(_project(), project_id="story")
     title = {"kind": "scene.field.set", "payload": {"field": "title", "value": "Quiet"}}
     with (
         TestClient(create_app(kernel)) as client,
@@ -442,10 +448,7 @@ def test_flushing_every_room_saves_the_valid_ones_and_names_the_refused(client: 
 def test_a_refused_automatic_flush_waits_for_the_next_edit(
     make_kernel: Callable[..., Kernel], runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime.config.mkdir(parents=True, exist_ok=True)
-    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": 0.2}}))
-    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
-    ProjectStore.for_kernel(kernel).create(_project(), project_id="story")
+    kernel = _quiet_kernel(make_kernel, runtime, 0.2)
     writes: list[str] = []
     real = Hub._write
 
@@ -472,11 +475,8 @@ def test_a_refused_automatic_flush_waits_for_the_next_edit(
 def test_a_room_edited_for_a_while_saves_once_the_typing_stops(
     make_kernel: Callable[..., Kernel], runtime: Any
 ) -> None:
-    runtime.config.mkdir(parents=True, exist_ok=True)
-    (runtime.config / "comfyvn.json").write_text(json.dumps({"collab": {"quiet_seconds": 0.3}}))
-    kernel = make_kernel(comfyvn_server.plugin, comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    kernel = _quiet_kernel(make_kernel, runtime, 0.3)
     store = ProjectStore.for_kernel(kernel)
-    store.create(_project(), project_id="story")
     with TestClient(create_app(kernel)) as client:
         for i in range(12):  # an edit every 0.1 s for 1.2 s: never quiet for 0.3 s
             op = {"kind": "scene.field.set", "payload": {"field": "title", "value": f"Draft {i}"}}
