@@ -77,20 +77,27 @@ def flush_command(kernel: Kernel, rooms: tuple[str, ...], every: bool) -> None:
     hub = Hub.for_kernel(kernel)
     refused: list[str] = []
     try:
-        names = list(rooms) or [name for name in hub.updates.rooms() if _unsaved(hub, name)["unsaved"]]
+        # --all opens every room in the log once: opening tells whether it holds edits the store lacks.
+        names = list(rooms) or hub.updates.rooms()
+        shown = 0
         for name in names:
-            room = hub.open_now(*hub.parse_room(name))
+            ids = hub.parse_room(name)
             try:
+                room = hub.open_now(*ids)
+                if every and not rooms and not room.dirty:
+                    continue
                 result = hub.flush_now(room)
             except ComfyVNError as exc:
                 refused.append(name)
                 click.echo(f"{name}: NOT SAVED: {exc.message}")
+                shown += 1
                 continue
+            shown += 1
             if result["flushed"]:
                 click.echo(f"{name}: saved as store version {result['store_version']}")
             else:
                 click.echo(f"{name}: nothing to save (store version {result['store_version']})")
-        if not names:
+        if not shown:
             click.echo("nothing to save")
     finally:
         Hub.forget(kernel, flush=False)  # what could not be saved stays in the log, untouched

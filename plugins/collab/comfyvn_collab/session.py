@@ -11,6 +11,7 @@ client's presence shows in a browser's awareness and the other way round; the ro
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import time
@@ -172,9 +173,12 @@ def _send(conn: Connection, message: dict[str, Any]) -> None:
 
 
 def _dumps(message: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def _snapshot_message(room: Room) -> dict[str, Any]:
+    """The ``doc.snapshot`` message: the room's scene now, with its version and clock."""
+    return {"type": "doc.snapshot", "version": room.version, "clock": room.ops.clock, "snapshot": room.scene()}
 
 
 def _broadcast(room: Room, message: dict[str, Any], *, snapshot: bool) -> None:
@@ -284,9 +288,7 @@ async def _handle(room: Room, conn: Connection, message: dict[str, Any], kernel:
     if kind == "ping":
         _send(conn, {"type": "pong", "ts": time.time(), "version": room.version})
     elif kind == "doc.pull":
-        _send(
-            conn, {"type": "doc.snapshot", "version": room.version, "clock": room.ops.clock, "snapshot": room.scene()}
-        )
+        _send(conn, _snapshot_message(room))
     elif kind == "doc.apply":
         if not conn.writable:
             raise ComfyVNError("editing needs the collaboration write scope", field="scope", code="insufficient_scope")
@@ -295,21 +297,10 @@ async def _handle(room: Room, conn: Connection, message: dict[str, Any], kernel:
             if isinstance(since, bool) or not isinstance(since, int) or since < 0:
                 raise Invalid("since must be a non-negative integer", field="since")
             if since != room.version:  # missed changes, or a version of an earlier server run: catch up first
-                _send(
-                    conn,
-                    {
-                        "type": "doc.snapshot",
-                        "version": room.version,
-                        "clock": room.ops.clock,
-                        "snapshot": room.scene(),
-                    },
-                )
+                _send(conn, _snapshot_message(room))
         apply_batch(room, actor, message.get("operations"), sender=conn, emit=kernel.events.emit)
         if message.get("include_snapshot") is True:
-            _send(
-                conn,
-                {"type": "doc.snapshot", "version": room.version, "clock": room.ops.clock, "snapshot": room.scene()},
-            )
+            _send(conn, _snapshot_message(room))
     elif kind == "presence.update":
         data = message.get("presence", message.get("data", {k: v for k, v in message.items() if k != "type"}))
         entry = jsonops.presence_entry(actor, conn.name, data)

@@ -107,7 +107,7 @@ _NO_ENTRY: dict[str, Any] = {}  # read-only default for a character id not in th
 
 def choice_label(text: str, limit: int = 60) -> str:
     """The start of ``text`` as a menu button's label: whole words up to ``limit`` characters, then "…"
-    (a word longer than half the limit is cut inside, rather than leaving a stub of a label)."""
+    (a word longer than half the limit is cut inside, rather than leaving a label of one short fragment)."""
     if len(text) <= limit:
         return text
     space = text.rfind(" ", 0, limit + 1)
