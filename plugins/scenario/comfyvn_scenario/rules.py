@@ -181,9 +181,11 @@ def all_of(conditions: Sequence[Condition]) -> Condition | None:
     (as ``all()`` does); None when there is none, so callers skip the call altogether."""
     if not conditions:
         return None
-    if len(conditions) == 1:
-        return conditions[0]
-    checks = tuple(conditions)
+    # One condition object twice (a scenario compiles each distinct condition once) is one check:
+    # conditions are pure, so the first false one is found as soon either way.
+    checks = tuple(dict.fromkeys(conditions))
+    if len(checks) == 1:
+        return checks[0]
 
     def every(variables: Mapping[str, Any]) -> bool:
         for check in checks:  # noqa: SIM110 - a loop, not all(genexpr): no generator per step

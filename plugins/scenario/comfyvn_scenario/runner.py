@@ -8,8 +8,9 @@ no clock, no global state, so identical inputs give identical states in any proc
 from __future__ import annotations
 
 import copy
+import json
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from comfyvn.errors import ComfyVNError, Conflict, Unprocessable
@@ -35,7 +36,13 @@ class Choice:
 
     __slots__ = ("actions", "apply", "check", "conditions", "entry", "key", "raw", "target", "visible_to", "weight")
 
-    def __init__(self, raw: Mapping[str, Any], target: Node, origin: Node) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        target: Node,
+        origin: Node,
+        condition: Callable[[Mapping[str, Any]], Condition] = compile_condition,
+    ) -> None:
         self.raw = raw
         self.key: str = raw.get("id") or raw["target"]
         self.target = target
@@ -43,7 +50,7 @@ class Choice:
         self.entry: tuple[str, str, str | None] = (origin.scene_id, origin.id, self.key)
         weight = raw.get("weight", 1)
         self.weight: float = weight if is_number(weight) else 0
-        self.conditions: tuple[Condition, ...] = tuple(compile_condition(c) for c in raw.get("conditions") or ())
+        self.conditions: tuple[Condition, ...] = tuple(condition(c) for c in raw.get("conditions") or ())
         self.check: Condition | None = all_of(self.conditions)  # every condition, or None without any
         self.actions: tuple[Action, ...] = tuple(compile_action(a) for a in raw.get("actions") or ())
         self.apply = compose(self.actions)  # all of them as one call, or None
@@ -105,7 +112,7 @@ class Node:
     """A compiled node; ``choices`` are filled in once every node of the scenario exists, then `seal`
     builds the per-POV menus."""
 
-    __slots__ = ("actions", "apply", "choices", "default_menu", "end", "id", "menus", "raw", "scene_id")
+    __slots__ = ("actions", "apply", "choices", "default_menu", "end", "id", "menus", "raw", "scene_id", "settled")
 
     def __init__(self, scene_id: str, raw: Mapping[str, Any]) -> None:
         self.scene_id = scene_id
@@ -117,6 +124,9 @@ class Node:
         self.choices: tuple[Choice, ...] = ()
         self.default_menu = Menu(())
         self.menus: dict[str, Menu] | None = None
+        # The choices every POV has here whatever the variables (an ending's none), or None when they
+        # depend on the POV or on conditions: `step` then takes them as they are, without the menus.
+        self.settled: tuple[Choice, ...] | None = ()
 
     def seal(self) -> None:
         """Build the menus: one per POV that a ``visible_to`` of a takeable choice names, and one for
@@ -127,6 +137,12 @@ class Node:
         self.menus = {
             pov: Menu([c for c in takeable if c.visible_to is None or pov in c.visible_to]) for pov in named
         } or None
+        if self.end:
+            self.settled = ()
+        elif self.menus is None and self.default_menu.all_hold is None:
+            self.settled = self.default_menu.candidates
+        else:
+            self.settled = None
 
     def menu(self, pov: str) -> Menu:
         """The menu ``pov`` sees here."""
@@ -209,6 +225,22 @@ class StepResult(NamedTuple):
 _make: Any = tuple.__new__
 
 
+def _remembering(check: Condition) -> Condition:
+    """``check`` answering again at once for the variables object it was last called with."""
+    last: tuple[Any, bool] = (None, False)
+
+    def remembered(variables: Mapping[str, Any]) -> bool:
+        nonlocal last
+        seen = last
+        if seen[0] is variables:
+            return seen[1]
+        answer = check(variables)
+        last = (variables, answer)
+        return answer
+
+    return remembered
+
+
 def _deep_merge_defaults(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
     """Add ``extra``'s keys missing from ``into`` (recursively); the first declaration wins."""
     for key, value in extra.items():
@@ -257,12 +289,34 @@ class Scenario:
         # so threads sharing a scenario never see a state with another state's choices. It relies on
         # states being values: a state's variables are never changed in place.
         self.last_step: StepResult | None = None
+        self._conditions: dict[tuple[str, str, str], Condition] = {}
         for scene_id, scene_nodes in self.nodes.items():
             for node in scene_nodes.values():
                 node.choices = tuple(
-                    Choice(raw, self._resolve(scene_id, raw["target"]), node) for raw in node.raw.get("choices") or ()
+                    Choice(raw, self._resolve(scene_id, raw["target"]), node, self._condition)
+                    for raw in node.raw.get("choices") or ()
                 )
                 node.seal()
+
+    def _condition(self, raw: Mapping[str, Any]) -> Condition:
+        """The compiled condition for ``raw``: one function per distinct condition in the scenario,
+        which remembers its answer for the last variables it saw.
+
+        Scripts repeat conditions ("has the key", "trust >= 3") on many choices, and variables only
+        change when an action runs: between two actions each distinct condition is computed once.
+        Remembering by identity is sound because variables are values, never changed in place (see
+        `RunState`; `last_step` relies on the same), and the memory holds the dict it answered for,
+        so its id cannot be reused. The pair is replaced whole, so threads sharing the scenario never
+        read one state's variables with another's answer."""
+        key = (
+            str(raw["operator"]),
+            str(raw["key"]),
+            json.dumps(raw.get("value"), sort_keys=True, ensure_ascii=False, default=repr),
+        )
+        found = self._conditions.get(key)
+        if found is None:
+            found = self._conditions[key] = _remembering(compile_condition(raw))
+        return found
 
     def _resolve(self, scene_id: str, target: str) -> Node:
         local = self.nodes[scene_id]
@@ -411,10 +465,8 @@ def step(
     apply = target.apply
     if apply is not None:
         variables = apply(variables)
-    following: tuple[Choice, ...]
-    if target.end:
-        following = ()
-    else:
+    following = target.settled
+    if following is None:
         menus = target.menus
         menu = target.default_menu if menus is None else menus.get(pov, target.default_menu)
         all_hold = menu.all_hold

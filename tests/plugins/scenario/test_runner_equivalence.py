@@ -307,3 +307,83 @@ def test_demo_random_walks_match_the_reference() -> None:
         for _ in range(60):
             assert a.to_wire() == b.to_wire()
             a, b = step(fast, a.state), ref.step(slow, b.state)
+
+
+@given(stories(), st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5)), min_size=20, max_size=60), st.data())
+def test_interleaved_runs_on_one_compiled_scenario_equal_the_reference(
+    story: dict[str, Any] | Project, moves: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    """Three runs with different variables, stepped in any interleaving on one compiled scenario, each
+    equal a run of the reference runner alone: a condition's remembered answer for one run's variables
+    never reaches another run (the scenario compiles each distinct condition once, shared by all runs)."""
+    fast = compile_scenario(story)
+    # Every variable a generated condition reads differs between the runs.
+    starts = [
+        None,
+        {
+            "gold": data.draw(st.integers(1, 6)),
+            "hp": -1,
+            "ratio": 3,
+            "items": [1],
+            "flags": {"met": True, "name": "bo"},
+        },
+        {"gold": "x", "hp": data.draw(st.integers(4, 9)), "ratio": None, "items": [], "flags": {"name": "annabel"}},
+    ]
+    runs_fast = [initial_state(fast, seed=n, variables=v) for n, v in enumerate(starts)]
+    runs_slow = [ref.initial_state(ref.compile_scenario(story), seed=n, variables=v) for n, v in enumerate(starts)]
+    slow_scenarios = [ref.compile_scenario(story) for _ in starts]
+    for run, pick in moves:
+        keys = [c.key for c in runs_slow[run].choices]
+        choice_id = keys[pick % len(keys)] if keys and pick < 3 else None
+        got_fast = _outcome(lambda: step(fast, runs_fast[run].state, choice_id=choice_id))  # noqa: B023
+        got_slow = _outcome(lambda: ref.step(slow_scenarios[run], runs_slow[run].state, choice_id=choice_id))  # noqa: B023
+        assert got_fast[0] == got_slow[0]
+        if got_fast[0] == "error":
+            assert got_fast == got_slow
+            continue
+        assert _view(got_fast[1]) == _view(got_slow[1])
+        runs_fast[run], runs_slow[run] = got_fast[1], got_slow[1]
+
+
+def test_a_repeated_condition_is_compiled_once_and_answers_each_variables_version() -> None:
+    gate = {"key": "stats.trust", "operator": "gte", "value": 2}
+    scene = {
+        "id": "gate",
+        "start": "a",
+        "variables": {"stats": {"trust": 0}},
+        "nodes": [
+            {
+                "id": "a",
+                "choices": [
+                    {"id": "open", "target": "b", "conditions": [dict(gate)]},
+                    {"id": "talk", "target": "a", "actions": [{"type": "increment", "key": "stats.trust"}]},
+                ],
+            },
+            {"id": "b", "choices": [{"id": "back", "target": "a", "conditions": [dict(gate), dict(gate)]}]},
+        ],
+    }
+    scenario = compile_scenario(scene)
+    node_a, node_b = scenario.nodes["gate"]["a"], scenario.nodes["gate"]["b"]
+    # One function for the three copies, and one check for the two on the same choice.
+    assert node_a.choices[0].check is node_b.choices[0].check
+    assert node_b.choices[0].conditions[0] is node_b.choices[0].conditions[1]
+    state = initial_state(scenario).state
+    assert [c.key for c in step(scenario, state, choice_id="talk").choices] == ["talk"]  # trust 1: still closed
+    state = step(scenario, state, choice_id="talk").state
+    state = step(scenario, state, choice_id="talk").state
+    assert [c.key for c in step(scenario, state).choices] in (["open", "talk"], ["back"])
+    # The earlier state (trust 0) still answers for its own variables after the later one was asked.
+    early = initial_state(scenario).state
+    assert [c.key for c in initial_state(scenario).choices] == ["talk"]
+    assert step(scenario, early, choice_id="talk").state.variables["stats"]["trust"] == 1
+    # A different bound is a different condition.
+    other = compile_scenario(
+        {
+            **scene,
+            "nodes": [
+                scene["nodes"][0],
+                {**scene["nodes"][1], "choices": [{"id": "back", "target": "a", "conditions": [{**gate, "value": 3}]}]},
+            ],
+        }
+    )
+    assert other.nodes["gate"]["a"].choices[0].check is not other.nodes["gate"]["b"].choices[0].check
