@@ -153,7 +153,7 @@ def playtest_cmd(
         shown = response if record is None else {**response, "job": {k: v for k, v in record.items() if k != "result"}}
         click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
-        _summary(response)
+        _summary(response, kernel.paths.logs)
         if record is not None:
             click.echo(f"job {record['id']} {record['status']} ({record['duration_sec'] or 0:.2f} s on its worker)")
     if differs:
@@ -166,7 +166,7 @@ def _jobs_published(kernel: Kernel) -> bool:
     return caller is not None and caller.spec is not None
 
 
-def _summary(response: dict[str, Any]) -> None:
+def _summary(response: dict[str, Any], logs: Path) -> None:
     if "report" in response:
         report = response["report"]
         click.echo(
@@ -188,7 +188,9 @@ def _summary(response: dict[str, Any]) -> None:
     click.echo(f"digest: {response['digest']}")
     for key in ("trace_path", "log_path"):
         if key in response:
-            click.echo(f"{key}: {response[key]}")
+            # The service names them under the logs root (its answer also goes over HTTP); here, on
+            # the user's own machine, the whole path is what they can open.
+            click.echo(f"{key}: {logs / response[key]}")
     comparison = response.get("comparison")
     if comparison is not None:
         click.echo("golden: equal" if comparison["equal"] else comparison["text"])

@@ -239,7 +239,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   prompt_packs: {}
                   workflow: {}
         responses:
-          200: {description: "{ok, digest, trace | report, provenance, comparison?, trace_path?, log_path?}"}
+          200: {description: "{ok, digest, trace|report, provenance, comparison?, trace_path?, log_path?} (under logs)"}
           400: {description: invalid input; error.field names the field}
           403: {description: enable_playtest_harness is off}
           404: {description: no stored project with that id}

@@ -233,7 +233,11 @@ class ScenarioService:
         return response
 
     def persist_trace(self, trace: Trace) -> dict[str, str]:
-        """Write ``<logs>/playtest/<id>-seed<seed>-<digest12>.json`` and a ``.log`` (one line per step)."""
+        """Write ``<logs>/playtest/<id>-seed<seed>-<digest12>.json`` and a ``.log`` (one line per step).
+
+        The answer names both files relative to the logs root (``playtest/<stem>.json``): it goes
+        back over HTTP, and a client has no business knowing where the server keeps its data.
+        """
         folder = self.kernel.paths.logs / "playtest"
         scenario_id = trace.data["scenario"].get("id")
         try:
@@ -241,7 +245,7 @@ class ScenarioService:
         except ComfyVNError:
             name = "scene"
         stem = f"{name}-seed{trace.data['seed']}-{trace.digest[:12]}"
-        trace_path = atomic_write_text(folder / f"{stem}.json", dump_json(trace.to_wire()))
+        atomic_write_text(folder / f"{stem}.json", dump_json(trace.to_wire()))
         lines = [
             f"playtest {scenario_id} seed={trace.data['seed']} pov={trace.data['pov']} "
             f"policy={trace.data['policy']['kind']} digest={trace.digest}"
@@ -254,8 +258,8 @@ class ScenarioService:
         lines.append(
             f"outcome {trace.data['outcome']} at {trace.data['final']['scene_id']}:{trace.data['final']['node']}"
         )
-        log_path = atomic_write_text(folder / f"{stem}.log", "\n".join(lines) + "\n")
-        return {"trace_path": str(trace_path), "log_path": str(log_path)}
+        atomic_write_text(folder / f"{stem}.log", "\n".join(lines) + "\n")
+        return {"trace_path": f"playtest/{stem}.json", "log_path": f"playtest/{stem}.log"}
 
 
 def golden_from(value: Mapping[str, Any] | Path) -> dict[str, Any]:

@@ -149,8 +149,13 @@ def test_playtest_run_events_and_persist(client: Any, events: list[Any], kernel:
     assert names[0] == "on_playtest_start" and names[-1] == "on_playtest_finished"
     assert names.count("on_playtest_step") == len(body["trace"]["steps"])
     assert events[-1].payload["digest"] == body["digest"]
-    trace_file = kernel.paths.logs / "playtest" / body["trace_path"].rsplit("/", 1)[-1]
+    # Named under the logs root, never as the server's absolute path (the answer leaves the machine).
+    assert body["trace_path"].startswith("playtest/") and body["trace_path"].endswith(".json")
+    assert body["log_path"] == body["trace_path"][: -len(".json")] + ".log"
+    assert str(kernel.paths.logs) not in json.dumps(body)
+    trace_file = kernel.paths.logs / body["trace_path"]
     assert json.loads(trace_file.read_text())["digest"] == body["digest"]
+    assert (kernel.paths.logs / body["log_path"]).read_text().startswith("playtest ")
     dry = client.post(
         "/api/playtest/run", json={"scene": tiny_scene(), "seed": 7, "persist": True, "dry_run": True}
     ).json()
