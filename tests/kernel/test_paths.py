@@ -92,3 +92,47 @@ def test_safe_join_refuses_symlink_out(tmp_path: Path) -> None:
     (root / "link").symlink_to(tmp_path)
     with pytest.raises(ComfyVNError, match="escapes"):
         safe_join(root, "link", "x")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["x" * 256],  # one name past NAME_MAX
+        ["assets", "é" * 128 + ".png"],  # 256 bytes in UTF-8 though 132 characters
+        ["/".join(["ab"] * 2100)],  # short names, but the whole path passes PATH_MAX
+        ["\ud800.png"],  # a lone surrogate no file system can name
+    ],
+    ids=["long-name", "long-utf8-name", "long-path", "surrogate"],
+)
+def test_safe_join_refuses_what_the_os_cannot_open(tmp_path: Path, parts: list[str]) -> None:
+    # Such a path used to come back, and probing it (is_file) raised OSError ENAMETOOLONG: a 500 in callers.
+    with pytest.raises(ComfyVNError) as caught:
+        safe_join(tmp_path, *parts, field="background")
+    assert caught.value.code == "invalid_path"
+    assert caught.value.field == "background"
+    assert str(tmp_path) not in caught.value.message
+
+
+def test_safe_join_accepts_names_up_to_the_limit(tmp_path: Path) -> None:
+    name = "x" * 251 + ".png"  # exactly 255 bytes
+    joined = safe_join(tmp_path, "assets", name)
+    assert joined == tmp_path.resolve() / "assets" / name
+    assert not joined.is_file()  # probing it is fine: the OS takes the name
+
+
+_NAMES = st.one_of(
+    st.text(min_size=1, max_size=40),
+    # one character repeated around the 255-byte limit (1 to 4 bytes each in UTF-8)
+    st.builds(lambda ch, n: ch * n, st.characters(blacklist_categories=("Cs",)), st.integers(60, 300)),
+)
+
+
+@given(st.lists(_NAMES, min_size=1, max_size=4))
+def test_safe_join_answers_paths_that_can_be_probed(parts: list[str]) -> None:
+    root = Path("/tmp/comfyvn-safe-root")
+    try:
+        joined = safe_join(root, *parts)
+    except ComfyVNError as exc:
+        assert exc.code == "invalid_path"
+        return
+    joined.is_file()  # raises OSError (ENAMETOOLONG) if safe_join let an over-long name through
