@@ -16,12 +16,19 @@ if TYPE_CHECKING:
     from comfyvn import Kernel
     from comfyvn_jobs import KindRegistrar
 
+# ``out`` leaves the machine (webhooks): relative to the data root, or the folder's name when the
+# export went elsewhere; never an absolute server path.
+_OUT = {
+    "type": "string",
+    "pattern": "^(?![/\\\\]|[A-Za-z]:)",
+    "description": "the game folder relative to the data root (projects/<id>/exports/renpy), else its name",
+}
 _STARTED = {
     "type": "object",
     "required": ["project", "out", "dry_run", "pov_mode"],
     "properties": {
         "project": {"type": "string"},
-        "out": {"type": "string"},
+        "out": _OUT,
         "dry_run": {"type": "boolean"},
         "pov_mode": {"enum": ["auto", "master", "forks", "both", "disabled"]},
     },
@@ -31,7 +38,7 @@ _COMPLETED = {
     "required": ["project", "out", "dry_run", "files", "warnings", "missing_assets", "published"],
     "properties": {
         "project": {"type": "string"},
-        "out": {"type": "string"},
+        "out": _OUT,
         "dry_run": {"type": "boolean"},
         "files": {"type": "integer", "minimum": 0},
         "warnings": {"type": "integer", "minimum": 0},

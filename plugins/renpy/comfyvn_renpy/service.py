@@ -169,6 +169,19 @@ def _lint_all(engine: Engine, out: Path, bundle: Bundle) -> dict[str, Any]:
     }
 
 
+def event_out(kernel: Kernel, out: Path) -> str:
+    """``out`` as export events name it: relative to the data root when below it (a store project's
+    ``projects/<id>/exports/renpy``), else only the folder's name.
+
+    Events reach webhooks and other machines; the server's own layout is none of their business.
+    """
+    where = out.resolve()
+    data = kernel.paths.data.resolve()
+    if where.is_relative_to(data):
+        return where.relative_to(data).as_posix()
+    return where.name
+
+
 def resolve_asset(kernel: Kernel, ref: str) -> dict[str, Any] | None:
     """The first ``renpy_resolve_asset`` answer for ``ref`` (an ``asset:<uid>`` reference), or None."""
     for _plugin, answer in kernel.plugins.call_each("renpy_resolve_asset", on_error="log", ref=ref, kernel=kernel):
@@ -196,7 +209,12 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
     extras, extra_files, contributors = collect_contributions(kernel, project, hook_options)
     kernel.events.emit(
         "on_export_started",
-        {"project": project.id, "out": str(request.out), "dry_run": request.dry_run, "pov_mode": options.pov_mode},
+        {
+            "project": project.id,
+            "out": event_out(kernel, request.out),
+            "dry_run": request.dry_run,
+            "pov_mode": options.pov_mode,
+        },
     )
     started = time.perf_counter()
     note("build")
@@ -267,7 +285,7 @@ def run_export(kernel: Kernel, request: ExportRequest, progress: Callable[[str],
         "on_export_completed",
         {
             "project": project.id,
-            "out": str(request.out),
+            "out": event_out(kernel, request.out),
             "dry_run": request.dry_run,
             "files": len(bundle.files),
             "warnings": len(bundle.warnings),

@@ -283,10 +283,26 @@ def test_bake_weather_needs_its_flag(renpy_kernel: Callable[..., Kernel], demo_p
 
 def test_events_are_emitted(renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path) -> None:
     kernel = renpy_kernel()
-    seen: list[str] = []
-    kernel.events.subscribe(lambda env: seen.append(env.event), events=["on_export_started", "on_export_completed"])
+    seen: list[tuple[str, dict[str, Any]]] = []
+    kernel.events.subscribe(
+        lambda env: seen.append((env.event, dict(env.payload))), events=["on_export_started", "on_export_completed"]
+    )
     run_export(kernel, ExportRequest(project=demo_project, out=tmp_path / "o", dry_run=True))
-    assert seen == ["on_export_started", "on_export_completed"]
+    assert [name for name, _ in seen] == ["on_export_started", "on_export_completed"]
+    # Events reach webhooks: an export outside the data root is named by its folder, never its server path.
+    assert [payload["out"] for _, payload in seen] == ["o", "o"]
+    assert all(str(tmp_path) not in repr(payload) for _, payload in seen)
+    seen.clear()
+    inside = kernel.paths.data / "projects" / "demo" / "exports" / "renpy"
+    run_export(kernel, ExportRequest(project=demo_project, out=inside, dry_run=True))
+    assert [payload["out"] for _, payload in seen] == ["projects/demo/exports/renpy"] * 2
+
+
+def test_event_schema_refuses_an_absolute_out(renpy_kernel: Callable[..., Kernel]) -> None:
+    kernel = renpy_kernel()
+    payload = {"project": "p", "out": "/srv/comfyvn/data/projects/p/exports/renpy", "dry_run": True}
+    with pytest.raises(ValueError, match="out"):
+        kernel.events.emit("on_export_started", {**payload, "pov_mode": "auto"})
 
 
 def test_cli_export_json_dry_run_and_publish(
