@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from comfyvn.errors import ComfyVNError
 from comfyvn.paths import safe_join
 
 from .findings import finding
@@ -135,10 +136,11 @@ def project_assets(project: Any) -> list[str]:
     for ref in _asset_refs(project):
         try:
             path = safe_join(root, ref)
-        except Exception:  # a ref pointing outside the project is the validator's business, not an asset
+            if not path.is_file():
+                continue
+        except (ComfyVNError, OSError):  # outside the project or unnameable: the validator's business, not an asset
             continue
-        if path.is_file():
-            found.add(path.relative_to(root).as_posix())
+        found.add(path.relative_to(root).as_posix())
     assets = root / "assets"
     if assets.is_dir():
         for count, path in enumerate(p for p in assets.rglob("*") if p.is_file() and not p.is_symlink()):

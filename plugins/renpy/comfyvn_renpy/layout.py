@@ -124,9 +124,9 @@ def _resolve(root: Path | None, ref: str) -> Path | None:
         return None
     try:
         path = safe_join(root, ref)
-    except ComfyVNError:
+        return path if path.is_file() else None
+    except (ComfyVNError, OSError):  # OSError: a name the file system refuses is a missing asset too
         return None
-    return path if path.is_file() else None
 
 
 def _nodes(project: Project) -> Iterator[tuple[str, dict[str, Any]]]:
