@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from comfyvn.errors import ComfyVNError
 from comfyvn.wire import read_json
@@ -21,7 +22,7 @@ from comfyvn_renpy.service import resolve_asset
 from comfyvn_scenario.store import ProjectStore
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -82,6 +83,26 @@ def _page(api: str) -> str:
     """player.html with the API base and the static folder filled in (escaped: they hold ids)."""
     template = (STATIC_DIR / "player.html").read_text(encoding="utf-8")
     return template.replace("{{API}}", html.escape(api, quote=True)).replace("{{STATIC}}", "/play/static")
+
+
+def _index(projects: list[dict[str, Any]]) -> str:
+    """The page at ``/play``: every store project with a link to play it (titles and ids escaped)."""
+    rows = []
+    for summary in projects:
+        scenes, nodes = len(summary["scenes"]), summary["nodes"]
+        size = f"{scenes} scene{'s' if scenes != 1 else ''}, {nodes} node{'s' if nodes != 1 else ''}"
+        rows.append(
+            f'<li><a href="/play/{quote(summary["id"], safe="")}">{html.escape(summary["title"] or summary["id"])}</a>'
+            f' <span class="meta">{html.escape(summary["id"])} &middot; {size}</span></li>'
+        )
+    listing = (
+        f'<ul class="projects">{"".join(rows)}</ul>'
+        if rows
+        else "<p>No projects yet. Import a chat and add it to the studio:</p>"
+        "<pre>comfyvn import sillytavern CHAT.jsonl --out my-story\ncomfyvn projects add my-story</pre>"
+    )
+    template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return template.replace("{{STATIC}}", "/play/static").replace("{{PROJECTS}}", listing)
 
 
 def _seed(value: Any) -> int:
@@ -243,6 +264,26 @@ def player_routes(kernel: Kernel) -> list[BaseRoute]:
         service.store.path(project_id)  # 404 before a page that could only fail
         return HTMLResponse(_page(f"/api/viewer/play/{project_id}"))
 
+    async def index(request: Request) -> HTMLResponse:
+        """The projects of the studio, each with a link to its player.
+        ---
+        summary: List the projects to play
+        responses:
+          200: {description: the project list (HTML)}
+          403: {description: enable_viewer_webmode is off}
+        """
+        kernel.flags.require(FLAG_WEB)
+        return HTMLResponse(_index(await run_in_threadpool(service.store.list_projects)))
+
+    async def home(request: Request) -> RedirectResponse:
+        """The server's address opens the project list.
+        ---
+        summary: Go to the project list
+        responses:
+          307: {description: redirect to /play/}
+        """
+        return RedirectResponse("/play/", status_code=307)
+
     links = ShareLinks(kernel.paths.data / "plugins" / "viewer" / "share.key")
 
     async def share(request: Request) -> JSONResponse:
@@ -295,6 +336,9 @@ def player_routes(kernel: Kernel) -> list[BaseRoute]:
     )
     base = "/api/viewer/play/{project_id}"
     return [
+        Route("/", home, methods=["GET"]),
+        Route("/play", index, methods=["GET"]),
+        Route("/play/", index, methods=["GET"]),
         Route("/play/{project_id}", page, methods=["GET"]),
         Mount("/play/static", app=StaticFiles(directory=STATIC_DIR), name="viewer_static"),
         Route(f"{base}/info", api["info"], methods=["GET"]),

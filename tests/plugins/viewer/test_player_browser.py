@@ -121,6 +121,9 @@ def _open(driver: WebDriver, base: str, project: str, *, clear: bool = True) -> 
 
 
 def _start(driver: WebDriver, *, seed: int = 0, pov: str | None = None) -> dict[str, Any]:
+    options = driver.find_element(By.CSS_SELECTOR, "details.title-options")
+    if not options.get_attribute("open"):  # the seed is folded away from players: open it as a writer does
+        options.find_element(By.TAG_NAME, "summary").click()
     seed_box = driver.find_element(By.ID, "title-seed")
     seed_box.clear()
     seed_box.send_keys(str(seed))

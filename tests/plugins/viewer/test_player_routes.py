@@ -19,7 +19,7 @@ from comfyvn.errors import NotFound
 from comfyvn_renpy.export import ExportOptions, build_bundle
 from comfyvn_renpy.layout import build_layout
 from comfyvn_renpy.text import Parsed, render
-from comfyvn_scenario.project import load_project
+from comfyvn_scenario.project import Project, load_project
 from comfyvn_scenario.store import ProjectStore
 from comfyvn_viewer.share import ShareLinks
 from hypothesis import given
@@ -243,8 +243,40 @@ def test_the_flag_off_refuses_the_player(player: Any) -> None:
         http.get("/api/viewer/play/demo/info"),
         http.post("/api/viewer/play/demo/start", json={}),
         http.post("/api/viewer/share", json={"project": "demo"}),
+        http.get("/play/"),
     ):
         _error(response, 403, "feature_disabled")
+
+
+def test_the_server_address_opens_a_list_of_the_projects_to_play(player: Any) -> None:
+    http = player()
+    home = http.get("/", follow_redirects=False)
+    assert home.status_code == 307 and home.headers["location"] == "/play/"
+    for path in ("/play", "/play/"):
+        page = http.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        links = re.findall(r'<a href="(/play/[^"]+)">([^<]+)</a>', page.text)
+        assert ("/play/demo", "The Last Train") in links
+        assert {link for link, _ in links} == {"/play/demo", "/play/long", "/play/side"}
+        assert "/tmp" not in page.text
+    # Every link opens a player page.
+    for link, _ in links:
+        assert http.get(link).status_code == 200
+
+
+def test_the_project_list_escapes_titles_and_says_how_to_add_one(player: Any) -> None:
+    http = player()
+    store = ProjectStore.for_kernel(http.kernel)
+    for project_id in ("demo", "long", "side"):
+        store.delete(project_id)
+    empty = http.get("/play/")
+    assert "No projects yet" in empty.text and "comfyvn projects add" in empty.text
+    project = load_project(DEMO)
+    odd = Project(meta={**project.meta, "title": '<script>alert("x")</script> & co'}, scenes=project.scenes)
+    store.create(odd, project_id="odd-title")
+    page = http.get("/play/").text
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
 
 
 def test_a_share_link_plays_the_project_until_it_expires(player: Any, monkeypatch: pytest.MonkeyPatch) -> None:
