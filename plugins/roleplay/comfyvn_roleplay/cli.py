@@ -68,6 +68,8 @@ def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[s
         f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) -> {where}"
     )
     click.echo(f"read as {body['source_format_label']}")
+    if project.get("replaced"):
+        click.echo(f"replaced the earlier import of this chat in {project['path']}")
     # An --out folder is the project itself: its import id names scene uids, not a store project.
     named = (
         f"project id {project['id']}"
@@ -116,11 +118,17 @@ _OUT_OPTION = click.option(
     callback=_out_folder,
     help="Project folder to write (project.json + scenes/). Default: a project in the store, whose id is printed.",
 )
+_FORCE_OPTION = click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an --out folder holding another import, or files changed or added since its import.",
+)
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         _OUT_OPTION,
+        _FORCE_OPTION,
         click.option("--title", help="Project title (default: from the chat)."),
         click.option(
             "--detail-level",
@@ -204,6 +212,7 @@ def sillytavern_cmd(
     progress: bool,
     no_job: bool,
     llm_cleanup: bool,
+    force: bool,
     **opts: Any,
 ) -> None:
     """Import a SillyTavern chat (.jsonl, or the .txt export) with its cards and lorebook."""
@@ -215,6 +224,7 @@ def sillytavern_cmd(
         "world": os.path.abspath(world) if world is not None else None,
         "sprites": os.path.abspath(sprites) if sprites is not None else None,
         "out": os.path.abspath(out) if out is not None else None,
+        "force": force,
         "options": {k: v for k, v in opts.items() if v is not None},
     }
     if not no_job and _jobs_published(kernel):
@@ -257,12 +267,13 @@ def text_cmd(
     as_json: bool,
     progress: bool,
     llm_cleanup: bool,
+    force: bool,
     **opts: Any,
 ) -> None:
     """Import a generic chat log (Name: text, [time] Name: text, Name - text) or a JSON message array."""
     options = _options(**opts)
     with log.open("rb") as fh, _progress(log, progress and not as_json) as update:
-        result = run_import(kernel, fh, log.name, options, out_dir=out, fmt=fmt or "", progress=update)
+        result = run_import(kernel, fh, log.name, options, out_dir=out, fmt=fmt or "", progress=update, force=force)
     _report(_cleaned(kernel, result, llm_cleanup, opts), as_json)
 
 
@@ -308,6 +319,7 @@ def _cleaned(
 @click.option("--user", "user_name", default="You", show_default=True, help="The player's name ({{user}}).")
 @click.option("--title", help="Project title (default: the character's name).")
 @_OUT_OPTION
+@_FORCE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
 @click.pass_obj
 def card_cmd(
@@ -318,6 +330,7 @@ def card_cmd(
     user_name: str,
     title: str | None,
     out: Path | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Start a project from a character card alone: its scenario, description and greetings."""
@@ -325,5 +338,7 @@ def card_cmd(
     card_files, world_bytes = read_inputs([card], world)
     card_data, filename = card_files[0]
     book = read_lorebook(world_bytes, name=world.stem) if world is not None and world_bytes is not None else None
-    result = run_card_import(kernel, card_data, filename, options, out_dir=out, world=book, sprites_dir=sprites)
+    result = run_card_import(
+        kernel, card_data, filename, options, out_dir=out, world=book, sprites_dir=sprites, force=force
+    )
     _report(result, as_json)

@@ -157,12 +157,17 @@ class ImportResult:
     issues: tuple[ParseIssue, ...]
     issues_total: int
     warnings: tuple[str, ...]
+    #: An ``--out`` folder import that replaced the earlier import of the same chat in that folder.
+    replaced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON summary (the CLI's ``--json`` and the HTTP response body)."""
+        project: dict[str, Any] = {"id": self.project_id, "title": self.title, "path": str(self.project_dir)}
+        if self.replaced:
+            project["replaced"] = True
         return {
             "import_id": self.import_id,
-            "project": {"id": self.project_id, "title": self.title, "path": str(self.project_dir)},
+            "project": project,
             "raw": {
                 "path": str(self.raw.path),
                 "sha256": self.raw.sha256,
@@ -390,9 +395,13 @@ def write_project(out_dir: Path, document: dict[str, Any], scene_ids: Sequence[s
     atomic_write_bytes(out_dir / PROJECT_FILE, dump_json(project.document()).encode("utf-8", "replace"))
 
 
-def write_report(folder: Path, result: ImportResult) -> None:
-    """Write the import report (``roleplay_import.json``) into ``folder``."""
-    atomic_write_text(folder / REPORT_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
+def write_report(folder: Path, result: ImportResult, *, files: dict[str, Any] | None = None) -> None:
+    """Write the import report (``roleplay_import.json``) into ``folder``; ``files`` (the folder's
+    manifest, `folders.file_manifest`) is recorded with it."""
+    body = result.to_dict()
+    if files is not None:
+        body["files"] = files
+    atomic_write_text(folder / REPORT_FILE, json.dumps(body, indent=2) + "\n")
 
 
 def participants(cast: Cast) -> list[dict[str, Any]]:

@@ -44,6 +44,8 @@ class ImportJobParams:
     world: str | None = None
     sprites: str | None = None
     out: str | None = None
+    #: Replace an ``out`` folder holding another import or files changed since its import.
+    force: bool = False
     options: dict[str, Any] = attrs.Factory(dict)
 
 
@@ -101,6 +103,7 @@ def import_chat_file(
             world=book,
             sprites_dir=Path(parsed.sprites) if parsed.sprites is not None else None,
             progress=progress,
+            force=parsed.force,
         )
 
 

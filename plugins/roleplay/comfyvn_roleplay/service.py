@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
-from comfyvn.errors import ComfyVNError, Conflict, Invalid, OperationFailed
+from comfyvn.errors import ComfyVNError, OperationFailed
 from comfyvn.paths import atomic_write_text
 
 from .card_project import import_card
 from .cards import read_card
 from .convert import ImportOptions
 from .editing import apply_corrections, load_scene, read_scene, sample_llm
+from .folders import Earlier, check_target, file_manifest
 from .importer import REPORT_FILE, ImportResult, import_chat, store_raw, write_report
 from .lorebook import read_lorebook
 from .models import Card, Lorebook
@@ -110,20 +111,6 @@ def public_report(result: ImportResult) -> dict[str, Any]:
     return body
 
 
-def _check_target(target: Path) -> None:
-    """An import may replace a missing folder, an empty one, or an earlier import (it has its report)."""
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise Conflict("--out exists and is not a folder", field="out", code="out_not_a_folder")
-    if target.is_dir() and any(target.iterdir()) and not (target / REPORT_FILE).is_file():
-        raise Conflict(
-            "--out is a folder with other files in it; give a new or empty folder, or an earlier import's",
-            field="out",
-            code="out_not_empty",
-        )
-    if target.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
-        raise Invalid("--out must not be the current folder or one above it", field="out", code="invalid_out")
-
-
 def _staging(parent: Path) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -134,11 +121,12 @@ def _staging(parent: Path) -> Path:
         ) from None
 
 
-def _swap_in(store: Storage, staged: Path, target: Path) -> None:
-    """Rename the finished ``staged`` folder to ``target``; the folder it replaces is removed afterwards."""
+def _swap_in(store: Storage, staged: Path, target: Path, import_id: str, force: bool) -> Earlier:
+    """Rename the finished ``staged`` folder to ``target`` (checked again under the lock, now that the
+    import id is known); the folder it replaces is removed afterwards. Returns what ``target`` held."""
     old: Path | None = None
     with project_lock(store, target):
-        _check_target(target)
+        earlier = check_target(target, import_id, force=force)
         if target.exists():
             old = target.with_name(f".{target.name}.replaced-{uuid.uuid4().hex[:12]}")
             os.rename(target, old)
@@ -150,6 +138,7 @@ def _swap_in(store: Storage, staged: Path, target: Path) -> None:
             raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    return earlier
 
 
 def classifier(kernel: Any) -> Any:
@@ -189,14 +178,16 @@ def run_import(
     world: bytes | Lorebook | None = None,
     sprites_dir: Path | None = None,
     progress: Any = None,
+    force: bool = False,
 ) -> ImportResult:
     """Store the raw upload, read cards and lorebook, import into a staging folder, install it (see the
     module docstring), and announce ``on_roleplay_imported``. ``out_dir`` None means the project store
-    (the result is then a `StoredImport`)."""
+    (the result is then a `StoredImport`). An ``out_dir`` holding another import, or files changed or
+    added since its import, is refused (`Conflict`) unless ``force`` (see :mod:`folders`)."""
     store = Storage(kernel)
     if out_dir is not None:
         out_dir = out_dir.absolute()
-        _check_target(out_dir)  # before the work, and again when swapping in
+        check_target(out_dir, force=force)  # before the work, and again when swapping in
     raw = store_raw(store.raw, upload, filename)
     parsed_cards: list[Card] = [read_card(data, filename=name) for data, name in cards]
     book = read_lorebook(world, name="world") if isinstance(world, bytes) else world
@@ -214,20 +205,25 @@ def run_import(
             classify=classifier(kernel),
             progress=progress,
         )
-        result = _install(store, staged, result, out_dir)
+        result = _install(store, staged, result, out_dir, force)
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # gone already when a folder import was swapped in
     return _announce(kernel, store, result)
 
 
-def _install(store: Storage, staged: Path, result: ImportResult, out_dir: Path | None) -> ImportResult:
+def _install(
+    store: Storage, staged: Path, result: ImportResult, out_dir: Path | None, force: bool = False
+) -> ImportResult:
     """Write the import report into the staged folder and install it: swapped in at ``out_dir``, or added
     to the store as project ``import_id`` (a new version of it when it exists)."""
     if out_dir is not None:
         result = attrs.evolve(result, project_dir=out_dir)
-        write_report(staged, result)
-        _swap_in(store, staged, out_dir)
-        return result
+        # The files as written, so a later import can tell whether the user changed the folder since.
+        write_report(staged, result, files=file_manifest(staged))
+        earlier = _swap_in(store, staged, out_dir, result.import_id, force)
+        if earlier.import_id and earlier.import_id != result.import_id:
+            store.forget_folder(earlier.import_id, out_dir)  # its scene uids no longer name this folder
+        return attrs.evolve(result, replaced=earlier.import_id is not None)
     projects = store.store
     result = attrs.evolve(result, project_dir=projects.root / result.import_id)
     # The report travels with the project (and its zips): without the server's paths.
@@ -269,19 +265,21 @@ def run_card_import(
     out_dir: Path | None = None,
     world: Lorebook | None = None,
     sprites_dir: Path | None = None,
+    force: bool = False,
 ) -> ImportResult:
     """A project opening the story of a card alone (:mod:`card_project`), staged and installed as
-    :func:`run_import` does (``out_dir`` None: the store), and announced with ``on_roleplay_imported``."""
+    :func:`run_import` does (``out_dir`` None: the store; ``force`` as there), and announced with
+    ``on_roleplay_imported``."""
     store = Storage(kernel)
     if out_dir is not None:
         out_dir = out_dir.absolute()
-        _check_target(out_dir)
+        check_target(out_dir, force=force)
     raw = store_raw(store.raw, card, filename)
     parsed = read_card(card, filename=filename)
     staged = _staging(out_dir.parent if out_dir is not None else store.staging)
     try:
         result = import_card(raw, parsed, staged, options=options, world=world, sprites_dir=sprites_dir)
-        result = _install(store, staged, result, out_dir)
+        result = _install(store, staged, result, out_dir, force)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return _announce(kernel, store, result)

@@ -84,6 +84,18 @@ class Storage:
         """The latest import of ``import_id`` went to the store: scene uids mean the store project again."""
         (self.index / f"{import_id}.json").unlink(missing_ok=True)
 
+    def forget_folder(self, import_id: str, folder: Path) -> None:
+        """``folder`` now holds another import: ``import_id``'s scene uids stop naming it."""
+        if not IMPORT_ID.match(import_id):  # read from the folder's report, which anyone may have edited
+            return
+        pointer = self.index / f"{import_id}.json"
+        try:
+            recorded = json.loads(pointer.read_text(encoding="utf-8")).get("project_dir")
+        except (OSError, ValueError, AttributeError):
+            return
+        if recorded == str(folder.resolve()):
+            pointer.unlink(missing_ok=True)
+
 
 @contextlib.contextmanager
 def project_lock(store: Storage, project_dir: Path) -> Iterator[None]:
