@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from typing import IO, Any
 
 import attrs
 import orjson
-from comfyvn.errors import ComfyVNError, Unprocessable
+from comfyvn.errors import ComfyVNError, TooLarge, Unprocessable
 from comfyvn.paths import atomic_write_bytes, atomic_write_text, safe_join
 from comfyvn_scenario.project import PROJECT_FILE, SCENES_DIR, Project, dump_json
 
@@ -252,13 +253,16 @@ def import_chat(
     sprites_dir: Path | None = None,
     classify: Classifier | None = None,
     progress: Progress | None = None,
+    max_nodes: int | None = None,
 ) -> ImportResult:
     """Parse ``raw`` and write a project folder at ``out_dir``; scenes are written as they close.
 
     With ``out_dir`` None the project goes to ``processed_root/<import_id>`` (replacing an earlier
     import of the same upload and title).
 
-    Raises ComfyVNError (422) when ``strict`` and a line is malformed, or when nothing usable was found.
+    Raises ComfyVNError (422) when ``strict`` and a line is malformed, or when nothing usable was found;
+    `TooLarge` (413 ``too_many_nodes``) as soon as the scenes closed so far hold more than ``max_nodes``
+    nodes (None: no limit).
     """
     refuse_binary(raw.path, raw.filename)
     fmt = fmt or detect_format(raw.path, hint)
@@ -316,6 +320,9 @@ def import_chat(
             yield first
         yield from records
 
+    # Checked only when a scene closes (not per message): it overshoots by at most one scene's nodes.
+    limit = sys.maxsize if max_nodes is None else max_nodes
+    counts = builder.stats
     with SceneWriter(out_dir) as writer:
         for record in stream():
             if isinstance(record, ParseIssue):
@@ -326,10 +333,14 @@ def import_chat(
             if isinstance(record, ChatHeader):
                 continue
             for scene in builder.add(record):
+                if counts["nodes"] > limit:
+                    raise _too_many_nodes(limit)
                 writer.write(scene)
             if progress is not None and isinstance(record, Message):
                 progress(record.line)
         for scene in builder.finish():
+            if counts["nodes"] > limit:
+                raise _too_many_nodes(limit)
             writer.write(scene)
     issues_total += len(builder.issues)
     issues.extend(builder.issues[: max(0, _MAX_ISSUES_LISTED - len(issues))])
@@ -386,6 +397,15 @@ def import_chat(
     )
     write_report(out_dir, result)
     return result
+
+
+def _too_many_nodes(limit: int) -> TooLarge:
+    return TooLarge(
+        f"the chat makes more than {limit:,} story nodes, the most one project may hold; "
+        "split the chat into smaller files and import each",
+        field="chat",
+        code="too_many_nodes",
+    )
 
 
 def write_project(out_dir: Path, document: dict[str, Any], scene_ids: Sequence[str]) -> None:

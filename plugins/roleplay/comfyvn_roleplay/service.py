@@ -31,6 +31,7 @@ from typing import IO, Any
 import attrs
 from comfyvn.errors import ComfyVNError, OperationFailed
 from comfyvn.paths import atomic_write_text
+from comfyvn_scenario.service import MAX_NODES
 
 from .card_project import import_card
 from .cards import read_card
@@ -204,6 +205,7 @@ def run_import(
             sprites_dir=sprites_dir,
             classify=classifier(kernel),
             progress=progress,
+            max_nodes=MAX_NODES,  # the store's limit (POST /api/projects refuses more), folder imports alike
         )
         result = _install(store, staged, result, out_dir, force)
     finally:
