@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 from comfyvn.errors import Conflict, Invalid, NotFound
@@ -23,6 +23,7 @@ __all__ = [
     "TAGS",
     "Provider",
     "Registry",
+    "check_base_url",
     "default_providers",
     "env_name",
     "parse_provider",
@@ -35,6 +36,14 @@ MAX_PROVIDERS = 200
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "authorization"}
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+# Query (or fragment) parameter names that carry a credential: ``key``, ``api_key``, ``x-goog-api-key``,
+# ``access_token``, ``client_secret``, ``password``, ``sig``, ``X-Amz-Signature``... A base URL is listed by
+# /api/llm/registry and /api/llm/health and printed by ``comfyvn llm list``, so none may ride in it.
+_SECRET_PARAM = re.compile(
+    r"(?:^|[_.-])(?:key|apikey|token|accesstoken|secret|password|passwd|pwd|pass|sig|signature|auth|"
+    r"authorization|credentials?|session)$"
+)
+_PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 
 
 def env_name(provider: str, what: str) -> str:
@@ -194,6 +203,44 @@ def _headers(value: Any, field: str) -> dict[str, str]:
     return dict(value)
 
 
+def check_base_url(url: Any, field: str) -> str:
+    """``url`` without a trailing slash, if an http(s) URL that carries no credential.
+
+    Refuses ``user:password@`` and secret-looking query or fragment parameters (``?key=``, ``?token=``...)
+    as 400 ``secret_in_registry`` naming ``field`` and the parameter, never the value: the registry is
+    listed over HTTP and printed by the CLI, and keys belong in the vault.
+    """
+    if not isinstance(url, str) or len(url) > 500:
+        raise _bad(field, "must be an http(s) URL")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- a malformed port raises here, not later in an adapter
+    except ValueError:
+        raise _bad(field, "must be an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad(field, "must be an http(s) URL")
+    if "@" in parts.netloc:
+        raise Invalid(
+            f"{field}: credentials (user:password@) do not belong in the registry; "
+            "use `comfyvn secrets set <provider> api_key`",
+            field=field,
+            code="secret_in_registry",
+        )
+    for where, text in (("query", parts.query), ("fragment", parts.fragment)):
+        for name, _value in parse_qsl(text, keep_blank_values=True):
+            name = name.strip()
+            if _SECRET_PARAM.search(name.lower()):
+                # Named only when it is plainly a name (a pasted value in the name's place stays unsaid).
+                which = repr(name) if _PLAIN_NAME.match(name) else "a"
+                raise Invalid(
+                    f"{field}: {which} {where} parameter looks like a credential; keys do not "
+                    "belong in the registry; use `comfyvn secrets set <provider> api_key`",
+                    field=field,
+                    code="secret_in_registry",
+                )
+    return url.rstrip("/")
+
+
 def parse_provider(data: Any, *, source: str, base: Provider | None = None, field: str = "provider") -> Provider:
     """A `Provider` from registry JSON (over ``base`` when the id is a known one). Refuses keys: they belong in
     the vault, and a registry file is easy to commit or share."""
@@ -219,10 +266,7 @@ def parse_provider(data: Any, *, source: str, base: Provider | None = None, fiel
             raise _bad(f"{field}.adapter", f"must be one of {', '.join(ADAPTERS)}")
         changes["adapter"] = data["adapter"]
     if "base_url" in data:
-        url = data["base_url"]
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or len(url) > 500:
-            raise _bad(f"{field}.base_url", "must be an http(s) URL")
-        changes["base_url"] = url.rstrip("/")
+        changes["base_url"] = check_base_url(data["base_url"], f"{field}.base_url")
     elif base is None and changes["adapter"] != "offline":
         raise _bad(f"{field}.base_url", "is required")
     if "models" in data:
@@ -297,7 +341,7 @@ class Registry:
         changes: dict[str, Any] = {}
         url = self.env.get(env_name(provider.id, "BASE_URL"))
         if url:
-            changes["base_url"] = url.rstrip("/")
+            changes["base_url"] = check_base_url(url, env_name(provider.id, "BASE_URL"))
         timeout = self.env.get(env_name(provider.id, "TIMEOUT"))
         if timeout:
             changes["timeout"] = _timeout(timeout, env_name(provider.id, "TIMEOUT"))
