@@ -211,25 +211,34 @@ screen quick_menu():
     zorder 100
 
     if quick_menu:
-        hbox:
-            style_prefix "quick"
+        # On a strip of its own: over a busy background or a sprite, bare labels could not be read.
+        frame:
+            style "quick_frame"
             xalign 0.98
             ypos gui.textbox_top
             yanchor 1.0
 
-            textbutton _("Back") action Rollback()
-            textbutton _("History") action ShowMenu("history")
-            textbutton _("Skip") action Skip() alternate Skip(fast=True, confirm=True)
-            textbutton _("Auto") action Preference("auto-forward", "toggle")
-            textbutton _("Save") action ShowMenu("save")
-            textbutton _("Q.Save") action QuickSave()
-            textbutton _("Q.Load") action QuickLoad()
-            textbutton _("Prefs") action ShowMenu("preferences")
+            hbox:
+                style_prefix "quick"
+
+                textbutton _("Back") action Rollback()
+                textbutton _("History") action ShowMenu("history")
+                textbutton _("Skip") action Skip() alternate Skip(fast=True, confirm=True)
+                textbutton _("Auto") action Preference("auto-forward", "toggle")
+                textbutton _("Save") action ShowMenu("save")
+                textbutton _("Q.Save") action QuickSave()
+                textbutton _("Q.Load") action QuickLoad()
+                textbutton _("Prefs") action ShowMenu("preferences")
 
 init python:
     config.overlay_screens.append("quick_menu")
 
 default quick_menu = True
+
+style quick_frame is empty
+style quick_frame:
+    background Solid("#0b0d14c8")
+    padding (6, 0, 6, 0)
 
 style quick_button is button
 style quick_button_text is button_text
