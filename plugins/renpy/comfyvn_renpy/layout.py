@@ -273,8 +273,9 @@ def _add_image(layout: Layout, root: Path | None, name: str, kind: str, ref: str
     label = ref or name
     if label not in layout.missing[bucket]:
         layout.missing[bucket].append(label)
-    shape = "figure" if kind == "portrait" else "colour"
-    layout.warnings.append(f"missing {kind} {label!r}: exported as a placeholder {shape}")
+    # "portrait" is this module's word for a character's picture on the stage: players call it a sprite.
+    what, shape = ("sprite", "figure") if kind == "portrait" else (kind, "colour")
+    layout.warnings.append(f"missing {what} {label!r}: exported as a placeholder {shape}")
 
 
 def _layers(layout: Layout, ref: str, found: Path, picture: Picture | None, dest_stem: str) -> Layers | None:

@@ -106,6 +106,9 @@ def test_missing_assets_become_placeholders_and_warnings(demo_project: Path) -> 
     assert missing["backgrounds"] == ["assets/backgrounds/carriage.png"]
     assert missing["portraits"] == ["assets/characters/bob/grin.png"]
     assert any("carriage.png" in w for w in bundle.warnings)
+    # Told in the player's words: a character's missing picture is a sprite, not a "portrait".
+    assert "missing background 'assets/backgrounds/carriage.png': exported as a placeholder colour" in bundle.warnings
+    assert "missing sprite 'assets/characters/bob/grin.png': exported as a placeholder figure" in bundle.warnings
 
 
 def test_same_input_gives_identical_bytes_and_zip(demo_project: Path, tmp_path: Path) -> None:
