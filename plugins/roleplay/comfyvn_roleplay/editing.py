@@ -4,6 +4,7 @@ clean-up hook. The CLI and the routes call these; see `comfyvn_roleplay.service`
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -76,15 +77,31 @@ _EDITABLE = ("text", "speaker", "type", "characters", "background", "end", "data
 _PATCH_ATTEMPTS = 5
 
 
-def _patched(current: dict[str, Any], scene: Any, nodes: Any) -> tuple[dict[str, Any], int]:
-    """``current`` corrected by a whole ``scene`` or by ``nodes`` patches; with the nodes changed."""
+def _nodes_differing(old: Any, new: Any) -> int:
+    """How many nodes a whole-scene correction adds, removes or changes (matched by id)."""
+    before = {n.get("id"): n for n in old if isinstance(n, dict)} if isinstance(old, list) else {}
+    after = new if isinstance(new, list) else []
+    seen = set()
+    changed = 0
+    for node in after:
+        key = node.get("id") if isinstance(node, dict) else None
+        seen.add(key)
+        if key not in before or before[key] != node:
+            changed += 1
+    return changed + sum(1 for key in before if key not in seen)
+
+
+def _patched(current: dict[str, Any], scene: Any, nodes: Any) -> tuple[dict[str, Any], int, bool]:
+    """``current`` corrected by a whole ``scene`` or by ``nodes`` patches; with how many nodes actually
+    changed, and whether the scene changed at all (a patch repeating what is there changes nothing)."""
     if scene is not None:
         if not isinstance(scene, dict) or scene.get("id") != current["id"]:
             raise ComfyVNError("scene must be an object with the same id", field="scene", code="invalid_scene")
-        return scene, len(scene.get("nodes") or [])
+        return scene, _nodes_differing(current.get("nodes"), scene.get("nodes")), scene != current
     if not isinstance(nodes, list) or not nodes:
         raise ComfyVNError("give `scene` or a non-empty `nodes` list", field="nodes", code="invalid_correction")
     by_id = {n.get("id"): n for n in current.get("nodes", []) if isinstance(n, dict)}
+    before: dict[Any, dict[str, Any]] = {}  # each patched node as it was, to count real changes
     for i, patch in enumerate(nodes):
         if not isinstance(patch, dict) or patch.get("id") not in by_id:
             raise ComfyVNError(f"nodes[{i}] must name an existing node id", field=f"nodes/{i}/id", code="unknown_node")
@@ -94,13 +111,16 @@ def _patched(current: dict[str, Any], scene: Any, nodes: Any) -> tuple[dict[str,
                 f"nodes[{i}] cannot change {sorted(unknown)}", field=f"nodes/{i}", code="invalid_correction"
             )
         target = by_id[patch["id"]]
+        if patch["id"] not in before:
+            before[patch["id"]] = copy.deepcopy(target)
         for key in _EDITABLE:
             if key in patch:
                 if patch[key] is None and key in ("speaker", "characters", "background"):
                     target.pop(key, None)
                 else:
                     target[key] = patch[key]
-    return current, len(nodes)
+    changed = sum(1 for node_id, was in before.items() if by_id[node_id] != was)
+    return current, changed, changed > 0
 
 
 def _put_stored(ref: SceneRef, scene: dict[str, Any], expect: int | None) -> StoredProject:
@@ -128,11 +148,17 @@ def apply_corrections(
     history; ``if_match`` (the scene version the editor saw) makes a stale write a 412 instead. Without it,
     node patches are applied to the newest scene even when another write lands meanwhile. A folder project
     has no versions, so ``if_match`` is refused there. Returns ``{scene_uid, nodes_changed, scene}`` plus
-    ``version`` (the scene's new version) for a store project.
+    ``version`` (the scene's new version) for a store project. ``nodes_changed`` counts the nodes that
+    differ afterwards; corrections that change nothing write nothing and announce nothing.
     """
     for attempt in range(_PATCH_ATTEMPTS):
         ref = read_scene(kernel, scene_uid)
-        current, changed = _patched(ref.scene, scene, nodes)
+        current, changed, differs = _patched(ref.scene, scene, nodes)
+        if not differs:
+            if ref.location.store is None and if_match is not None:
+                raise _not_versioned()
+            unchanged = {"scene_uid": scene_uid, "nodes_changed": 0, "scene": ref.scene}
+            return unchanged if ref.version is None else {**unchanged, "version": ref.version}
         if ref.location.store is None:
             return _write_folder(kernel, ref, scene_uid, current, changed, if_match)
         expect = if_match if if_match is not None or scene is not None else ref.version
@@ -148,15 +174,19 @@ def apply_corrections(
     raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
 
 
+def _not_versioned() -> Invalid:
+    return Invalid(
+        "this scene's project is a folder (a CLI --out import), which keeps no versions",
+        field="version",
+        code="not_versioned",
+    )
+
+
 def _write_folder(
     kernel: Any, ref: SceneRef, scene_uid: str, scene: dict[str, Any], changed: int, if_match: int | None
 ) -> dict[str, Any]:
     if if_match is not None:
-        raise Invalid(
-            "this scene's project is a folder (a CLI --out import), which keeps no versions",
-            field="version",
-            code="not_versioned",
-        )
+        raise _not_versioned()
     root = ref.location.folder
     errors = _validate(root, scene)
     if errors:

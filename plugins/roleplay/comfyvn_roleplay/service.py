@@ -63,11 +63,13 @@ EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
         "A roleplay chat or log was imported into a project.",
         {
             "type": "object",
-            "required": ["import_id", "project_id", "project_path", "source_format", "scenes", "messages", "skipped"],
+            "required": ["import_id", "project_id", "store", "source_format", "scenes", "messages", "skipped"],
             "properties": {
                 "import_id": {"type": "string"},
                 "project_id": {"type": "string"},
-                "project_path": {"type": "string"},
+                # Where the project went, without naming a server path (events reach webhooks and history):
+                # true, the store project `project_id`; false, the CLI --out folder of `import_id`.
+                "store": {"type": "boolean"},
                 "source_format": {"type": "string"},
                 "scenes": {"type": "integer"},
                 "nodes": {"type": "integer"},
@@ -246,7 +248,7 @@ def _announce(kernel: Any, store: Storage, result: ImportResult) -> ImportResult
         {
             "import_id": result.import_id,
             "project_id": result.project_id,
-            "project_path": str(result.project_dir),
+            "store": isinstance(result, StoredImport),
             "source_format": result.source_format,
             "scenes": len(result.scene_ids),
             "nodes": result.stats.get("nodes", 0),
