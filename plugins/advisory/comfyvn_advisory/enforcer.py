@@ -22,7 +22,7 @@ from .findings import counts, failed, normalise, ordered
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["FLAG", "enforce", "export_gate", "is_publish"]
+__all__ = ["FLAG", "enforce", "export_gate", "grouped_warnings", "is_publish"]
 
 FLAG = "enable_policy_enforcer"
 MAX_EVENT_FINDINGS = 50
@@ -124,14 +124,58 @@ def enforce(
     return result
 
 
+def _by_code(findings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in findings:
+        groups.setdefault(item["code"], []).append(item)
+    return groups
+
+
+def _places(group: list[dict[str, Any]], limit: int) -> str:
+    """``a, b, c … and N more``: where each finding is (its message when it names no place)."""
+    names = [item["where"] or item["message"] for item in group]
+    shown = ", ".join(names[:limit])
+    return shown + (f" … and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _summary(findings: list[dict[str, Any]], limit: int = 3) -> str:
-    shown = "; ".join(f"{f['code']} at {f['where'] or '-'}" for f in findings[:limit])
-    more = f" (+{len(findings) - limit} more)" if len(findings) > limit else ""
-    return shown + more
+    """Every kind of finding, each with a few of its places: no kind hides behind another's count."""
+    return "; ".join(f"{code} at {_places(group, limit)}" for code, group in _by_code(findings).items())
+
+
+def grouped_warnings(findings: list[dict[str, Any]], limit: int = 3) -> list[str]:
+    """One line per kind of finding: its message when alone, else how many, the first message and a few
+    more places (``… and N more``). Every kind keeps its line, however many of another kind there are."""
+    lines = []
+    for code, group in _by_code(findings).items():
+        if len(group) == 1:
+            lines.append(f"policy: {code}: {group[0]['message']}")
+        else:
+            rest = f"; also {_places(group[1:], limit)}"
+            lines.append(f"policy: {code} ({len(group)} findings): {group[0]['message']}{rest}")
+    return lines
+
+
+def _sample(findings: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` findings, the first of every kind among them, in their order."""
+    firsts = {id(group[0]) for group in _by_code(findings).values()}
+    room = max(limit - len(firsts), 0)
+    kept = []
+    for item in findings:
+        if id(item) in firsts:
+            kept.append(item)
+        elif room:
+            kept.append(item)
+            room -= 1
+    return kept
 
 
 def export_gate(kernel: Kernel, project: Any, options: dict[str, Any]) -> dict[str, Any] | None:
-    """``renpy_export_gate``: enforce ``export.renpy`` (``publish.renpy`` with a publish zip) on the project."""
+    """``renpy_export_gate``: enforce ``export.renpy`` (``publish.renpy`` with a publish zip) on the project.
+
+    Warnings come back grouped, one line per kind (`grouped_warnings`), so a project with many unlicensed
+    assets still shows its missing card credit.
+    """
     if not kernel.flags.is_enabled(FLAG):
         return None
     action = "publish.renpy" if options.get("publish") else "export.renpy"
@@ -144,6 +188,6 @@ def export_gate(kernel: Kernel, project: Any, options: dict[str, Any]) -> dict[s
             reason = result["gate"]["warnings"][0]
         else:
             reason = f"{result['counts']['block']} blocking finding(s): {_summary(result['blocked'])}"
-        return {"reason": f"policy: {reason}", "findings": result["blocked"][:20], "policy": policy}
-    warnings = [f"policy: {f['code']}: {f['message']}" for f in result["warnings"][:20]]
+        return {"reason": f"policy: {reason}", "findings": _sample(result["blocked"], 20), "policy": policy}
+    warnings = grouped_warnings(result["warnings"])
     return {"allow": True, "policy": policy, **({"warnings": warnings} if warnings else {})}
