@@ -135,14 +135,17 @@ def remove_cmd(kernel: Kernel, project_id: str, if_match: str | None, as_json: b
 @click.argument("project_id", metavar="ID")
 @click.option(
     "-o",
+    "--out",
     "--output",
+    "output",
     type=click.Path(),  # kept as typed: Path() would drop the trailing slash that marks a folder
-    help="Where to write the zip: a file, a folder (existing, or ending in /) for ID.zip in it, or - for stdout "
-    "(default ./ID.zip).",
+    help="Where to write the zip: a file, a folder (existing, or ending in / below an existing one) for ID.zip "
+    "in it, or - for stdout (default ./ID.zip).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing file at the destination.")
 @_json_option
 @click.pass_obj
-def export_zip_cmd(kernel: Kernel, project_id: str, output: str | None, as_json: bool) -> None:
+def export_zip_cmd(kernel: Kernel, project_id: str, output: str | None, force: bool, as_json: bool) -> None:
     """Write the project as a zip (what `projects add` and POST /api/projects take back)."""
     data, version = ProjectStore.for_kernel(kernel).export_zip_versioned(project_id)
     if output == "-":
@@ -152,12 +155,31 @@ def export_zip_cmd(kernel: Kernel, project_id: str, output: str | None, as_json:
         stdout.write(data)
         stdout.flush()
         return
-    target = Path(output) if output is not None else Path(f"{project_id}.zip")
-    if target.is_dir() or (output is not None and output.endswith(("/", os.sep))):
-        target = target / f"{project_id}.zip"
+    target = _zip_target(project_id, output, force)
     atomic_write_bytes(target, data)
     _out(
         as_json,
         {"id": project_id, "version": version, "path": str(target), "bytes": len(data)},
         [f"wrote {target} ({len(data)} bytes, version {version})"],
     )
+
+
+def _zip_target(project_id: str, output: str | None, force: bool) -> Path:
+    """Where the zip goes; refuses (exit 2) a destination whose folder is missing, or an existing file
+    without ``--force``: a typo must not build a directory tree, nor replace an unrelated file."""
+    target = Path(output) if output is not None else Path(f"{project_id}.zip")
+    if target.is_dir() or (output is not None and output.endswith(("/", os.sep))):
+        folder = target
+        target = target / f"{project_id}.zip"
+        if not folder.is_dir():
+            # A trailing slash names one new folder; its parent must already be there.
+            if not folder.parent.is_dir():
+                raise Invalid(f"no folder {folder.parent} to create {folder.name}/ in", field="--out")
+            folder.mkdir()
+    elif not target.parent.is_dir():
+        raise Invalid(f"no folder {target.parent} for {target.name}", field="--out")
+    if target.is_dir():
+        raise Invalid(f"{target} is a folder", field="--out")
+    if target.exists() and not force:
+        raise Invalid(f"{target} already exists (--force replaces it)", field="--out", code="output_exists")
+    return target

@@ -74,6 +74,7 @@ def test_export_zip_and_add_it_back(kernel: Kernel, tmp_path: Path, monkeypatch:
     info = json.loads(_run(kernel, "projects", "export-zip", "demo", "-o", str(tmp_path), "--json").output)
     assert info == {"bytes": len(data), "id": "demo", "path": str(tmp_path / "demo.zip"), "version": 1}
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.zip").unlink()
     assert _run(kernel, "projects", "export-zip", "demo").exit_code == 0
     assert (tmp_path / "demo.zip").read_bytes() == data
     streamed = CliRunner().invoke(make_cli(kernel), ["projects", "export-zip", "demo", "-o", "-"])
@@ -106,3 +107,35 @@ def test_bad_input_is_one_line_and_exit_2(kernel: Kernel, tmp_path: Path) -> Non
     line = _error_line(_run(kernel, "projects", "add", str(write_folder(broken, {}, tmp_path / "broken"))))
     assert "unknown target node 'nowhere'" in line and "scenes/intro.json" in line
     assert [p["id"] for p in ProjectStore.for_kernel(kernel).list_projects()] == ["demo"]
+
+
+def test_export_zip_takes_out_like_import_and_export(kernel: Kernel, tmp_path: Path) -> None:
+    _run(kernel, "projects", "add", str(DEMO))
+    target = tmp_path / "x.zip"
+    result = _run(kernel, "projects", "export-zip", "demo", "--out", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() == ProjectStore.for_kernel(kernel).export_zip("demo")
+
+
+def test_export_zip_refuses_to_replace_a_file_without_force(kernel: Kernel, tmp_path: Path) -> None:
+    _run(kernel, "projects", "add", str(DEMO))
+    keep = tmp_path / "keep.zip"
+    keep.write_bytes(b"someone else's archive")
+    line = _error_line(_run(kernel, "projects", "export-zip", "demo", "-o", str(keep)))
+    assert "already exists" in line and "--force" in line
+    assert keep.read_bytes() == b"someone else's archive"
+    # The same for the ID.zip a folder destination names.
+    (tmp_path / "demo.zip").write_bytes(b"older")
+    assert "already exists" in _error_line(_run(kernel, "projects", "export-zip", "demo", "-o", str(tmp_path)))
+    assert (tmp_path / "demo.zip").read_bytes() == b"older"
+    result = _run(kernel, "projects", "export-zip", "demo", "-o", str(keep), "--force")
+    assert result.exit_code == 0, result.output
+    assert keep.read_bytes() == ProjectStore.for_kernel(kernel).export_zip("demo")
+
+
+def test_export_zip_refuses_a_missing_folder(kernel: Kernel, tmp_path: Path) -> None:
+    _run(kernel, "projects", "add", str(DEMO))
+    missing = tmp_path / "nonexistent" / "dir"
+    assert "no folder" in _error_line(_run(kernel, "projects", "export-zip", "demo", "-o", str(missing / "x.zip")))
+    assert "no folder" in _error_line(_run(kernel, "projects", "export-zip", "demo", "-o", str(missing) + "/"))
+    assert not (tmp_path / "nonexistent").exists()
