@@ -16,6 +16,7 @@ import attrs
 import jsonschema
 from comfyvn.errors import Unprocessable
 
+from .files import missing_files
 from .graph import reachable, trapped_cycles
 from .project import PROJECT_FILE, SCENE_ID, SCENES_DIR, Project, load_project, split_target
 from .rules import MISSING, get_path, is_number, split_key
@@ -720,7 +721,8 @@ def _project_semantics(project: Project, ctx: _Context, docs: Mapping[str, str])
 
 
 def validate_project_dir(path: str | os.PathLike[str]) -> tuple[Project, ValidationReport]:
-    """Load and validate a project folder; also warns about scene files project.json does not list."""
+    """Load and validate a project folder; also warns about scene files project.json does not list and
+    about files the documents name that the folder does not hold (`files.missing_files`)."""
     project = load_project(path)
     report = validate_project(project)
     extra: list[Issue] = []
@@ -737,6 +739,8 @@ def validate_project_dir(path: str | os.PathLike[str]) -> tuple[Project, Validat
                         PROJECT_FILE,
                     )
                 )
+    for document, parts, message in missing_files(project):
+        extra.append(Issue(pointer(*parts) if parts else "/", message, "missing_file", "warning", document))
     if extra:
         report = ValidationReport(report.errors, report.warnings + tuple(extra))
     return project, report
