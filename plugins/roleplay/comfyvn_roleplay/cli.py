@@ -195,6 +195,11 @@ def import_group() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Sprite folder (<name>/<expression>.png, or one character's expressions).",
 )
+@click.option(
+    "--backgrounds",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="SillyTavern's backgrounds folder (public/backgrounds): the chat's background is copied from it.",
+)
 @click.option("--swipes-as-choices", is_flag=True, help="Turn swipes into a choice point.")
 @click.option("--display-text", "use_display_text", is_flag=True, help="Use translated display_text when present.")
 @click.option("--no-job", is_flag=True, help="Run in this process, not as a roleplay.import job.")
@@ -207,6 +212,7 @@ def sillytavern_cmd(
     cards: tuple[Path, ...],
     world: Path | None,
     sprites: Path | None,
+    backgrounds: Path | None,
     out: Path | None,
     as_json: bool,
     progress: bool,
@@ -223,6 +229,7 @@ def sillytavern_cmd(
         "cards": [os.path.abspath(card) for card in cards],
         "world": os.path.abspath(world) if world is not None else None,
         "sprites": os.path.abspath(sprites) if sprites is not None else None,
+        "backgrounds": os.path.abspath(backgrounds) if backgrounds is not None else None,
         "out": os.path.abspath(out) if out is not None else None,
         "force": force,
         "options": {k: v for k, v in opts.items() if v is not None},

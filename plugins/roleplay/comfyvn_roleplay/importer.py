@@ -25,6 +25,7 @@ from comfyvn.errors import ComfyVNError, TooLarge, Unprocessable
 from comfyvn.paths import atomic_write_bytes, atomic_write_text, safe_join
 from comfyvn_scenario.project import PROJECT_FILE, SCENES_DIR, Project, dump_json
 
+from .backgrounds import chat_background
 from .cards import PNG_SIGNATURE, png_text_chunks
 from .cast import AssetFile, Cast, scan_sprite_folder
 from .convert import Classifier, ImportOptions, SceneBuilder, background_path
@@ -254,6 +255,7 @@ def import_chat(
     classify: Classifier | None = None,
     progress: Progress | None = None,
     max_nodes: int | None = None,
+    backgrounds_dir: Path | None = None,
 ) -> ImportResult:
     """Parse ``raw`` and write a project folder at ``out_dir``; scenes are written as they close.
 
@@ -262,7 +264,8 @@ def import_chat(
 
     Raises ComfyVNError (422) when ``strict`` and a line is malformed, or when nothing usable was found;
     `TooLarge` (413 ``too_many_nodes``) as soon as the scenes closed so far hold more than ``max_nodes``
-    nodes (None: no limit).
+    nodes (None: no limit). The chat's background is copied from ``backgrounds_dir`` (SillyTavern's
+    backgrounds folder) when it is there; a warning says when the project lacks it.
     """
     refuse_binary(raw.path, raw.filename)
     fmt = fmt or detect_format(raw.path, hint)
@@ -295,7 +298,8 @@ def import_chat(
         raise Unprocessable(f"no sprite images found in {sprites_dir}", field="sprites")
     cast = Cast(user_name=user_name, cards=cards, sprite_files=sprites)
     background = background_path(meta.get("custom_background"))
-    bg_assets = cast.background_assets()
+    chat_bg, bg_warnings = chat_background(background, backgrounds_dir)
+    bg_assets = [*cast.background_assets(), *chat_bg]
     if background is None and bg_assets:
         background = bg_assets[0].path
     narrator = meta.get("narrator_name") if isinstance(meta.get("narrator_name"), str) else None
@@ -393,7 +397,7 @@ def import_chat(
         stats={**builder.stats, "issues": issues_total},
         issues=tuple(issues),
         issues_total=issues_total,
-        warnings=(*cast.warnings, *notes),
+        warnings=(*cast.warnings, *notes, *bg_warnings),
     )
     write_report(out_dir, result)
     return result

@@ -43,6 +43,8 @@ class ImportJobParams:
     cards: tuple[str, ...] = ()
     world: str | None = None
     sprites: str | None = None
+    #: SillyTavern's backgrounds folder, where the chat's background is looked up.
+    backgrounds: str | None = None
     out: str | None = None
     #: Replace an ``out`` folder holding another import or files changed since its import.
     force: bool = False
@@ -52,6 +54,7 @@ class ImportJobParams:
 def _parse(params: Mapping[str, Any]) -> ImportJobParams:
     parsed = parse_request(dict(params), ImportJobParams, code="invalid_params")
     named = [("chat", parsed.chat), ("world", parsed.world), ("sprites", parsed.sprites), ("out", parsed.out)]
+    named.append(("backgrounds", parsed.backgrounds))
     named += [(f"cards[{i}]", card) for i, card in enumerate(parsed.cards)]
     for field, value in named:
         if value is not None and not os.path.isabs(value):
@@ -104,6 +107,7 @@ def import_chat_file(
             sprites_dir=Path(parsed.sprites) if parsed.sprites is not None else None,
             progress=progress,
             force=parsed.force,
+            backgrounds_dir=Path(parsed.backgrounds) if parsed.backgrounds is not None else None,
         )
 
 

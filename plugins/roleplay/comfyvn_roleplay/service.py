@@ -182,11 +182,13 @@ def run_import(
     sprites_dir: Path | None = None,
     progress: Any = None,
     force: bool = False,
+    backgrounds_dir: Path | None = None,
 ) -> ImportResult:
     """Store the raw upload, read cards and lorebook, import into a staging folder, install it (see the
     module docstring), and announce ``on_roleplay_imported``. ``out_dir`` None means the project store
     (the result is then a `StoredImport`). An ``out_dir`` holding another import, or files changed or
-    added since its import, is refused (`Conflict`) unless ``force`` (see :mod:`folders`)."""
+    added since its import, is refused (`Conflict`) unless ``force`` (see :mod:`folders`). The chat's
+    background is copied from ``backgrounds_dir`` when it is there (see :mod:`backgrounds`)."""
     store = Storage(kernel)
     if out_dir is not None:
         out_dir = out_dir.absolute()
@@ -208,6 +210,7 @@ def run_import(
             classify=classifier(kernel),
             progress=progress,
             max_nodes=MAX_NODES,  # the store's limit (POST /api/projects refuses more), folder imports alike
+            backgrounds_dir=backgrounds_dir,
         )
         result = _install(store, staged, result, out_dir, force)
     finally:
