@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from comfyvn.errors import Conflict
+from comfyvn.errors import ComfyVNError, Conflict
 from comfyvn.paths import atomic_write_bytes
 from comfyvn_scenario import load_project
 from comfyvn_scenario.store import ProjectStore
@@ -61,6 +62,19 @@ def _open_when_up(base: str, url: str) -> None:
             time.sleep(0.2)
 
 
+def _check_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before any URL is printed (a URL followed by "cannot
+    listen" sends people to whatever holds the port). The socket is closed at once for `serve` to bind."""
+    name = host.strip("[]")
+    try:
+        probe = socket.create_server((name, port), family=socket.AF_INET6 if ":" in name else socket.AF_INET)
+    except OSError as exc:
+        raise ComfyVNError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="port", code="bind_failed"
+        ) from None
+    probe.close()
+
+
 @click.command("play")
 @click.argument("project")
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1, or COMFYVN_SERVER_HOST).")
@@ -76,20 +90,22 @@ def play_command(
     """Serve PROJECT (a store id, or a folder added to the store) and print the web player's URL."""
     kernel: Kernel = ctx.obj
     kernel.flags.require(FLAG_WEB)
-    project_id, note = _store_id(kernel, project, replace)
+    root = ctx.find_root().command
+    serve = root.get_command(ctx, "serve") if isinstance(root, click.Group) else None
+    if serve is None:
+        raise click.UsageError("the server plugin is not installed: `comfyvn serve` is missing")
     env = {**os.environ, **kernel.env}
     shown_host = host or env.get("COMFYVN_SERVER_HOST") or "127.0.0.1"
     shown_port = port or int(env.get("COMFYVN_SERVER_PORT") or _DEFAULT_PORT)
+    # Before the store changes (a folder played on a busy port is not left half-added) and before any URL.
+    _check_free(shown_host, shown_port)
+    project_id, note = _store_id(kernel, project, replace)
     name = f"[{shown_host}]" if ":" in shown_host else shown_host
     base = f"http://{'127.0.0.1' if shown_host in ('0.0.0.0', '::') else name}:{shown_port}"
     url = f"{base}/play/{project_id}"
     if note:
         click.echo(note)
     click.echo(f"play {project_id}: {url}")
-    root = ctx.find_root().command
-    serve = root.get_command(ctx, "serve") if isinstance(root, click.Group) else None
-    if serve is None:
-        raise click.UsageError("the server plugin is not installed: `comfyvn serve` is missing")
     if open_browser:
         threading.Thread(target=_open_when_up, args=(base, url), daemon=True).start()
     ctx.invoke(serve, host=host, port=shown_port, reload=False)

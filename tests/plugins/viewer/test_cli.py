@@ -5,6 +5,7 @@ URL and hands over to ``comfyvn serve`` with the same host and port."""
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,23 +90,44 @@ def _with_serve(kernel: Kernel, calls: list[dict[str, Any]]) -> click.Group:
     return cli
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_play_adds_a_folder_prints_the_url_and_serves(make_kernel: Callable[..., Kernel]) -> None:
-    kernel = make_kernel(*PLUGINS)
+    port, default = _free_port(), _free_port()
+    kernel = make_kernel(*PLUGINS, env={"COMFYVN_SERVER_PORT": str(default)})
     calls: list[dict[str, Any]] = []
-    result = _invoke(kernel, "play", str(DEMO), "--port", "8123", cli=_with_serve(kernel, calls))
+    result = _invoke(kernel, "play", str(DEMO), "--port", str(port), cli=_with_serve(kernel, calls))
     assert result.exit_code == 0, result.output
-    assert "http://127.0.0.1:8123/play/demo" in result.output
+    assert f"http://127.0.0.1:{port}/play/demo" in result.output
     assert ProjectStore.for_kernel(kernel).exists("demo")
-    assert calls == [{"host": None, "port": 8123, "reload": False}]
+    assert calls == [{"host": None, "port": port, "reload": False}]
     # Played again from the folder, the stored copy is not overwritten unless asked.
     again = _invoke(kernel, "play", str(DEMO), cli=_with_serve(kernel, calls))
     assert again.exit_code == 2 and "comfyvn play demo" in again.stderr and "--replace" in again.stderr
     by_id = _invoke(kernel, "play", "demo", cli=_with_serve(kernel, calls))
-    assert by_id.exit_code == 0 and "http://127.0.0.1:8001/play/demo" in by_id.output
+    assert by_id.exit_code == 0 and f"http://127.0.0.1:{default}/play/demo" in by_id.output
+
+
+def test_play_on_a_busy_port_prints_no_url(make_kernel: Callable[..., Kernel]) -> None:
+    kernel = make_kernel(*PLUGINS)
+    calls: list[dict[str, Any]] = []
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = _invoke(kernel, "play", str(DEMO), "--port", str(port), cli=_with_serve(kernel, calls))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "/play/" not in result.output
+    assert (
+        result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}") and len(result.stderr.splitlines()) == 1
+    )
+    assert calls == [] and not ProjectStore.for_kernel(kernel).exists("demo")
 
 
 def test_play_an_unknown_project_exits_2(make_kernel: Callable[..., Kernel]) -> None:
-    kernel = make_kernel(*PLUGINS)
+    kernel = make_kernel(*PLUGINS, env={"COMFYVN_SERVER_PORT": str(_free_port())})
     calls: list[dict[str, Any]] = []
     result = _invoke(kernel, "play", "nothing-here", cli=_with_serve(kernel, calls))
     assert result.exit_code == 2 and "nothing-here" in result.stderr
