@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from . import bus, core
 from .auth import RouteScopes
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, route_not_found
 from .middleware import GuardMiddleware
 from .settings import ServerSettings
 from .state import ServerState
@@ -160,5 +160,7 @@ def create_app(kernel: Kernel, settings: ServerSettings | None = None) -> Starle
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # A miss is a 404 JSON error for WebSocket handshakes too (Starlette's default closes them: a bare 403).
+    app.router.default = route_not_found
     app.state.server = state
     return app

@@ -31,12 +31,13 @@ from comfyvn.wire import validation_error
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
 # The ASGI extension that lets a WebSocket handshake be answered with an HTTP response.
 DENIAL = "websocket.http.response"
 
-__all__ = ["EXCEPTION_HANDLERS", "STATUS", "error_body", "http_status"]
+__all__ = ["EXCEPTION_HANDLERS", "HTTP_CODES", "STATUS", "error_body", "http_status", "route_not_found"]
 
 STATUS: dict[type[ComfyVNError], int] = {
     ComfyVNError: 400,
@@ -52,7 +53,7 @@ STATUS: dict[type[ComfyVNError], int] = {
     UpstreamError: 502,
     VaultError: 503,
 }
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -63,6 +64,7 @@ _HTTP_CODES = {
     412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "invalid_request",
     429: "too_many_requests",
 }
@@ -135,13 +137,19 @@ async def on_validation(conn: HTTPConnection, exc: Exception) -> JSONResponse | 
 async def on_http(conn: HTTPConnection, exc: Exception) -> JSONResponse | None:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
-    code = _HTTP_CODES.get(status, "http_error")
+    code = HTTP_CODES.get(status, "http_error")
     message = exc.detail
     if status == 404:
         message = f"no route for {conn.url.path}"
     elif status == 405:
         message = f"{conn.scope.get('method')} is not allowed on {conn.url.path}"
     return await _respond(conn, status, error_body(code, message, None, _request_id(conn)), dict(exc.headers or {}))
+
+
+async def route_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The router's answer when no route matches, WebSocket handshakes included (Starlette's own default
+    closes those, an empty HTTP 403): a 404 the handlers answer with the JSON error, like any request."""
+    raise HTTPException(status_code=404)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

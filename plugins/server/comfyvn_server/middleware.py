@@ -10,14 +10,17 @@ import itertools
 import json
 import re
 import secrets
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
-from comfyvn.errors import TooLarge
+from comfyvn.errors import TooLarge, clip
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import Denied, RouteScopes, TokenStore, area_scope, authorize
+from .errors import HTTP_CODES
 from .settings import ServerSettings
 
 __all__ = ["GuardMiddleware"]
@@ -26,7 +29,10 @@ log = structlog.get_logger("comfyvn.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-_WANTED = frozenset({b"host", b"origin", b"authorization", b"x-request-id", b"content-length"})
+_WANTED = frozenset({b"host", b"origin", b"authorization", b"x-request-id", b"content-length", b"range"})
+# Headers of a framework's plain-text error kept when it is answered as JSON instead.
+_KEPT = frozenset({b"content-range", b"allow", b"www-authenticate", b"retry-after"})
+_MAX_PLAIN = 4096
 
 
 def _query_token(scope: Scope) -> str | None:
@@ -81,6 +87,34 @@ def json_body(status: int, body: dict[str, Any], request_id: str) -> tuple[Messa
         ],
     }
     return start, {"type": "http.response.body", "body": data}
+
+
+def _plain_error(message: Message) -> bool:
+    """A framework's own error response (Starlette's ``PlainTextResponse``: a file's unsatisfiable or
+    malformed ``Range``), which routes never send: theirs are JSON."""
+    if message["status"] < 400:
+        return False
+    types = [value for key, value in message.get("headers", ()) if key.lower() == b"content-type"]
+    return bool(types) and types[0].split(b";")[0].strip().lower() == b"text/plain"
+
+
+def _as_json_error(start: Message, text: bytes, ranged: bool, request_id: str) -> tuple[Message, Message]:
+    """The JSON error (``{"error": {code, message, field}}``) that stands in for a plain-text one."""
+    status: int = start["status"]
+    kept = [(key, value) for key, value in start.get("headers", ()) if key.lower() in _KEPT]
+    message = clip(text.decode("utf-8", "replace").strip(), 200) or HTTPStatus(status).phrase.lower()
+    if status == 416:
+        size = next((v.decode("latin-1").rpartition("/")[2] for k, v in kept if k.lower() == b"content-range"), "")
+        message = f"the requested range is outside the file ({size} bytes)" if size.isdigit() else message
+    error = {
+        "code": HTTP_CODES.get(status, "http_error"),
+        "message": message,
+        "field": "Range" if ranged and status in (400, 416) else None,
+        "request_id": request_id,
+    }
+    json_start, json_body_message = json_body(status, {"error": error}, request_id)
+    json_start["headers"] = [*json_start["headers"], *kept]
+    return json_start, json_body_message
 
 
 class GuardMiddleware:
@@ -158,14 +192,34 @@ class GuardMiddleware:
         tag = request_id.encode("latin-1")
         started = False
         peer_gone = False
+        plain: Message | None = None  # the start of a plain-text error, answered as JSON once its body is in
+        plain_text = b""
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started, peer_gone
+            nonlocal started, plain, plain_text
             if message["type"] == "http.response.start":
                 started = True
+                if _plain_error(message):
+                    plain = message
+                    return
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", tag)]
+            elif message["type"] == "websocket.http.response.start":  # a refused handshake's HTTP answer
+                started = True
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", tag)]
+            elif message["type"] == "http.response.body" and plain is not None:
+                plain_text = (plain_text + message.get("body", b""))[:_MAX_PLAIN]
+                if message.get("more_body", False):
+                    return
+                start, body = _as_json_error(plain, plain_text, b"range" in wanted, request_id)
+                await deliver(start)
+                await deliver(body)
+                return
             elif message["type"] == "websocket.accept":
                 started = True
+            await deliver(message)
+
+        async def deliver(message: Message) -> None:
+            nonlocal peer_gone
             try:
                 await send(message)
             except Exception:
@@ -182,6 +236,10 @@ class GuardMiddleware:
             receive = _limited(receive, self.settings.max_body_size)
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client left while its body was being read: a normal end, and nobody to answer.
+            log.info("client went away mid-request", request_id=request_id, path=scope["path"])
+            return
         except Exception:
             if peer_gone:
                 # The ASGI server could not deliver our response: the client left. Nothing to answer.
