@@ -62,9 +62,12 @@ def _print_result(result: dict[str, Any]) -> None:
     if check is not None:
         if not check["configured"]:
             click.echo(f"check: {check['message']}")
+        game = Path(result["out"]).name
         for build, lint in (check.get("builds") or {}).items():
             state = "clean" if lint["ok"] else f"{len(lint['problems'])} problem(s)"
-            click.echo(f"lint {build}: {state} ({lint['seconds']} s)")
+            # Builds are keyed by their folder under out ("." the main game): named here by the game folder.
+            where = game if build == "." else f"{game}/{build}"
+            click.echo(f"lint {where}: {state} ({lint['seconds']} s)")
             for problem in lint["problems"]:
                 click.echo(f"  {problem}")
     if "sdk" in result:
@@ -221,7 +224,7 @@ def export_renpy(
             if jobs is None:
                 result = _export_here(kernel, params, as_json)
             else:
-                record = run_with_progress(jobs, KIND, params, label="export", show=not as_json)
+                record = run_with_progress(jobs, KIND, params, label=_progress_label(params), show=not as_json)
                 result = full_result(record)
     if as_json:
         # The result as before, plus the job's record (its result is the top level, not repeated).
@@ -239,8 +242,15 @@ def _export_here(kernel: Kernel, params: dict[str, Any], as_json: bool) -> dict[
     request = request_from_params(kernel, check_export_params(params))
     if as_json:
         return export_or_fail(kernel, request)
-    with click.progressbar(length=len(STEPS), label="export", file=sys.stderr) as bar:
+    with click.progressbar(length=len(STEPS), label=_progress_label(params), file=sys.stderr) as bar:
         return export_or_fail(kernel, request, progress=lambda _step: bar.update(1))
+
+
+def _progress_label(params: dict[str, Any]) -> str:
+    """The progress bar's label, which is all a non-terminal stderr shows of it: what goes where."""
+    name = params.get("project_id") or Path(str(params.get("project_dir") or "")).name or "project"
+    verb = "previewing the export of" if params.get("dry_run") else "exporting"
+    return f"{verb} {name} to {Path(params['out']).name}/"
 
 
 def _fail_loudly(result: dict[str, Any]) -> None:

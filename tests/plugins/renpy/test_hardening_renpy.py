@@ -153,3 +153,22 @@ def test_an_unwritable_publish_out_is_one_line(
     )
     assert code == 1 and "Traceback" not in output, output
     assert output.strip().splitlines()[-1].startswith("error: cannot write")
+
+
+def test_export_lines_name_the_game_folder(
+    renpy_kernel: Callable[..., Kernel], demo_project: Path, tmp_path: Path
+) -> None:
+    """The progress label (all a non-terminal stderr shows of the bar) and the lint lines say what they are
+    about: no lone "export" line, no "lint .:"."""
+    sdk = _fake_sdk(tmp_path / "sdk", "exit 0\n")
+    out = tmp_path / "mygame"
+    result = CliRunner().invoke(
+        make_cli(renpy_kernel()),
+        ["export", "renpy", str(demo_project), "--out", str(out), "--check", "--renpy", str(sdk)],
+    )
+    assert result.exit_code == 0, result.output
+    errors = result.stderr.splitlines()
+    assert "export" not in errors and f"exporting {demo_project.name} to mygame/" in errors
+    lines = result.stdout.splitlines()
+    lints = sorted(line.split(":")[0] for line in lines if line.startswith("lint "))
+    assert lints == ["lint mygame", "lint mygame/forks/alice", "lint mygame/forks/bob"]

@@ -127,7 +127,7 @@ def test_a_folder_exports_as_a_job_behind_a_bar_fed_by_its_progress(
     assert (tmp_path / "game" / "game" / "script.rpy").is_file()
     (bar,) = FakeBar.made
     # Moved step by step (load at 0 adds nothing), never backwards, and full once the job is done.
-    assert bar.label == "export" and bar.fed[-1] == bar.length and len(set(bar.fed)) >= 3
+    assert bar.label == "exporting demo to game/" and bar.fed[-1] == bar.length and len(set(bar.fed)) >= 3
 
 
 class Blocker:
