@@ -17,11 +17,24 @@ from comfyvn.paths import safe_join
 
 from .model import type_bucket
 
-__all__ = ["MAX_DEST", "SIDECAR_SUFFIX", "check_dest_path", "default_dest", "dest_file", "safe_extension"]
+__all__ = [
+    "MAX_DEST",
+    "MAX_FILE_NAME",
+    "SIDECAR_SUFFIX",
+    "check_dest_path",
+    "default_dest",
+    "dest_file",
+    "safe_extension",
+]
 
 FIELD = "dest_path"
 MAX_DEST = 1024
+#: A folder name's limit: what file systems take (NAME_MAX).
 MAX_SEGMENT = 255
+#: The file name's limit, below NAME_MAX: the registry and its tools name files after it — the sidecar
+#: ``<name>.asset.json``, companions like ``<name>.bridge.json`` and the temporary ``.<name>....tmp`` files
+#: their atomic writes go through (up to 30 bytes more) — and every one of those must fit NAME_MAX too.
+MAX_FILE_NAME = 200
 SIDECAR_SUFFIX = ".asset.json"
 _RESERVED_TOP = "registry.sqlite3"
 _WINDOWS = frozenset('<>:"|?*')
@@ -36,8 +49,8 @@ def check_dest_path(value: object) -> str:
     """``value`` as a normalized relative POSIX path, or `Invalid` (field ``dest_path``) saying why not."""
     if not isinstance(value, str) or not value:
         raise _refuse("dest_path must be a non-empty relative path")
-    if len(value) > MAX_DEST:
-        raise _refuse(f"dest_path is longer than {MAX_DEST} characters")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_DEST:  # bytes: below the root it must fit PATH_MAX
+        raise _refuse(f"dest_path is longer than {MAX_DEST} bytes")
     if "\\" in value:
         raise _refuse("dest_path uses '/' between folders, never a backslash")
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
@@ -53,9 +66,14 @@ def check_dest_path(value: object) -> str:
         if segment != segment.strip() or segment.endswith("."):
             raise _refuse("dest_path segments cannot start or end with spaces or end with a dot")
         if len(segment.encode("utf-8")) > MAX_SEGMENT:
-            raise _refuse(f"a dest_path segment is longer than {MAX_SEGMENT} bytes")
+            raise _refuse(f"a dest_path folder name is longer than {MAX_SEGMENT} bytes")
         if _WINDOWS & set(segment):
             raise _refuse('dest_path cannot contain any of < > : " | ? * (not portable)')
+    if len(segments[-1].encode("utf-8")) > MAX_FILE_NAME:
+        raise _refuse(
+            f"the dest_path file name is longer than {MAX_FILE_NAME} bytes (the rest of the file system's"
+            f" {MAX_SEGMENT} is kept for the sidecar and temporary files named after it)"
+        )
     if segments[-1].lower().endswith(SIDECAR_SUFFIX):
         raise _refuse(f"names ending in {SIDECAR_SUFFIX} are sidecars")
     if len(segments) == 1 and segments[0].lower().startswith(_RESERVED_TOP):

@@ -237,6 +237,7 @@ class AssetRegistry:
     def _store(self, draft: _Draft, store_blob: Callable[[], object]) -> Asset:
         self._check_target(draft.path)
         previous: Asset | None = None
+        saved: Asset | None = None  # the row this registration committed, if it committed one
         changed = False
         with self.blobs.registering():
             with self.db.connect() as conn:
@@ -249,12 +250,27 @@ class AssetRegistry:
                         if previous is not None and previous.path != draft.path:
                             raise Conflict("another path has this uid", field="dest_path", code="uid_collision")
                         if previous is None or previous.sha256 != draft.sha256:
-                            self.db.save(conn, self._row(draft, previous))
+                            saved = self._row(draft, previous)
+                            self.db.save(conn, saved)
                             changed = True
                 if draft.pinned:
                     with self.db.transaction(conn):
                         conn.execute("UPDATE assets SET pinned = 1 WHERE uid = ?", (draft.uid,))
-            asset, wrote = self._materialize(draft.uid)
+            target = dest_file(self.root, draft.path)
+            existed = [os.path.lexists(p) for p in (target, sidecar_path(target))]
+            try:
+                asset, wrote = self._materialize(draft.uid)
+            except BaseException as exc:
+                if saved is not None:
+                    self._take_back(saved, previous, target, existed)
+                if isinstance(exc, OSError):  # the disk, not the client: say what, never where
+                    raise OperationFailed(
+                        f"the asset's file could not be written ({exc.strerror or type(exc).__name__});"
+                        " nothing was registered",
+                        field="dest_path",
+                        code="asset_write_failed",
+                    ) from None
+                raise
         if asset is None:  # removed between the commit and now
             raise NotFound("the asset was removed while it was registered", field="uid", code="asset_not_found")
         if changed:
@@ -312,6 +328,29 @@ class AssetRegistry:
                 )
             self.blobs.materialize(asset.sha256, target)
             return asset, write_sidecar(target, asset)
+
+    def _take_back(self, saved: Asset, previous: Asset | None, target: Path, existed: list[bool]) -> None:
+        """Undo a registration whose files could not be written: its row goes (the previous one comes back) and
+        the visible file, sidecar and folders it made go, so nothing half-registered stays (the blob no row
+        names is gc's). Nothing happens when another registration has replaced the row since."""
+        with self.blobs.writing_paths():
+            with self.db.connect() as conn, self.db.transaction(conn):
+                now = self.db.get(conn, saved.uid)
+                if now is None or (now.sha256, now.updated) != (saved.sha256, saved.updated):
+                    return
+                if previous is None:
+                    self.db.delete(conn, saved.uid)
+                else:
+                    self.db.save(conn, previous)
+            if previous is None:
+                for path, was_there in zip((target, sidecar_path(target)), existed, strict=True):
+                    if not was_there:
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                self._prune_folders(target)
+        if previous is not None:
+            with contextlib.suppress(Exception):  # best effort: the previous content's file back in place
+                self._materialize(saved.uid)
 
     def _sidecar_written(self, asset: Asset) -> None:
         sidecar = f"{asset.path}.asset.json"
@@ -503,7 +542,10 @@ class AssetRegistry:
         for path in (target, sidecar_path(target), *companions):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        for folder in target.parents:  # drop folders the removal emptied, up to the root
+        self._prune_folders(target)
+
+    def _prune_folders(self, target: Path) -> None:
+        for folder in target.parents:  # drop folders a removal emptied, up to the root
             if folder == self.root or self.root not in folder.parents:
                 break
             try:
