@@ -111,7 +111,11 @@ def card_import_endpoint(kernel: Any) -> Callable[[Request], Awaitable[JSONRespo
                 card, filename = await upload.read(), upload.filename or "card.png"
                 world_file = form.get("world")
                 world = (
-                    read_lorebook(await world_file.read(), name=PurePath(world_file.filename or "world").stem)
+                    read_lorebook(
+                        await world_file.read(),
+                        name=PurePath(world_file.filename or "world").stem,
+                        filename=world_file.filename or "",
+                    )
                     if isinstance(world_file, UploadFile)
                     else None
                 )

@@ -16,6 +16,7 @@ import re
 import struct
 import zipfile
 import zlib
+from pathlib import PurePath
 from typing import Any
 
 import attrs
@@ -316,15 +317,26 @@ def read_card(data: bytes, *, filename: str = "") -> Card:
     """Read a card from PNG, CHARX (zip) or JSON bytes.
 
     Raises :class:`NoCharacterData` (422) for a PNG without card chunks and a 422 ComfyVNError for
-    bytes that are none of the three formats.
+    bytes that are none of the three formats; the message names ``filename`` when there is one.
     """
+    name = PurePath(filename).name[:80]
+    try:
+        return _read_card(data, filename)
+    except NoCharacterData as exc:
+        if not name or exc.message.startswith(name):
+            raise
+        raise NoCharacterData(f"{name}: {exc.message}", field=exc.field or "card") from None
+
+
+def _read_card(data: bytes, filename: str) -> Card:
     if data.startswith(PNG_SIGNATURE):
         chunks = png_text_chunks(data)
         for key, source in (("ccv3", "png:ccv3"), ("chara", "png:chara")):
             if key in chunks:
                 card = card_from_object(_decode_payload(chunks[key]), source=source, filename=filename)
                 return attrs.evolve(card, image=data)  # the card's picture is the character's portrait
-        raise NoCharacterData()
+        name = PurePath(filename).name[:80] or "the PNG"
+        raise NoCharacterData(f"{name} has no character card data (no chara/ccv3 chunk): it is a plain image")
     if data.startswith(b"PK\x03\x04"):
         return _read_charx(data, filename)
     try:

@@ -52,6 +52,11 @@ def _options(**kwargs: Any) -> Any:
     return options_from_payload({k: v for k, v in kwargs.items() if v is not None})
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages``: every noun the report counts takes a plain -s."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[str, Any] | None = None) -> None:
     """Print an import's report (``ImportResult.to_dict``), with the job's record when it ran as one."""
     body = result if isinstance(result, dict) else result.to_dict()
@@ -64,9 +69,8 @@ def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[s
     where = (
         f"store project {body['import_id']} (version {project['version']})" if project.get("store") else project["path"]
     )
-    click.echo(
-        f"imported {stats['messages']} messages into {stats['scenes']} scenes ({stats['nodes']} nodes) -> {where}"
-    )
+    counts = f"{_count(stats['messages'], 'message')} into {_count(stats['scenes'], 'scene')}"
+    click.echo(f"imported {counts} ({_count(stats['nodes'], 'node')}) -> {where}")
     click.echo(f"read as {body['source_format_label']}")
     if project.get("replaced"):
         click.echo(f"replaced the earlier import of this chat in {project['path']}")
@@ -79,7 +83,7 @@ def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[s
     click.echo(f"{named}; raw upload kept at {body['raw']['path']}")
     skipped = body["skipped"]
     if skipped:
-        click.echo(f"skipped {len(skipped)} line(s):")
+        click.echo(f"skipped {_count(len(skipped), 'line')}:")
         for issue in skipped[:20]:
             click.echo(f"  line {issue['line']}: {issue['message']}")
         if len(skipped) > 20:
@@ -93,8 +97,8 @@ def _report(result: ImportResult | dict[str, Any], as_json: bool, record: dict[s
         adapters = ", ".join(sorted({str(scene["adapter"]) for scene in stored})) or cleanup["llm"]
         changed = sum(scene["lines_changed"] or 0 for scene in stored)
         click.echo(
-            f"clean-up ({cleanup['detail_level']}, {adapters}): {len(stored)} scene(s) kept as final, "
-            f"{changed} line(s) changed"
+            f"clean-up ({cleanup['detail_level']}, {adapters}): {_count(len(stored), 'scene')} kept as final, "
+            f"{_count(changed, 'line')} changed"
         )
     if record is not None:
         click.echo(f"job {record['id']} {record['status']} ({record['duration_sec'] or 0:.2f} s on its worker)")
@@ -344,7 +348,11 @@ def card_cmd(
     options = _options(user_name=user_name, title=title)
     card_files, world_bytes = read_inputs([card], world)
     card_data, filename = card_files[0]
-    book = read_lorebook(world_bytes, name=world.stem) if world is not None and world_bytes is not None else None
+    book = (
+        read_lorebook(world_bytes, name=world.stem, filename=world.name)
+        if world is not None and world_bytes is not None
+        else None
+    )
     result = run_card_import(
         kernel, card_data, filename, options, out_dir=out, world=book, sprites_dir=sprites, force=force
     )

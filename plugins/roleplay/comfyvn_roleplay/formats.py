@@ -67,16 +67,17 @@ _HINTS = {
 }
 
 
-def sniff_binary(head: bytes) -> str | None:
+def sniff_binary(head: bytes, *, hints: bool = True) -> str | None:
     """A description of ``head`` (a file's first bytes) when it is not a UTF-8 text chat; else None.
 
-    UTF-16/32 with a byte-order mark is reported as such too: the caller may transcode it.
+    UTF-16/32 with a byte-order mark is reported as such too: the caller may transcode it. ``hints``
+    adds which import option takes an image or archive instead (for a file given as the chat).
     """
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
-            return _HINTS.get(what, what)
+            return _HINTS.get(what, what) if hints else what
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "a WebP image — pass sprites with --sprites"
+        return "a WebP image — pass sprites with --sprites" if hints else "a WebP image"
     if head[4:8] == b"ftyp":
         return "an MP4/AVIF media file"
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):

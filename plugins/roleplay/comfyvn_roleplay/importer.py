@@ -350,7 +350,7 @@ def import_chat(
     issues.extend(builder.issues[: max(0, _MAX_ISSUES_LISTED - len(issues))])
     if not builder.scene_ids:
         raise Unprocessable(
-            "no messages found: nothing to import",
+            "no messages found: nothing to import" + _skipped_note(issues),
             field="chat",
             code="empty_chat",
             details={"skipped": [attrs.asdict(i) for i in issues[:20]]},
@@ -401,6 +401,17 @@ def import_chat(
     )
     write_report(out_dir, result)
     return result
+
+
+def _skipped_note(issues: Sequence[ParseIssue]) -> str:
+    """Why a chat with no messages had none: the lines skipped as invalid (the first few named)."""
+    skipped = [i for i in issues if i.severity == "skipped"]
+    if not skipped:
+        return ""
+    named = "; ".join(f"line {i.line}: {i.message}" for i in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    count = "1 invalid line" if len(skipped) == 1 else f"{len(skipped)} invalid lines"
+    return f" (skipped {count} — {named}{more})"
 
 
 def _too_many_nodes(limit: int) -> TooLarge:

@@ -91,7 +91,11 @@ def import_chat_file(
     world = Path(parsed.world) if parsed.world is not None else None
     card_data, world_bytes = read_inputs([Path(c) for c in parsed.cards], world)
     # A lorebook keeps its own name: its `name` field, else the file's name.
-    book = read_lorebook(world_bytes, name=world.stem) if world is not None and world_bytes is not None else None
+    book = (
+        read_lorebook(world_bytes, name=world.stem, filename=world.name)
+        if world is not None and world_bytes is not None
+        else None
+    )
     chat = Path(parsed.chat)
     fh: IO[bytes]
     with chat.open("rb") as fh:

@@ -7,11 +7,13 @@ comma string, numbers as strings), so every field is read leniently with a sensi
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 from typing import Any
 
 import attrs
 from comfyvn.errors import Unprocessable
 
+from .formats import sniff_binary
 from .models import Lorebook, LoreEntry
 from .st_chat import coerce_flag, coerce_float, coerce_text
 from .textproc import resolve_macros
@@ -21,6 +23,8 @@ __all__ = ["expand_macros", "lorebook_to_dict", "parse_lorebook", "read_lorebook
 # SillyTavern's world-info `position` numbers, named for readers of the project file.
 POSITIONS = {0: "before_char", 1: "after_char", 2: "an_top", 3: "an_bottom", 4: "at_depth", 5: "em_top", 6: "em_bottom"}
 SELECTIVE_LOGIC = {0: "and_any", 1: "not_all", 2: "not_any", 3: "and_all"}
+
+_SNIFF_BYTES = 1 << 16  # enough of the head to tell an image or archive from text
 
 
 def _keys(value: Any) -> tuple[str, ...]:
@@ -171,12 +175,20 @@ def parse_lorebook(obj: Any, *, name: str = "") -> Lorebook:
     raise Unprocessable("not a lorebook: no `entries`", field="world", code="not_a_lorebook")
 
 
-def read_lorebook(data: bytes, *, name: str = "") -> Lorebook:
-    """Decode a lorebook file's bytes (UTF-8 JSON, BOM tolerated)."""
+def read_lorebook(data: bytes, *, name: str = "", filename: str = "") -> Lorebook:
+    """Decode a lorebook file's bytes (UTF-8 JSON, BOM tolerated); errors name ``filename`` and say what
+    a file that is not text is (an image, an archive …)."""
+    label = PurePath(filename).name[:80]
+    what = sniff_binary(data[:_SNIFF_BYTES], hints=False)
+    if what is not None:
+        raise Unprocessable(
+            f"{label or 'the lorebook file'} is {what}, not a lorebook JSON", field="world", code="not_a_lorebook"
+        )
     try:
         obj = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise Unprocessable(f"lorebook is not valid JSON: {exc}", field="world", code="not_a_lorebook") from exc
+        shown = f"lorebook {label}" if label else "lorebook"
+        raise Unprocessable(f"{shown} is not valid JSON: {exc}", field="world", code="not_a_lorebook") from exc
     return parse_lorebook(obj, name=name)
 
 

@@ -113,7 +113,7 @@ async def _from_form(form: Any) -> dict[str, Any]:
     world = form.get("world")
     # A lorebook keeps its own name: its `name` field, else the uploaded file's name.
     book = (
-        read_lorebook(await world.read(), name=PurePath(world.filename or "world").stem)
+        read_lorebook(await world.read(), name=PurePath(world.filename or "world").stem, filename=world.filename or "")
         if isinstance(world, UploadFile)
         else None
     )

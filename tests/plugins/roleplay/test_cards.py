@@ -163,7 +163,9 @@ def test_png_without_card_is_422_no_character_data() -> None:
     with pytest.raises(NoCharacterData) as err:
         read_card(_png(Software="paint"))
     assert (
-        http_status(err.value) == 422 and exit_code(err.value) == 2 and "no character data found" in err.value.message
+        http_status(err.value) == 422
+        and exit_code(err.value) == 2
+        and "has no character card data (no chara/ccv3 chunk)" in err.value.message
     )
     with pytest.raises(ComfyVNError):
         read_card(b"PK\x03\x04 broken zip")

@@ -64,7 +64,7 @@ def test_cli_text_human_output_and_skips(kernel: Any, tmp_path: Path) -> None:
         make_cli(kernel), ["import", "text", str(log), "--out", str(tmp_path / "p"), "--no-progress"]
     )
     assert result.exit_code == 0, result.output
-    assert "imported 3 messages into 1 scenes" in result.output
+    assert "imported 3 messages into 1 scene (" in result.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text(jsonl([{"name": "A", "mes": "x"}]) + "\nnot json")
     runner = CliRunner()
@@ -84,7 +84,7 @@ def test_cli_png_without_card_exits_2(kernel: Any, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         make_cli(kernel), ["import", "sillytavern", str(CHAT), "--card", str(png), "--out", str(tmp_path / "p")]
     )
-    assert result.exit_code == 2 and "no character data found" in result.output
+    assert result.exit_code == 2 and "plain.png has no character card data (no chara/ccv3 chunk)" in result.output
 
 
 def test_routes_import_json_preview_corrections_llm(kernel: Any) -> None:
