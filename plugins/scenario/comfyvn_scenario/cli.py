@@ -184,7 +184,8 @@ def _summary(response: dict[str, Any], logs: Path) -> None:
             f"{trace['outcome']} at {final['scene_id']}:{final['node']} after {final['steps']} step(s) "
             f"(seed {trace['seed']}, pov {trace['pov']}, policy {trace['policy']['kind']})"
         )
-        click.echo(f"choices: {' > '.join(s['choice'] for s in trace['steps']) or '-'}")
+        # Every step's choice key, single "continue" links included: the path the run took.
+        click.echo(f"path: {' > '.join(s['choice'] for s in trace['steps']) or '-'}")
     click.echo(f"digest: {response['digest']}")
     for key in ("trace_path", "log_path"):
         if key in response:

@@ -78,6 +78,9 @@ def test_cli_playtest_and_golden(kernel: Kernel, tmp_path: Path) -> None:
     golden = tmp_path / "golden.json"
     first = _run(kernel, "scenario", "playtest", str(DEMO), "--seed", "7", "--out", str(golden))
     assert first.exit_code == 0 and "digest:" in first.output
+    # The run's path, step by step, as the golden trace records it.
+    steps = json.loads(golden.read_text(encoding="utf-8"))["steps"]
+    assert f"path: {' > '.join(s['choice'] for s in steps)}\n" in first.output
     same = _run(kernel, "scenario", "playtest", str(DEMO), "--seed", "7", "--golden", str(golden))
     assert same.exit_code == 0 and "golden: equal" in same.output
     other = _run(kernel, "scenario", "playtest", str(DEMO), "--seed", "7", "--policy", "first", "--golden", str(golden))
