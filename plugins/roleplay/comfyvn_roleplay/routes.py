@@ -181,6 +181,7 @@ def make_routes(kernel: Any) -> list[Route]:
                 scene_uid, version}], raw {sha256, size, filename}, stats, skipped, warnings. A re-import of
                 the same chat and title is a new version of the same project."}
           400: {description: bad request}
+          413: {description: "too_many_nodes: the chat makes more story nodes than a project may hold (100,000)"}
           422: {description: "unusable input (no messages, --strict failure, card without character data)"}
         """
         content_type = request.headers.get("content-type", "")

@@ -100,9 +100,10 @@ def test_import_events_carry_no_server_path(kernel: Any, tmp_path: Path) -> None
         make_cli(kernel), ["import", "sillytavern", str(CHAT), "--no-job", "--out", str(out), "--no-progress"]
     )
     assert cli.exit_code == 0, cli.output
-    assert [e.payload["store"] for e in events] == [True, False]
+    assert len(events) == 2
     for event in events:
         for text in _strings(event.payload):
             assert not text.startswith("/") and str(tmp_path) not in text, text
+    assert [e.payload["store"] for e in events] == [True, False]
     schema = EVENTS["on_roleplay_imported"][1]
     assert "project_path" not in schema["properties"] and "store" in schema["required"]

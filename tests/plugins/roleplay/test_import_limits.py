@@ -41,7 +41,7 @@ def test_import_chat_stops_once_the_closed_scenes_pass_the_limit(tmp_path: Path)
 def test_the_route_and_the_cli_refuse_a_chat_past_the_limit(
     kernel: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "MAX_NODES", 50)
+    monkeypatch.setattr(service, "MAX_NODES", 50, raising=False)
     client = TestClient(create_app(kernel))
     reply = client.post("/api/roleplay/import", json={"lines": ["a: hi"] * 200, "filename": "big.txt"})
     assert reply.status_code == 413, reply.text
