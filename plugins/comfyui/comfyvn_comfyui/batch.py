@@ -33,6 +33,7 @@ __all__ = [
     "RENDER_KIND",
     "WHAT",
     "default_style",
+    "failure_line",
     "job_key",
     "plan_requests",
     "render_project",
@@ -234,6 +235,7 @@ def render_project(
         entries.append(entry)
     applied = _apply(kernel, store, project_id, outcomes)
     done = [e for e in entries if e["status"] == "done"]
+    failed = len(entries) - len(done)
     return {
         "project": project_id,
         "style": chosen,
@@ -241,12 +243,31 @@ def render_project(
         "force": force,
         "rendered": sum(1 for e in done if not e.get("cached")),
         "cached": sum(1 for e in done if e.get("cached")),
-        "failed": len(entries) - len(done),
+        "failed": failed,
+        # Some pieces landed and some did not: the project has part of its art (see `failure_line`).
+        "partial": bool(done) and failed > 0,
         "retries": sum(int(e.get("retries") or 0) for e in done),
         "provided": len(provided),
         "version": applied,
         "entries": entries,
     }
+
+
+def failure_line(summary: Mapping[str, Any]) -> str | None:
+    """``"<n> of <m> pieces rendered: <first failed piece>: <its reason>"`` for a summary with a failed
+    piece, else None: what a render job reports as its error (nothing landed) or its warning (a part did)."""
+    failed = [e for e in summary["entries"] if e["status"] != "done"]
+    if not failed:
+        return None
+    first = failed[0]
+    name = (
+        f"sprite {first['character']}/{first['expression']}"
+        if first["kind"] == "sprite"
+        else (f"background {first['place']}")
+    )
+    reason = (first.get("error") or {}).get("message") or first["status"]
+    total, landed = len(summary["entries"]), len(summary["entries"]) - len(failed)
+    return f"{landed} of {total} {'piece' if total == 1 else 'pieces'} rendered: {name}: {reason}"
 
 
 def _done(record: Mapping[str, Any]) -> bool:

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from comfyvn.errors import Invalid
+from comfyvn_jobs import JobFailed
 
-from .batch import RENDER_KIND, WHAT, render_project, request_from_params
+from .batch import RENDER_KIND, WHAT, failure_line, render_project, request_from_params
 from .prompts import STYLES
 from .render import render_slot
 from .servers import Server, ServerSettings, check_url
@@ -129,7 +130,7 @@ def run_project(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         ended = sum(1 for r in records if r["status"] in ("done", "failed", "cancelled"))
         ctx.report(ended / len(records) if records else 1.0, f"{ended}/{len(records)} pieces")
 
-    return render_project(
+    summary = render_project(
         ctx.kernel,
         params["project"],
         what=params["what"],
@@ -138,6 +139,22 @@ def run_project(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         on_update=update,
         cancelled=ctx.cancelled,
     )
+    line = failure_line(summary)
+    if line is not None and not summary["partial"]:
+        # Nothing landed: the job fails (as `comfyvn render project` exits 1), keeping each piece's outcome.
+        first = next(e for e in summary["entries"] if e["status"] != "done")
+        error = first.get("error") or {}
+        field = error.get("field") if isinstance(error.get("field"), str) else None
+        raise JobFailed("render_failed", line, field, _error_type(error), result=summary)
+    if line is not None:
+        summary["warnings"] = [line]
+    return summary
+
+
+def _error_type(error: Mapping[str, Any]) -> str:
+    """The kernel error class of a failed piece (an unreachable server stays an upstream failure)."""
+    named = error.get("type")
+    return named if isinstance(named, str) and named else "OperationFailed"
 
 
 def register_kinds(register: KindRegistrar) -> None:

@@ -47,14 +47,25 @@ _lock = threading.Lock()
 
 
 class JobFailed(Exception):
-    """A job's failure as it crosses processes: ``args == (code, message, field, error_type)`` (pickles as is).
+    """A job's failure as it crosses processes: ``args == (code, message, field, error_type, result)`` (pickles
+    as is).
 
     ``error_type`` names the `comfyvn.errors` class the body raised (``Blocked``, ``NotFound``…) and ``field``
-    its field, so a command waiting on the job fails as the work itself would have (same exit code)."""
+    its field, so a command waiting on the job fails as the work itself would have (same exit code). A body
+    may raise it with a ``result`` (a JSON object, bounded like any result): the failed record keeps it, so
+    work made of many pieces that all failed still says how each one ended."""
 
-    def __init__(self, code: str, message: str, field: str | None = None, error_type: str | None = None) -> None:
-        super().__init__(code, message, field, error_type)
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        field: str | None = None,
+        error_type: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(code, message, field, error_type, result)
         self.code, self.message, self.field, self.error_type = code, message, field, error_type
+        self.result = result
 
     def to_error(self) -> dict[str, str]:
         """The record's ``error``: ``{code, message}`` plus ``field`` and ``type`` when known."""
@@ -128,6 +139,19 @@ def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
 
 
+def _checked_size(result: Any) -> int:
+    """The JSON size of a body's result; `JobFailed` when it breaks the storage policy (not strict JSON: NaN,
+    a lone surrogate…; over `MAX_RESULT_BYTES`)."""
+    try:
+        dumps(result)  # the storage policy: no NaN, no lone surrogates
+        size = _size(result)
+    except (TypeError, ValueError, ComfyVNError) as exc:
+        raise JobFailed("invalid_result", f"the result is not strict JSON: {str(exc)[:200]}") from None
+    if size > MAX_RESULT_BYTES:
+        raise JobFailed("result_too_large", f"the result is over {MAX_RESULT_BYTES} bytes of JSON")
+    return size
+
+
 def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
     """Run one job on this worker (the Dask task of every job; its Dask key is `dask_key` of the run)."""
     worker = get_worker()
@@ -152,15 +176,18 @@ def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
         job_kind = kinds_for(plugin.kernel).get(kind)
         if job_kind is None:
             raise JobFailed("unknown_kind", f"no plugin on worker {label} runs jobs of kind {kind}")
-        result = job_kind.run(ctx, params)
         try:
-            dumps(result)  # the storage policy: no NaN, no lone surrogates
-            size = _size(result)
-        except (TypeError, ValueError, ComfyVNError) as exc:
-            raise JobFailed("invalid_result", f"the result is not strict JSON: {str(exc)[:200]}") from None
-        if size > MAX_RESULT_BYTES:
-            raise JobFailed("result_too_large", f"the result is over {MAX_RESULT_BYTES} bytes of JSON")
-        ctx.add_transfer(tx=size)
+            result = job_kind.run(ctx, params)
+        except JobFailed as failed:
+            if failed.result is None:
+                raise
+            try:
+                ctx.add_transfer(tx=_checked_size(failed.result))
+            except JobFailed:
+                # A failure's result that breaks the storage policy is dropped: the failure itself stands.
+                raise JobFailed(failed.code, failed.message, failed.field, failed.error_type) from None
+            raise
+        ctx.add_transfer(tx=_checked_size(result))
     except Exception as exc:
         error = _error(exc)
         send({"type": "attempt_failed", "job": job_id, "name": label, "at": time.time(), "error": error})

@@ -476,11 +476,12 @@ class Jobs:
             self._end(job_id, "failed", error=error)
         else:
             exc = future.exception(timeout=30)
+            result = None
             if isinstance(exc, JobFailed):
-                error = exc.to_error()
+                error, result = exc.to_error(), exc.result
             else:  # KilledWorker and the like: Dask gave up on it
                 error = {"code": "dask_error", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}
-            self._end(job_id, "failed", error=error)
+            self._end(job_id, "failed", error=error, result=result)
 
     # -- the cluster as seen by the scheduler ----------------------------------------------------------
     def workers(self) -> builtins.list[dict[str, Any]]:

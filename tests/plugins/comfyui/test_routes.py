@@ -497,3 +497,67 @@ def test_import_render_and_read_the_provenance_over_http(
         assert sidecar["provenance"]["prompt_id"] in {p["prompt_id"] for s in servers for p in s.log()["prompts"]}
         for response_text in (json.dumps(summary), json.dumps(described), json.dumps(asset)):
             assert str(kernel.paths.data) not in response_text
+
+
+# -- a whole-project render job that fails (in full or in part) --------------------------------------------------
+
+
+def _finished(client: TestClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while (record := _ok(client.get(f"/api/jobs/{job_id}")))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.1)
+    return dict(record)
+
+
+def test_a_project_render_with_every_piece_failed_is_a_failed_job_naming_why(
+    studio: Callable[..., Kernel], http_for: Any, fake_comfyui: Callable[..., FakeComfy]
+) -> None:
+    down = fake_comfyui()
+    url = down.url
+    down.kill()  # the only server is down: every piece fails
+    kernel = studio(url)
+    _store_project(kernel, "harbour", "mira", "oren")
+    client = http_for(kernel)
+    job = _ok(client.post("/api/render/project", json={"project": "harbour", "what": "sprites"}), 202)["job"]
+    record = _finished(client, job["id"])
+    assert record["status"] == "failed", record
+    error = record["error"]
+    assert error["code"] == "render_failed" and error["type"] == "UpstreamError", error
+    assert error["message"].startswith("0 of 2 pieces rendered: sprite "), error
+    assert "every ComfyUI server failed" in error["message"], error
+    summary = record["result"]  # each piece's outcome is kept on the failed record
+    assert (summary["rendered"], summary["cached"], summary["failed"], summary["partial"]) == (0, 0, 2, False)
+    assert {e["status"] for e in summary["entries"]} == {"failed"}
+    assert all(e["error"]["code"] == "render_failed" for e in summary["entries"])
+    _no_server_path(kernel, client.get(f"/api/jobs/{job['id']}"))
+
+
+def test_a_project_render_with_some_pieces_failed_is_done_and_says_partial(
+    studio: Callable[..., Kernel], http_for: Any, comfy: FakeComfy
+) -> None:
+    comfy.fail("execution_error", after=1)  # one server, one piece at a time: the first lands, the second fails
+    kernel = studio(comfy)
+    _store_project(kernel, "harbour", "mira", "oren")
+    client = http_for(kernel)
+    job = _ok(client.post("/api/render/project", json={"project": "harbour", "what": "sprites"}), 202)["job"]
+    record = _finished(client, job["id"])
+    assert record["status"] == "done" and record["error"] is None, record
+    summary = record["result"]
+    assert (summary["rendered"], summary["failed"], summary["partial"]) == (1, 1, True), summary
+    [warning] = summary["warnings"]
+    assert warning.startswith("1 of 2 pieces rendered: sprite ") and "OutOfMemoryError" in warning, warning
+    assert summary["version"] == 2  # the piece that landed is in the project
+
+
+def test_a_project_render_with_nothing_failed_says_not_partial(
+    studio: Callable[..., Kernel], http_for: Any, comfy: FakeComfy
+) -> None:
+    kernel = studio(comfy)
+    _store_project(kernel, "harbour", "mira")
+    client = http_for(kernel)
+    job = _ok(client.post("/api/render/project", json={"project": "harbour", "what": "sprites"}), 202)["job"]
+    record = _finished(client, job["id"])
+    assert record["status"] == "done", record
+    assert (record["result"]["rendered"], record["result"]["partial"]) == (1, False)
+    assert "warnings" not in record["result"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from comfyvn import Kernel, RuntimePaths, hookimpl
 from comfyvn.errors import ComfyVNError, Conflict, Invalid, NotFound, TooLarge
-from comfyvn_jobs import JobContext, jobs_for
+from comfyvn_jobs import JobContext, JobFailed, jobs_for
 from comfyvn_jobs.records import JobRecords, owner_alive, this_owner
 
 from .conftest import wait_for
@@ -230,6 +230,33 @@ def test_a_result_that_is_not_json_fails_the_job(jobs_kernel: Callable[..., Kern
     assert codes == {"bad.nan": "invalid_result", "bad.big": "result_too_large"}
     crash = service.wait(service.submit("bad.crash"), timeout=30)
     assert crash["error"] == {"code": "job_error", "message": "ZeroDivisionError: division by zero"}
+
+
+def test_a_failure_may_keep_a_result_and_one_that_breaks_the_storage_policy_is_dropped(
+    jobs_kernel: Callable[..., Kernel],
+) -> None:
+    def pieces(ctx: JobContext, params: dict[str, Any]) -> None:
+        result = {"blob": "x" * 70_000} if params.get("big") else params
+        raise JobFailed("render_failed", "0 of 2 pieces rendered: down", "servers", "UpstreamError", result)
+
+    class Partial:
+        @hookimpl
+        def register_job_kinds(self, register: Any) -> None:
+            register("pieces.fail", pieces, "Fails, keeping what each piece did.", retries=0)
+
+    service = jobs_for(jobs_kernel(Partial()))
+    kept = service.wait(service.submit("pieces.fail", {"rendered": 0, "failed": 2}), timeout=30)
+    assert kept["status"] == "failed"
+    assert kept["error"] == {
+        "code": "render_failed",
+        "message": "0 of 2 pieces rendered: down",
+        "field": "servers",
+        "type": "UpstreamError",
+    }
+    assert kept["result"] == {"rendered": 0, "failed": 2}
+    too_big = service.wait(service.submit("pieces.fail", {"big": True}), timeout=30)
+    assert too_big["status"] == "failed" and too_big["error"]["code"] == "render_failed"
+    assert too_big["result"] is None
 
 
 _DYING_OWNER = """
