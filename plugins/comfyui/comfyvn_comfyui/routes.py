@@ -123,7 +123,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   force: {type: boolean, default: false, description: render again even when cached}
         responses:
           202: {description: "{job} (comfyui.render_project); its result: {project, style, rendered, cached, failed,
-                retries, provided, version, entries[]}"}
+                partial, warnings?, retries, provided, version, entries[]}; the job fails (render_failed, the
+                summary kept as its result) when no piece rendered and one failed"}
           400: {description: invalid input}
           404: {description: no such project, or no ComfyUI server configured (with how to add one)}
         """
