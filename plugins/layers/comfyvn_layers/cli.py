@@ -89,10 +89,11 @@ def split_command(
     from .pipeline import split_image
 
     kernel.flags.require(service.FLAG)
-    settings = LayersSettings.from_kernel(kernel, model=model_path)
-    model = settings.require_model("--model PATH")
+    # The picture first: a missing one is the mistake to report, whatever the model settings say.
     if not image.is_file():
         raise Invalid(f"no picture {image.name!r} there", field="IMAGE", code="image_not_found")
+    settings = LayersSettings.from_kernel(kernel, model=model_path)
+    model = settings.require_model("--model PATH")
     image = image.resolve()
     out = (out_dir or service.default_out(image)).resolve()
     doc = split_image(
@@ -159,10 +160,11 @@ def matte_command(
     from .figure import cut_out
 
     kernel.flags.require(service.FLAG)
-    settings = LayersSettings.from_kernel(kernel, model=model_path)
-    model = settings.require_model("--model PATH")
+    # The picture first: a missing one is the mistake to report, whatever the model settings say.
     if not image.is_file():
         raise Invalid(f"no picture {image.name!r} there", field="IMAGE", code="image_not_found")
+    settings = LayersSettings.from_kernel(kernel, model=model_path)
+    model = settings.require_model("--model PATH")
     image = image.resolve()
     out = (out_file or image.with_name(f"{image.stem}.cutout.png")).resolve()
     if out == image:

@@ -152,6 +152,19 @@ def test_bad_pictures_and_missing_files_exit_2(make_kernel: KernelFactory, model
     assert bad_option.exit_code == 2 and "--planes" in bad_option.output
 
 
+@pytest.mark.parametrize("command", ["split", "matte"])
+@pytest.mark.parametrize("model_args", [(), ("--model", "gone.onnx")], ids=["no-model", "missing-model"])
+def test_a_missing_picture_is_named_before_the_model(
+    make_kernel: KernelFactory, tmp_path: Path, command: str, model_args: tuple[str, ...]
+) -> None:
+    args = [str(tmp_path / "nosuch.png"), *(a if a != "gone.onnx" else str(tmp_path / a) for a in model_args)]
+    result = _run(make_kernel(layers_plugin), command, *args)
+    assert result.exit_code == 2, result.output
+    line = _one_error_line(result)
+    assert "no picture 'nosuch.png'" in line and "model" not in line, line
+    assert str(tmp_path) not in line
+
+
 def test_info_shows_inputs_outputs_and_providers(make_kernel: KernelFactory, model: Path) -> None:
     kernel = make_kernel(layers_plugin)
     result = _run(kernel, "info", str(model))
