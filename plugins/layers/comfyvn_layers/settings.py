@@ -36,7 +36,7 @@ METHODS = ("quantile", "kmeans")
 SETUP_HINT = (
     "no depth model configured: set the COMFYVN_DEPTH_MODEL environment variable or layers.model in"
     " comfyvn.json to an ONNX depth model file (MiDaS v2.1 small or Depth Anything V2 small exported to ONNX,"
-    " see docs/layers.md); nothing is downloaded"
+    " where to get them: 'Getting a model' in docs/layers.md); nothing is downloaded"
 )
 
 
