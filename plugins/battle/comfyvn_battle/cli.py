@@ -50,6 +50,17 @@ def _stats(stats: str | None, contenders: tuple[str, ...]) -> Any:
     return table
 
 
+def _gate(pairs: tuple[str, ...]) -> dict[str, Any] | None:
+    """``--gate KEY=VALUE`` pairs for the narrator's call gate (``true``/``false`` become booleans)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ComfyVNError(f"--gate expects KEY=VALUE, got {pair[:60]!r}", field="gate", code="invalid_option")
+        options[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return options or None
+
+
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
@@ -66,6 +77,8 @@ def _show(result: dict[str, Any], as_json: bool) -> None:
     narration = result.get("narration")
     for beat in (narration or {}).get("beats", []):
         click.echo(f"  [{beat['speaker']}] {beat['text']}")
+    for warning in (narration or {}).get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
 
 
 _stats_option = click.option(
@@ -80,6 +93,14 @@ _contender_option = click.option(
     help="A contender with only a base value (repeatable).",
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the full JSON response.")
+_gate_option = click.option(
+    "--gate",
+    "gate",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for the narrator's call gate (repeatable); after `comfyvn rating ack TOKEN`: "
+    "--gate rating_ack_token=TOKEN --gate rating_acknowledged=true.",
+)
 
 
 @click.group("battle")
@@ -94,6 +115,7 @@ def battle_group() -> None:
 @click.option("--rounds", type=int, default=3, show_default=True)
 @click.option("--pov", help="Narrate from this contender's point of view.")
 @click.option("--narrate/--no-narrate", default=False, show_default=True)
+@_gate_option
 @_json_option
 @click.pass_obj
 def sim_cmd(
@@ -104,6 +126,7 @@ def sim_cmd(
     rounds: int,
     pov: str | None,
     narrate: bool,
+    gate: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Let the formula decide (needs the enable_battle_sim flag)."""
@@ -111,7 +134,10 @@ def sim_cmd(
     if table is None:
         raise ComfyVNError("give --stats or at least one --contender", field="stats", code="empty_contenders")
     req = parse_request(
-        _drop_none({"stats": table, "seed": seed, "rounds": rounds, "pov": pov, "narrate": narrate}), SimRequest
+        _drop_none(
+            {"stats": table, "seed": seed, "rounds": rounds, "pov": pov, "narrate": narrate, "gate": _gate(gate)}
+        ),
+        SimRequest,
     )
     _show(service.simulate_battle(kernel, req), as_json)
 
@@ -125,6 +151,7 @@ def sim_cmd(
 @click.option("--pov")
 @click.option("--state", help="Scenario state JSON (or @file); a copy with variables.battle_outcome is printed.")
 @click.option("--narrate/--no-narrate", default=True, show_default=True)
+@_gate_option
 @_json_option
 @click.pass_obj
 def resolve_cmd(
@@ -137,6 +164,7 @@ def resolve_cmd(
     pov: str | None,
     state: str | None,
     narrate: bool,
+    gate: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Commit WINNER as the battle outcome (an editor's pick)."""
@@ -150,6 +178,7 @@ def resolve_cmd(
                 "pov": pov,
                 "state": _json_arg(state, "state"),
                 "narrate": narrate,
+                "gate": _gate(gate),
             }
         ),
         ResolveRequest,

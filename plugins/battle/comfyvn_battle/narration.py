@@ -63,6 +63,8 @@ class NarrationRequest:
 
     ``mode`` is ``choice`` (an editor picked the winner) or ``sim`` (the formula did).
     ``rng`` is the generator state after the contender draws; ``weights`` maps name to weight.
+    ``gate``: the options a narrator that calls a model hands the llm call gate (a rating acknowledgement:
+    ``rating_ack_token``, ``rating_acknowledged``).
     """
 
     mode: str
@@ -75,6 +77,15 @@ class NarrationRequest:
     weights: tuple[tuple[str, float], ...] = ()
     breakdown: tuple[Mapping[str, Any], ...] = ()
     context: Mapping[str, Any] = attrs.field(factory=dict)
+    gate: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def story_text(self) -> str:
+        """The story's words in this request, one a line: the fighters, the outcome, the point of view and the
+        scene context's strings. What a content gate should judge; the roll sheet's keys (``weapon_tier``…)
+        are the formula's vocabulary, not the story's."""
+        words = [*self.contenders, self.outcome, self.pov]
+        words += [v for v in self.context.values() if isinstance(v, str)]
+        return "\n".join(dict.fromkeys(w for w in words if w.strip()))
 
     def prompt_inputs(self) -> dict[str, Any]:
         """The prompt pack's inputs (``pov``, ``fighters``, ``chosen_outcome``, ``odds``, ``seed``)."""
@@ -141,7 +152,7 @@ def _opening(contenders: Sequence[str], outcome: str) -> str:
 
 
 def template_narration(request: NarrationRequest) -> dict[str, Any]:
-    """The deterministic 4-8 beat narration for ``request`` (``source: "template"``).
+    """The deterministic 4-8 beat narration for ``request`` (``source: "template"``, ``adapter: None``).
 
     One opening beat, ``rounds`` engagement beats (at least 2, at most 6, taken from the same
     picks as the log) and one closing beat naming the winner.
@@ -172,6 +183,8 @@ def template_narration(request: NarrationRequest) -> dict[str, Any]:
         "next_choice_hint": None,
         "mode": request.mode,
         "source": "template",
+        # No model wrote this: a narrator that asked one (even the offline adapter) reports its adapter instead.
+        "adapter": None,
     }
 
 

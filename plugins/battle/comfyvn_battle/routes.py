@@ -45,6 +45,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   rounds: {type: integer, minimum: 1, maximum: 50, default: 1}
                   scene_id: {type: string}
                   node_id: {type: string}
+                  gate: {type: object, description: "the narrator's llm call-gate options (a rating acknowledgement)"}
         responses:
           200:
             description: >-
@@ -77,6 +78,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   narrate: {type: boolean, default: false}
                   scene_id: {type: string}
                   node_id: {type: string}
+                  gate: {type: object, description: "the narrator's llm call-gate options (a rating acknowledgement)"}
         responses:
           200:
             description: >-

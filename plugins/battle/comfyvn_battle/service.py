@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from comfyvn.errors import Blocked, ComfyVNError
 
 from .engine import EDITOR_PROMPT, FORMULA, VARIABLE_KEY, Simulation, parse_stats, resolve_state, simulate
 from .narration import DEFAULT_POV, NarrationRequest, check_narration, compose_log, template_narration
@@ -56,11 +57,22 @@ def choose_seed(seed: int | None, env: Mapping[str, str]) -> tuple[int, str]:
 
 
 def narrate(kernel: Kernel, request: NarrationRequest) -> dict[str, Any]:
-    """Ask the ``narrate_battle`` hook; fall back to the template when the answer breaks the contract."""
+    """Ask the ``narrate_battle`` hook; fall back to the template when the answer breaks the contract, the
+    narrator's model call is refused (a content-rating gate: the warning says how to acknowledge) or fails.
+    The fallback reports ``source: "template"`` and ``adapter: None`` (no narrator answered)."""
     problem: str | None
+    blocked: Blocked | None = None
     try:
         answer = kernel.pm.hook.narrate_battle(request=request, kernel=kernel)
         problem = check_narration(answer, request.outcome) if answer is not None else "no narrator answered"
+    except Blocked as exc:
+        # A gate refusing the narrator's model call is policy working, not a fault: no traceback, the answer says
+        # why and how to go on. The battle itself is decided and stands.
+        log.info("battle narration blocked by a call gate", code=exc.code)
+        answer, problem, blocked = None, f"the content-rating gate refused the narration: {exc.message}", exc
+    except ComfyVNError as exc:  # the model failed or a feature is off: expected operational failures
+        log.warning("battle narrator failed", code=exc.code, error=exc.message)
+        answer, problem = None, f"the narrator failed: {exc.message}"
     except Exception as exc:  # a third-party narrator's bug must not fail the battle
         log.exception("battle narrator failed")
         answer, problem = None, f"narrator raised {type(exc).__name__}"
@@ -73,6 +85,13 @@ def narrate(kernel: Kernel, request: NarrationRequest) -> dict[str, Any]:
         return result
     fallback = template_narration(request)
     fallback["warnings"] = [f"template used: {problem}"]
+    if blocked is not None:
+        token = blocked.details.get("ack_token")
+        fallback["gate"] = {
+            "blocked": True,
+            "code": blocked.code,
+            "ack_token": token if isinstance(token, str) else None,
+        }
     return fallback
 
 
@@ -98,7 +117,13 @@ def _roll(kernel: Kernel, stats: Any, seed: int | None) -> tuple[Simulation, str
 
 
 def _narration_request(
-    sim: Simulation, mode: str, outcome: str, pov: str | None, rounds: int, context: dict[str, Any] | None
+    sim: Simulation,
+    mode: str,
+    outcome: str,
+    pov: str | None,
+    rounds: int,
+    context: dict[str, Any] | None,
+    gate: dict[str, Any] | None = None,
 ) -> NarrationRequest:
     return NarrationRequest(
         mode=mode,
@@ -111,6 +136,7 @@ def _narration_request(
         weights=sim.weights,
         breakdown=tuple(b.as_dict() for b in sim.breakdown),
         context=context or {},
+        gate=dict(gate or {}),
     )
 
 
@@ -132,7 +158,7 @@ def _narrate_into(
     req: SimRequest | ResolveRequest,
     context: dict[str, Any] | None,
 ) -> None:
-    nreq = _narration_request(sim, mode, outcome, req.pov, req.rounds, context)
+    nreq = _narration_request(sim, mode, outcome, req.pov, req.rounds, context, req.gate)
     response["log"] = compose_log(nreq)
     response["narration"] = narrate(kernel, nreq)
 

@@ -30,6 +30,11 @@ def _rounds(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
         raise _bad(attribute, f"must be between 1 and {MAX_ROUNDS}")
 
 
+def _gate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise _bad(attribute, "must be an object of call-gate options (rating_ack_token, rating_acknowledged)")
+
+
 def _name(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not value.strip():
         raise _bad(attribute, "must not be blank")
@@ -37,7 +42,8 @@ def _name(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> 
 
 @attrs.frozen
 class ResolveRequest:
-    """``POST /api/battle/resolve``: the editor's pick, optionally analysed against ``stats``."""
+    """``POST /api/battle/resolve``: the editor's pick, optionally analysed against ``stats``. ``gate``: the
+    narrator's llm call-gate options (a rating acknowledgement)."""
 
     winner: str = attrs.field(validator=_name)
     state: Any = None
@@ -49,11 +55,13 @@ class ResolveRequest:
     rounds: int = attrs.field(default=1, validator=_rounds)
     scene_id: str | None = None
     node_id: str | None = None
+    gate: Any = attrs.field(default=None, validator=_gate)
 
 
 @attrs.frozen
 class SimRequest:
-    """``POST /api/battle/sim``: let the formula decide."""
+    """``POST /api/battle/sim``: let the formula decide. ``gate``: the narrator's llm call-gate options (a rating
+    acknowledgement)."""
 
     stats: Any
     seed: int | None = attrs.field(default=None, validator=_seed)
@@ -64,6 +72,7 @@ class SimRequest:
     narrate: bool = False
     scene_id: str | None = None
     node_id: str | None = None
+    gate: Any = attrs.field(default=None, validator=_gate)
 
 
 @attrs.frozen

@@ -23,7 +23,11 @@ _FIELDS = {"registry_id", "model", "messages", "context", "gate", "stream", "rol
 
 @attrs.frozen
 class CallSpec:
-    """A parsed call body; ``params`` are the pass-through kwargs (temperature, max_tokens…)."""
+    """A parsed call body; ``params`` are the pass-through kwargs (temperature, max_tokens…).
+
+    ``subject``: what the call gates judge instead of the messages, for callers that render their own template
+    around story text (a prompt pack); never read from a request body, so an HTTP caller cannot choose it.
+    """
 
     messages: Any
     registry_id: str | None = None
@@ -35,6 +39,7 @@ class CallSpec:
     scene_id: str | None = None
     dry_run: bool = False
     params: Mapping[str, Any] = attrs.field(factory=dict)
+    subject: str | None = None
 
 
 def _string(body: Mapping[str, Any], key: str, limit: int = 200) -> str | None:
@@ -109,7 +114,7 @@ async def run_call(service: LLMService, spec: CallSpec) -> dict[str, Any]:
     if spec.dry_run:
         import anyio
 
-        verdict = await anyio.to_thread.run_sync(service.gate, provider, request, spec.gate, spec.role)
+        verdict = await anyio.to_thread.run_sync(service.gate, provider, request, spec.gate, spec.role, spec.subject)
         preview = plan or {
             "provider": provider.id,
             "adapter": provider.adapter,
@@ -119,7 +124,7 @@ async def run_call(service: LLMService, spec: CallSpec) -> dict[str, Any]:
             "params": dict(request.params),
         }
         return {"ok": True, "dry_run": True, "plan": preview, "gate": verdict}
-    answer = await service.call(provider, request, gate=spec.gate, role=spec.role)
+    answer = await service.call(provider, request, gate=spec.gate, role=spec.role, subject=spec.subject)
     if plan is not None:
         answer["plan"] = {k: plan[k] for k in ("role", "scene_id", "sticky", "budget")}
     return {"ok": True, **answer}
@@ -130,5 +135,5 @@ async def stream_call(
 ) -> tuple[AsyncGenerator[StreamEvent, None], dict[str, Any] | None]:
     """The event stream of a call (the gate has answered by the time this returns) and a role's plan."""
     provider, request, plan = prepare_call(service, spec)
-    events = await service.stream(provider, request, gate=spec.gate, role=spec.role)
+    events = await service.stream(provider, request, gate=spec.gate, role=spec.role, subject=spec.subject)
     return events, plan

@@ -21,14 +21,23 @@ from .service import service_for
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["llm_group"]
+__all__ = ["GATE_HELP", "gate_option", "llm_group", "parse_gate_options"]
 
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
-def _gate_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+GATE_HELP = (
+    "An option for the call gates, KEY=VALUE (repeatable); after `comfyvn rating ack TOKEN`: "
+    "--gate rating_ack_token=TOKEN --gate rating_acknowledged=true."
+)
+# Every command that calls a model through the gate takes this option, so a block's way out works everywhere.
+gate_option = click.option("--gate", "gate", multiple=True, metavar="KEY=VALUE", help=GATE_HELP)
+
+
+def parse_gate_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--gate KEY=VALUE`` pairs as the call gate's options; ``true``/``false`` become booleans."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -47,7 +56,7 @@ _common = [
     click.option("--system", help="A system message sent first."),
     click.option("--temperature", type=float),
     click.option("--max-tokens", type=click.IntRange(1, 1_000_000)),
-    click.option("--gate", "gate", multiple=True, metavar="KEY=VALUE", help="An option for call gates (repeatable)."),
+    gate_option,
     click.option("--role", type=click.Choice(ROLES), help="Call as a role (needs enable_llm_role_mapping)."),
     click.option("--scene", help="The scene a role call belongs to (its session sticks to one provider)."),
 ]
@@ -68,8 +77,9 @@ def llm_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def list_command(kernel: Kernel, as_json: bool) -> None:
-    """List the configured providers (never their keys)."""
-    providers = [p.to_wire() for p in service_for(kernel).registry.all()]
+    """List the configured providers and whether each key it needs is set (never the keys)."""
+    service = service_for(kernel)
+    providers = [service.describe(p) for p in service.registry.all()]
     if as_json:
         _echo_json(providers)
         return
@@ -77,7 +87,9 @@ def list_command(kernel: Kernel, as_json: bool) -> None:
         where = p["base_url"] or "(no network)"
         models = ", ".join(p["models"][:3]) or "-"
         external = " external" if p["external"] else ""
-        click.echo(f"{p['id']:<16} {p['adapter']:<9} {where:<32} {models}{external}")
+        key = {True: " key: set", False: " key: MISSING", None: " key: vault locked"}
+        needs = key[p["key_configured"]] if p["requires_key"] else ""
+        click.echo(f"{p['id']:<16} {p['adapter']:<9} {where:<32} {models}{external}{needs}")
 
 
 @llm_group.command("health")
@@ -103,7 +115,7 @@ def _spec(
         messages=messages,
         registry_id=provider,
         model=model,
-        gate=_gate_options(kw["gate"]),
+        gate=parse_gate_options(kw["gate"]),
         role=kw["role"],
         scene_id=kw["scene"],
         params=_params(kw["temperature"], kw["max_tokens"]),

@@ -46,7 +46,8 @@ def check_gate(kernel: Kernel, prompt: str, options: Mapping[str, Any]) -> dict[
             body = answer if isinstance(answer, dict) else {}
             blocked.append({**body, "plugin": plugin, "reason": str(body.get("reason") or answer or "blocked")})
     if blocked:
-        log.warning("llm.blocked", plugins=[b["plugin"] for b in blocked])
+        # A block is policy working, not a fault: the caller gets the error (one line in a CLI); the log file keeps it.
+        log.info("llm.blocked", plugins=[b["plugin"] for b in blocked])
         reasons = "; ".join(f"{b['plugin']}: {b['reason']}" for b in blocked)
         details: dict[str, Any] = {"blocked_by": blocked}
         tokens = [b["ack_token"] for b in blocked if isinstance(b.get("ack_token"), str)]

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 from comfyvn.errors import Conflict, Invalid, NotFound
+from comfyvn.secrets import VaultError
 from comfyvn.wire import loads
 
 __all__ = [
@@ -77,10 +78,18 @@ class Provider:
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     source: str = "default"
     description: str = ""
+    # A hosted API that answers nothing without a key: a call with none is refused before any network use.
+    # Pointed at this machine (a local proxy or test server) it needs none: see `needs_key`.
+    requires_key: bool = False
 
     @property
     def external(self) -> bool:
         return self.adapter != "offline" and not is_loopback(self.base_url)
+
+    @property
+    def needs_key(self) -> bool:
+        """A call needs a key: the provider requires one and its server is not this machine."""
+        return self.requires_key and self.external
 
     @property
     def default_model(self) -> str | None:
@@ -99,6 +108,7 @@ class Provider:
             "max_retries": self.max_retries,
             "headers": sorted(self.headers),
             "external": self.external,
+            "requires_key": self.needs_key,
             "source": self.source,
             "description": self.description,
         }
@@ -152,6 +162,7 @@ def default_providers() -> list[Provider]:
             ("chat", "translate", "worldbuild", "json", "long-context"),
             chat,
             description="OpenAI (key: comfyvn secrets set openai api_key).",
+            requires_key=True,
         ),
         Provider(
             "openrouter",
@@ -161,6 +172,7 @@ def default_providers() -> list[Provider]:
             ("chat", "translate", "worldbuild", "long-context"),
             chat,
             description="OpenRouter (key: comfyvn secrets set openrouter api_key).",
+            requires_key=True,
         ),
         Provider(
             "anthropic",
@@ -170,6 +182,7 @@ def default_providers() -> list[Provider]:
             ("chat", "translate", "worldbuild", "long-context"),
             {"temperature": 0.7, "max_tokens": 1024},
             description="Anthropic messages (key: comfyvn secrets set anthropic api_key).",
+            requires_key=True,
         ),
     ]
 
@@ -254,6 +267,7 @@ def parse_provider(data: Any, *, source: str, base: Provider | None = None, fiel
             code="secret_in_registry",
         )
     known = {"id", "adapter", "base_url", "models", "tags", "defaults", "timeout", "max_retries", "headers"}
+    known.add("requires_key")
     unknown = sorted(set(data) - known - {"description"})
     if unknown:
         raise _bad(f"{field}.{unknown[0]}", "unknown field")
@@ -294,6 +308,10 @@ def parse_provider(data: Any, *, source: str, base: Provider | None = None, fiel
                 code="secret_in_registry",
             )
         changes["headers"] = headers
+    if "requires_key" in data:
+        if not isinstance(data["requires_key"], bool):
+            raise _bad(f"{field}.requires_key", "must be true or false")
+        changes["requires_key"] = data["requires_key"]
     if isinstance(data.get("description"), str):
         changes["description"] = data["description"][:300]
     if base is not None:
@@ -390,3 +408,15 @@ class Registry:
             return key
         value = vault.get(provider.id, "api_key")
         return value if isinstance(value, str) and value else None
+
+    def key_configured(self, provider: Provider, vault: Any) -> bool | None:
+        """Whether a key is set for ``provider`` (environment or vault), never the key; None when the vault
+        cannot be opened (locked or damaged), so a listing still answers."""
+        try:
+            return self.api_key(provider, vault) is not None
+        except VaultError:
+            return None
+
+    def key_hint(self, provider: Provider) -> str:
+        """How to set ``provider``'s key."""
+        return f"`comfyvn secrets set {provider.id} api_key` (or {env_name(provider.id, 'API_KEY')})"

@@ -40,20 +40,21 @@ def make_routes(kernel: Kernel) -> list[Route]:
         return service_for(kernel)
 
     async def registry(request: Request) -> JSONResponse:
-        """Every provider: id, adapter, base_url, models, tags, defaults, timeout, external (never keys).
+        """Every provider: id, adapter, base_url, models, tags, defaults, timeout, external, requires_key and
+        key_configured (whether the key it needs is set; never the key).
         ---
         summary: LLM provider registry
         responses:
           200: {description: "{ok, default: offline, external_enabled, providers[]}"}
         """
         svc = service()
-        providers = await run_in_threadpool(svc.registry.all)
+        providers = await run_in_threadpool(lambda: [svc.describe(p) for p in svc.registry.all()])
         return JSONResponse(
             {
                 "ok": True,
                 "default": "offline",
                 "external_enabled": kernel.flags.is_enabled(EXTERNAL_FLAG),
-                "providers": [p.to_wire() for p in providers],
+                "providers": providers,
             }
         )
 
@@ -89,6 +90,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
           200: {description: "{ok, reply, raw, usage, provider, adapter, model, finish_reason, latency_ms, gate}"}
           400: {description: invalid input}
           403: {description: a flag is off (enable_llm_proxy, enable_llm_external_providers)}
+          422: {description: "api_key_missing: the provider needs a key and none is set (named: the vault command)"}
           423: {description: "a call gate blocked it (error.ack_token, error.blocked_by)"}
           502: {description: the provider failed (its message, keys redacted)}
         """
@@ -104,6 +106,7 @@ def make_routes(kernel: Kernel) -> list[Route]:
         responses:
           200: {description: "JSON like test-call, or text/event-stream"}
           413: {description: "a role's budget refused the prompt (error.budget)"}
+          422: {description: "api_key_missing: the provider needs a key and none is set"}
           423: {description: a call gate blocked it}
           502: {description: the provider failed before the stream began}
         """
@@ -184,8 +187,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
         ---
         summary: LLM provider health
         responses:
-          200: {description: "{ok, providers[{id, adapter, base_url, status: ok|unreachable|error|disabled, reachable,
-                models, latency_ms, message?}]}"}
+          200: {description: "{ok, providers[{id, adapter, base_url, requires_key, key_configured, status:
+                ok|unreachable|error|disabled|no_key, reachable, models, latency_ms?, message?}]}"}
         """
         svc = service()
         return JSONResponse({"ok": True, "providers": await svc.health()})

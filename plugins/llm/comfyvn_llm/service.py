@@ -6,6 +6,7 @@ logs never do. Keys are read from the vault at call time and handed only to the 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 import structlog
-from comfyvn.errors import ComfyVNError, FeatureDisabled, Invalid
+from comfyvn.errors import ComfyVNError, FeatureDisabled, Invalid, Unprocessable
 
 from .adapters import ChatRequest, ChatResult, StreamEvent, make_adapter
 from .gate import check_gate, prompt_of
@@ -42,7 +43,16 @@ ROLES_FLAG = "enable_llm_role_mapping"
 DEBUG_FLAG = "enable_llm_debug_events"
 MAX_MESSAGES, MAX_CONTENT = 500, 200_000
 _ROLES = ("system", "user", "assistant")
-_PARAMS = ("temperature", "top_p", "max_tokens", "stop", "response_format", "seed", "presence_penalty")
+_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "response_format",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
 HEALTH_TIMEOUT = 5.0
 CANCELLED = ComfyVNError("the call was cancelled", code="cancelled", details={"reason": "cancelled"})
 
@@ -67,22 +77,50 @@ def check_messages(messages: Any, field: str = "messages") -> tuple[dict[str, st
         checked.append({"role": message["role"], "content": message["content"]})
     if total > MAX_CONTENT:
         raise Invalid(f"{field}: at most {MAX_CONTENT} characters in all", field=field, code="too_large")
+    if not any(m["content"].strip() for m in checked):
+        # Nothing to answer: a provider would bill for (or invent) a reply to an empty prompt.
+        raise Invalid(f"{field}: every message is empty; give a prompt", field=field, code="empty_prompt")
     return tuple(checked)
 
 
+# Each sampling parameter's accepted range, as the OpenAI-compatible APIs define them: (low, high, low_open).
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "temperature": (0.0, 2.0, False),
+    "top_p": (0.0, 1.0, True),
+    "presence_penalty": (-2.0, 2.0, False),
+    "frequency_penalty": (-2.0, 2.0, False),
+}
+MAX_TOKENS_LIMIT = 1_000_000
+
+
+def _range_text(low: float, high: float, low_open: bool) -> str:
+    return f"greater than {low:g} and at most {high:g}" if low_open else f"between {low:g} and {high:g}"
+
+
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The sampling kwargs a caller may pass through: temperature, top_p, max_tokens, stop, response_format…"""
+    """The sampling kwargs a caller may pass through: temperature (0-2), top_p (over 0, at most 1),
+    presence_penalty and frequency_penalty (-2 to 2), max_tokens (1 to 1,000,000), seed, stop, response_format.
+    `Invalid` naming the parameter and its range otherwise."""
     checked: dict[str, Any] = {}
     for key, value in params.items():
         if value is None:
             continue
         if key not in _PARAMS:
             raise Invalid(f"{key}: unknown parameter", field=key, code="invalid_request")
-        if key in ("temperature", "top_p", "presence_penalty") and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not -2 <= value <= 2
+        if key in _RANGES:
+            low, high, low_open = _RANGES[key]
+            number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+            if not number or value > high or value < low or (low_open and value == low):
+                raise Invalid(
+                    f"{key}: must be a number {_range_text(low, high, low_open)}", field=key, code="invalid_request"
+                )
+        if key == "max_tokens" and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT
         ):
-            raise Invalid(f"{key}: must be a number", field=key, code="invalid_request")
-        if key in ("max_tokens", "seed") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise Invalid(
+                f"{key}: must be an integer between 1 and {MAX_TOKENS_LIMIT:,}", field=key, code="invalid_request"
+            )
+        if key == "seed" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise Invalid(f"{key}: must be a positive integer", field=key, code="invalid_request")
         checked[key] = value
     return checked
@@ -104,9 +142,35 @@ class LLMService:
             raise FeatureDisabled(EXTERNAL_FLAG)
         return provider
 
+    def describe(self, provider: Provider) -> dict[str, Any]:
+        """``provider.to_wire()`` plus ``key_configured``: for one that needs a key, whether one is set (true,
+        false, or null when the vault cannot be opened); null for one that needs none. Never the key."""
+        wire = provider.to_wire()
+        wire["key_configured"] = (
+            self.registry.key_configured(provider, self.kernel.secrets) if provider.needs_key else None
+        )
+        return wire
+
+    def _missing_key(self, provider: Provider) -> Unprocessable:
+        return Unprocessable(
+            f"provider {provider.id!r} needs an API key and none is configured; set it with "
+            f"{self.registry.key_hint(provider)}",
+            field="registry_id",
+            code="api_key_missing",
+            details={"provider": provider.id},
+        )
+
     def _adapter(self, provider: Provider) -> Any:
         key = None if provider.adapter == "offline" else self.registry.api_key(provider, self.kernel.secrets)
+        if key is None and provider.needs_key:
+            raise self._missing_key(provider)
         return make_adapter(provider, key)
+
+    def require_key(self, provider: Provider) -> None:
+        """`Unprocessable` ``api_key_missing`` (naming the vault command) when ``provider`` needs a key and has
+        none: refused before any network use, any gate or event."""
+        if provider.needs_key and self.registry.key_configured(provider, self.kernel.secrets) is False:
+            raise self._missing_key(provider)
 
     def prepare(
         self,
@@ -119,6 +183,7 @@ class LLMService:
         """Validate a call: the provider, its defaults under the caller's params, a model (the provider's first
         when none is given)."""
         provider = self.provider(registry_id)
+        self.require_key(provider)
         checked = check_messages(messages)
         chosen = model or provider.default_model
         if not chosen:
@@ -181,12 +246,21 @@ class LLMService:
         return latency
 
     # -- calls --------------------------------------------------------------------------------------------
-    def gate(self, provider: Provider, request: ChatRequest, gate: Mapping[str, Any], role: str | None) -> Any:
-        """Ask the ``llm_call_gate`` hooks (raises `comfyvn.errors.Blocked`)."""
+    def gate(
+        self,
+        provider: Provider,
+        request: ChatRequest,
+        gate: Mapping[str, Any],
+        role: str | None,
+        subject: str | None = None,
+    ) -> Any:
+        """Ask the ``llm_call_gate`` hooks (raises `comfyvn.errors.Blocked`). They judge ``subject`` when a caller
+        that renders its own template gives one (the story's strings, not the template's wording and machine
+        keys), else every message's content."""
         options = {**gate, "provider": provider.id, "model": request.model}
         if role:
             options["role"] = role
-        return check_gate(self.kernel, prompt_of(request.messages), options)
+        return check_gate(self.kernel, prompt_of(request.messages) if subject is None else subject, options)
 
     async def call(
         self,
@@ -195,9 +269,10 @@ class LLMService:
         *,
         gate: Mapping[str, Any] | None = None,
         role: str | None = None,
+        subject: str | None = None,
     ) -> dict[str, Any]:
         """One whole reply: ``{reply, raw, usage, provider, adapter, model, finish_reason, latency_ms, gate}``."""
-        verdict = await anyio.to_thread.run_sync(self.gate, provider, request, gate or {}, role)
+        verdict = await anyio.to_thread.run_sync(self.gate, provider, request, gate or {}, role, subject)
         call_id, extra = uuid.uuid4().hex, {"role": role} if role else {}
         self._emit_request(call_id, provider, request, False, extra)
         started = time.perf_counter()
@@ -230,9 +305,10 @@ class LLMService:
         *,
         gate: Mapping[str, Any] | None = None,
         role: str | None = None,
+        subject: str | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Deltas then ``done``. The gate runs before the first event, so a block is an error, not a stream."""
-        await anyio.to_thread.run_sync(self.gate, provider, request, gate or {}, role)
+        await anyio.to_thread.run_sync(self.gate, provider, request, gate or {}, role, subject)
         return self._stream(provider, request, role)
 
     async def _stream(
@@ -271,16 +347,37 @@ class LLMService:
             await adapter.aclose()
 
     async def health(self) -> list[dict[str, Any]]:
-        """Every provider probed concurrently: ``{id, adapter, base_url, status: ok|unreachable|error|disabled,
-        reachable, models, latency_ms, message?}``; external ones are not probed while their flag is off."""
+        """Every provider probed concurrently: ``{id, adapter, base_url, requires_key, key_configured, status:
+        ok|unreachable|error|disabled|no_key, reachable, models, latency_ms, message?}``; external ones are not
+        probed while their flag is off, nor one that needs a key and has none (``no_key``)."""
         providers = self.registry.all()
         answers: dict[str, dict[str, Any]] = {}
         external_on = self.kernel.flags.is_enabled(EXTERNAL_FLAG)
 
         async def probe(provider: Provider) -> None:
-            entry: dict[str, Any] = {"id": provider.id, "adapter": provider.adapter, "base_url": provider.base_url}
+            entry: dict[str, Any] = {
+                "id": provider.id,
+                "adapter": provider.adapter,
+                "base_url": provider.base_url,
+                "requires_key": provider.needs_key,
+                "key_configured": (
+                    await anyio.to_thread.run_sync(self.registry.key_configured, provider, self.kernel.secrets)
+                    if provider.needs_key
+                    else None
+                ),
+            }
             if provider.external and not external_on:
                 answers[provider.id] = {**entry, "status": "disabled", "reachable": None, "models": []}
+                return
+            if entry["key_configured"] is False:
+                # Probing a hosted API without a key only spends a round trip to learn it says 401.
+                answers[provider.id] = {
+                    **entry,
+                    "status": "no_key",
+                    "reachable": None,
+                    "models": [],
+                    "message": self._missing_key(provider).message,
+                }
                 return
             started = time.perf_counter()
             try:

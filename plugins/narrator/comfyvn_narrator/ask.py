@@ -3,8 +3,9 @@
 The provider is the role's (``enable_llm_role_mapping`` on: the role's assignment or the scene's pinned session),
 else the llm plugin's default, the offline adapter. The offline adapter writes prose, not JSON, so when it is the
 one that would serve, the answer is built here from the inputs (`comfyvn_narrator.offline`): deterministic,
-schema-valid, and labelled ``adapter: "offline"``. The llm call gate (rating) is asked either way; a block passes
-through as `comfyvn.errors.Blocked`.
+schema-valid, and labelled ``adapter: "offline"``. The llm call gate (rating) is asked either way, about the
+story's strings in the inputs (`gate_subject`), not the pack's own wording; a block passes through as
+`comfyvn.errors.Blocked`.
 
 A model's reply is parsed as JSON (a ```json fence is stripped) and validated against the pack's schema plus the
 pack's own checks (a choice id that was offered, every node answered…). An invalid answer gets one repair
@@ -33,7 +34,16 @@ from .packs import Pack, check_answer, load_pack, render, validate
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["Check", "PackAnswer", "answer_tokens", "ask_pack", "ask_pack_async", "chunk_lines", "parse_answer"]
+__all__ = [
+    "Check",
+    "PackAnswer",
+    "answer_tokens",
+    "ask_pack",
+    "ask_pack_async",
+    "chunk_lines",
+    "gate_subject",
+    "parse_answer",
+]
 
 Check = Callable[[dict[str, Any]], list[str]]
 MAX_ECHO = 8000  # how much of an invalid reply goes back in the repair request
@@ -124,6 +134,27 @@ def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> dict[str, Any
     return total
 
 
+def gate_subject(inputs: Any) -> str:
+    """What the call gate judges for a pack call: every string in ``inputs`` (mapping keys too: a story variable's
+    name is story text), one a line, depth first. The pack's template is the installation's own wording, not the
+    story, so it is left out; a caller whose inputs carry machine keys passes its own subject instead."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                found.append(str(key))
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(inputs)
+    return "\n".join(text for text in found if text.strip())
+
+
 async def ask_pack_async(
     kernel: Kernel,
     pack: str,
@@ -135,6 +166,7 @@ async def ask_pack_async(
     check: Check | None = None,
     params: Mapping[str, Any] | None = None,
     offline_answer: Callable[[], dict[str, Any]] | None = None,
+    subject: str | None = None,
 ) -> PackAnswer:
     """`ask_pack` for async callers."""
     loaded = load_pack(pack, kernel=kernel)
@@ -148,11 +180,12 @@ async def ask_pack_async(
         role=role if roles else None,
         scene_id=scene_id if roles else None,
         params={**sampling, **(params or {})},
+        subject=gate_subject(inputs) if subject is None else subject,
     )
     # The plan without pinning: which provider would serve, so that the offline adapter is never asked for JSON.
     provider, request, _ = await anyio.to_thread.run_sync(prepare_call, service, attrs.evolve(spec, dry_run=True))
     if provider.adapter == "offline":
-        await anyio.to_thread.run_sync(service.gate, provider, request, spec.gate, spec.role)
+        await anyio.to_thread.run_sync(service.gate, provider, request, spec.gate, spec.role, spec.subject)
         answer = offline_answer() if offline_answer is not None else offline.answer(loaded.name, inputs)
         problems = _problems(loaded, inputs, answer, check)
         if problems:
@@ -218,13 +251,15 @@ def ask_pack(
     check: Check | None = None,
     params: Mapping[str, Any] | None = None,
     offline_answer: Callable[[], dict[str, Any]] | None = None,
+    subject: str | None = None,
 ) -> PackAnswer:
     """Ask ``role`` (in ``scene_id``'s sticky session) for the answer of ``pack`` to ``inputs``.
 
     ``gate``: the llm call gate's options (a rating acknowledgement). ``check``: more problems of a schema-valid
     answer (they take part in the repair round like schema problems). ``params``: sampling kwargs over the pack's
     ``max_tokens``. ``offline_answer``: the caller's own deterministic answer when the offline adapter would
-    serve (validated like any other), instead of the pack's offline template.
+    serve (validated like any other), instead of the pack's offline template. ``subject``: what the call gate
+    judges (default: `gate_subject` of ``inputs``).
 
     Runs its own event loop: call it from a thread (a plain route handler, a CLI command, a hook); async code
     uses `ask_pack_async`.
@@ -242,6 +277,7 @@ def ask_pack(
         check=check,
         params=params,
         offline_answer=offline_answer,
+        subject=subject,
     )
     result: PackAnswer = anyio.run(call)
     return result

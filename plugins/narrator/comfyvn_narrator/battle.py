@@ -2,8 +2,10 @@
 
 The battle is already decided: whatever the model writes, ``outcome`` and ``vars_patch.battle_outcome`` are the
 resolved outcome. With only the offline adapter the battle plugin's own deterministic template narration is the
-answer (``adapter: "offline"``, ``source: "template"``). A model that cannot produce a valid answer after one
-repair raises, and the battle plugin keeps its template narration with a warning saying why.
+answer (``adapter: "offline"``, ``source: "template"``). The call gate (rating) judges the story's words
+(`NarrationRequest.story_text`), not the roll sheet's keys, and takes ``request.gate`` (an acknowledgement). A
+model that cannot produce a valid answer after one repair raises, and the battle plugin keeps its template
+narration with a warning saying why.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def narrate_battle(kernel: Kernel, request: NarrationRequest) -> dict[str, Any]:
         request.prompt_inputs(),
         role="narrator",
         scene_id=scene if isinstance(scene, str) and scene else None,
+        gate=request.gate,
         offline_answer=template,
+        # The gate judges the story (names, outcome, context), not the roll sheet's formula keys.
+        subject=request.story_text(),
     )
     result = dict(answer.answer)
     # The roll (or the editor) decided the battle; a model that names another winner does not change it.

@@ -15,6 +15,7 @@ import anyio
 import click
 from comfyvn.errors import Invalid
 from comfyvn.wire import loads, parse_request
+from comfyvn_llm.cli import gate_option, parse_gate_options
 
 from . import session
 from .wire import MODES, ApplyRequest, ChatRequest, ModeRequest, ProposeRequest, RollbackRequest
@@ -126,6 +127,7 @@ def _choices(pairs: tuple[str, ...]) -> list[dict[str, str]] | None:
 @click.option("--speaker", help="Who speaks at the node.")
 @click.option("--choice", "choices", multiple=True, metavar="ID[=TEXT]", help="An offered choice (repeatable).")
 @click.option("--pov", help="The point-of-view character for this turn.")
+@gate_option
 @_json_option
 @_force_option
 @click.pass_obj
@@ -138,6 +140,7 @@ def propose_command(
     speaker: str | None,
     choices: tuple[str, ...],
     pov: str | None,
+    gate: tuple[str, ...],
     as_json: bool,
     force: bool,
 ) -> None:
@@ -150,6 +153,7 @@ def propose_command(
         "speaker": speaker,
         "choices": _choices(choices),
         "pov": pov,
+        "gate": parse_gate_options(gate) or None,
     }
     state, proposal = session.propose(kernel, _request(kernel, force, ProposeRequest, fields))
     line = f"{proposal['id']} (turn {proposal['turn_index']} at {proposal['node_id']}): {proposal['narration']}"
@@ -204,6 +208,7 @@ def rollback_command(kernel: Kernel, scene_id: str, steps: int, as_json: bool, f
 @_node_option
 @click.option("--role", help="Ask another llm role than the session's.")
 @click.option("--pov", help="The point-of-view character.")
+@gate_option
 @_json_option
 @_force_option
 @click.pass_obj
@@ -214,11 +219,19 @@ def chat_command(
     node_id: str | None,
     role: str | None,
     pov: str | None,
+    gate: tuple[str, ...],
     as_json: bool,
     force: bool,
 ) -> None:
     """Send MESSAGE to the narrator of SCENE_ID and print the reply (nothing is queued)."""
-    fields = {"scene_id": scene_id, "message": message, "node_id": node_id, "role": role, "pov": pov}
+    fields = {
+        "scene_id": scene_id,
+        "message": message,
+        "node_id": node_id,
+        "role": role,
+        "pov": pov,
+        "gate": parse_gate_options(gate) or None,
+    }
     req = _request(kernel, force, ChatRequest, fields)
     state, reply, metadata = anyio.run(session.chat, kernel, req)
     _print(as_json, {"ok": True, "state": state, "reply": reply, "metadata": metadata}, reply)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from comfyvn.errors import Invalid
+from comfyvn_llm.cli import gate_option, parse_gate_options
 
 from . import packs, session
 from .pov import pov_rewrite
@@ -83,21 +83,11 @@ def lint_command(file: Path, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _gate_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise Invalid(f"--gate expects KEY=VALUE, got {pair[:60]!r}", field="gate", code="invalid_option")
-        options[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return options
-
-
 @click.command("pov-rewrite")
 @click.argument("project")
 @click.option("--pov", required=True, help="The character (or POV) whose point of view the narration takes.")
 @click.option("--scene", help="Only this scene (default: every scene).")
-@click.option("--gate", "gate", multiple=True, metavar="KEY=VALUE", help="An option for call gates (repeatable).")
+@gate_option
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @click.option("--force", is_flag=True, help="Run although enable_narrator is off (a local drill).")
 @click.pass_obj
@@ -108,7 +98,7 @@ def pov_rewrite_command(
     speakers never change. The result is a new project version."""
     if not force:
         kernel.flags.require(session.FLAG)
-    result = pov_rewrite(kernel, project, pov=pov, scene_id=scene, gate=_gate_options(gate) or None)
+    result = pov_rewrite(kernel, project, pov=pov, scene_id=scene, gate=parse_gate_options(gate) or None)
     if as_json:
         _dump({"ok": True, **result})
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +85,10 @@ def rating_group() -> None:
 def classify_command(
     kernel: Kernel, target: str, as_text: bool, tags: tuple[str, ...], mode: str | None, action: str, as_json: bool
 ) -> None:
-    """Rate TARGET: a project (folder or store id: every scene, node, card and lore entry) or a text."""
+    """Rate TARGET: a project (an existing folder or project.json, or a store id: every scene, node, card and
+    lore entry) or a text (anything else)."""
+    if not target.strip():
+        raise ComfyVNError("nothing to rate: give a text, a project folder or a store id", field="target")
     service = RatingService(kernel)
     project = None if as_text else _load_project(kernel, target)
     if project is not None:
@@ -114,6 +118,14 @@ def ack_command(kernel: Kernel, token: str, user: str | None, notes: str | None,
     )
     if as_json:
         _echo_json(entry)
+        return
+    if entry.get("already_acknowledged"):
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(entry["acknowledged_at"])))
+        ignored = "; --user and --notes were not recorded" if notes or user else ""
+        click.echo(
+            f"{token} was already acknowledged by {entry['user']} at {when} "
+            f"({entry['item_id']}, {entry['rating']}, {entry['action']}){ignored}"
+        )
         return
     click.echo(f"acknowledged {entry['item_id']} ({entry['rating']}, {entry['action']}) as {entry['user']}")
 

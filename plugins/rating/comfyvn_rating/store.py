@@ -203,16 +203,18 @@ class RatingStore:
 
     def acknowledge(self, token: str, user: str, notes: str | None) -> dict[str, Any]:
         """Record that ``user`` acknowledged ``token`` (404 for an unknown token). Acknowledging again
-        keeps the first time and adds nothing: the record says who accepted first."""
+        keeps the first time and adds nothing: the record says who accepted first, and the answer says so
+        (``already_acknowledged: true``, with the first ``user``, ``acknowledged_at`` and ``notes``)."""
         with self._locked():
             document = self._document()
             entry = document["acks"].get(token)
             if not isinstance(entry, dict):
                 raise NotFound("unknown acknowledgement token", field="token", code="ack_not_found")
-            if entry.get("acknowledged_at") is None:
+            already = entry.get("acknowledged_at") is not None
+            if not already:
                 entry.update(acknowledged_at=time.time(), user=user, notes=notes)
                 self._write(document)
-        return {**entry, "status": "verified"}
+        return {**entry, "status": "verified", "already_acknowledged": already}
 
     def verified(self, token: str | None, item_id: str, rating: str) -> dict[str, Any] | None:
         """The entry of ``token`` when it is acknowledged, names ``item_id`` and covers ``rating`` (a token

@@ -82,8 +82,10 @@ def test_an_invalid_model_answer_keeps_the_template(model_kernel: Callable[..., 
     kernel = model_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin)
     script.replies("no", "still no")
     narration = _resolve(kernel)["narration"]
-    assert narration["source"] == "template" and narration["warnings"] == [
-        "template used: narrator raised UpstreamError"
+    assert narration["source"] == "template" and narration["adapter"] is None
+    assert narration["warnings"] == [
+        "template used: the narrator failed: the model's answer to BATTLE_NARRATION is not valid after one repair: "
+        "(root): the answer is not JSON (Expecting value at line 1 column 1)"
     ]
     assert check_narration(narration, "team_a") is None
 
@@ -92,5 +94,9 @@ def test_offline_battle_narration_is_the_template_and_says_so(offline_kernel: Ca
     with_narrator = _resolve(offline_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin))["narration"]
     template_only = _resolve(offline_kernel(comfyvn_battle.plugin))["narration"]
     assert with_narrator["adapter"] == "offline" and with_narrator["source"] == "template"
-    assert {k: v for k, v in with_narrator.items() if k not in ("adapter", "model")} == template_only
+    assert template_only["adapter"] is None and template_only["source"] == "template"
+    drop = ("adapter", "model")
+    assert {k: v for k, v in with_narrator.items() if k not in drop} == {
+        k: v for k, v in template_only.items() if k not in drop
+    }
     assert with_narrator == _resolve(offline_kernel(comfyvn_battle.plugin, comfyvn_narrator.plugin))["narration"]

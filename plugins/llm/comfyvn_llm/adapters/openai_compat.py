@@ -17,7 +17,16 @@ __all__ = ["OpenAIAdapter"]
 # Sent when no key is configured: local servers ignore the key, but the openai client refuses to start
 # without one. It grants nothing, so it is not a secret.
 NO_KEY = "comfyvn-no-key"
-_PARAMS = ("temperature", "top_p", "max_tokens", "stop", "response_format", "seed", "presence_penalty")
+_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "response_format",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
 
 
 class OpenAIAdapter:
