@@ -137,7 +137,8 @@ def make_routes(kernel: Kernel) -> list[Route]:
                   user: {type: string}
                   notes: {type: string}
         responses:
-          200: {description: "{ok, ack{token, item_id, action, rating, issued_at, acknowledged_at, user, notes}}"}
+          200: {description: "{ok, ack{token, item_id, action, rating, issued_at, acknowledged_at, user, notes, status,
+                already_acknowledged}}"}
           404: {description: unknown token}
         """
         req = parse_request(await read_json(request), AckRequest)
