@@ -30,7 +30,7 @@ from pycrdt import Array, Doc
 from . import layout
 from .features import OPERATION_EVENT
 from .persist import RoomLog, UpdateLog
-from .room import Room
+from .room import DEFAULT_MAX_BYTES, Room
 
 __all__ = ["Hub", "three_way"]
 
@@ -86,6 +86,7 @@ class Hub:
         max_dirty: float = 30.0,
         compact_every: int = 5000,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.store = store
         self.updates = updates
@@ -94,6 +95,7 @@ class Hub:
         self.quiet = quiet
         self.max_dirty = max_dirty
         self.compact_every = compact_every
+        self.max_bytes = max_bytes
         self.clock = clock
         self.rooms: dict[str, Room] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -106,7 +108,8 @@ class Hub:
     @classmethod
     def for_kernel(cls, kernel: Any) -> Hub:
         """The hub of ``kernel`` (one per kernel; its log at ``<data>/plugins/collab/rooms.sqlite3``).
-        ``collab.quiet_seconds`` / ``collab.max_dirty_seconds`` in comfyvn.json time the automatic flush."""
+        ``collab.quiet_seconds`` / ``collab.max_dirty_seconds`` in comfyvn.json time the automatic flush;
+        ``collab.max_document_mib`` bounds a room's document (64 MiB)."""
         with _HUBS_LOCK:
             hub = _HUBS.get(kernel)
             if hub is None or hub.closed:
@@ -114,6 +117,7 @@ class Hub:
                 settings = settings if isinstance(settings, Mapping) else {}
                 quiet = _seconds(settings, "quiet_seconds", 2.0)
                 max_dirty = _seconds(settings, "max_dirty_seconds", 30.0)
+                max_mib = _mib(settings, "max_document_mib", DEFAULT_MAX_BYTES / 2**20)
                 updates = UpdateLog(kernel.paths.plugin_dir("collab") / "rooms.sqlite3")
                 hub = cls(
                     ProjectStore.for_kernel(kernel),
@@ -122,6 +126,7 @@ class Hub:
                     bus=kernel.events,
                     quiet=quiet,
                     max_dirty=max_dirty,
+                    max_bytes=int(max_mib * 2**20),
                 )
                 _HUBS[kernel] = hub
             return hub
@@ -214,6 +219,7 @@ class Hub:
                 log=self.updates,
                 changed=self._changed,
                 compact_every=self.compact_every,
+                max_bytes=self.max_bytes,
             )
             self.updates.reset(name, version, room.base, doc.get_update())
         else:
@@ -226,6 +232,7 @@ class Hub:
                 log=self.updates,
                 changed=self._changed,
                 compact_every=self.compact_every,
+                max_bytes=self.max_bytes,
             )
             base = loads(saved.base)
             if room.scene() != base:
@@ -239,6 +246,13 @@ class Hub:
             self._changed(room)
         return room
 
+    def _compact(self, room: Room, version: int) -> None:
+        """Log the room as one update (the whole document) from store ``version``; its size is measured."""
+        full = room.doc.get_update()
+        self.updates.reset(room.name, version, room.base, full)
+        room.updates_since_compaction = 0
+        room.measured(len(full))
+
     def _merge(self, room: Room, theirs: dict[str, Any], version: int) -> None:
         """Bring a scene written outside the room (store ``version``) into it, keeping the room's edits."""
         merged = three_way(loads(room.base), room.scene(), theirs)
@@ -247,8 +261,7 @@ class Hub:
         room.store_version = version
         room.base = dumps(theirs)
         room.dirty = room.scene() != theirs
-        self.updates.reset(room.name, version, room.base, room.doc.get_update())
-        room.updates_since_compaction = 0
+        self._compact(room, version)
         log.info("collab room merged a store write", room=room.name, store_version=version, dirty=room.dirty)
 
     # -- change tracking, automatic flushes, coalesced events --------------------------------------
@@ -256,8 +269,7 @@ class Hub:
         """Called by a room after a change while it is not `Room.watched` (no timer armed yet), or when
         its log is due for compaction: compacts, and arms the timer that flushes and announces."""
         if room.updates_since_compaction >= self.compact_every:
-            self.updates.reset(room.name, room.store_version, room.base, room.doc.get_update())
-            room.updates_since_compaction = 0
+            self._compact(room, room.store_version)
         if self.manual:
             room.watched = True  # no loop: flushes are explicit, nothing to arm
             return
@@ -380,8 +392,7 @@ class Hub:
         room.dirty = room.version != at  # edits made while the store was written stay dirty
         if room.dirty:
             room.dirty_since = self.clock()
-        self.updates.reset(room.name, version, room.base, room.doc.get_update())
-        room.updates_since_compaction = 0
+        self._compact(room, version)
         log.info("collab room flushed", room=room.name, store_version=version)
         if not room.dirty and not room.conns:
             self._unload(room)
@@ -481,6 +492,17 @@ def _seconds(settings: Mapping[str, Any], key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 3600:
         raise ComfyVNError(
             f"collab.{key} in comfyvn.json must be a number of seconds from 0.1 to 3600",
+            field=f"collab.{key}",
+            code="invalid_config",
+        )
+    return float(value)
+
+
+def _mib(settings: Mapping[str, Any], key: str, default: float) -> float:
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 1024:
+        raise ComfyVNError(
+            f"collab.{key} in comfyvn.json must be a number of MiB from 1 to 1024",
             field=f"collab.{key}",
             code="invalid_config",
         )

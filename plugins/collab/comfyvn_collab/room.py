@@ -45,9 +45,18 @@ from .protocol import (
     update_frame,
 )
 
-__all__ = ["Connection", "Room"]
+__all__ = ["DEFAULT_MAX_BYTES", "Connection", "DocumentFull", "Room"]
 
 _EMPTY_UPDATE = b"\x00\x00"
+#: A room's document may grow to this (its encoded state): far past any scene a person writes (a 10,000-node
+#: scene is a few MiB), near enough that an endless stream of edits cannot fill the disk or the memory.
+DEFAULT_MAX_BYTES = 64 * 2**20
+
+
+class DocumentFull(Exception):
+    """A client's edit to a room whose document is over its size limit (the route closes with 1009)."""
+
+
 _ids = itertools.count(1)
 
 
@@ -87,6 +96,7 @@ class Room:
         changed: Callable[[Room, str], None] | None = None,
         compact_every: int = 5000,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.project_id = project_id
         self.scene_id = scene_id
@@ -123,6 +133,10 @@ class Room:
         self.watched = False
         self.compact_every = compact_every
         self.read_seconds = 0.0  # how long the last `scene()` read took
+        # The document's size: measured (its encoded state) when the room opens and at each compaction,
+        # then grown by each update's size, an upper bound (deletions shrink the document, not this).
+        self.max_bytes = max_bytes
+        self.size = self._measured = len(doc.get_update())
 
     # -- connections ---------------------------------------------------------------------------------
     def connect(
@@ -178,6 +192,9 @@ class Room:
                 if not conn.writable:
                     self.refused_updates += 1
                     return
+                if self.size > self.max_bytes and self.full():
+                    self.refused_updates += 1
+                    raise DocumentFull(self.full_message())
                 try:
                     self.doc.apply_update(update)
                 except ValueError as exc:
@@ -260,6 +277,26 @@ class Room:
             for cid, entry in sorted(self.awareness.items())
         ]
 
+    # -- size --------------------------------------------------------------------------------------------
+    def full(self) -> bool:
+        """Whether the document is over `max_bytes`, measured again when it changed since last measured
+        (the running size only ever overestimates). Clients' edits are refused while it is; the store's
+        writes still merge in, so a REST ``PUT`` that cuts the scene down, or `comfyvn collab discard`,
+        frees the room."""
+        if self.size > self.max_bytes and self.size != self._measured:
+            self.measured(len(self.doc.get_update()))
+        return self.size > self.max_bytes
+
+    def measured(self, size: int) -> None:
+        """Record the document's real size (the hub measures it when it compacts the log)."""
+        self.size = self._measured = size
+
+    def full_message(self) -> str:
+        return (
+            f"the document of room {self.name} is over its size limit ({self.max_bytes // 2**20} MiB); "
+            "edits are refused until the scene is cut down through the project store"
+        )
+
     # -- server-side edits ---------------------------------------------------------------------------
     @contextmanager
     def edit(self, sender: Connection | None = None, source: str = "json") -> Iterator[Doc[Any]]:
@@ -287,6 +324,7 @@ class Room:
     def _changed(self, update: bytes, sender: Connection | None, source: str, frame: bytes | None = None) -> None:
         # The path of every keystroke of every client: kept to attribute updates and direct calls.
         self.changes += 1
+        self.size += len(update)
         if source != "json":
             self._unlogged += 1  # a JSON batch is counted per operation by the op log
         if frame is None:
@@ -343,4 +381,6 @@ class Room:
             "clients": {"yjs": len(self._yjs), "json": len(self.conns) - len(self._yjs)},
             "refused_updates": self.refused_updates,
             "flush_error": self.flush_error,
+            "size_bytes": self.size,
+            "max_bytes": self.max_bytes,
         }

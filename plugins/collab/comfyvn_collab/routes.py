@@ -25,6 +25,7 @@ from .features import FLAG
 from .hub import Hub
 from .outbox import Outbox
 from .protocol import FrameError
+from .room import DocumentFull
 
 if TYPE_CHECKING:
     from comfyvn import Kernel
@@ -87,6 +88,10 @@ def make_routes(kernel: Kernel) -> list[BaseRoute]:
                 return False
             try:
                 room.receive(conn, data)
+            except DocumentFull as exc:
+                log.info("collab edit refused: the document is full", room=room.name)
+                await websocket.close(code=1009, reason=str(exc)[:120])
+                return False
             except FrameError as exc:
                 log.info("collab frame refused", room=room.name, error=str(exc))
                 await websocket.close(code=1007, reason=str(exc)[:120])

@@ -123,6 +123,9 @@ def apply_batch(
     """Parse and apply a client's ``operations[]`` as one Yjs change; results per operation, sent to every
     JSON client as ``doc.update`` and announced as ``on_collab_operation``."""
     ops = jsonops.parse_operations(raw, actor)
+    if room.size > room.max_bytes and room.full():
+        room.refused_updates += 1
+        raise TooLarge(room.full_message(), field="operations", code="document_too_large")
     with room.edit(sender, "json"):
         results = jsonops.apply_operations(room.doc, room.ops, ops)
     message = {

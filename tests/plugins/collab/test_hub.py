@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,13 @@ import comfyvn_collab.plugin
 import comfyvn_scenario.plugin
 import pytest
 from comfyvn import Kernel
-from comfyvn.errors import NotFound, Unprocessable
+from comfyvn.errors import ComfyVNError, NotFound, TooLarge, Unprocessable
 from comfyvn_collab import protocol
 from comfyvn_collab.hub import Hub, three_way
 from comfyvn_collab.persist import UpdateLog
 from comfyvn_collab.protocol import AwarenessEntry, FrameError
-from comfyvn_collab.room import Connection, Room
+from comfyvn_collab.room import Connection, DocumentFull, Room
+from comfyvn_collab.session import apply_batch
 from comfyvn_scenario.project import Project
 from comfyvn_scenario.store import ProjectStore
 from hypothesis import given, settings
@@ -278,3 +280,51 @@ def test_a_hub_closing_flushes_what_changed(kernel: Kernel, hub: Hub, tmp_path: 
     assert ann.inbox[-1] is None  # the connection is told to close
     scene, version = ProjectStore.for_kernel(kernel).scene("story", "intro")
     assert version == 2 and scene["nodes"][0]["text"] == "Oh. Hello"
+
+
+def test_a_room_over_its_size_limit_refuses_edits_until_the_store_cuts_it_down(kernel: Kernel, hub: Hub) -> None:
+    store = ProjectStore.for_kernel(kernel)
+    hub.max_bytes = 4096
+    room = hub.open_now("story", "intro")
+    assert 0 < room.size < 4096 and room.status()["max_bytes"] == 4096
+    ann = Peer(room)
+    ann.text("a").insert(5, " and on" * 800)  # taken: the room was under its limit (one update may overshoot)
+    ann.push()
+    assert room.size > 4096 and room.scene()["nodes"][0]["text"].endswith("and on")
+    ann.text("b").insert(0, "Later: ")
+    with pytest.raises(DocumentFull, match="over its size limit"):
+        ann.push()
+    assert room.scene()["nodes"][1]["text"] == "The end." and room.refused_updates == 1
+    with pytest.raises(TooLarge) as info:
+        apply_batch(
+            room,
+            "bob",
+            [{"kind": "graph.node.upsert", "payload": {"node": {"id": "b", "text": "x"}}}],
+            sender=None,
+            emit=None,
+        )
+    assert info.value.code == "document_too_large"  # TooLarge: 413 over HTTP
+    # Cut down through the store (a REST PUT): the flush merges it in, measures the document, and edits go on.
+    short = {**SCENE, "nodes": [{**SCENE["nodes"][0], "text": "Hi"}, SCENE["nodes"][1]]}
+    store.put_scene("story", "intro", short, if_match=1)
+    hub.flush_now(room)
+    assert room.scene()["nodes"][0]["text"] == "Hi" and room.size < 4096 and not room.full()
+    # The refused client was closed (1009); reconnecting, it syncs, and its refused edit arrives now.
+    room.disconnect(ann.conn)
+    ann.conn = room.connect(ann.inbox.append, writable=True)
+    ann.pump()
+    assert room.scene()["nodes"][1]["text"] == "Later: The end."
+
+
+def test_the_size_limit_is_read_from_the_config(make_kernel: Callable[..., Kernel]) -> None:
+    kernel = make_kernel(comfyvn_scenario.plugin, comfyvn_collab.plugin)
+    config = kernel.paths.config / "comfyvn.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"collab": {"max_document_mib": 2}}), encoding="utf-8")
+    try:
+        assert Hub.for_kernel(kernel).max_bytes == 2 * 2**20
+    finally:
+        Hub.forget(kernel)
+    config.write_text(json.dumps({"collab": {"max_document_mib": 0}}), encoding="utf-8")
+    with pytest.raises(ComfyVNError, match="max_document_mib"):
+        Hub.for_kernel(kernel)

@@ -253,6 +253,32 @@ def test_a_bad_yjs_frame_closes_the_connection_with_1007(client: TestClient) -> 
     assert client.get("/api/collab/snapshot/story/intro").json()["scene"]["nodes"][0]["text"] == "Hello"
 
 
+def test_an_edit_to_a_full_document_closes_with_1009_and_a_json_batch_is_413(
+    kernel: Kernel, client: TestClient
+) -> None:
+    Hub.for_kernel(kernel).max_bytes = 1  # every document is over it
+    batch = {
+        "scene_id": "story/intro",
+        "actor": "ann",
+        "operations": [{"kind": "graph.node.upsert", "payload": {"node": {"id": "c", "text": "x"}}}],
+    }
+    answer = client.post("/api/collab/room/apply", json=batch)
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "document_too_large"
+    peer = Doc()
+    scene = peer.get("scene", type=Map)
+    scene["title"] = "Renamed"  # a real change (an empty root type alone makes an empty update)
+    with client.websocket_connect("/api/collab/yjs/story/intro") as ws:
+        ws.receive_bytes()  # the server's sync step 1
+        ws.send_bytes(protocol.update_frame(peer.get_update()))
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_bytes()
+            ws.receive_bytes()
+        assert info.value.code == 1009 and "over its size limit" in str(info.value.reason)
+    snapshot = client.get("/api/collab/snapshot/story/intro").json()["scene"]
+    assert [n["id"] for n in snapshot["nodes"]] == ["a", "b"] and snapshot["title"] == "Intro"
+
+
 def test_the_flag_off_answers_403_feature_disabled(make_kernel: Callable[..., Kernel]) -> None:
     kernel = make_kernel(
         comfyvn_server.plugin,
