@@ -20,6 +20,7 @@ import structlog
 from comfyvn.errors import ComfyVNError, FeatureDisabled, Invalid, Unprocessable
 
 from .adapters import ChatRequest, ChatResult, StreamEvent, make_adapter
+from .adapters.base import PARAMS
 from .gate import check_gate, prompt_of
 from .orchestrator import RoleBook
 from .registry import Provider, Registry
@@ -43,16 +44,6 @@ ROLES_FLAG = "enable_llm_role_mapping"
 DEBUG_FLAG = "enable_llm_debug_events"
 MAX_MESSAGES, MAX_CONTENT = 500, 200_000
 _ROLES = ("system", "user", "assistant")
-_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "response_format",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-)
 HEALTH_TIMEOUT = 5.0
 CANCELLED = ComfyVNError("the call was cancelled", code="cancelled", details={"reason": "cancelled"})
 
@@ -105,7 +96,7 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in params.items():
         if value is None:
             continue
-        if key not in _PARAMS:
+        if key not in PARAMS:
             raise Invalid(f"{key}: unknown parameter", field=key, code="invalid_request")
         if key in _RANGES:
             low, high, low_open = _RANGES[key]

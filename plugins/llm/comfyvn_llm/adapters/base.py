@@ -17,7 +17,29 @@ from comfyvn.errors import UpstreamError, clip
 
 from ..registry import Provider
 
-__all__ = ["Adapter", "ChatRequest", "ChatResult", "StreamEvent", "redact", "tls_context", "upstream", "usage_of"]
+__all__ = [
+    "PARAMS",
+    "Adapter",
+    "ChatRequest",
+    "ChatResult",
+    "StreamEvent",
+    "redact",
+    "tls_context",
+    "upstream",
+    "usage_of",
+]
+
+#: The sampling parameters a call may carry (the service checks them; adapters pass on what they support).
+PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "response_format",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
 
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-.=]{8,})")
 

@@ -10,23 +10,13 @@ import anyio
 import openai
 
 from ..registry import Provider
-from .base import ChatRequest, ChatResult, StreamEvent, sdk_error, tls_context, upstream, usage_of
+from .base import PARAMS, ChatRequest, ChatResult, StreamEvent, sdk_error, tls_context, upstream, usage_of
 
 __all__ = ["OpenAIAdapter"]
 
 # Sent when no key is configured: local servers ignore the key, but the openai client refuses to start
 # without one. It grants nothing, so it is not a secret.
 NO_KEY = "comfyvn-no-key"
-_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "response_format",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-)
 
 
 class OpenAIAdapter:
@@ -44,7 +34,7 @@ class OpenAIAdapter:
         )
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
-        params = {k: request.params[k] for k in _PARAMS if request.params.get(k) is not None}
+        params = {k: request.params[k] for k in PARAMS if request.params.get(k) is not None}
         return {"model": request.model, "messages": [dict(m) for m in request.messages], **params}
 
     async def chat(self, request: ChatRequest) -> ChatResult:
