@@ -103,8 +103,9 @@ def run_demo(
         say(f"4/4 lint      skipped: {check['message']}")
     else:
         for build, lint in check["builds"].items():
+            where = target.name if build == "." else f"{target.name}/{build}"  # "." is the main game
             say(
-                f"4/4 lint      {build}: {'clean' if lint['ok'] else 'PROBLEMS'} "
+                f"4/4 lint      {where}: {'clean' if lint['ok'] else 'PROBLEMS'} "
                 f"({check['engine']} Ren'Py, {lint['seconds']} s)"
             )
             for problem in lint["problems"]:

@@ -222,6 +222,8 @@ def test_demo_command(renpy_kernel: Callable[..., Kernel], tmp_path: Path) -> No
     assert str(tmp_path / "game") in report["play"] and (tmp_path / "game/game/script.rpy").is_file()
     human = CliRunner().invoke(make_cli(renpy_kernel()), ["demo", "--out", str(tmp_path / "game")])
     assert "Your game is in" in human.output and "Play it:" in human.output
+    # Lint lines name the game folder (the main game was shown as ".").
+    assert "4/4 lint      game: clean" in human.output and "4/4 lint      .:" not in human.output
 
 
 def test_invoke_sdk_runs_distribute_and_captures_output(
