@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,19 +17,9 @@ import platformdirs
 
 from .errors import ComfyVNError
 
-__all__ = [
-    "MAX_NAME_BYTES",
-    "MAX_PATH_BYTES",
-    "RuntimePaths",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "safe_join",
-]
+__all__ = ["RuntimePaths", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "safe_join"]
 
 _PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-# What separates names in a path on this OS ("/" everywhere, "\\" too on Windows).
-_SEPARATORS = re.compile("|".join(re.escape(sep) for sep in {"/", os.sep, os.altsep or "/"}))
 
 
 @attrs.frozen
@@ -97,10 +88,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
             os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a new user file is world-readable as usual
         os.replace(tmp_name, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(target.parent)
     return target
@@ -117,42 +106,35 @@ def atomic_write_json(path: str | os.PathLike[str], value: Any, *, mode: int | N
     return atomic_write_text(path, text, mode=mode)
 
 
-#: The longest file or folder name most file systems take, in bytes (NAME_MAX).
-MAX_NAME_BYTES = 255
-#: The longest whole path the OS opens, in bytes (PATH_MAX less the terminating NUL; 4096 on Linux).
-MAX_PATH_BYTES = 4095
+# In bytes: the longest name most file systems take (NAME_MAX), the longest path Linux opens (PATH_MAX - 1).
+_NAME_MAX, _PATH_MAX = 255, 4095
 
 
 def safe_join(root: str | os.PathLike[str], *parts: str, field: str | None = None) -> Path:
-    """Join untrusted ``parts`` below ``root``; absolute parts, NUL bytes, ``..`` or symlink escapes, a name
-    longer than `MAX_NAME_BYTES` or a result longer than `MAX_PATH_BYTES` raise `ComfyVNError` (400
-    ``invalid_path``) naming ``field``. So a path it answers can be probed (``is_file``) without the OS
-    refusing it as too long (``OSError`` ENAMETOOLONG), and callers' handling of a bad path applies."""
+    """Join untrusted ``parts`` below ``root``; absolute parts, NUL bytes, ``..`` or symlink escapes, and names
+    or paths the OS would refuse (too long, not text) raise `ComfyVNError` (400 ``invalid_path``) naming
+    ``field``: a path it answers can be probed (``is_file``) without ``OSError`` ENAMETOOLONG."""
     base = Path(root).resolve()
     if bad := [p for p in parts if "\x00" in p or os.path.isabs(p) or p.startswith(("/", "\\"))]:
         raise ComfyVNError(f"path {bad[0]!r} is not allowed", field=field, code="invalid_path")
     try:
-        names = [os.fsencode(name) for part in parts for name in _SEPARATORS.split(part)]
+        names = [os.fsencode(name) for part in parts for name in Path(part).parts]
     except UnicodeError:  # a lone surrogate: no file system can name it
         raise ComfyVNError("path is not valid text", field=field, code="invalid_path") from None
-    if any(len(name) > MAX_NAME_BYTES for name in names):
-        raise ComfyVNError(f"path has a name longer than {MAX_NAME_BYTES} bytes", field=field, code="invalid_path")
+    if any(len(name) > _NAME_MAX for name in names):
+        raise ComfyVNError(f"path has a name longer than {_NAME_MAX} bytes", field=field, code="invalid_path")
     candidate = base.joinpath(*parts).resolve()
     if candidate != base and base not in candidate.parents:
         raise ComfyVNError("path escapes its root", field=field, code="invalid_path")
-    if len(os.fsencode(candidate)) > MAX_PATH_BYTES:
-        raise ComfyVNError(f"path is longer than {MAX_PATH_BYTES} bytes", field=field, code="invalid_path")
+    if len(os.fsencode(candidate)) > _PATH_MAX:
+        raise ComfyVNError(f"path is longer than {_PATH_MAX} bytes", field=field, code="invalid_path")
     return candidate
 
 
 def _fsync_dir(folder: Path) -> None:
-    try:  # some platforms cannot open or fsync folders; the rename is still atomic there
+    with contextlib.suppress(OSError):  # some platforms cannot open or fsync folders; the rename is still atomic
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
