@@ -9,6 +9,17 @@ from comfyvn.paths import RuntimePaths, atomic_write_bytes, atomic_write_json, s
 from hypothesis import given
 from hypothesis import strategies as st
 
+SAFE_ROOT = Path("/tmp/comfyvn-safe-root")
+
+
+def _joined_or_refused(parts: list[str]) -> Path | None:
+    """``safe_join`` below a fixed root, or None when it refused (always as ``invalid_path``)."""
+    try:
+        return safe_join(SAFE_ROOT, *parts)
+    except ComfyVNError as exc:
+        assert exc.code == "invalid_path"
+        return None
+
 
 def test_runtime_root_sets_all_four(tmp_path: Path) -> None:
     paths = RuntimePaths.from_env({"COMFYVN_RUNTIME_ROOT": str(tmp_path)})
@@ -77,13 +88,8 @@ def test_interrupted_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypat
     )
 )
 def test_safe_join_never_escapes_its_root(parts: list[str]) -> None:
-    root = Path("/tmp/comfyvn-safe-root")
-    try:
-        joined = safe_join(root, *parts)
-    except ComfyVNError as exc:
-        assert exc.code == "invalid_path"
-        return
-    assert joined == root.resolve() or root.resolve() in joined.parents
+    joined = _joined_or_refused(parts)
+    assert joined is None or joined == SAFE_ROOT.resolve() or SAFE_ROOT.resolve() in joined.parents
 
 
 def test_safe_join_refuses_symlink_out(tmp_path: Path) -> None:
@@ -129,10 +135,6 @@ _NAMES = st.one_of(
 
 @given(st.lists(_NAMES, min_size=1, max_size=4))
 def test_safe_join_answers_paths_that_can_be_probed(parts: list[str]) -> None:
-    root = Path("/tmp/comfyvn-safe-root")
-    try:
-        joined = safe_join(root, *parts)
-    except ComfyVNError as exc:
-        assert exc.code == "invalid_path"
-        return
-    joined.is_file()  # raises OSError (ENAMETOOLONG) if safe_join let an over-long name through
+    joined = _joined_or_refused(parts)
+    if joined is not None:
+        joined.is_file()  # raises OSError (ENAMETOOLONG) if safe_join let an over-long name through

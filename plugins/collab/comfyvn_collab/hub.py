@@ -115,9 +115,9 @@ class Hub:
             if hub is None or hub.closed:
                 settings = kernel.config.get("collab") if isinstance(kernel.config, Mapping) else None
                 settings = settings if isinstance(settings, Mapping) else {}
-                quiet = _seconds(settings, "quiet_seconds", 2.0)
-                max_dirty = _seconds(settings, "max_dirty_seconds", 30.0)
-                max_mib = _mib(settings, "max_document_mib", DEFAULT_MAX_BYTES / 2**20)
+                quiet = _setting(settings, "quiet_seconds", 2.0, 0.1, 3600, "seconds")
+                max_dirty = _setting(settings, "max_dirty_seconds", 30.0, 0.1, 3600, "seconds")
+                max_mib = _setting(settings, "max_document_mib", DEFAULT_MAX_BYTES / 2**20, 1, 1024, "MiB")
                 updates = UpdateLog(kernel.paths.plugin_dir("collab") / "rooms.sqlite3")
                 hub = cls(
                     ProjectStore.for_kernel(kernel),
@@ -210,6 +210,7 @@ class Hub:
                 doc = None  # an empty log (a damaged file): start again from the store
         if doc is None or saved is None:
             doc = layout.new_doc(scene)
+            full = doc.get_update()
             room = Room(
                 project_id,
                 scene_id,
@@ -220,8 +221,9 @@ class Hub:
                 changed=self._changed,
                 compact_every=self.compact_every,
                 max_bytes=self.max_bytes,
+                size=len(full),
             )
-            self.updates.reset(name, version, room.base, doc.get_update())
+            self.updates.reset(name, version, room.base, full)
         else:
             room = Room(
                 project_id,
@@ -487,22 +489,12 @@ class Hub:
         self.updates.close()
 
 
-def _seconds(settings: Mapping[str, Any], key: str, default: float) -> float:
+def _setting(settings: Mapping[str, Any], key: str, default: float, low: float, high: float, unit: str) -> float:
+    """``collab.<key>`` from comfyvn.json: a number from ``low`` to ``high`` (in ``unit``), else 400."""
     value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 3600:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ComfyVNError(
-            f"collab.{key} in comfyvn.json must be a number of seconds from 0.1 to 3600",
-            field=f"collab.{key}",
-            code="invalid_config",
-        )
-    return float(value)
-
-
-def _mib(settings: Mapping[str, Any], key: str, default: float) -> float:
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 1024:
-        raise ComfyVNError(
-            f"collab.{key} in comfyvn.json must be a number of MiB from 1 to 1024",
+            f"collab.{key} in comfyvn.json must be a number of {unit} from {low:g} to {high:g}",
             field=f"collab.{key}",
             code="invalid_config",
         )

@@ -97,6 +97,7 @@ class Room:
         compact_every: int = 5000,
         clock: Callable[[], float] = time.time,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        size: int | None = None,
     ) -> None:
         self.project_id = project_id
         self.scene_id = scene_id
@@ -133,10 +134,11 @@ class Room:
         self.watched = False
         self.compact_every = compact_every
         self.read_seconds = 0.0  # how long the last `scene()` read took
-        # The document's size: measured (its encoded state) when the room opens and at each compaction,
-        # then grown by each update's size, an upper bound (deletions shrink the document, not this).
+        # The document's size: measured (its encoded state; ``size`` when the opener already encoded it)
+        # when the room opens and at each compaction, then grown by each update's size, an upper bound
+        # (deletions shrink the document, not this).
         self.max_bytes = max_bytes
-        self.size = self._measured = len(doc.get_update())
+        self.size = self._measured = len(doc.get_update()) if size is None else size
 
     # -- connections ---------------------------------------------------------------------------------
     def connect(
