@@ -405,8 +405,11 @@ class SceneBuilder:
             if bg and bg != self._background:
                 self._background = bg
                 return "background"
+        return self._later(message.send_date)
+
+    def _later(self, moment: datetime | None) -> str | None:
+        """The rest of :meth:`_segment`: a time gap since the last dated message, or a full scene."""
         gap = self._gap
-        moment = message.send_date
         if gap is not None and moment is not None:
             if moment.tzinfo is not None:
                 moment = to_comparable(moment)
@@ -414,7 +417,8 @@ class SceneBuilder:
                 self._last_date = moment
                 return "time_gap"
             self._last_date = moment
-        if len(self._scene.nodes) >= self._cap:
+        scene = self._scene
+        if scene is not None and len(scene.nodes) >= self._cap:
             return "max_length"
         return None
 

@@ -31,6 +31,7 @@ from .cast import AssetFile, Cast, scan_sprite_folder
 from .convert import Classifier, ImportOptions, SceneBuilder, background_path
 from .formats import FORMAT_LABELS, iter_agnai, iter_tavernai, sniff_binary, sniff_json_shape
 from .json_messages import iter_json_messages
+from .lane import FastLane
 from .lorebook import expand_macros, lorebook_to_dict, unique_books
 from .models import Card, ChatHeader, Kind, Lorebook, Message, ParseIssue, SceneBreak
 from .st_chat import iter_st_chat
@@ -206,9 +207,17 @@ def _records(
     user_name: str,
     character_name: str,
     card_names: list[str],
+    lane: FastLane,
 ) -> Iterator[ChatHeader | Message | SceneBreak | ParseIssue]:
     if fmt == "st_jsonl":
-        return iter_st_chat(_lines(path), strict=strict)
+
+        def st_records() -> Iterator[ChatHeader | Message | ParseIssue]:
+            # The file itself is iterated (no generator of lines between): the fast lane takes most
+            # lines, so this loop's every step counts.
+            with path.open("rb") as fh:
+                yield from iter_st_chat(fh, strict=strict, take=lane.take)
+
+        return st_records()
     if fmt == "tavernai_json":
         return iter_tavernai(path, user_name=user_names[0] if user_names else None, character_names=card_names)
     if fmt == "agnai_json":
@@ -274,6 +283,7 @@ def import_chat(
     card_names = [c.name for c in cards]
     user_name = options.user_name or _peek_user(fmt, raw.path)
     speakers = [n for n in [*card_names, user_name] if n]
+    lane = FastLane()
     records = _records(
         fmt,
         raw.path,
@@ -283,6 +293,7 @@ def import_chat(
         user_name=user_name or "User",
         character_name=card_names[0] if card_names else "Assistant",
         card_names=card_names,
+        lane=lane,
     )
 
     first = next(records, None)
@@ -328,6 +339,13 @@ def import_chat(
     limit = sys.maxsize if max_nodes is None else max_nodes
     counts = builder.stats
     with SceneWriter(out_dir) as writer:
+
+        def write(scene: dict[str, Any]) -> None:
+            if counts["nodes"] > limit:
+                raise _too_many_nodes(limit)
+            writer.write(scene)
+
+        lane.bind(builder, write, progress)
         for record in stream():
             if isinstance(record, ParseIssue):
                 issues_total += 1
@@ -337,9 +355,7 @@ def import_chat(
             if isinstance(record, ChatHeader):
                 continue
             for scene in builder.add(record):
-                if counts["nodes"] > limit:
-                    raise _too_many_nodes(limit)
-                writer.write(scene)
+                write(scene)
             if progress is not None and isinstance(record, Message):
                 progress(record.line)
         for scene in builder.finish():

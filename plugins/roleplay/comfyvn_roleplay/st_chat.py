@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -249,36 +249,64 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_INTEGER = b"0" * 19  # 19 digits in a row may be an integer beyond 64 bits
 
 
-def _fast_message(raw: bytes | str) -> dict[str, Any] | None:
-    """A message line as orjson decodes it, when that is exactly what :func:`json.loads` gives; else None.
+def _orjson_message(raw: bytes | str) -> dict[str, Any] | None:
+    """A message line as orjson decodes it; None for a line it refuses, a header, or a str line.
 
     orjson decodes several times faster and agrees with the json module on every line it accepts but
-    one kind: integers beyond 64 bits become floats, so a line with 19 digits in a row is left to the
-    json module. What orjson refuses (blank lines, invalid UTF-8, a BOM, NaN, lone surrogates, deep
-    nesting) and headers go the json module's way too, which reports them as before.
+    one kind: integers beyond 64 bits become floats (:func:`_exact` finds the lines that may hold
+    one). What orjson refuses (blank lines, invalid UTF-8, a BOM, NaN, lone surrogates, deep
+    nesting) and headers go the json module's way, which reports them as before.
     """
-    if not isinstance(raw, bytes) or _LONG_INTEGER in raw.translate(_DIGITS_AS_ZERO):
+    if type(raw) is not bytes:
         return None
     try:
         obj = orjson.loads(raw)
     except ValueError:  # orjson.JSONDecodeError is one
         return None
-    if isinstance(obj, dict) and ("mes" in obj or "is_user" in obj or "is_system" in obj):
+    if type(obj) is dict and ("mes" in obj or "is_user" in obj or "is_system" in obj):
         return obj
     return None
 
 
-def iter_st_chat(lines: Iterable[bytes | str], *, strict: bool = False) -> Iterator[ChatRecord]:
+def _exact(raw: bytes) -> bool:
+    """Whether orjson's reading of ``raw`` is the json module's: no 19 digits in a row, which may be
+    an integer beyond 64 bits."""
+    return _LONG_INTEGER not in raw.translate(_DIGITS_AS_ZERO)
+
+
+def _fast_message(raw: bytes | str) -> dict[str, Any] | None:
+    """A message line as orjson decodes it, when that is exactly what :func:`json.loads` gives; else None."""
+    obj = _orjson_message(raw)
+    return obj if obj is not None and _exact(raw) else None  # type: ignore[arg-type]  # bytes when obj
+
+
+def iter_st_chat(
+    lines: Iterable[bytes | str],
+    *,
+    strict: bool = False,
+    take: Callable[[dict[str, Any], int, int], bool] | None = None,
+) -> Iterator[ChatRecord]:
     """Yield the header (when present), each message and each issue, in file order.
 
     ``lines`` is any iterable of lines (an open binary file works). Blank lines are ignored; every
     other line that cannot be used yields a :class:`ParseIssue` naming its 1-based line number.
+    ``take(obj, index, line)`` is offered each message line orjson decodes: when it returns true it
+    has used the message, which is then not yielded (the importer's fast lane, `lane.FastLane`).
+    Integers beyond 64 bits are floats in ``obj``: ``take`` must decline a message where that
+    would change what it makes.
     """
     index = 0
     narrator_name = "System"
     first = True
     for lineno, raw in enumerate(lines, start=1):
-        obj = _fast_message(raw)
+        obj = _orjson_message(raw)
+        if obj is not None:
+            if take is not None and take(obj, index, lineno):
+                index += 1
+                first = False
+                continue
+            if not _exact(raw):  # type: ignore[arg-type]  # bytes when obj
+                obj = None
         if obj is not None:
             message, warnings = message_from_object(obj, index=index, line=lineno, narrator_name=narrator_name)
             index += 1

@@ -79,7 +79,7 @@ def test_orjson_decoding_gives_what_json_gives(
     raw = [line + end for line, end in lines]
     fast = repr(list(iter_st_chat(raw)))
     with monkeypatch.context() as patch:
-        patch.setattr(st_chat, "_fast_message", lambda _raw: None)  # every line through the json module
+        patch.setattr(st_chat, "_orjson_message", lambda _raw: None)  # every line through the json module
         slow = repr(list(iter_st_chat(raw)))
     assert fast == slow
 
