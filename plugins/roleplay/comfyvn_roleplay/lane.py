@@ -197,7 +197,7 @@ class FastLane:
                     previous["choices"] = [{"target": node_id}]
                 previous = node
             scene_nodes.extend(nodes)
-            builder._pending = [previous]
+            builder._pending = [nodes[-1]]
             scene.last_line = line
         if self._progress is not None:
             self._progress(line)
