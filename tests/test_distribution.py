@@ -67,7 +67,7 @@ def test_every_member_is_licensed_typed_and_classified() -> None:
         project = _project(folder)
         assert project.get("license") == "MIT", folder
         assert "Typing :: Typed" in project.get("classifiers", []), folder
-        # The licence text travels in each member's wheel and sdist (hatchling picks up LICENSE*).
+        # The licence text travels in each member's wheel and sdist (hatchling and setuptools pick up LICENSE*).
         assert (folder / "LICENSE").read_text() == (ROOT / "LICENSE").read_text(), folder
         packages = project_packages(folder)
         assert packages, folder
@@ -76,9 +76,16 @@ def test_every_member_is_licensed_typed_and_classified() -> None:
 
 
 def project_packages(folder: Path) -> list[str]:
-    """The import packages a member's wheel ships (hatch's ``packages`` list)."""
+    """The import packages a member's wheel ships: hatch's ``packages`` list, or setuptools' for a member
+    that builds extensions (roleplay), which must then ship its ``py.typed`` as package data."""
     config = tomllib.loads((folder / "pyproject.toml").read_text())
-    packages: list[str] = config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    tool = config["tool"]
+    if "setuptools" in tool:
+        packages: list[str] = tool["setuptools"]["packages"]
+        for package in packages:
+            assert "py.typed" in tool["setuptools"]["package-data"][package], f"{folder.name}: py.typed not shipped"
+        return packages
+    packages = tool["hatch"]["build"]["targets"]["wheel"]["packages"]
     return packages
 
 

@@ -165,7 +165,14 @@ def test_long_messages_never_push_a_scene_past_the_node_cap(tmp_path: Path) -> N
     assert texts[:4] == ["act 0.", '"line 0."', "act 1.", '"line 1."']
 
 
-words = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters='"*_~`\\<>[](){}&#'))
+# Noncharacters are left out: render strips them by design (tested on their own), which this property
+# about quotes and emphasis does not model.
+_NONCHARACTERS = "".join(map(chr, range(0xFDD0, 0xFDF0))) + "\ufffe\uffff"
+words = st.text(
+    st.characters(
+        codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters='"*_~`\\<>[](){}&#' + _NONCHARACTERS
+    )
+)
 
 
 @settings(max_examples=150)
