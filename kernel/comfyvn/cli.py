@@ -10,15 +10,32 @@ from typing import Any
 
 import click
 
-from .errors import Blocked, ComfyVNError, NotFound, OperationFailed, UpstreamError
+from .errors import Blocked, ComfyVNError, Invalid, NotFound, OperationFailed, UpstreamError
 from .flags import parse_bool
 from .kernel import Kernel, create_kernel
 from .log import configure_logging
 from .paths import RuntimePaths
 from .plugins import kernel_version, per_plugin
 
-__all__ = ["EXIT_CODES", "exit_code", "main", "make_cli"]
+__all__ = ["EXIT_CODES", "exit_code", "gate_option", "main", "make_cli", "parse_gate_options"]
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+_GATE_HELP = (
+    "An option for the call gates, KEY=VALUE (repeatable); after `comfyvn rating ack TOKEN`: "
+    "--gate rating_ack_token=TOKEN --gate rating_acknowledged=true."
+)
+# Every plugin command that calls a model through the call gates takes it, so a block's way out works everywhere.
+gate_option = click.option("--gate", "gate", multiple=True, metavar="KEY=VALUE", help=_GATE_HELP)
+
+
+def parse_gate_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--gate KEY=VALUE`` pairs as the call gate's options; ``true``/``false`` become booleans."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise Invalid(f"--gate expects KEY=VALUE, got {pair[:60]!r}", field="gate", code="invalid_option")
+        options[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return options
 
 
 # The one place errors become exit codes: 2 for bad input (the default), 1 for a failed operation, 3 when blocked.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from comfyvn.cli import gate_option, parse_gate_options
 from comfyvn.errors import ComfyVNError
 from comfyvn.wire import loads, parse_request
 
@@ -50,17 +51,6 @@ def _stats(stats: str | None, contenders: tuple[str, ...]) -> Any:
     return table
 
 
-def _gate(pairs: tuple[str, ...]) -> dict[str, Any] | None:
-    """``--gate KEY=VALUE`` pairs for the narrator's call gate (``true``/``false`` become booleans)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ComfyVNError(f"--gate expects KEY=VALUE, got {pair[:60]!r}", field="gate", code="invalid_option")
-        options[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return options or None
-
-
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
@@ -93,14 +83,6 @@ _contender_option = click.option(
     help="A contender with only a base value (repeatable).",
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the full JSON response.")
-_gate_option = click.option(
-    "--gate",
-    "gate",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An option for the narrator's call gate (repeatable); after `comfyvn rating ack TOKEN`: "
-    "--gate rating_ack_token=TOKEN --gate rating_acknowledged=true.",
-)
 
 
 @click.group("battle")
@@ -115,7 +97,7 @@ def battle_group() -> None:
 @click.option("--rounds", type=int, default=3, show_default=True)
 @click.option("--pov", help="Narrate from this contender's point of view.")
 @click.option("--narrate/--no-narrate", default=False, show_default=True)
-@_gate_option
+@gate_option
 @_json_option
 @click.pass_obj
 def sim_cmd(
@@ -135,7 +117,14 @@ def sim_cmd(
         raise ComfyVNError("give --stats or at least one --contender", field="stats", code="empty_contenders")
     req = parse_request(
         _drop_none(
-            {"stats": table, "seed": seed, "rounds": rounds, "pov": pov, "narrate": narrate, "gate": _gate(gate)}
+            {
+                "stats": table,
+                "seed": seed,
+                "rounds": rounds,
+                "pov": pov,
+                "narrate": narrate,
+                "gate": parse_gate_options(gate) or None,
+            }
         ),
         SimRequest,
     )
@@ -151,7 +140,7 @@ def sim_cmd(
 @click.option("--pov")
 @click.option("--state", help="Scenario state JSON (or @file); a copy with variables.battle_outcome is printed.")
 @click.option("--narrate/--no-narrate", default=True, show_default=True)
-@_gate_option
+@gate_option
 @_json_option
 @click.pass_obj
 def resolve_cmd(
@@ -178,7 +167,7 @@ def resolve_cmd(
                 "pov": pov,
                 "state": _json_arg(state, "state"),
                 "narrate": narrate,
-                "gate": _gate(gate),
+                "gate": parse_gate_options(gate) or None,
             }
         ),
         ResolveRequest,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
+from comfyvn.cli import gate_option, parse_gate_options
 from comfyvn.errors import Invalid
 
 from .calls import CallSpec, run_call, stream_call
@@ -21,30 +22,11 @@ from .service import service_for
 if TYPE_CHECKING:
     from comfyvn import Kernel
 
-__all__ = ["GATE_HELP", "gate_option", "llm_group", "parse_gate_options"]
+__all__ = ["llm_group"]
 
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-
-
-GATE_HELP = (
-    "An option for the call gates, KEY=VALUE (repeatable); after `comfyvn rating ack TOKEN`: "
-    "--gate rating_ack_token=TOKEN --gate rating_acknowledged=true."
-)
-# Every command that calls a model through the gate takes this option, so a block's way out works everywhere.
-gate_option = click.option("--gate", "gate", multiple=True, metavar="KEY=VALUE", help=GATE_HELP)
-
-
-def parse_gate_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``--gate KEY=VALUE`` pairs as the call gate's options; ``true``/``false`` become booleans."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise Invalid(f"--gate expects KEY=VALUE, got {pair[:60]!r}", field="gate", code="invalid_option")
-        options[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return options
 
 
 def _params(temperature: float | None, max_tokens: int | None) -> dict[str, Any]:

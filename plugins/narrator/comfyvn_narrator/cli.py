@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import click
+from comfyvn.cli import gate_option, parse_gate_options
 from comfyvn.errors import Invalid
 from comfyvn.wire import loads, parse_request
-from comfyvn_llm.cli import gate_option, parse_gate_options
 
 from . import session
 from .wire import MODES, ApplyRequest, ChatRequest, ModeRequest, ProposeRequest, RollbackRequest

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from comfyvn_llm.cli import gate_option, parse_gate_options
+from comfyvn.cli import gate_option, parse_gate_options
 
 from . import packs, session
 from .pov import pov_rewrite
