@@ -274,12 +274,6 @@ def _exact(raw: bytes) -> bool:
     return _LONG_INTEGER not in raw.translate(_DIGITS_AS_ZERO)
 
 
-def _fast_message(raw: bytes | str) -> dict[str, Any] | None:
-    """A message line as orjson decodes it, when that is exactly what :func:`json.loads` gives; else None."""
-    obj = _orjson_message(raw)
-    return obj if obj is not None and _exact(raw) else None  # type: ignore[arg-type]  # bytes when obj
-
-
 def iter_st_chat(
     lines: Iterable[bytes | str],
     *,

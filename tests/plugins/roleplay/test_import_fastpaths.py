@@ -84,13 +84,19 @@ def test_orjson_decoding_gives_what_json_gives(
     assert fast == slow
 
 
+def _fast_message(raw: bytes | str) -> dict[str, Any] | None:
+    """What iter_st_chat reads with orjson: a message line orjson decodes as the json module would."""
+    obj = st_chat._orjson_message(raw)
+    return obj if obj is not None and st_chat._exact(raw) else None  # type: ignore[arg-type]
+
+
 def test_the_usual_message_line_takes_the_orjson_path() -> None:
     line = b'{"name": "Mira", "is_user": false, "mes": "Hi", "send_date": "2024-7-12@01h31m37s", "extra": {}}'
-    assert st_chat._fast_message(line) == json.loads(line)
+    assert _fast_message(line) == json.loads(line)
     # What orjson reads differently, or not at all, is left to the json module.
-    assert st_chat._fast_message(b'{"mes": "x", "n": 18446744073709551616}') is None
-    assert st_chat._fast_message(b'{"chat_metadata": {}}') is None  # a header
-    assert st_chat._fast_message('{"mes": "x"}') is None  # str lines: the json module
+    assert _fast_message(b'{"mes": "x", "n": 18446744073709551616}') is None
+    assert _fast_message(b'{"chat_metadata": {}}') is None  # a header
+    assert _fast_message('{"mes": "x"}') is None  # str lines: the json module
 
 
 def test_message_fields_land_where_they_belong() -> None:
