@@ -36,24 +36,16 @@ _RISKY_FIRST = frozenset(_BLOCK_FIRST | set("0123456789 \t\n\v\f\r\x1c\x1d\x1e\x
 # SillyTavern's clock ("01h31m37s"): two-digit fields, table look-ups instead of int().
 _HOURS = {f"{n:02d}": n for n in range(24)}
 _SIXTY = {f"{n:02d}": n for n in range(60)}
-_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _NOT_A_DAY = (0, 0, 0)
 Sink = Callable[[dict[str, Any]], None]
 Progress = Callable[[int], None]
 
 
 def _day(text: str) -> tuple[int, int, int]:
-    """The (year, month, day) of ``"2024-7-12"`` as the date pattern of `dates` reads it, or
-    `_NOT_A_DAY`."""
-    m = _DAY.fullmatch(text)
-    if m is None:
-        return _NOT_A_DAY
-    y, mo, d = (int(g) for g in m.groups())
-    try:
-        datetime(y, mo, d)
-    except (ValueError, OverflowError):
-        return _NOT_A_DAY
-    return y, mo, d
+    """The (year, month, day) of ``"2024-7-12"`` as `parse_send_date` reads it before a clock, or
+    `_NOT_A_DAY` (asked once per day of a chat)."""
+    moment = parse_send_date(f"{text}@00h00m00s")
+    return _NOT_A_DAY if moment is None else (moment.year, moment.month, moment.day)
 
 
 class FastLane:
