@@ -21,7 +21,7 @@ def extensions() -> list[object]:
         return []
     from Cython.Build import cythonize
 
-    built = cythonize(COMPILED, compiler_directives={"language_level": 3}, quiet=True)
+    built = cythonize(COMPILED, compiler_directives={"language_level": 3, "annotation_typing": False}, quiet=True)
     for extension in built:
         extension.optional = True  # no C compiler: a warning, and the source modules are used
     return built

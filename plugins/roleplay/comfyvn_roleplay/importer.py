@@ -12,8 +12,6 @@ import json
 import re
 import shutil
 import sys
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +39,6 @@ __all__ = [
     "FORMATS",
     "ImportResult",
     "RawUpload",
-    "SceneWriter",
     "detect_format",
     "import_chat",
     "project_slug",
@@ -338,30 +335,29 @@ def import_chat(
     # Checked only when a scene closes (not per message): it overshoots by at most one scene's nodes.
     limit = sys.maxsize if max_nodes is None else max_nodes
     counts = builder.stats
-    with SceneWriter(out_dir) as writer:
 
-        def write(scene: dict[str, Any]) -> None:
-            if counts["nodes"] > limit:
-                raise _too_many_nodes(limit)
-            writer.write(scene)
+    # Each scene is written as it closes, in this thread: a writer thread was tried, and on two cores
+    # its file system calls slowed the conversion more than they took themselves (tests/bench).
+    def write(scene: dict[str, Any]) -> None:
+        if counts["nodes"] > limit:
+            raise _too_many_nodes(limit)
+        write_scene(out_dir, scene)
 
-        lane.bind(builder, write, progress)
-        for record in stream():
-            if isinstance(record, ParseIssue):
-                issues_total += 1
-                if len(issues) < _MAX_ISSUES_LISTED:
-                    issues.append(record)
-                continue
-            if isinstance(record, ChatHeader):
-                continue
-            for scene in builder.add(record):
-                write(scene)
-            if progress is not None and isinstance(record, Message):
-                progress(record.line)
-        for scene in builder.finish():
-            if counts["nodes"] > limit:
-                raise _too_many_nodes(limit)
-            writer.write(scene)
+    lane.bind(builder, write, progress)
+    for record in stream():
+        if isinstance(record, ParseIssue):
+            issues_total += 1
+            if len(issues) < _MAX_ISSUES_LISTED:
+                issues.append(record)
+            continue
+        if isinstance(record, ChatHeader):
+            continue
+        for scene in builder.add(record):
+            write(scene)
+        if progress is not None and isinstance(record, Message):
+            progress(record.line)
+    for scene in builder.finish():
+        write(scene)
     issues_total += len(builder.issues)
     issues.extend(builder.issues[: max(0, _MAX_ISSUES_LISTED - len(issues))])
     if not builder.scene_ids:
@@ -483,74 +479,6 @@ def write_assets(out_dir: Path, assets: Sequence[AssetFile]) -> None:
             target.write_bytes(asset.data)
         elif asset.source is not None:
             shutil.copyfile(asset.source, target)
-
-
-class SceneWriter:
-    """Writes scene files on a thread of its own while the caller converts the next ones.
-
-    The caller encodes each scene (:func:`scene_bytes`, which needs the interpreter) and the thread
-    does the file system calls, which release it: on a long import the disk's time hides behind the
-    conversion's. At most ``depth`` encoded scenes wait, so memory stays bounded. Leaving the
-    ``with`` block waits for every file; the first error the thread met is raised there (or at the
-    next :meth:`write`), and once one is met nothing more is written.
-    """
-
-    def __init__(self, out_dir: Path, *, depth: int = 8) -> None:
-        self.folder = out_dir / SCENES_DIR
-        self._queue: deque[tuple[str, bytes] | None] = deque()
-        self._ready = threading.Condition()
-        self._depth = depth
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> SceneWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close(raise_error=exc_info[0] is None)
-
-    def write(self, scene: dict[str, Any]) -> None:
-        """Queue ``scene`` (encoded now) for writing; blocks while ``depth`` scenes already wait."""
-        if self._error is not None:
-            raise self._error
-        data = scene_bytes(scene)
-        if self._thread is None:
-            self.folder.mkdir(exist_ok=True)
-            self._thread = threading.Thread(target=self._run, name="comfyvn-scene-writer", daemon=True)
-            self._thread.start()
-        with self._ready:
-            while len(self._queue) >= self._depth and self._error is None:
-                self._ready.wait()
-            self._queue.append((f"{scene['id']}.json", data))
-            self._ready.notify_all()
-
-    def close(self, *, raise_error: bool = True) -> None:
-        """Wait for the queued files; raise the thread's error (unless ``raise_error`` is false)."""
-        if self._thread is not None:
-            with self._ready:
-                self._queue.append(None)
-                self._ready.notify_all()
-            self._thread.join()
-            self._thread = None
-        if raise_error and self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue:
-                    self._ready.wait()
-                item = self._queue.popleft()
-                self._ready.notify_all()
-            if item is None:
-                return
-            if self._error is None:
-                try:
-                    (self.folder / item[0]).write_bytes(item[1])
-                except BaseException as exc:  # raised in the caller's thread by write() or close()
-                    self._error = exc
-                    with self._ready:
-                        self._ready.notify_all()
 
 
 def write_scene(out_dir: Path, scene: dict[str, Any]) -> None:

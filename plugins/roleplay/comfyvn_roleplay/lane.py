@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ._inline_scan import _BLOCK_FIRST, _BULLET_OR_RULE, _FLANKS, _flanks
+from ._inline_scan import _BLOCK_FIRST, _BULLET_OR_RULE, _flanks
 from .convert import SceneBuilder, is_scene_break
 from .dates import parse_send_date
 from .models import Kind, Message
@@ -33,9 +33,6 @@ _EXTRA_DECLINED = frozenset({"type", "display_text", "image", "background", "bg"
 # A paragraph's first character that may open a block construct (or is whitespace markdown-it
 # versions trim differently); past ASCII, decimal digits and spaces are tested by method.
 _RISKY_FIRST = frozenset(_BLOCK_FIRST | set("0123456789 \t\n\v\f\r\x1c\x1d\x1e\x1f"))
-# SillyTavern's clock ("01h31m37s"): two-digit fields, table look-ups instead of int().
-_HOURS = {f"{n:02d}": n for n in range(24)}
-_SIXTY = {f"{n:02d}": n for n in range(60)}
 _NOT_A_DAY = (0, 0, 0)
 Sink = Callable[[dict[str, Any]], None]
 Progress = Callable[[int], None]
@@ -62,6 +59,8 @@ class FastLane:
         self._speakers: dict[tuple[bool, str, str | None], tuple[str, bool]] = {}
         self._days: dict[str, tuple[int, int, int]] = {}
         self._narrators: dict[str, bool] = {}  # SceneBuilder._names_narrator's answers
+        # before → after → (can open, can close) of an asterisk between them (_inline_scan._flanks)
+        self._flanks: dict[str, dict[str, tuple[bool, bool]]] = {}
 
     def bind(self, builder: SceneBuilder, sink: Sink, progress: Progress | None = None) -> bool:
         """Take messages for ``builder`` from now on, passing each scene they close to ``sink`` and
@@ -177,8 +176,8 @@ class FastLane:
         else:
             # SceneBuilder._append for the usual case: the open scene has room and none is held.
             ids = builder._node_ids
-            if count + len(nodes) > len(ids):
-                ids.extend(f"n{n:04d}" for n in range(len(ids) + 1, count + len(nodes) + 1))
+            for number in range(len(ids) + 1, count + len(nodes) + 1):
+                ids.append(f"n{number:04d}")
             for tail in builder._pending:
                 tail["choices"] = [{"target": ids[count]}]
             previous = None
@@ -197,24 +196,38 @@ class FastLane:
 
     def _moment(self, value: Any) -> tuple[bool, datetime | None]:
         """Whether ``value`` is no date or a readable one, and ``parse_send_date(value)``; SillyTavern's
-        own format is read by slicing."""
+        own format ("2024-7-12@01h31m37s") is read character by character."""
         if type(value) is str:
-            at = value.find("@")
-            if at > 0 and len(value) - at == 10:
-                clock = value[at + 1 :]
-                day = self._days.get(value[:at])
+            stamp: str = value
+            at = stamp.find("@")
+            if at > 0 and len(stamp) - at == 10:
+                day = self._days.get(stamp[:at])
                 if day is None:
-                    day = self._days[value[:at]] = _day(value[:at]) if len(self._days) < 4096 else _NOT_A_DAY
-                hour, minute, second = _HOURS.get(clock[:2]), _SIXTY.get(clock[3:5]), _SIXTY.get(clock[6:8])
+                    day = self._days[stamp[:at]] = _day(stamp[:at]) if len(self._days) < 4096 else _NOT_A_DAY
+                h1, h2, m1, m2, s1, s2 = (
+                    stamp[at + 1],
+                    stamp[at + 2],
+                    stamp[at + 4],
+                    stamp[at + 5],
+                    stamp[-3],
+                    stamp[-2],
+                )
                 if (
                     day is not _NOT_A_DAY
-                    and hour is not None
-                    and minute is not None
-                    and second is not None
-                    and clock[2] == "h"
-                    and clock[5] == "m"
-                    and clock[8] == "s"
+                    and stamp[at + 3] == "h"
+                    and stamp[at + 6] == "m"
+                    and stamp[-1] == "s"
+                    and "0" <= h1 <= "2"
+                    and "0" <= h2 <= "9"
+                    and "0" <= m1 <= "5"
+                    and "0" <= m2 <= "9"
+                    and "0" <= s1 <= "5"
+                    and "0" <= s2 <= "9"
+                    and (h1 < "2" or h2 < "4")
                 ):
+                    hour = (ord(h1) - 48) * 10 + ord(h2) - 48
+                    minute = (ord(m1) - 48) * 10 + ord(m2) - 48
+                    second = (ord(s1) - 48) * 10 + ord(s2) - 48
                     return True, datetime(day[0], day[1], day[2], hour, minute, second)
         moment = parse_send_date(value)
         return moment is not None or value is None or value == "", moment
@@ -270,9 +283,19 @@ class FastLane:
                 if not len(pieces) % 2:
                     return []  # an unpaired asterisk
                 for j in range(1, len(pieces)):
-                    around = (pieces[j - 1][-1:] or " ") + (pieces[j][:1] or " ")
-                    can_open, can_close = _FLANKS.get(around) or _flanks(around)
-                    if not (can_open if j % 2 else can_close):
+                    # The characters around the asterisk (a paragraph's ends count as spaces): one-
+                    # character strings are shared by the interpreter, so the look-up makes none.
+                    before = pieces[j - 1][-1] if pieces[j - 1] else " "
+                    row = self._flanks.get(before)
+                    if row is None:
+                        row = self._flanks[before] = {}
+                    after = pieces[j][0] if pieces[j] else " "
+                    flanks = row.get(after)
+                    if flanks is None:
+                        flanks = _flanks(before + after)
+                        if len(row) < 256:
+                            row[after] = flanks
+                    if not flanks[0 if j % 2 else 1]:
                         return []
             else:
                 pieces = [paragraph]

@@ -329,8 +329,10 @@ def test_compiled_modules_are_built_from_the_current_source() -> None:
     # An editable install compiles lane.py and st_chat.py in place (plugins/roleplay/setup.py); after an
     # edit, the stale extension would still be what imports find. Reinstall the plugin after editing.
     for module in _compiled():
-        source = Path(str(module.__file__)).parent / (module.__name__.rsplit(".", 1)[1] + ".py")
-        assert Path(str(module.__file__)).stat().st_mtime >= source.stat().st_mtime, (
-            f"{module.__name__} is compiled from an older {source.name}: "
-            "run `pip install -e plugins/roleplay` (or COMFYVN_PURE_PYTHON=1 to build without compiling)"
-        )
+        stem = Path(str(module.__file__)).parent / module.__name__.rsplit(".", 1)[1]
+        # lane.pxd, next to lane.py, gives the compiled lane its C types
+        for source in [p for p in (stem.with_suffix(".py"), stem.with_suffix(".pxd")) if p.exists()]:
+            assert Path(str(module.__file__)).stat().st_mtime >= source.stat().st_mtime, (
+                f"{module.__name__} is compiled from an older {source.name}: "
+                "run `pip install -e plugins/roleplay` (or COMFYVN_PURE_PYTHON=1 to build without compiling)"
+            )
