@@ -494,10 +494,10 @@ class SceneFiles:
     Creating a file is kernel work that can cost far more than writing it: 0.05 ms on this project's
     2-core test machine, 0.5 to 1.5 ms for minutes after many deletions (ext4 without a journal
     scans the recently deleted inodes each time), and a 100,000-message chat makes 1,334 files. A
-    thread would not do: its turns at the interpreter lock slowed the conversion by more than the
-    files took (tests/bench). Leaving the ``with`` block waits for the helper and raises its first
-    error as an `OSError` naming the file; an error inside the block stops the helper. Where no
-    helper can be started, every file is written in this process.
+    writer thread, measured first, made the import slower than writing in place: the importing
+    thread lost more time to it than the files took. Leaving the ``with`` block waits for the
+    helper and raises its first error as an `OSError` naming the file; an error inside the block
+    stops the helper. Where no helper can be started, every file is written in this process.
     """
 
     HELPER_AFTER = 8
