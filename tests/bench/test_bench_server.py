@@ -141,25 +141,25 @@ async def _fan_out(port: int) -> dict[str, float]:
     return {"messages": total, "seconds": elapsed, "messages_per_s": total / elapsed}
 
 
-class Ports(tuple[int, int]):
-    """The two servers' ports; ``pids`` are their processes."""
-
-    pids: tuple[int, int]
+def _two_cpus() -> tuple[int, int] | None:
+    """The first two CPUs this process may run on, where there are two."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    return first, second
 
 
 @contextlib.contextmanager
-def _pinned(servers: Ports) -> Iterator[None]:
-    """The load generator on the first CPU and both servers (one is loaded at a time) on the second,
-    where there are two: left to the scheduler, client and server sometimes share a CPU for a while,
-    and a round then measures that instead of the app."""
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+def _pinned() -> Iterator[None]:
+    """The load generator on the first CPU while it runs (the servers are on the second, see
+    `servers`): left to the scheduler, client and server sometimes share a CPU for a while, and a
+    round then measures that instead of the app."""
+    cpus = _two_cpus()
+    if cpus is None:
         yield
         return
     mine = os.sched_getaffinity(0)
-    first, second = sorted(mine)[:2]
-    os.sched_setaffinity(0, {first})
-    for pid in servers.pids:
-        os.sched_setaffinity(pid, {second})
+    os.sched_setaffinity(0, {cpus[0]})
     try:
         yield
     finally:
@@ -170,10 +170,12 @@ def _pinned(servers: Ports) -> Iterator[None]:
 def servers(tmp_path: Path) -> Any:
     full, full_port = _start_full(tmp_path / "runtime")
     bare, bare_port = _start_bare()
-    ports = Ports((full_port, bare_port))
-    ports.pids = (full.pid, bare.pid)
+    cpus = _two_cpus()
+    if cpus is not None:  # both servers on the second CPU: one is loaded at a time
+        for process in (full, bare):
+            os.sched_setaffinity(process.pid, {cpus[1]})
     try:
-        yield ports
+        yield full_port, bare_port
     finally:
         for process in (full, bare):
             process.terminate()
@@ -182,13 +184,13 @@ def servers(tmp_path: Path) -> Any:
                 process.stdout.close()
 
 
-def test_health_throughput_full_app_vs_bare_starlette(benchmark: Any, servers: Ports) -> None:
+def test_health_throughput_full_app_vs_bare_starlette(benchmark: Any, servers: tuple[int, int]) -> None:
     full_port, bare_port = servers
     full_rates: list[float] = []
     bare_rates: list[float] = []
 
     def measure() -> float:
-        with _pinned(servers):
+        with _pinned():
             for port in (bare_port, full_port):  # warm-up, not counted: first connections, lazy imports
                 asyncio.run(_hammer(port, SECONDS))
             for n in range(ROUNDS):

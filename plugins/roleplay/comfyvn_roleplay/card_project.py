@@ -27,12 +27,12 @@ from .convert import ImportOptions, SceneBuilder
 from .importer import (
     ImportResult,
     RawUpload,
+    SceneFiles,
     participants,
     project_slug,
     write_assets,
     write_project,
     write_report,
-    write_scene,
 )
 from .lorebook import expand_macros, lorebook_to_dict, unique_books
 from .markup import plain_text
@@ -190,8 +190,9 @@ def import_card(
         scene["metadata"] = {"roleplay": {"reason": "card"}}
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for scene in scenes:
-        write_scene(out_dir, scene)
+    with SceneFiles(out_dir) as files:
+        for scene in scenes:
+            files.write(scene)
     write_assets(out_dir, [*cast.assets, *bg_assets])
     books, book_notes = unique_books([b for b in (world, card.character_book) if b is not None])
     notes += book_notes

@@ -51,7 +51,6 @@ __all__ = [
     "refuse_binary",
     "store_raw",
     "write_assets",
-    "write_scene",
 ]
 
 FORMATS = ("st_jsonl", "st_txt", "json", "text", "tavernai_json", "agnai_json")
@@ -498,6 +497,9 @@ class SceneFiles:
     thread lost more time to it than the files took. Leaving the ``with`` block waits for the
     helper and raises its first error as an `OSError` naming the file; an error inside the block
     stops the helper. Where no helper can be started, every file is written in this process.
+
+    Plain writes, not atomic ones: the folder is new, and ``project.json`` (written last, atomically)
+    is what makes the import visible; a crash leaves an unlisted folder, not a torn project.
     """
 
     HELPER_AFTER = 8
@@ -580,10 +582,3 @@ class SceneFiles:
         except (OSError, ValueError):  # no interpreter to start (an embedded Python): write them here
             self._no_helper = True
             return None
-
-
-def write_scene(out_dir: Path, scene: dict[str, Any]) -> None:
-    # Plain write, not atomic+fsync per scene: the folder is new and project.json (written last,
-    # atomically) is what makes the import visible; a crash leaves an unlisted folder, not a torn one.
-    (out_dir / SCENES_DIR).mkdir(exist_ok=True)
-    (out_dir / SCENES_DIR / f"{scene['id']}.json").write_bytes(scene_bytes(scene))
