@@ -17,11 +17,12 @@ from typing import Any, NamedTuple, Self, TypeGuard
 
 from comfyvn.errors import ComfyVNError
 
-__all__ = ["INCREMENT", "MOD", "MULTIPLIER", "Rng", "lcg_next", "normalize_seed", "weighted_index"]
+__all__ = ["INCREMENT", "MASK", "MOD", "MULTIPLIER", "Rng", "lcg_next", "normalize_seed", "weighted_index"]
 
 MOD = 2**32
 MULTIPLIER = 1664525
 INCREMENT = 1013904223
+MASK = MOD - 1  # ``value & MASK == value % MOD`` for every value >= 0, without a division
 
 
 _make: Any = tuple.__new__

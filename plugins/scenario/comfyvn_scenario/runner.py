@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from comfyvn.errors import ComfyVNError, Conflict, Unprocessable
 
 from .project import DEFAULT_POV, Project, split_target
-from .rng import INCREMENT, MOD, MULTIPLIER, Rng, weighted_index
+from .rng import INCREMENT, MASK, MOD, MULTIPLIER, Rng, weighted_index
 from .rules import Action, Condition, all_of, apply_actions, compile_action, compile_condition, compose, is_number
 
 __all__ = [
@@ -34,7 +34,19 @@ __all__ = [
 class Choice:
     """A compiled choice. ``raw`` is the scene's choice dict (read-only)."""
 
-    __slots__ = ("actions", "apply", "check", "conditions", "entry", "key", "raw", "target", "visible_to", "weight")
+    __slots__ = (
+        "actions",
+        "apply",
+        "check",
+        "conditions",
+        "entry",
+        "key",
+        "move",
+        "raw",
+        "target",
+        "visible_to",
+        "weight",
+    )
 
     def __init__(
         self,
@@ -58,6 +70,35 @@ class Choice:
         if isinstance(visible, str):
             visible = [visible]
         self.visible_to: frozenset[str] | None = frozenset(visible) if visible else None
+
+    move: Move  # set by `seal_move`
+
+    def seal_move(self) -> None:
+        """Gather what `step` needs after taking this choice into one tuple (`Move`), once the target is
+        sealed: one object read per step instead of one per field of the choice and of its target node,
+        which a step through a large scenario finds cold in the cache."""
+        target = self.target
+        menu = target.default_menu if target.menus is None else None
+        self.move = (
+            self.apply,
+            target,
+            self.entry,
+            target.scene_id,
+            target.id,
+            target.apply,
+            target.end,
+            target.settled,
+            menu,
+        )
+
+
+# What taking a choice leads to (`Choice.move`): the choice's actions, the target node, the history
+# entry, the target's scene and id, the target's actions, whether it ends, its settled choices (or
+# None) and the menu every POV sees there (or None when a POV has its own).
+Move = tuple[Any, "Node", tuple[str, str, str | None], str, str, Any, bool, "tuple[Choice, ...] | None", "Menu | None"]
+
+
+LastStep = tuple["RunState", "Node", "tuple[Choice, ...]", "Menu", tuple[Any, ...], tuple[int, int, int] | None]
 
 
 class Menu:
@@ -284,11 +325,14 @@ class Scenario:
             scene_id: {raw["id"]: Node(scene_id, raw) for raw in scene["nodes"]} for scene_id, scene in scenes.items()
         }
         self.scene_starts = {scene_id: str(scene["start"]) for scene_id, scene in scenes.items()}
-        # What the last `step` returned (state, node, choices), so stepping on from that state does
-        # not look the node up and evaluate its conditions again. An immutable result replaced whole,
-        # so threads sharing a scenario never see a state with another state's choices. It relies on
-        # states being values: a state's variables are never changed in place.
-        self.last_step: StepResult | None = None
+        # What the last `step` left: the state it returned, that state's node, its choices, the menu
+        # its POV sees there, and its fields and its RNG's fields (None for an `Rng` subclass) as
+        # plain tuples. Stepping on from that state then neither looks the node up nor evaluates its
+        # conditions again, and unpacks plain tuples (one specialised instruction each; a named
+        # tuple's unpacking goes through an iterator). Replaced whole, so threads sharing a scenario
+        # never see a state with another state's choices. It relies on states being values: a
+        # state's variables are never changed in place.
+        self.last_step: LastStep | None = None
         self._conditions: dict[tuple[str, str, str], Condition] = {}
         for scene_id, scene_nodes in self.nodes.items():
             for node in scene_nodes.values():
@@ -297,6 +341,10 @@ class Scenario:
                     for raw in node.raw.get("choices") or ()
                 )
                 node.seal()
+        for scene_nodes in self.nodes.values():
+            for node in scene_nodes.values():
+                for choice in node.choices:
+                    choice.seal_move()
 
     def _condition(self, raw: Mapping[str, Any]) -> Condition:
         """The compiled condition for ``raw``: one function per distinct condition in the scenario,
@@ -403,20 +451,20 @@ def step(
     """
     # This is the runner's hot loop (a playtest or a client steps thousands of times): `Node.menu`,
     # `Menu.select`, `Menu.pick` and `Rng.draw` are written out inline below, and stepping on from the
-    # state the previous step returned reuses its node and choices (`Scenario.last_step`).
+    # state the previous step returned reuses its node, choices and menu (`Scenario.last_step`).
     scenario = source if type(source) is Scenario else compile_scenario(source)
     if type(state) is not RunState or seed is not None or pov is not None:
         state = _prepare(scenario, state, seed, pov)
-    # One unpacking instead of an attribute read per field: named-tuple fields are descriptors.
-    scene_id, node_id, variables, history, rng, finished, pov = state
     last = scenario.last_step
     if last is not None and last[0] is state:
-        node, available = last[1], last[2]
+        # The state's fields and its RNG's come from plain tuples the last step kept: unpacking a plain
+        # tuple is one specialised instruction, a named tuple's goes through an iterator.
+        _, node, available, menu, (scene_id, node_id, variables, history, rng, finished, pov), draws = last
         if finished:
             return StepResult(state, node, (), scenario.multi_scene)
-        menus = node.menus
-        menu = node.default_menu if menus is None else menus.get(pov, node.default_menu)
     else:
+        scene_id, node_id, variables, history, rng, finished, pov = state
+        draws = (rng.seed, rng.value, rng.uses) if type(rng) is Rng else None
         try:
             node = scenario.nodes[scene_id][node_id]
         except KeyError:
@@ -446,11 +494,12 @@ def step(
             )
     else:
         # The original draws even when one choice is available; so do we, to keep RNG states equal.
-        if type(rng) is Rng:  # Rng.draw, inlined (a subclass may override it)
-            seed, value, uses = rng
-            value = (MULTIPLIER * value + INCREMENT) % MOD
+        if draws is not None:  # Rng.draw, inlined (None for a subclass, which may override it)
+            seed, value, uses = draws
+            value = (MULTIPLIER * value + INCREMENT) & MASK  # the same as % MOD: value is never negative
             r = value / MOD
-            rng = _make(Rng, (seed, value, uses + 1))
+            draws = (seed, value, uses + 1)
+            rng = _make(Rng, draws)
         else:
             r, rng = rng.draw()
         picks = menu.picks  # Menu.pick, inlined
@@ -458,26 +507,20 @@ def step(
             choice = picks[bisect_right(menu.cumulative, r * menu.total)]
         else:
             choice = available[weighted_index([c.weight for c in available], r)]
-    target = choice.target
-    apply = choice.apply
+    apply, target, entry, scene_id, node_id, target_apply, end, following, shared_menu = choice.move
     if apply is not None:
         variables = apply(variables)
-    apply = target.apply
-    if apply is not None:
-        variables = apply(variables)
-    following = target.settled
+    if target_apply is not None:
+        variables = target_apply(variables)
+    menu = shared_menu if shared_menu is not None else target.menu(pov)  # None: a menu per POV there
     if following is None:
-        menus = target.menus
-        menu = target.default_menu if menus is None else menus.get(pov, target.default_menu)
         all_hold = menu.all_hold
         following = menu.candidates if all_hold is None or all_hold(variables) else menu.select(variables)
     # tuple.__new__ with the fields in order is what the named tuples' constructors do, minus a frame.
-    new_state = _make(
-        RunState,
-        (target.scene_id, target.id, variables, (choice.entry, history), rng, target.end or not following, pov),
-    )
+    fields = (scene_id, node_id, variables, (entry, history), rng, end or not following, pov)
+    new_state = _make(RunState, fields)
+    scenario.last_step = (new_state, target, following, menu, fields, draws)
     result: StepResult = _make(StepResult, (new_state, target, following, scenario.multi_scene))
-    scenario.last_step = result
     return result
 
 
