@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from comfyvn.errors import ComfyVNError, Conflict, Unprocessable
@@ -203,7 +203,12 @@ class RunState(NamedTuple):
     in one operation (attrs' frozen ``__init__`` stores field by field through ``object.__setattr__``,
     the largest cost of a step). It is a value either way: immutable, compared and printed field by
     field; ``state._replace(pov=...)`` is ``attrs.evolve``. Never mutate its ``variables`` in place:
-    consecutive states share them when no action ran."""
+    consecutive states share them when no action ran.
+
+    The linked list nests one tuple per step, and Python's own tuple comparison, printing and pickling
+    recurse into nested tuples: past about a thousand steps they would raise ``RecursionError``. So
+    `__eq__`, `__repr__` and `__reduce__` (pickle, ``copy``) walk the history in a loop instead, and
+    the repr shows it as the list of its entries."""
 
     scene_id: str
     node_id: str
@@ -222,6 +227,34 @@ class RunState(NamedTuple):
         entries.reverse()
         return entries
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunState):
+            return tuple.__eq__(self, other)
+        if self[:3] != other[:3] or self[4:] != other[4:]:
+            return False
+        mine, theirs = self.history, other.history
+        while mine is not theirs:
+            if mine is None or theirs is None or mine[0] != theirs[0]:
+                return False
+            mine, theirs = mine[1], theirs[1]
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:  # what it was (a state holds a dict: hashing one raises TypeError)
+        return tuple.__hash__(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunState(scene_id={self.scene_id!r}, node_id={self.node_id!r}, variables={self.variables!r}, "
+            f"history={self.history_list()!r}, rng={self.rng!r}, finished={self.finished!r}, pov={self.pov!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _unpickle_state, (self[:3], self.history_list(), self[4:])
+
     def to_wire(self, *, with_scene: bool = False) -> dict[str, Any]:
         """The wire state; ``with_scene`` adds ``scene_id`` to history entries (multi-scene projects)."""
         history = [
@@ -237,6 +270,21 @@ class RunState(NamedTuple):
             "finished": self.finished,
             "pov": self.pov,
         }
+
+
+def linked_history(entries: Iterable[tuple[str, str, str | None]]) -> tuple[Any, ...] | None:
+    """The history linked list (`RunState.history`) of ``entries``, oldest first."""
+    history: tuple[Any, ...] | None = None
+    for entry in entries:
+        history = (entry, history)
+    return history
+
+
+def _unpickle_state(
+    head: tuple[Any, ...], entries: list[tuple[str, str, str | None]], tail: tuple[Any, ...]
+) -> RunState:
+    state: RunState = _make(RunState, (*head, linked_history(entries), *tail))
+    return state
 
 
 class StepResult(NamedTuple):

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import pickle
 import random
 from typing import Any
 
+import attrs
 import pytest
 import reference_runner as ref
 from comfyvn.digest import canonical_json
@@ -148,12 +150,23 @@ def _outcome(call: Any) -> tuple[str, Any]:
         return "error", (type(exc).__name__, exc.code, exc.field, str(exc), exc.details)
 
 
+def _state_repr(state: Any) -> str:
+    """The state's repr. The runner's prints the history as its list of entries (the linked list would
+    recurse past Python's limit on long runs); the reference's attrs repr prints the linked list, so
+    for it the list is put in the linked list's place."""
+    if isinstance(state, ref.RunState):
+        bare = repr(attrs.evolve(state, history=None))
+        assert bare.count("history=None") == 1
+        return bare.replace("history=None", f"history={state.history_list()!r}")
+    return repr(state)
+
+
 def _view(result: Any) -> dict[str, Any]:
     return {
         "wire": result.to_wire(),
         "keys": [c.key for c in result.choices],
         "finished": result.finished,
-        "repr": repr(result.state),
+        "repr": _state_repr(result.state),
         "history_list": result.state.history_list(),
     }
 
@@ -197,6 +210,8 @@ def test_fast_runner_equals_reference(
             continue
         result_fast, result_slow = got_fast[1], got_slow[1]
         assert _view(result_fast) == _view(result_slow)
+        # A state survives pickling (its own __reduce__) as an equal value (its own __eq__).
+        assert pickle.loads(pickle.dumps(result_fast.state)) == result_fast.state
         # The service tells "entered a node" from a new history object; that must agree too.
         moved_fast = result_fast.state.history is not state_fast.history
         moved_slow = result_slow.state.history is not state_slow.history

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import operator
 from typing import Any
 
 import pytest
@@ -157,3 +158,61 @@ def test_invalid_scene_is_422_with_pointer() -> None:
     with pytest.raises(ComfyVNError) as info:
         step(scene, None)
     assert http_status(info.value) == 422 and info.value.field == "/start"
+
+
+# -- long runs: a state after thousands of steps compares, prints, pickles and copies --------------------
+
+LOOP = {
+    "id": "loop",
+    "start": "a",
+    "variables": {"laps": 0},
+    "nodes": [
+        {
+            "id": "a",
+            "text": "a",
+            "choices": [
+                {"id": "on", "target": "b", "weight": 3, "actions": [{"type": "increment", "key": "laps"}]},
+                {"id": "stay", "target": "a"},
+            ],
+        },
+        {"id": "b", "text": "b", "choices": [{"id": "back", "target": "a"}]},
+    ],
+}
+
+
+def _walk(steps: int, seed: int = 11) -> Any:
+    scenario = compile_scenario(LOOP)
+    state = initial_state(scenario, seed=seed).state
+    for _ in range(steps):
+        state = step(scenario, state).state
+    return state
+
+
+def test_a_long_run_state_compares_prints_pickles_and_copies() -> None:
+    import pickle
+
+    steps = 5000  # tuple comparison, repr and pickle of the nested history fail past ~1,000 levels
+    state, again = _walk(steps), _walk(steps)
+    assert state.history is not again.history  # two runs: equal values, distinct objects
+    assert state == again and operator.ne(state, again) is False
+    assert state != _walk(steps, seed=12) and state != _walk(steps - 1)
+    assert state != state._replace(pov="other") and state == state._replace()
+    entries = state.history_list()
+    assert len(entries) == steps + 1 and entries[0] == ("loop", "a", None)
+    text = repr(state)
+    assert text.startswith("RunState(scene_id='loop', node_id=") and f"history={entries!r}" in text
+    assert text.endswith(f"rng={state.rng!r}, finished=False, pov='narrator')")
+    for copied in (pickle.loads(pickle.dumps(state)), copy.deepcopy(state), copy.copy(state)):
+        assert type(copied) is type(state) and copied == state
+        assert copied.history_list() == entries and copied.to_wire() == state.to_wire()
+        assert step(compile_scenario(LOOP), copied).to_wire() == step(compile_scenario(LOOP), state).to_wire()
+    deep = copy.deepcopy(state)
+    assert deep.variables is not state.variables  # a deep copy, not a view
+
+
+def test_a_state_still_compares_with_a_plain_tuple_as_before() -> None:
+    state = _walk(3)
+    assert state == tuple(state) and tuple(state) == state and operator.ne(state, tuple(state)) is False
+    assert state != (*tuple(state)[:6], "someone else")
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(state)
