@@ -24,7 +24,7 @@ def _ensure_system(session: nox.Session) -> None:
     a subset of Debian's ``fonts-noto-cjk``; the web player's tests drive Debian's ``chromium`` through its
     ``chromium-driver``; the collaboration tests run the real JavaScript Yjs client on Debian's ``nodejs``
     (its npm packages come from ``npm``, see _ensure_collab_js); ``gcc`` compiles the roleplay import's
-    hot modules. All are installed through apt when missing."""
+    hot modules and the scenario runner. All are installed through apt when missing."""
     missing = []
     if not (shutil.which("renpy") or os.path.exists("/usr/games/renpy")):
         missing.append("renpy")
@@ -39,8 +39,8 @@ def _ensure_system(session: nox.Session) -> None:
     if not os.path.exists("/usr/bin/npm"):
         missing.append("npm")
     if not shutil.which("cc"):
-        # The roleplay plugin's import lane is compiled by Cython when there is a C compiler
-        # (plugins/roleplay/setup.py); without one it installs as Python, correct but slower.
+        # The roleplay plugin's import lane and the scenario plugin's runner are compiled by Cython when
+        # there is a C compiler (their setup.py); without one they install as Python, correct but slower.
         missing.append("gcc")
     if not missing:
         return

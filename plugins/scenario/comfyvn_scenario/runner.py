@@ -311,7 +311,15 @@ class StepResult(NamedTuple):
         }
 
 
-_make: Any = tuple.__new__
+# The LCG's constants under names runner.pxd gives C types, so that compiled, a draw is C arithmetic.
+# ``value / _SCALE`` is ``value / MOD`` to the bit: both operands are exact doubles (value < 2**32) and
+# the division is correctly rounded either way.
+_MULTIPLIER, _INCREMENT, _MASK, _SCALE = MULTIPLIER, INCREMENT, MASK, float(MOD)
+
+try:  # tuple.__new__(cls, fields) without the generic call, where setup.py compiled it
+    from ._tuples import new_tuple as _make
+except ImportError:  # pragma: no cover - the source install
+    _make = tuple.__new__
 
 
 def _remembering(check: Condition) -> Condition:
@@ -544,8 +552,8 @@ def step(
         # The original draws even when one choice is available; so do we, to keep RNG states equal.
         if draws is not None:  # Rng.draw, inlined (None for a subclass, which may override it)
             seed, value, uses = draws
-            value = (MULTIPLIER * value + INCREMENT) & MASK  # the same as % MOD: value is never negative
-            r = value / MOD
+            value = (_MULTIPLIER * value + _INCREMENT) & _MASK  # the same as % MOD: value is never negative
+            r = value / _SCALE
             draws = (seed, value, uses + 1)
             rng = _make(Rng, draws)
         else:

@@ -9,17 +9,26 @@ same state repr and the same error (class, code, field, message, details) step a
 
 The pinned digest (a walk of the benchmark's scene) was produced by the pre-optimisation runner and is
 cross-checked here against the reference copy, so it does not merely echo the code under test.
+
+Where the plugin's setup.py compiled the runner (C classes, C arithmetic, a C tuple constructor), the
+checks run twice: on the module imports find, and on runner.py loaded from its source without the
+compiled tuple helper. Both must equal the reference.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import pickle
 import random
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import attrs
+import comfyvn_scenario.runner
 import pytest
 import reference_runner as ref
 from comfyvn.digest import canonical_json
@@ -30,6 +39,25 @@ from comfyvn_scenario.validation import validate_project, validate_scene
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from scenario_support import DEMO
+
+
+def _runner_from_source() -> ModuleType:
+    """runner.py loaded from its source, even where the compiled module is what imports find, and with
+    ``tuple.__new__`` in place of the compiled tuple helper."""
+    path = Path(comfyvn_scenario.runner.__file__).with_name("runner.py")
+    spec = importlib.util.spec_from_file_location("comfyvn_scenario._runner_source", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # importable by name, as pickle needs its classes to be
+    spec.loader.exec_module(module)
+    module._make = tuple.__new__  # type: ignore[attr-defined]
+    return module
+
+
+RUNNERS = [
+    pytest.param(comfyvn_scenario.runner, id="imported"),
+    pytest.param(_runner_from_source(), id="source"),
+]
 
 VARS: dict[str, Any] = {"gold": 0, "hp": 3, "flags": {"met": False, "name": "ann"}, "items": ["key"], "ratio": 0.5}
 NUMERIC = ["gold", "hp", "ratio", "flags.met"]
@@ -171,17 +199,23 @@ def _view(result: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 @given(stories(), st.integers(0, 2**32 + 5), st.sampled_from([None, *POVS]), st.booleans(), operations)
 def test_fast_runner_equals_reference(
-    story: dict[str, Any] | Project, seed: int, pov: str | None, override: bool, ops: list[tuple[str, Any]]
+    runner: Any,
+    story: dict[str, Any] | Project,
+    seed: int,
+    pov: str | None,
+    override: bool,
+    ops: list[tuple[str, Any]],
 ) -> None:
-    fast, slow = compile_scenario(story), ref.compile_scenario(story)
+    fast, slow = runner.compile_scenario(story), ref.compile_scenario(story)
     variables = {"gold": 4, "flags": {"met": True}} if override else None
-    first_fast = initial_state(fast, seed=seed, pov=pov, variables=variables)
+    first_fast = runner.initial_state(fast, seed=seed, pov=pov, variables=variables)
     first_slow = ref.initial_state(slow, seed=seed, pov=pov, variables=variables)
     assert _view(first_fast) == _view(first_slow)
     # The same start through step(state=None), from the raw story (compiled inside step).
-    started = _outcome(lambda: _view(step(story, None, seed=seed, pov=pov)))
+    started = _outcome(lambda: _view(runner.step(story, None, seed=seed, pov=pov)))
     assert started == _outcome(lambda: _view(ref.step(story, None, seed=seed, pov=pov)))
     state_fast, state_slow = first_fast.state, first_slow.state
     keys = [c.key for c in first_slow.choices]
@@ -202,7 +236,7 @@ def test_fast_runner_equals_reference(
             given_fast = state_fast.to_wire(with_scene=with_scene)
             given_slow = state_slow.to_wire(with_scene=with_scene)
             assert given_fast == given_slow
-        got_fast = _outcome(lambda: step(fast, given_fast, **kwargs))  # noqa: B023 - called at once
+        got_fast = _outcome(lambda: runner.step(fast, given_fast, **kwargs))  # noqa: B023 - called at once
         got_slow = _outcome(lambda: ref.step(slow, given_slow, **kwargs))  # noqa: B023
         assert got_fast[0] == got_slow[0], (got_fast, got_slow)
         if got_fast[0] == "error":
@@ -279,11 +313,9 @@ def _walk_digest(module: Any, scene: dict[str, Any], seed: int, steps: int) -> s
 PINNED_WALK = "b79a1f51b0643dcd879571ab403fb8f1eec09db3137e4a442840cbd6ec5a1024"
 
 
-@pytest.mark.parametrize("module", [ref, None], ids=["reference", "runner"])
+@pytest.mark.parametrize("module", [pytest.param(ref, id="reference"), *RUNNERS])
 def test_bench_scene_walk_matches_the_pinned_digest(module: Any) -> None:
-    import comfyvn_scenario.runner as runner
-
-    assert _walk_digest(module or runner, bench_like_scene(500, 3), seed=11, steps=3000) == PINNED_WALK
+    assert _walk_digest(module, bench_like_scene(500, 3), seed=11, steps=3000) == PINNED_WALK
 
 
 PLAYTESTS = [
@@ -314,24 +346,26 @@ def test_demo_playtests_and_explore_equal_the_reference_runners(monkeypatch: pyt
     assert len(set(fast)) == len(PLAYTESTS)  # the runs differ from each other: the check has teeth
 
 
-def test_demo_random_walks_match_the_reference() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_demo_random_walks_match_the_reference(runner: Any) -> None:
     demo = load_project(DEMO)
-    fast, slow = compile_scenario(demo), ref.compile_scenario(demo)
+    fast, slow = runner.compile_scenario(demo), ref.compile_scenario(demo)
     for seed, pov in ((0, None), (1, "alice"), (1234, "bob")):
-        a, b = initial_state(fast, seed=seed, pov=pov), ref.initial_state(slow, seed=seed, pov=pov)
+        a, b = runner.initial_state(fast, seed=seed, pov=pov), ref.initial_state(slow, seed=seed, pov=pov)
         for _ in range(60):
             assert a.to_wire() == b.to_wire()
-            a, b = step(fast, a.state), ref.step(slow, b.state)
+            a, b = runner.step(fast, a.state), ref.step(slow, b.state)
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 @given(stories(), st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5)), min_size=20, max_size=60), st.data())
 def test_interleaved_runs_on_one_compiled_scenario_equal_the_reference(
-    story: dict[str, Any] | Project, moves: list[tuple[int, int]], data: st.DataObject
+    runner: Any, story: dict[str, Any] | Project, moves: list[tuple[int, int]], data: st.DataObject
 ) -> None:
     """Three runs with different variables, stepped in any interleaving on one compiled scenario, each
     equal a run of the reference runner alone: a condition's remembered answer for one run's variables
     never reaches another run (the scenario compiles each distinct condition once, shared by all runs)."""
-    fast = compile_scenario(story)
+    fast = runner.compile_scenario(story)
     # Every variable a generated condition reads differs between the runs.
     starts = [
         None,
@@ -344,13 +378,13 @@ def test_interleaved_runs_on_one_compiled_scenario_equal_the_reference(
         },
         {"gold": "x", "hp": data.draw(st.integers(4, 9)), "ratio": None, "items": [], "flags": {"name": "annabel"}},
     ]
-    runs_fast = [initial_state(fast, seed=n, variables=v) for n, v in enumerate(starts)]
+    runs_fast = [runner.initial_state(fast, seed=n, variables=v) for n, v in enumerate(starts)]
     runs_slow = [ref.initial_state(ref.compile_scenario(story), seed=n, variables=v) for n, v in enumerate(starts)]
     slow_scenarios = [ref.compile_scenario(story) for _ in starts]
     for run, pick in moves:
         keys = [c.key for c in runs_slow[run].choices]
         choice_id = keys[pick % len(keys)] if keys and pick < 3 else None
-        got_fast = _outcome(lambda: step(fast, runs_fast[run].state, choice_id=choice_id))  # noqa: B023
+        got_fast = _outcome(lambda: runner.step(fast, runs_fast[run].state, choice_id=choice_id))  # noqa: B023
         got_slow = _outcome(lambda: ref.step(slow_scenarios[run], runs_slow[run].state, choice_id=choice_id))  # noqa: B023
         assert got_fast[0] == got_slow[0]
         if got_fast[0] == "error":
