@@ -20,6 +20,5 @@ cdef class Scenario:
     cdef public object source, project, multi_scene, start, variables, default_pov, nodes, scene_starts
     cdef public object last_step, _conditions
 
-@cython.locals(scenario=Scenario, node=Node, target=Node, choice=Choice, menu=Menu, value=cython.ulonglong,
-               r=cython.double)
+@cython.locals(scenario=Scenario, node=Node, target=Node, choice=Choice, menu=Menu, current=cython.ulonglong)
 cpdef step(source, state=*, choice_id=*, seed=*, pov=*)

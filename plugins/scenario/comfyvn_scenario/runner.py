@@ -253,7 +253,10 @@ class RunState(NamedTuple):
         )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return _unpickle_state, (self[:3], self.history_list(), self[4:])
+        return _unpickle_state, (type(self), self[:3], self.history_list(), self[4:])
+
+    def __copy__(self) -> RunState:
+        return self  # a value: a shallow copy is the state itself, as for a tuple
 
     def to_wire(self, *, with_scene: bool = False) -> dict[str, Any]:
         """The wire state; ``with_scene`` adds ``scene_id`` to history entries (multi-scene projects)."""
@@ -281,9 +284,9 @@ def linked_history(entries: Iterable[tuple[str, str, str | None]]) -> tuple[Any,
 
 
 def _unpickle_state(
-    head: tuple[Any, ...], entries: list[tuple[str, str, str | None]], tail: tuple[Any, ...]
+    cls: type[RunState], head: tuple[Any, ...], entries: list[tuple[str, str, str | None]], tail: tuple[Any, ...]
 ) -> RunState:
-    state: RunState = _make(RunState, (*head, linked_history(entries), *tail))
+    state: RunState = tuple.__new__(cls, (*head, linked_history(entries), *tail))
     return state
 
 
@@ -520,7 +523,11 @@ def step(
             return StepResult(state, node, (), scenario.multi_scene)
     else:
         scene_id, node_id, variables, history, rng, finished, pov = state
-        draws = (rng.seed, rng.value, rng.uses) if type(rng) is Rng else None
+        # The inlined draw takes an `Rng` whose value is a 32-bit int, as every `Rng` made through its
+        # constructor or a draw is; anything else (a subclass, a value put in with `_replace`) draws
+        # through `Rng.draw`, which gives the same numbers for any int.
+        value = rng.value
+        draws = (rng.seed, value, rng.uses) if type(rng) is Rng and type(value) is int and 0 <= value <= MASK else None
         try:
             node = scenario.nodes[scene_id][node_id]
         except KeyError:
@@ -550,11 +557,11 @@ def step(
             )
     else:
         # The original draws even when one choice is available; so do we, to keep RNG states equal.
-        if draws is not None:  # Rng.draw, inlined (None for a subclass, which may override it)
-            seed, value, uses = draws
-            value = (_MULTIPLIER * value + _INCREMENT) & _MASK  # the same as % MOD: value is never negative
-            r = value / _SCALE
-            draws = (seed, value, uses + 1)
+        if draws is not None:  # Rng.draw, inlined
+            seed, current, uses = draws
+            current = (_MULTIPLIER * current + _INCREMENT) & _MASK  # the same as % MOD for an int
+            r = current / _SCALE
+            draws = (seed, current, uses + 1)
             rng = _make(Rng, draws)
         else:
             r, rng = rng.draw()

@@ -35,6 +35,7 @@ from comfyvn.digest import canonical_json
 from comfyvn.errors import ComfyVNError
 from comfyvn_scenario import Project, compile_scenario, initial_state, load_project, step
 from comfyvn_scenario.playtest import explore, run_playtest
+from comfyvn_scenario.rng import Rng
 from comfyvn_scenario.validation import validate_project, validate_scene
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -316,6 +317,40 @@ PINNED_WALK = "b79a1f51b0643dcd879571ab403fb8f1eec09db3137e4a442840cbd6ec5a1024"
 @pytest.mark.parametrize("module", [pytest.param(ref, id="reference"), *RUNNERS])
 def test_bench_scene_walk_matches_the_pinned_digest(module: Any) -> None:
     assert _walk_digest(module, bench_like_scene(500, 3), seed=11, steps=3000) == PINNED_WALK
+
+
+class CountingRng(Rng):
+    """An `Rng` subclass: the runner must draw through its `draw`."""
+
+    __slots__ = ()
+
+    def draw(self) -> tuple[float, Any]:
+        r, new = super().draw()
+        return r, new
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize(
+    "rng",
+    [
+        Rng(3, 5, 0),
+        tuple.__new__(Rng, (3, -5, 0)),  # values put in past the constructor's normalising
+        tuple.__new__(Rng, (3, 2**70 + 9, 4)),
+        CountingRng(3, 5, 0),
+    ],
+    ids=["rng", "negative-value", "huge-value", "subclass"],
+)
+def test_any_rng_state_draws_as_rng_draw_does(runner: Any, rng: Rng) -> None:
+    # The inlined draw takes only in-range ints; every other RNG state draws through Rng.draw, in the
+    # compiled runner as in the source: value' = (1664525 * value + 1013904223) mod 2**32.
+    scenario = runner.compile_scenario(bench_like_scene(20, 5))
+    state = runner.initial_state(scenario, seed=3).state._replace(rng=rng)
+    value, uses = rng.value, rng.uses
+    for _ in range(4):
+        state = runner.step(scenario, state).state
+        value, uses = (1664525 * value + 1013904223) % 2**32, uses + 1
+        assert (state.rng.seed, state.rng.value, state.rng.uses) == (3, value, uses)
+        assert type(state.rng) is type(rng)
 
 
 PLAYTESTS = [

@@ -11,6 +11,7 @@ from comfyvn.errors import ComfyVNError
 from comfyvn_scenario import Project, compile_scenario, initial_state, step
 from comfyvn_scenario.rng import Rng, weighted_index
 from comfyvn_scenario.rules import compile_action, compile_condition
+from comfyvn_scenario.runner import linked_history
 from comfyvn_server.errors import http_status
 from scenario_support import tiny_scene
 
@@ -198,6 +199,12 @@ def test_a_long_run_state_compares_prints_pickles_and_copies() -> None:
     assert state != _walk(steps, seed=12) and state != _walk(steps - 1)
     assert state != state._replace(pov="other") and state == state._replace()
     entries = state.history_list()
+    # Histories alone: a different oldest entry, one step fewer, one more, none at all.
+    oldest_changed = linked_history([("loop", "b", None), *entries[1:]])
+    for history in (oldest_changed, linked_history(entries[:-1]), (entries[-1], state.history), None):
+        other = state._replace(history=history)
+        assert state != other and other != state and operator.eq(state, other) is False
+    assert state == state._replace(history=linked_history(entries))  # rebuilt: equal, not the same object
     assert len(entries) == steps + 1 and entries[0] == ("loop", "a", None)
     text = repr(state)
     assert text.startswith("RunState(scene_id='loop', node_id=") and f"history={entries!r}" in text
