@@ -4,9 +4,9 @@ Targets (issue 2): under 5 µs per emit with no subscriber, under 10 µs with on
 ``nox -s bench`` (or ``pytest tests/bench/test_bench_kernel.py --benchmark-enable``); the baseline
 benchmark (a bare list append of a tuple) gives the in-run ratio on a noisy machine. The figure
 checked against the target is the best of `BATCHES` medians (each of `LOOPS` timings of `CALLS`
-emits, about 20 ms), the batches spread over about `BATCHES` × `PAUSE` seconds. This shared machine
-switches, at random and for stretches of milliseconds to seconds, between two speeds about 2×
-apart (batch medians of the same ``emit`` read 3.8 µs or 6.5–8 µs, nothing between): one clean run
+emits, about 20 ms), the batches spread over about `BATCHES` x `PAUSE` seconds. This shared machine
+switches, at random and for stretches of milliseconds to seconds, between two speeds about 2x
+apart (batch medians of the same ``emit`` read 3.8 µs or 6.5 to 8 µs, nothing between): one clean run
 measured 6.5 µs when seven batches fitted in one second, all in a slow stretch. Forty batches over
 six seconds have always included fast ones. The spread and the count of batches within the target
 are printed too, so the run shows how noisy it was.
@@ -74,7 +74,7 @@ def test_emit(benchmark: Any, subscribers: int) -> None:
         figure = min(medians)
         within = sum(median <= limit for median in medians)
         print(
-            f"emit, {subscribers} subscriber(s): batch medians {figure:.3g}–{max(medians):.3g} µs,"
+            f"emit, {subscribers} subscriber(s): batch medians {figure:.3g} to {max(medians):.3g} µs,"
             f" {within} of {BATCHES} within {limit:g} µs"
         )
         at_most(f"emit median (best of {BATCHES}), {subscribers} subscriber(s)", figure, limit, " µs")
