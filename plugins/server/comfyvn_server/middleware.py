@@ -6,6 +6,7 @@ the ``/health`` probe whose throughput the benchmark compares with a bare Starle
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -19,7 +20,7 @@ from comfyvn.errors import TooLarge, clip
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import Denied, RouteScopes, TokenStore, area_scope, authorize
+from .auth import Denied, Principal, RouteScopes, TokenStore, area_scope, authorize
 from .errors import HTTP_CODES
 from .settings import ServerSettings
 
@@ -155,25 +156,13 @@ class GuardMiddleware:
         if state is None:
             state = scope["state"] = {}
         state["request_id"] = request_id
-        server = scope.get("server")
-        token = wanted.get(b"authorization")
-        if token is not None:
-            scheme, _, rest = token.partition(" ")
-            token = rest.strip() if scheme.lower() == "bearer" else token
-        elif kind == "websocket":
-            token = _query_token(scope)
-        verdict = authorize(
-            scope.get("method", "GET"),
-            scope["path"],
-            wanted.get(b"host"),
-            wanted.get(b"origin"),
-            token,
-            server[0] if server else None,
-            self.settings,
-            self.tokens,
-            self.scope_for,
-            self.open_prefixes,
-        )
+        try:
+            verdict = self._authorize(scope, kind, wanted)
+        except Exception:
+            # Our own bug (a token file that cannot be read, say): logged with the id, a JSON 500.
+            log.exception("unhandled error", request_id=request_id, path=scope["path"], method=scope.get("method"))
+            await _internal_error(kind, send, request_id)
+            return
         if isinstance(verdict, Denied):
             log.info("request refused", request_id=request_id, path=scope["path"], code=verdict.code)
             if kind == "http":
@@ -195,31 +184,32 @@ class GuardMiddleware:
         plain: Message | None = None  # the start of a plain-text error, answered as JSON once its body is in
         plain_text = b""
 
+        # One wrapper, no helper coroutine: it runs twice on every request.
         async def send_with_id(message: Message) -> None:
-            nonlocal started, plain, plain_text
-            if message["type"] == "http.response.start":
+            nonlocal started, peer_gone, plain, plain_text
+            what = message["type"]
+            if what == "http.response.start":
                 started = True
                 if _plain_error(message):
                     plain = message
                     return
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", tag)]
-            elif message["type"] == "websocket.http.response.start":  # a refused handshake's HTTP answer
-                started = True
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", tag)]
-            elif message["type"] == "http.response.body" and plain is not None:
+            elif what == "http.response.body" and plain is not None:
                 plain_text = (plain_text + message.get("body", b""))[:_MAX_PLAIN]
                 if message.get("more_body", False):
                     return
-                start, body = _as_json_error(plain, plain_text, b"range" in wanted, request_id)
-                await deliver(start)
-                await deliver(body)
-                return
-            elif message["type"] == "websocket.accept":
+                json_start, json_end = _as_json_error(plain, plain_text, b"range" in wanted, request_id)
+                try:
+                    await send(json_start)
+                except Exception:
+                    peer_gone = True
+                    raise
+                message = json_end
+            elif what == "websocket.http.response.start":  # a refused handshake's HTTP answer
                 started = True
-            await deliver(message)
-
-        async def deliver(message: Message) -> None:
-            nonlocal peer_gone
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", tag)]
+            elif what == "websocket.accept":
+                started = True
             try:
                 await send(message)
             except Exception:
@@ -250,25 +240,48 @@ class GuardMiddleware:
             log.exception(
                 "unhandled error", request_id=request_id, path=scope["path"], method=scope.get("method", "WEBSOCKET")
             )
-            if kind == "http" and not started:
-                start, body = json_body(
-                    500,
-                    {
-                        "error": {
-                            "code": "internal_error",
-                            "field": None,
-                            "request_id": request_id,
-                            "message": (
-                                f"internal server error (request id {request_id}; the traceback is in the server log)"
-                            ),
-                        }
-                    },
-                    request_id,
-                )
-                await send(start)
-                await send(body)
-            elif kind == "websocket":
-                try:
-                    await send({"type": "websocket.close", "code": 1011, "reason": f"internal error {request_id}"})
-                except Exception:
-                    pass  # the socket is already gone
+            if kind == "websocket" or not started:  # a 1011 close even after the accept
+                await _internal_error(kind, send, request_id)
+
+    def _authorize(self, scope: Scope, kind: str, wanted: dict[bytes, str]) -> Denied | Principal:
+        server = scope.get("server")
+        token = wanted.get(b"authorization")
+        if token is not None:
+            scheme, _, rest = token.partition(" ")
+            token = rest.strip() if scheme.lower() == "bearer" else token
+        elif kind == "websocket":
+            token = _query_token(scope)
+        return authorize(
+            scope.get("method", "GET"),
+            scope["path"],
+            wanted.get(b"host"),
+            wanted.get(b"origin"),
+            token,
+            server[0] if server else None,
+            self.settings,
+            self.tokens,
+            self.scope_for,
+            self.open_prefixes,
+        )
+
+
+async def _internal_error(kind: str, send: Send, request_id: str) -> None:
+    """The last-resort answer to our own bug: a JSON 500 naming the request id, or a 1011 close."""
+    if kind == "http":
+        start, body = json_body(
+            500,
+            {
+                "error": {
+                    "code": "internal_error",
+                    "field": None,
+                    "request_id": request_id,
+                    "message": f"internal server error (request id {request_id}; the traceback is in the server log)",
+                }
+            },
+            request_id,
+        )
+        await send(start)
+        await send(body)
+    else:
+        with contextlib.suppress(Exception):  # the socket may already be gone
+            await send({"type": "websocket.close", "code": 1011, "reason": f"internal error {request_id}"})

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from comfyvn import Kernel, hookimpl
 from comfyvn_server import ServerSettings, create_app
+from comfyvn_server.middleware import GuardMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from structlog.testing import capture_logs
 
 
@@ -135,6 +139,48 @@ def test_unhandled_exception_is_json_500_with_logged_traceback(client: TestClien
     assert "probe exploded" not in response.text  # no internals leak to the client
     entry = next(e for e in logs if e["event"] == "unhandled error")
     assert entry["request_id"] == "req-123" and entry["exc_info"] is True
+
+
+def test_a_damaged_token_file_is_a_json_500_not_a_plain_text_one(kernel: Kernel) -> None:
+    # The guard reads the token file before any route runs; its failure is answered like any other bug.
+    kernel.paths.config.mkdir(parents=True, exist_ok=True)
+    (kernel.paths.config / "server_tokens.json").write_text("{damaged", encoding="utf-8")
+    token = "cvn_0123456789ab_" + "x" * 24  # shaped like a token, so the store is read
+    with TestClient(create_app(kernel)) as client, capture_logs() as logs:
+        response = client.get("/status", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-7"})
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == "internal_error" and response.json()["error"]["request_id"] == "req-7"
+    assert str(kernel.paths.config) not in response.text
+    entry = next(e for e in logs if e["event"] == "unhandled error")
+    assert entry["request_id"] == "req-7" and entry["exc_info"] is True
+
+
+def test_the_guard_is_the_outermost_layer(kernel: Kernel) -> None:
+    # Starlette's own ServerErrorMiddleware (a plain-text 500) is left out: the guard answers every escape.
+    stack = create_app(kernel).build_middleware_stack()
+    assert type(stack) is GuardMiddleware
+    assert type(stack.app) is ExceptionMiddleware and stack.app.app is not None
+
+
+class Crasher:
+    name = "crasher"
+
+    @hookimpl
+    def register_routes(self, kernel: Kernel) -> list[Any]:
+        async def crash(websocket: WebSocket) -> None:
+            await websocket.accept()
+            raise RuntimeError("socket exploded")
+
+        return [WebSocketRoute("/api/crasher/ws", crash)]
+
+
+def test_a_websocket_that_fails_after_its_accept_is_closed_1011(server_kernel: Callable[..., Kernel]) -> None:
+    client = TestClient(create_app(server_kernel(Crasher())))
+    socket = client.websocket_connect("/api/crasher/ws")
+    with client, capture_logs() as logs, socket as ws, pytest.raises(WebSocketDisconnect) as closed:
+        ws.receive_text()
+    assert closed.value.code == 1011 and "socket exploded" not in (closed.value.reason or "")
+    assert any(e["event"] == "unhandled error" and e["exc_info"] is True for e in logs)
 
 
 def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
