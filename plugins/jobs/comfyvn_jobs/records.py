@@ -64,6 +64,16 @@ CREATE INDEX IF NOT EXISTS jobs_submitted ON jobs (submitted_at);
 _JSON_COLUMNS = ("params", "resources", "result", "error", "runs", "cost")
 
 
+def _closed_runs(row: sqlite3.Row, worker: str, at: float, outcome: str, error: dict[str, Any] | None) -> str:
+    """The ``runs`` column of ``row`` with ``worker``'s open run closed (unchanged when it has none)."""
+    runs = json.loads(row["runs"])
+    for run in reversed(runs):
+        if run["worker"] == worker and run["outcome"] is None:
+            run.update(ended_at=at, outcome=outcome, **({"error": error} if error else {}))
+            return dumps(runs)
+    return str(row["runs"])
+
+
 def this_owner() -> str:
     """This process as a record owner: host, pid and process start time (a reused pid is told apart)."""
     pid = os.getpid()
@@ -256,11 +266,14 @@ class JobRecords:
             for run in runs[:-1]:
                 if run["outcome"] is None:
                     run["outcome"] = "lost"  # its worker died or lost the task; Dask moved it elsewhere
+            changed = {"status": "running", "worker": worker, "started_at": at, "attempts": row["attempts"] + 1}
+            changed["runs"] = dumps(runs[-MAX_RUNS:])
             db.execute(
-                "UPDATE jobs SET status='running', worker=?, started_at=?, attempts=attempts+1, runs=? WHERE id=?",
-                (worker, at, dumps(runs[-MAX_RUNS:]), job_id),
+                "UPDATE jobs SET status=?, worker=?, started_at=?, attempts=?, runs=? WHERE id=?",
+                (*changed.values(), job_id),
             )
-            return self._record(self._row(db, job_id))  # type: ignore[arg-type]
+            # The row as it now stands, without reading it back (this runs for every job).
+            return self._record({**dict(row), **changed})
 
     def progress(self, job_id: str, fraction: float, message: str) -> dict[str, Any] | None:
         with self._write() as db:
@@ -276,12 +289,7 @@ class JobRecords:
             row = self._row(db, job_id)
             if row is None:
                 return
-            runs = json.loads(row["runs"])
-            for run in reversed(runs):
-                if run["worker"] == worker and run["outcome"] is None:
-                    run.update(ended_at=at, outcome=outcome, **({"error": error} if error else {}))
-                    break
-            db.execute("UPDATE jobs SET runs=? WHERE id=?", (dumps(runs), job_id))
+            db.execute("UPDATE jobs SET runs=? WHERE id=?", (_closed_runs(row, worker, at, outcome, error), job_id))
 
     def finish(
         self,
@@ -292,25 +300,35 @@ class JobRecords:
         result: Any = None,
         error: dict[str, Any] | None = None,
         cost: dict[str, Any] | None = None,
+        run: tuple[str, float, str] | None = None,
     ) -> dict[str, Any] | None:
-        """Move an active job to ``status`` (done, failed or cancelled); None when it had already ended."""
+        """Move an active job to ``status`` (done, failed or cancelled); None when it had already ended.
+        ``run`` = (worker, ended at, outcome) also closes that worker's open run, in the same write (as
+        `run_ended` would, whether or not the job was still active)."""
         assert status in TERMINAL
         with self._write() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET status=?, finished_at=?, result=?, error=?, cost=?,"
-                " progress=CASE WHEN ?='done' THEN 1 ELSE progress END"
-                " WHERE id=? AND status IN ('queued', 'running')",
-                (
-                    status,
-                    at,
-                    None if result is None else dumps(result),
-                    None if error is None else dumps(error),
-                    None if cost is None else dumps(cost),
-                    status,
-                    job_id,
-                ),
+            row = self._row(db, job_id)
+            if row is None:
+                return None
+            runs = row["runs"] if run is None else _closed_runs(row, *run, None)
+            if row["status"] not in ACTIVE:
+                if runs != row["runs"]:
+                    db.execute("UPDATE jobs SET runs=? WHERE id=?", (runs, job_id))
+                return None
+            changed = {
+                "status": status,
+                "finished_at": at,
+                "result": None if result is None else dumps(result),
+                "error": None if error is None else dumps(error),
+                "cost": None if cost is None else dumps(cost),
+                "progress": 1 if status == "done" else row["progress"],
+                "runs": runs,
+            }
+            db.execute(
+                "UPDATE jobs SET status=?, finished_at=?, result=?, error=?, cost=?, progress=?, runs=? WHERE id=?",
+                (*changed.values(), job_id),
             )
-            return None if cursor.rowcount == 0 else self._record(self._row(db, job_id))  # type: ignore[arg-type]
+            return self._record({**dict(row), **changed})
 
     def request_cancel(self, job_id: str) -> dict[str, Any]:
         with self._write() as db:

@@ -450,14 +450,15 @@ class Jobs:
             self.records.run_ended(job_id, str(message["name"]), float(message["at"]), outcome, error)
         elif what == "finished":
             worker = str(message["name"])
-            self.records.run_ended(job_id, worker, float(message["at"]), "done", None)
             cost = estimate(
                 self.providers.for_worker(worker),
                 float(message["duration_sec"]),
                 int(message["bytes_tx"]),
                 int(message["bytes_rx"]),
             )
-            self._end(job_id, "done", result=message.get("result"), cost=cost)
+            # The run is closed in the same write that ends the job.
+            run = (worker, float(message["at"]), "done")
+            self._end(job_id, "done", result=message.get("result"), cost=cost, run=run)
 
     def _done(self, future: Any) -> None:
         job_id = job_of(future.key)
