@@ -235,6 +235,9 @@ def test_scenes_without_background_get_the_backdrop_and_the_story_ends_on_the_en
     assert "show screen cvn_the_end" in ending and ending.rstrip().endswith("return")
     the_end = bundle.files["game/screens.rpy"].decode()
     assert 'text _("The End")' in the_end and "[config.name!q]" in the_end
+    # The ending card's words sit in the title's column: the key art behind them keeps the right half.
+    card = the_end[the_end.index("screen cvn_the_end():") :].split("\nstyle ")[0]
+    assert "xpos gui.navigation_xpos" in card and "xalign 0.5" not in card
 
 
 @given(

@@ -903,8 +903,9 @@ screen cvn_the_end():
     add "cvn_keyart"
     add Solid("#000000c0")
 
+    ## In the title screen's column: the key art keeps its pictures on the right half.
     vbox:
-        xalign 0.5
+        xpos gui.navigation_xpos
         yalign 0.45
         spacing gui.pref_spacing * 2
 
@@ -921,16 +922,16 @@ style cvn_end_title:
     font gui.name_text_font
     size gui.end_title_size
     color gui.accent_color
-    xalign 0.5
+    xalign 0.0
 
 style cvn_end_game:
     size gui.title_text_size
     color gui.text_color
-    xalign 0.5
-    text_align 0.5
+    xalign 0.0
+    text_align 0.0
     xmaximum gui.main_menu_title_width
 
 style cvn_end_hint:
     size gui.notify_text_size
     color gui.idle_color
-    xalign 0.5
+    xalign 0.0
