@@ -26,6 +26,10 @@ from .textproc import guess_expression, resolve_macros, split_ooc, tidy
 
 __all__ = ["DETAIL_LEVELS", "Detail", "ImportOptions", "SceneBuilder", "background_path", "choice_label"]
 
+# Captions of the menus made from swipes (--swipes-as-choices).
+SWIPES_OPENING = "How does the story begin?"
+SWIPES_LATER = "What happens next?"
+
 
 @attrs.frozen
 class Detail:
@@ -512,10 +516,12 @@ class SceneBuilder:
         self.stats["swipe_choices"] += 1
         selected = message.swipe_id if message.swipe_id is not None else 0
         groups.sort(key=lambda g: g[0] != selected)  # the swipe the user kept comes first
+        # The menu's caption, so that the player knows what the choices are: other takes of one message.
+        opening = self._scene_count == 1 and self._scene is not None and not self._scene.nodes
         menu: dict[str, Any] = {
             "id": "",
             "type": "choice",
-            "text": "",
+            "text": SWIPES_OPENING if opening else SWIPES_LATER,
             "data": {"line": message.line, "message": message.index, "swipes": True},
         }
         if message.image:

@@ -270,6 +270,23 @@ def test_swipe_choices_keep_the_image_on_the_menu(tmp_path: Path) -> None:
     assert "image" not in first["data"] and "image" not in second["data"]
 
 
+def test_swipe_menus_carry_a_caption_for_the_player(tmp_path: Path) -> None:
+    # Without one the player met two bare choices over an empty screen (Ren'Py shows the caption in the
+    # text box while the menu is up).
+    text = jsonl(
+        [
+            HEADERS["2023_epoch"],
+            {"name": "Aqua", "mes": "Hi.", "swipes": ["Hi.", "Hello."], "swipe_id": 0},
+            {"name": "You", "is_user": True, "mes": "Where to?"},
+            {"name": "Aqua", "mes": "North.", "swipes": ["North.", "South."], "swipe_id": 1},
+        ]
+    )
+    _, project = run(tmp_path, text, options=ImportOptions(swipes_as_choices=True))
+    menus = [n for n in nodes(project) if n["type"] == "choice"]
+    assert [m["text"] for m in menus] == ["How does the story begin?", "What happens next?"]
+    assert [c["label"] for c in menus[1]["choices"]] == ["South.", "North."]  # the kept swipe first
+
+
 # -- swipe labels --------------------------------------------------------------------------------------
 
 

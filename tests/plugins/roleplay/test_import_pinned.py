@@ -86,7 +86,8 @@ SCENE_1: dict[str, Any] = {
         {
             "id": "n0001",
             "type": "choice",
-            "text": "",
+            # The caption the player reads over the swipes: the chat opens with them.
+            "text": "How does the story begin?",
             "data": {"line": 2, "message": 0, "swipes": True},
             "choices": [
                 {
