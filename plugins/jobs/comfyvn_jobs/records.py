@@ -266,8 +266,13 @@ class JobRecords:
             for run in runs[:-1]:
                 if run["outcome"] is None:
                     run["outcome"] = "lost"  # its worker died or lost the task; Dask moved it elsewhere
-            changed = {"status": "running", "worker": worker, "started_at": at, "attempts": row["attempts"] + 1}
-            changed["runs"] = dumps(runs[-MAX_RUNS:])
+            changed = {
+                "status": "running",
+                "worker": worker,
+                "started_at": at,
+                "attempts": row["attempts"] + 1,
+                "runs": dumps(runs[-MAX_RUNS:]),
+            }
             db.execute(
                 "UPDATE jobs SET status=?, worker=?, started_at=?, attempts=?, runs=? WHERE id=?",
                 (*changed.values(), job_id),

@@ -160,8 +160,7 @@ class GuardMiddleware:
             verdict = self._authorize(scope, kind, wanted)
         except Exception:
             # Our own bug (a token file that cannot be read, say): logged with the id, a JSON 500.
-            log.exception("unhandled error", request_id=request_id, path=scope["path"], method=scope.get("method"))
-            await _internal_error(kind, send, request_id)
+            await _internal_error(scope, send, request_id)
             return
         if isinstance(verdict, Denied):
             log.info("request refused", request_id=request_id, path=scope["path"], code=verdict.code)
@@ -235,13 +234,10 @@ class GuardMiddleware:
                 # The ASGI server could not deliver our response: the client left. Nothing to answer.
                 log.info("client went away", request_id=request_id, path=scope["path"])
                 return
-            # Our own bug: log the traceback with the id the client sees, answer a JSON 500, and do
-            # not re-raise (the ASGI server would log it a second time without the id).
-            log.exception(
-                "unhandled error", request_id=request_id, path=scope["path"], method=scope.get("method", "WEBSOCKET")
-            )
-            if kind == "websocket" or not started:  # a 1011 close even after the accept
-                await _internal_error(kind, send, request_id)
+            # Our own bug: log the traceback with the id the client sees, answer a JSON 500 (a WebSocket:
+            # a 1011 close, even after the accept), and do not re-raise (the ASGI server would log it a
+            # second time without the id).
+            await _internal_error(scope, send, request_id, answer=kind == "websocket" or not started)
 
     def _authorize(self, scope: Scope, kind: str, wanted: dict[bytes, str]) -> Denied | Principal:
         server = scope.get("server")
@@ -265,9 +261,14 @@ class GuardMiddleware:
         )
 
 
-async def _internal_error(kind: str, send: Send, request_id: str) -> None:
-    """The last-resort answer to our own bug: a JSON 500 naming the request id, or a 1011 close."""
-    if kind == "http":
+async def _internal_error(scope: Scope, send: Send, request_id: str, *, answer: bool = True) -> None:
+    """Log the exception being handled with the request id; with ``answer``, the last-resort answer to
+    our own bug: a JSON 500 naming the request id, or a 1011 close."""
+    method = scope.get("method", "WEBSOCKET")
+    log.exception("unhandled error", request_id=request_id, path=scope["path"], method=method)
+    if not answer:
+        return
+    if scope["type"] == "http":
         start, body = json_body(
             500,
             {
