@@ -2,9 +2,10 @@
 
 Dask decides where and when a job runs (priorities, retries, worker resources, cancellation); this
 service only names the work (a registered kind and JSON params), records it, and listens. Everything
-workers say arrives on Dask's event topic; those messages and the futures' completions are applied to
-the records by one recorder thread, in the order Dask delivered them, so Dask's IO loop never waits on
-SQLite and a job's record moves through its states in order.
+workers say arrives on Dask's event topic; those messages are applied to the records by one recorder
+thread, in the order Dask delivered them, so Dask's IO loop never waits on SQLite and a job's record moves
+through its states in order. What only Dask knows (a job failed for good after its retries, was cancelled
+or lost) the recorder reads from the futures' states every `VERDICTS` seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import distributed
@@ -44,6 +45,10 @@ EMBEDDED = "embedded"
 # Worker messages applied per SQLite transaction at most (a burst of 1,000 no-op jobs commits a few times).
 BURST = 256
 RECENT = 10_000
+# Seconds between the recorder's looks at Dask's verdicts on active jobs (`Jobs._settled`): a failure,
+# a cancellation or a loss Dask decided is recorded within this. A callback per future costs a coroutine
+# and a thread hop per job, a sixth of a no-op job's time; a look costs a status read per active job.
+VERDICTS = 0.1
 _DASK: Any = distributed  # its API is untyped; calls through it are checked by the tests
 log = structlog.get_logger("comfyvn.jobs")
 
@@ -103,6 +108,8 @@ class Jobs:
         self._version = 0
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._recorder: threading.Thread | None = None
+        self._finished_seen: set[str] = set()  # see `_settled`
+        self._burst = threading.local()  # `held`: what the recorder does once its burst is committed
         self._closed = False
         self.recover()
 
@@ -252,23 +259,11 @@ class Jobs:
             if record["kind"] != kind or record["params"] != clean:
                 raise Conflict(f"key {key} is already used by a different job", field="key", code="key_conflict")
             return str(record["id"])
-        with self._lock:
-            future = client.submit(
-                run_job,
-                record["id"],
-                kind,
-                clean,
-                key=dask_key(record["id"], uuid.uuid4().hex[:12]),
-                priority=priority,
-                retries=retries,
-                resources=wanted or None,
-                pure=False,
-            )
-            self._futures[record["id"]] = future
+        job_id = str(record["id"])
         self._emit(
             "on_job_queued",
             {
-                "id": record["id"],
+                "id": job_id,
                 "kind": kind,
                 "key": key,
                 "priority": priority,
@@ -276,8 +271,32 @@ class Jobs:
                 "resources": wanted,
             },
         )
-        future.add_done_callback(lambda fut: self._inbox.put(("done", fut)))
-        return str(record["id"])
+        # The job is ours before Dask has it: a worker's first message may arrive before `client.submit`
+        # returns. The lock is not held across that call (a few hundred µs): the recorder takes it per message.
+        with self._lock:
+            self._futures[job_id] = None
+        try:
+            future = client.submit(
+                run_job,
+                job_id,
+                kind,
+                clean,
+                key=dask_key(job_id, uuid.uuid4().hex[:12]),
+                priority=priority,
+                retries=retries,
+                resources=wanted or None,
+                pure=False,
+            )
+        except Exception as exc:
+            self._end(job_id, "failed", error={"code": "dask_error", "message": f"{type(exc).__name__}: {exc}"[:300]})
+            raise
+        with self._lock:
+            ended = job_id not in self._futures  # cancelled while Dask was being told
+            if not ended:
+                self._futures[job_id] = future
+        if ended:
+            future.cancel(reason="cancelled by request")
+        return job_id
 
     def _params(self, kind: JobKind, params: Mapping[str, Any] | None) -> dict[str, Any]:
         if params is None:
@@ -338,6 +357,10 @@ class Jobs:
                 if self._version == seen:
                     # Another process's job changes without telling us: look again now and then.
                     self._changed.wait(0.25 if left is None else min(0.25, left))
+                # A job of ours leaves `_futures` when it ends: until then, the ends of others that wake
+                # this wait need no read of its record.
+                while job_id in self._futures and (deadline is None or time.monotonic() < deadline):
+                    self._changed.wait(0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic())))
 
     def recover(self) -> builtins.list[str]:
         """Fail the active jobs of processes that died (a server killed mid-job); returns their ids."""
@@ -353,15 +376,34 @@ class Jobs:
 
     # -- applying what Dask reports --------------------------------------------------------------------
     def _emit(self, name: str, payload: dict[str, Any]) -> None:
+        self._after_commit(lambda: self._publish(name, payload))
+
+    def _publish(self, name: str, payload: dict[str, Any]) -> None:
         try:
             self.kernel.events.emit(name, payload)
         except Exception:  # a payload the bus refuses must not stop the recorder
             log.exception("job event refused", event_name=name)
 
+    def _after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` now, or, on the recorder while it applies a burst, once the burst is committed:
+        subscribers and waiters then see the records as the event says, and the records stay locked only
+        for the SQL (`submit` inserts under the same lock)."""
+        held: list[Callable[[], None]] | None = getattr(self._burst, "held", None)
+        if held is None:
+            action()
+        else:
+            held.append(action)
+
+    def _changed_now(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+
     def _end(self, job_id: str, status: str, **fields: Any) -> dict[str, Any] | None:
         record = self.records.finish(job_id, status, at=time.time(), **fields)
         with self._lock:
-            if self._futures.pop(job_id, None) is not None:
+            if job_id in self._futures:
+                del self._futures[job_id]
                 self._ended[job_id] = None
                 while len(self._ended) > RECENT:
                     del self._ended[next(iter(self._ended))]
@@ -374,31 +416,63 @@ class Jobs:
                 self._emit("on_job_failed", {**base, "error": record["error"]})
             else:
                 self._emit("on_job_cancelled", base)
-            with self._changed:
-                self._version += 1
-                self._changed.notify_all()
+            if getattr(self._burst, "held", None) is None:
+                self._changed_now()
+            else:  # waiters are woken once per burst, after its commit
+                self._burst.changed = True
         return record
 
     def _record_loop(self) -> None:
-        last_poll = time.monotonic()
+        last_poll = last_verdicts = time.monotonic()
         while True:
             try:
-                burst = [self._inbox.get(timeout=1.0)]
+                burst = [self._inbox.get(timeout=VERDICTS if self._futures else 1.0)]
             except queue.Empty:
                 burst = []
+            if time.monotonic() - last_verdicts >= VERDICTS:
+                last_verdicts = time.monotonic()
+                burst.extend(("done", future) for future in self._settled())
             while burst and len(burst) < BURST:
                 try:
                     burst.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
-            with self.records.batch():
-                for what, item in burst:
-                    if what == "stop":
-                        return
-                    self._handle(what, item)
+            held: builtins.list[Callable[[], None]] = []
+            stop = False
+            self._burst.held, self._burst.changed = held, False
+            try:
+                with self.records.batch():
+                    for what, item in burst:
+                        if what == "stop":
+                            stop = True
+                            break
+                        self._handle(what, item)
+            finally:
+                self._burst.held = None
+            for action in held:
+                action()
+            if self._burst.changed:
+                self._changed_now()
+            if stop:
+                return
             if time.monotonic() - last_poll >= 1.0:
                 last_poll = time.monotonic()
                 self._poll_cancel_requests()
+
+    def _settled(self) -> builtins.list[Any]:
+        """Futures of active jobs that Dask has settled, for `_done`. A job the worker ends itself (its
+        ``finished`` message, queued before Dask settles the future) is not taken from Dask until its
+        future has been finished at two looks in a row: the message is then lost, not late."""
+        with self._lock:
+            settled = [(job_id, f) for job_id, f in self._futures.items() if f is not None and f.status != "pending"]
+        finished_before, self._finished_seen = self._finished_seen, set()
+        found = []
+        for job_id, future in settled:
+            if future.status == "finished" and job_id not in finished_before:
+                self._finished_seen.add(job_id)
+            else:
+                found.append(future)
+        return found
 
     def _handle(self, what: str, item: Any) -> None:
         try:

@@ -320,3 +320,59 @@ def test_wait_returns_the_active_record_after_its_timeout(jobs_kernel: Callable[
     assert service.wait(job_id, timeout=0.3)["status"] in ("queued", "running")
     assert time.monotonic() - started < 2
     service.cancel(job_id)
+
+
+def test_a_finished_job_whose_last_message_is_lost_takes_its_result_from_dask(
+    jobs_kernel: Callable[..., Kernel],
+) -> None:
+    """The recorder ends a job from the worker's ``finished`` message; when that message never comes, the
+    future Dask settled is read at two looks in a row (`VERDICTS` apart) and the job still ends done."""
+    kernel = jobs_kernel()
+    seen = _events(kernel)
+    service = jobs_for(kernel)
+    service.wait(service.submit("test.noop"), timeout=30)  # the embedded cluster is up
+    worker = next(iter(service._cluster.workers.values()))
+    sent = worker.log_event
+
+    def drop_finished(topic: Any, message: Any) -> None:
+        if not (isinstance(message, dict) and message.get("type") == "finished"):
+            sent(topic, message)
+
+    worker.log_event = drop_finished
+    try:
+        job_id = service.submit("test.noop")
+        record = service.wait(job_id, timeout=30)
+    finally:
+        worker.log_event = sent
+    assert record["status"] == "done" and record["result"] == {"worker": "embedded"}
+    # What only the message carries is missing, and nothing claims otherwise: no cost, the run left open.
+    assert record["cost"] is None and record["runs"][-1]["outcome"] is None
+    finished = [p for name, p in seen if name == "on_job_finished" and p["id"] == job_id]
+    assert finished == [{"id": job_id, "kind": "test.noop", "attempts": 1, "worker": "embedded", "cost": None}]
+
+
+def test_a_job_cancelled_while_dask_is_being_told_stays_cancelled(
+    jobs_kernel: Callable[..., Kernel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`submit` does not hold the service's lock across Dask's submit: a cancel arriving then ends the job,
+    and the future Dask returns afterwards is cancelled, not recorded as running."""
+    kernel = jobs_kernel()
+    seen = _events(kernel)
+    service = jobs_for(kernel)
+    client = service.client()
+    dask_submit = client.submit
+    cancelled: list[dict[str, Any]] = []
+
+    def submit_meanwhile_cancelled(fn: Any, job_id: str, *args: Any, **kwargs: Any) -> Any:
+        cancelled.append(service.cancel(job_id))
+        return dask_submit(fn, job_id, *args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", submit_meanwhile_cancelled)
+    job_id = service.submit("test.sleep", {"seconds": 5, "steps": 50})
+    monkeypatch.undo()
+    assert cancelled[0]["status"] == "cancelled"
+    time.sleep(0.5)  # long enough for a run to start and report, were the future not cancelled
+    record = service.get(job_id)
+    assert record["status"] == "cancelled" and record["started_at"] is None
+    assert [name for name, p in seen if p.get("id") == job_id] == ["on_job_queued", "on_job_cancelled"]
+    assert all(job_id not in ids for ids in service.processing().values())
