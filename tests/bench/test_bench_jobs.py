@@ -74,9 +74,8 @@ def test_bench_jobs_overhead_against_bare_dask(kernel: Kernel, benchmark: Any) -
         ratio=round(ratio, 2),
     )
     print(f"\njobs: {min(ours) / BATCH * 1e3:.2f} ms/job vs bare Dask {min(bare) / BATCH * 1e3:.2f} ms ({ratio:.2f}x)")
-    print(
-        f"  ms/job by round: jobs {[round(t / BATCH * 1e3, 2) for t in ours]}, bare {[round(t / BATCH * 1e3, 2) for t in bare]}"
-    )
+    by_round = {name: [round(t / BATCH * 1e3, 2) for t in times] for name, times in (("jobs", ours), ("bare", bare))}
+    print(f"  ms/job by round: jobs {by_round['jobs']}, bare {by_round['bare']}")
     at_most("Jobs.submit time / bare client.submit time", ratio, 2.0, "x")
 
 

@@ -2,11 +2,15 @@
 WebSocket fan-out to 100 subscribers.
 
 Run: ``python3 -m pytest tests/bench/test_bench_server.py --benchmark-enable -q -s``. Both apps run in
-their own process on the same hypercorn configuration (`comfyvn_server.serve.serve_app`); the load comes
-from a raw keep-alive HTTP/1.1 client in this process, so the ratio (target >= 0.9) says what the
-composed app — request ids, the auth guard, JSON error handling, every plugin's routes — costs over
-Starlette itself on this machine. Rounds come in pairs, one per server side by side, and the ratio
-is the median of the pairs' ratios, so that noise lasting a round or two does not decide it.
+their own process on the same hypercorn configuration (`comfyvn_server.serve.serve_app`), both on the
+same CPU; the load comes from a raw keep-alive HTTP/1.1 client in this process, on another CPU. The
+ratio (target >= 0.9) says what the composed app — request ids, the auth guard, JSON error handling,
+every plugin's routes — costs over Starlette itself on this machine.
+
+Both servers are loaded at once, each by its own connections: the CPU they share is split between two
+always-busy processes, so each serves in proportion to what a request costs it, and a slow stretch of
+this shared machine slows both alike. (Loaded in turn, a pair of rounds compared two moments: the
+ratio then moved between 0.85 and 0.98 from run to run.) The figure is the median of several windows.
 """
 
 from __future__ import annotations
@@ -29,10 +33,8 @@ import pytest
 from bench_targets import at_least
 from websockets.asyncio.client import connect
 
-SECONDS = 0.8
-# Pairs of rounds, one per server; the figure is the median of the pairs' ratios. Rounds on this
-# shared machine vary by a fifth: alone, the best round of each server compares two moments.
-ROUNDS = 13
+SECONDS = 1.5
+ROUNDS = 9  # windows; the figure is their median ratio
 CONNECTIONS = 8
 SUBSCRIBERS = 100
 EVENTS = 200
@@ -171,7 +173,7 @@ def servers(tmp_path: Path) -> Any:
     full, full_port = _start_full(tmp_path / "runtime")
     bare, bare_port = _start_bare()
     cpus = _two_cpus()
-    if cpus is not None:  # both servers on the second CPU: one is loaded at a time
+    if cpus is not None:  # both servers on the second CPU, which they share while both are loaded
         for process in (full, bare):
             os.sched_setaffinity(process.pid, {cpus[1]})
     try:
@@ -189,33 +191,45 @@ def test_health_throughput_full_app_vs_bare_starlette(benchmark: Any, servers: t
     full_rates: list[float] = []
     bare_rates: list[float] = []
 
+    async def both(seconds: float) -> tuple[float, float]:
+        full, bare = await asyncio.gather(_hammer(full_port, seconds), _hammer(bare_port, seconds))
+        return full, bare
+
+    client_busy: list[float] = []
+
     def measure() -> float:
         with _pinned():
-            for port in (bare_port, full_port):  # warm-up, not counted: first connections, lazy imports
-                asyncio.run(_hammer(port, SECONDS))
-            for n in range(ROUNDS):
-                # Side by side, in turn first: a pair sees the same state of the machine.
-                if n % 2:
-                    full_rates.append(asyncio.run(_hammer(full_port, SECONDS)))
-                    bare_rates.append(asyncio.run(_hammer(bare_port, SECONDS)))
-                else:
-                    bare_rates.append(asyncio.run(_hammer(bare_port, SECONDS)))
-                    full_rates.append(asyncio.run(_hammer(full_port, SECONDS)))
+            asyncio.run(both(SECONDS))  # warm-up, not counted: first connections, lazy imports
+            before, started = os.times(), time.perf_counter()
+            for _ in range(ROUNDS):
+                full, bare = asyncio.run(both(SECONDS))
+                full_rates.append(full)
+                bare_rates.append(bare)
+            after = os.times()
+            client_busy.append(
+                (after.user + after.system - before.user - before.system) / (time.perf_counter() - started)
+            )
         return statistics.median(f / b for f, b in zip(full_rates, bare_rates, strict=True))
 
     ratio = benchmark.pedantic(measure, rounds=1, iterations=1)
+    ratios = [round(f / b, 3) for f, b in zip(full_rates, bare_rates, strict=True)]
     benchmark.extra_info.update(
         {
-            "full_rps": round(max(full_rates)),
-            "bare_rps": round(max(bare_rates)),
+            "full_rps": round(statistics.median(full_rates)),
+            "bare_rps": round(statistics.median(bare_rates)),
             "ratio": round(ratio, 3),
             "target_ratio": 0.9,
         }
     )
     print(
-        f"\n/health: full app {max(full_rates):.0f} req/s, bare Starlette {max(bare_rates):.0f} req/s (best rounds), "
-        f"median ratio of {ROUNDS} pairs {ratio:.3f} (target >= 0.9)"
+        f"\n/health, both servers loaded at once on one CPU: full app {statistics.median(full_rates):.0f} req/s,"
+        f" bare Starlette {statistics.median(bare_rates):.0f} req/s (medians); ratio by window {ratios},"
+        f" median {ratio:.3f} (target >= 0.9)"
     )
+    # The servers, not the load generator, must be the bottleneck: a saturated client would serve both
+    # alike and the ratio would drift towards 1 whatever the app costs.
+    print(f"load generator busy {client_busy[0]:.0%} of its CPU")
+    assert client_busy[0] < 0.8, f"the load generator was the bottleneck ({client_busy[0]:.0%} busy)"
     at_least("/health throughput, full app / bare Starlette", ratio, 0.9)
 
 
