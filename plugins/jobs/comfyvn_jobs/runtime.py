@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from comfyvn import create_kernel
@@ -81,17 +81,28 @@ class JobFailed(Exception):
 
 
 class KernelPlugin(WorkerPlugin):
-    """Holds the kernel job bodies run with, and the worker's options (``name``, ``comfyui_url``)."""
+    """Holds the kernel job bodies run with, and the worker's options (``name``, ``comfyui_url``).
+
+    ``deliver``, on the embedded cluster's worker only, hands a job's messages straight to the service in
+    the same process (its recorder's queue) instead of sending them through the scheduler's event topic:
+    two messages fewer across Dask per job, in the same order."""
 
     name = PLUGIN_NAME
 
-    def __init__(self, kernel: Kernel | None = None, options: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kernel: Kernel | None = None,
+        options: Mapping[str, str] | None = None,
+        deliver: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.kernel = kernel
         self.options = dict(options or {})
+        self.deliver = deliver
 
     def __getstate__(self) -> dict[str, Any]:
         # A kernel never travels: a worker that receives this plugin builds its own from its environment.
-        return {"kernel": None, "options": self.options}
+        # Nor does `deliver`: it reaches into this process.
+        return {"kernel": None, "options": self.options, "deliver": None}
 
     def setup(self, worker: Worker) -> None:
         if self.kernel is None:
@@ -159,8 +170,10 @@ def run_job(job_id: str, kind: str, params: dict[str, Any]) -> Any:
     assert plugin.kernel is not None
     label = plugin.options.get("name") or str(worker.name)
 
-    def send(message: dict[str, Any]) -> None:
+    def send_to_topic(message: dict[str, Any]) -> None:
         worker.log_event(TOPIC, message)
+
+    send = plugin.deliver or send_to_topic
 
     key = worker.get_current_task()
 

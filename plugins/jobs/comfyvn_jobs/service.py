@@ -160,10 +160,14 @@ class Jobs:
             )
             # The in-process worker runs jobs with this very kernel (same plugins, paths and flags).
             for worker in self._cluster.workers.values():
-                worker.plugins[PLUGIN_NAME] = KernelPlugin(self.kernel, {"name": EMBEDDED})
+                worker.plugins[PLUGIN_NAME] = KernelPlugin(self.kernel, {"name": EMBEDDED}, deliver=self._deliver)
             client = _DASK.Client(self._cluster, set_as_default=False)
         client.subscribe_topic(TOPIC, lambda event: self._inbox.put(("event", event[1])))
         return client
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        """A message of a job running on the embedded worker, handed over in-process."""
+        self._inbox.put(("event", message))
 
     def _embedded_resources(self) -> dict[str, float]:
         """What plugins offer through ``jobs_embedded_resources``, then ``jobs.resources`` (which wins)."""

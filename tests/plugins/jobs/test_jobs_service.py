@@ -331,19 +331,20 @@ def test_a_finished_job_whose_last_message_is_lost_takes_its_result_from_dask(
     seen = _events(kernel)
     service = jobs_for(kernel)
     service.wait(service.submit("test.noop"), timeout=30)  # the embedded cluster is up
-    worker = next(iter(service._cluster.workers.values()))
-    sent = worker.log_event
+    # The embedded worker hands its messages over in-process (`KernelPlugin.deliver`).
+    plugin = next(iter(service._cluster.workers.values())).plugins["comfyvn"]
+    deliver = plugin.deliver
 
-    def drop_finished(topic: Any, message: Any) -> None:
-        if not (isinstance(message, dict) and message.get("type") == "finished"):
-            sent(topic, message)
+    def drop_finished(message: dict[str, Any]) -> None:
+        if message.get("type") != "finished":
+            deliver(message)
 
-    worker.log_event = drop_finished
+    plugin.deliver = drop_finished
     try:
         job_id = service.submit("test.noop")
         record = service.wait(job_id, timeout=30)
     finally:
-        worker.log_event = sent
+        plugin.deliver = deliver
     assert record["status"] == "done" and record["result"] == {"worker": "embedded"}
     # What only the message carries is missing, and nothing claims otherwise: no cost, the run left open.
     assert record["cost"] is None and record["runs"][-1]["outcome"] is None
@@ -376,3 +377,32 @@ def test_a_job_cancelled_while_dask_is_being_told_stays_cancelled(
     assert record["status"] == "cancelled" and record["started_at"] is None
     assert [name for name, p in seen if p.get("id") == job_id] == ["on_job_queued", "on_job_cancelled"]
     assert all(job_id not in ids for ids in service.processing().values())
+
+
+def test_the_embedded_worker_hands_messages_over_in_process_and_the_event_topic_still_works(
+    jobs_kernel: Callable[..., Kernel],
+) -> None:
+    """On the embedded cluster a job's messages skip the scheduler; a worker without that hand-over (any
+    other worker) reports through Dask's event topic, and the record is the same either way."""
+    kernel = jobs_kernel()
+    service = jobs_for(kernel)
+    service.wait(service.submit("test.noop"), timeout=30)
+    plugin = next(iter(service._cluster.workers.values())).plugins["comfyvn"]
+    handed: list[str] = []
+    deliver = plugin.deliver
+
+    def counting(message: dict[str, Any]) -> None:
+        handed.append(message["type"])
+        deliver(message)
+
+    plugin.deliver = counting
+    direct = service.wait(service.submit("test.sleep", {"seconds": 0.05, "steps": 2}), timeout=30)
+    plugin.deliver = None  # as on a worker in another process: Dask's event topic
+    try:
+        topic = service.wait(service.submit("test.sleep", {"seconds": 0.05, "steps": 2}), timeout=30)
+    finally:
+        plugin.deliver = deliver
+    assert handed == ["started", "progress", "progress", "finished"]
+    for record in (direct, topic):
+        assert record["status"] == "done" and record["worker"] == "embedded" and record["progress"] == 1
+        assert record["cost"]["duration_sec"] >= 0.05 and [r["outcome"] for r in record["runs"]] == ["done"]
