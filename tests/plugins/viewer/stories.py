@@ -137,3 +137,44 @@ def side_project(folder: Path) -> Path:
     (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
     (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
     return folder
+
+
+# Three answers as long as a chat's swipes (`--swipes-as-choices` makes each alternative reply a choice).
+LONG_CHOICES = (
+    "Mira laughs and pulls you towards the lighthouse stairs, promising the view from the top is worth every "
+    "one of the two hundred steps, and that she has counted them twice.",
+    "Mira shakes her head, sits down on the harbour wall and starts telling you about the storm of '09, the "
+    "night the lamp went dark and the whole village came out with lanterns.",
+    "Mira points at the fishing boats coming in and asks whether you have ever gutted a mackerel, because the "
+    "market opens in an hour and she could use a second pair of hands.",
+)
+
+
+def choices_project(folder: Path) -> Path:
+    """One captioned menu of three long choices, each leading to its own ending."""
+    (folder / "scenes").mkdir(parents=True)
+    project = {
+        "format": "comfyvn-project",
+        "format_version": 1,
+        "id": "choices",
+        "title": "Harbour",
+        "start": "s",
+        "scenes": ["s"],
+        "characters": {"mira": {"name": "Mira"}},
+    }
+    nodes: list[dict[str, Any]] = [
+        {
+            "id": "menu",
+            "type": "choice",
+            "text": "What happens next?",
+            "choices": [{"id": f"c{n}", "label": label, "target": f"e{n}"} for n, label in enumerate(LONG_CHOICES)],
+        }
+    ]
+    nodes += [
+        {"id": f"e{n}", "type": "dialogue", "speaker": "mira", "text": "And so the day went.", "end": True}
+        for n in range(len(LONG_CHOICES))
+    ]
+    scene = {"id": "s", "start": "menu", "nodes": nodes}
+    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
+    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
+    return folder

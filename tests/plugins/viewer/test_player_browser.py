@@ -36,7 +36,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .stories import CJK_LINES, LONG, SIDE_LINES, cjk_project, long_project, side_project
+from .stories import CJK_LINES, LONG, SIDE_LINES, choices_project, cjk_project, long_project, side_project
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -58,6 +58,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.create_from_folder(cjk_project(root / "cjk"), project_id="cjk")
     store.create_from_folder(long_project(root / "long"), project_id="long")
     store.create_from_folder(side_project(root / "side"), project_id="side")
+    store.create_from_folder(choices_project(root / "choices"), project_id="choices")
     with live_server(kernel) as base:
         yield base
 
@@ -346,6 +347,39 @@ def test_a_phone_shows_the_whole_stage_and_a_readable_text_box(
         assert shot.size == (780, 1688)
 
 
+def test_a_phone_shows_a_menu_of_long_choices_whole(browser: WebDriver, base_url: str, tmp_path: Path) -> None:
+    """Choices as long as a chat's swipes: while the menu is up, the text box keeps only the room its caption
+    needs, so every choice shows whole without scrolling (a fixed-height box left them a scrolling strip)."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    )
+    _open(browser, base_url, "choices")
+    _start(browser, seed=0)
+    WebDriverWait(browser, 5).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-cvn="choice"]')) == 3)
+    geometry = browser.execute_script(
+        """
+        const r = (el) => el.getBoundingClientRect().toJSON();
+        const list = document.getElementById('choices');
+        return {box: r(document.getElementById('textbox')), list: r(list),
+                scrolls: list.scrollHeight > list.clientHeight + 1,
+                buttons: [...list.querySelectorAll('button')].map(r),
+                controls: r(document.getElementById('controls'))};
+        """
+    )
+    browser.save_screenshot(str(tmp_path / "menu.png"))
+    assert browser.find_element(By.ID, "text").text == "What happens next?"
+    assert not geometry["scrolls"]
+    for button in geometry["buttons"]:
+        assert geometry["list"]["top"] - 1 <= button["top"] and button["bottom"] <= geometry["list"]["bottom"] + 1
+        assert button["bottom"] <= geometry["controls"]["top"] + 1
+    assert geometry["box"]["bottom"] <= geometry["buttons"][0]["top"]
+    # Chosen, the story goes on with the text box back at its reading height.
+    browser.find_element(By.CSS_SELECTOR, '[data-choice-id="c2"]').click()
+    WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "text").text == "And so the day went.")
+    height = browser.execute_script("return document.getElementById('textbox').getBoundingClientRect().height")
+    assert height >= 9 * 16 - 1  # clamp(9rem, 30vh, 16rem)
+
+
 def _ink(png: bytes) -> tuple[int, Image.Image]:
     """Pixels clearly brighter than the text box's dark panel (the light text), and the picture."""
     image = Image.open(io.BytesIO(png)).convert("L")
@@ -619,20 +653,24 @@ def test_on_a_phone_the_text_box_and_the_menu_stay_put_from_line_to_line(browser
                 const r = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
                 const box = document.getElementById('textbox');
                 return {box: r('textbox'), menu: r('controls'), choices: r('choices'), bg: r('background'),
-                        fits: box.scrollHeight <= box.clientHeight + 1, node: window.comfyvn.state().node};
+                        fits: box.scrollHeight <= box.clientHeight + 1, node: window.comfyvn.state().node,
+                        choosing: document.getElementById('choices').children.length > 0};
                 """
             )
         )
 
     _play(browser, lambda i, ids: ids[-1], each=measure)
-    assert len(seen) > 5
-    assert {(round(m["box"]["top"]), round(m["box"]["height"])) for m in seen} == {
-        (round(seen[0]["box"]["top"]), round(seen[0]["box"]["height"]))
-    }
+    reading = [m for m in seen if not m["choosing"]]
+    assert len(seen) > 5 and 3 <= len(reading) < len(seen)  # lines, and menus
+    # The box never moves; it keeps one height for reading. While a menu is up it only shrinks to what its
+    # text needs, leaving the choices the room (see test_a_phone_shows_a_menu_of_long_choices_whole).
+    assert {round(m["box"]["top"]) for m in seen} == {round(seen[0]["box"]["top"])}
+    assert {round(m["box"]["height"]) for m in reading} == {round(reading[0]["box"]["height"])}
+    assert all(m["box"]["height"] <= reading[0]["box"]["height"] + 1 for m in seen)
     assert len({round(m["menu"]["top"]) for m in seen}) == 1, [round(m["menu"]["top"]) for m in seen]
     for m in seen:
         assert m["fits"], m["node"]  # every line of the demo fits the text box: no scrolling to read
-        assert m["box"]["top"] >= m["bg"]["bottom"] - 1 and m["box"]["height"] >= 140
+        assert m["box"]["top"] >= m["bg"]["bottom"] - 1 and m["box"]["height"] >= (80 if m["choosing"] else 140)
         assert m["choices"]["bottom"] <= m["menu"]["top"] + 1
         # The menu sits at the bottom of the screen, where thumbs are, not in the middle.
         assert 844 - 2 <= m["menu"]["bottom"] <= 844

@@ -272,6 +272,7 @@
       var first = el.choices.querySelector("button");
       if (first) first.focus({ preventScroll: true });
     }
+    el.player.classList.toggle("menu", menu);
     el.ctc.hidden = menu || frame.mode === "end" && lastPage();
     schedule();
   }
