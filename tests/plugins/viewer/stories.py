@@ -18,17 +18,24 @@ LONG = (
 )
 
 
-def long_project(folder: Path) -> Path:
-    (folder / "scenes").mkdir(parents=True)
+def _write(folder: Path, project_id: str, title: str, characters: dict[str, Any], scene: dict[str, Any]) -> Path:
+    """``folder`` as a one-scene project (``scenes/<scene id>.json``) with ``characters``."""
+    (folder / "scenes").mkdir(parents=True, exist_ok=True)
     project = {
         "format": "comfyvn-project",
         "format_version": 1,
-        "id": "long",
-        "title": "Long",
-        "start": "s",
-        "scenes": ["s"],
-        "characters": {"cora": {"name": "Cora"}},
+        "id": project_id,
+        "title": title,
+        "start": scene["id"],
+        "scenes": [scene["id"]],
+        "characters": characters,
     }
+    (folder / "project.json").write_text(json.dumps(project, ensure_ascii=False), encoding="utf-8")
+    (folder / "scenes" / f"{scene['id']}.json").write_text(json.dumps(scene, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def long_project(folder: Path) -> Path:
     scene = {
         "id": "s",
         "start": "a",
@@ -36,23 +43,11 @@ def long_project(folder: Path) -> Path:
             {"id": "a", "type": "dialogue", "speaker": "cora", "text": LONG, "end": True},
         ],
     }
-    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
-    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
-    return folder
+    return _write(folder, "long", "Long", {"cora": {"name": "Cora"}}, scene)
 
 
 def cjk_project(folder: Path) -> Path:
     """A two-node project whose lines and speaker are Japanese and Chinese."""
-    (folder / "scenes").mkdir(parents=True)
-    project = {
-        "format": "comfyvn-project",
-        "format_version": 1,
-        "id": "cjk",
-        "title": "夜行列車",
-        "start": "eki",
-        "scenes": ["eki"],
-        "characters": {"hana": {"name": "花子", "color": "#e07a5f"}},
-    }
     scene = {
         "id": "eki",
         "start": "a",
@@ -67,9 +62,7 @@ def cjk_project(folder: Path) -> Path:
             {"id": "b", "type": "narration", "text": CJK_LINES[1], "end": True},
         ],
     }
-    (folder / "project.json").write_text(json.dumps(project, ensure_ascii=False), encoding="utf-8")
-    (folder / "scenes" / "eki.json").write_text(json.dumps(scene, ensure_ascii=False), encoding="utf-8")
-    return folder
+    return _write(folder, "cjk", "夜行列車", {"hana": {"name": "花子", "color": "#e07a5f"}}, scene)
 
 
 #: (node, speaker id or None, the side image's file or None) of `side_project`, in order.
@@ -89,7 +82,6 @@ def side_project(folder: Path) -> Path:
 
     art = folder / "art"
     art.mkdir(parents=True)
-    (folder / "scenes").mkdir()
     for name, colour in (("moth_calm", "#3a7bd5"), ("moth_glad", "#f2a03d"), ("rook_portrait", "#7e3ad5")):
         picture = Image.new("RGB", (240, 240), colour)
         ImageDraw.Draw(picture).ellipse((60, 50, 180, 190), fill="#f4e1c6")
@@ -98,21 +90,13 @@ def side_project(folder: Path) -> Path:
     ImageDraw.Draw(figure).rectangle((90, 60, 210, 600), fill="#2f8f5b")
     figure.save(art / "rook.png")
     Image.new("RGB", (640, 360), "#28304a").save(art / "room.png")
-    project = {
-        "format": "comfyvn-project",
-        "format_version": 1,
-        "id": "side",
-        "title": "Side",
-        "start": "s",
-        "scenes": ["s"],
-        "characters": {
-            "moth": {
-                "name": "Moth",
-                "default_expression": "calm",
-                "sprites": {"calm": "art/moth_calm.png", "glad": "art/moth_glad.png"},
-            },
-            "rook": {"name": "Rook", "portrait": "art/rook_portrait.png", "sprites": {"neutral": "art/rook.png"}},
+    characters = {
+        "moth": {
+            "name": "Moth",
+            "default_expression": "calm",
+            "sprites": {"calm": "art/moth_calm.png", "glad": "art/moth_glad.png"},
         },
+        "rook": {"name": "Rook", "portrait": "art/rook_portrait.png", "sprites": {"neutral": "art/rook.png"}},
     }
 
     def line(node_id: str, speaker: str | None, text: str, nxt: str | None, **extra: Any) -> dict[str, Any]:
@@ -134,9 +118,7 @@ def side_project(folder: Path) -> Path:
             line("rook_out", "rook", "Goodnight.", None, characters=[{"id": "rook", "hide": True}]),
         ],
     }
-    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
-    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
-    return folder
+    return _write(folder, "side", "Side", characters, scene)
 
 
 # Three answers as long as a chat's swipes (`--swipes-as-choices` makes each alternative reply a choice).
@@ -152,16 +134,6 @@ LONG_CHOICES = (
 
 def choices_project(folder: Path) -> Path:
     """One captioned menu of three long choices, each leading to its own ending."""
-    (folder / "scenes").mkdir(parents=True)
-    project = {
-        "format": "comfyvn-project",
-        "format_version": 1,
-        "id": "choices",
-        "title": "Harbour",
-        "start": "s",
-        "scenes": ["s"],
-        "characters": {"mira": {"name": "Mira"}},
-    }
     nodes: list[dict[str, Any]] = [
         {
             "id": "menu",
@@ -174,7 +146,6 @@ def choices_project(folder: Path) -> Path:
         {"id": f"e{n}", "type": "dialogue", "speaker": "mira", "text": "And so the day went.", "end": True}
         for n in range(len(LONG_CHOICES))
     ]
-    scene = {"id": "s", "start": "menu", "nodes": nodes}
-    (folder / "project.json").write_text(json.dumps(project), encoding="utf-8")
-    (folder / "scenes" / "s.json").write_text(json.dumps(scene), encoding="utf-8")
-    return folder
+    return _write(
+        folder, "choices", "Harbour", {"mira": {"name": "Mira"}}, {"id": "s", "start": "menu", "nodes": nodes}
+    )
