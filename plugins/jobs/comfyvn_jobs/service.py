@@ -421,9 +421,7 @@ class Jobs:
             else:
                 self._emit("on_job_cancelled", base)
             if getattr(self._burst, "held", None) is None:
-                self._changed_now()
-            else:  # waiters are woken once per burst, after its commit
-                self._burst.changed = True
+                self._changed_now()  # on the recorder, waiters are woken once per burst, after its commit
         return record
 
     def _record_loop(self) -> None:
@@ -441,27 +439,31 @@ class Jobs:
                     burst.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
-            held: builtins.list[Callable[[], None]] = []
-            stop = False
-            self._burst.held, self._burst.changed = held, False
-            try:
-                with self.records.batch():
-                    for what, item in burst:
-                        if what == "stop":
-                            stop = True
-                            break
-                        self._handle(what, item)
-            finally:
-                self._burst.held = None
-            for action in held:
-                action()
-            if self._burst.changed:
-                self._changed_now()
-            if stop:
+            if burst and not self._apply_burst(burst):
                 return
             if time.monotonic() - last_poll >= 1.0:
                 last_poll = time.monotonic()
                 self._poll_cancel_requests()
+
+    def _apply_burst(self, burst: builtins.list[tuple[str, Any]]) -> bool:
+        """Apply ``burst`` in one transaction, then publish its events and wake the waiters; False at
+        ``stop`` (what came before it is still applied)."""
+        held: builtins.list[Callable[[], None]] = []
+        self._burst.held = held
+        going = True
+        try:
+            with self.records.batch():
+                for what, item in burst:
+                    if what == "stop":
+                        going = False
+                        break
+                    self._handle(what, item)
+        finally:
+            self._burst.held = None
+        for action in held:
+            action()
+        self._changed_now()
+        return going
 
     def _settled(self) -> builtins.list[Any]:
         """Futures of active jobs that Dask has settled, for `_done`. A job the worker ends itself (its
